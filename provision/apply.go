@@ -1,0 +1,346 @@
+package provision
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// ApplyResult summarises an apply.
+type ApplyResult struct {
+	Added, Changed, Destroyed int
+	// Errors maps addresses to what went wrong; empty on success.
+	Errors map[string]error
+}
+
+// Err joins the apply's errors, in address order, or returns nil.
+func (r *ApplyResult) Err() error {
+	if len(r.Errors) == 0 {
+		return nil
+	}
+	addrs := make([]string, 0, len(r.Errors))
+	for a := range r.Errors {
+		addrs = append(addrs, a)
+	}
+	SortAddresses(addrs)
+	var errs []error
+	for _, a := range addrs {
+		if errors.Is(r.Errors[a], errSkipped) {
+			continue
+		}
+		errs = append(errs, r.Errors[a])
+	}
+	if len(errs) == 0 {
+		return fmt.Errorf("apply stopped: %d operations were skipped", len(r.Errors))
+	}
+	return errors.Join(errs...)
+}
+
+// Apply carries out plan against st, which must be the (refreshed) state
+// the plan was made from. The state is written after every resource
+// change. ctx cancellation stops new operations from starting; running
+// ones complete so nothing is left half-made.
+func (e *Engine) Apply(ctx context.Context, st *State, plan *Plan) *ApplyResult {
+	if st.Lineage != plan.Lineage {
+		return &ApplyResult{Errors: map[string]error{"": fmt.Errorf("plan was made for lineage %s, state has %s", plan.Lineage, st.Lineage)}}
+	}
+	if plan.Cluster != "" {
+		st.Cluster = plan.Cluster
+	}
+	res := &ApplyResult{Errors: map[string]error{}}
+	var tasks []*task
+	changes := map[string]*Change{}
+	for _, c := range plan.Changes {
+		changes[c.Address] = c
+	}
+	// Dependents in the state, for destroy ordering.
+	dependents := map[string][]string{}
+	for _, r := range st.Resources {
+		for _, d := range r.Deps {
+			dependents[d] = append(dependents[d], r.Address)
+		}
+	}
+	deletes := func(c *Change) bool { return c.Action == ActionDelete || c.Action == ActionReplace }
+	creates := func(c *Change) bool {
+		return c.Action == ActionCreate || c.Action == ActionReplace || c.Action == ActionUpdate
+	}
+	for _, c := range plan.Changes {
+		c := c
+		if deletes(c) {
+			t := &task{id: "delete:" + c.Address}
+			for _, dep := range dependents[c.Address] {
+				if dc := changes[dep]; dc != nil && deletes(dc) {
+					t.deps = append(t.deps, "delete:"+dep)
+				}
+			}
+			t.run = func(ctx context.Context) error { return e.applyDelete(ctx, st, c, res) }
+			tasks = append(tasks, t)
+		}
+		if creates(c) {
+			t := &task{id: "create:" + c.Address}
+			if c.Action == ActionReplace {
+				t.deps = append(t.deps, "delete:"+c.Address)
+			}
+			for _, d := range c.Deps {
+				if dc := changes[d]; dc != nil && creates(dc) {
+					t.deps = append(t.deps, "create:"+d)
+				}
+			}
+			t.run = func(ctx context.Context) error {
+				if c.Action == ActionUpdate {
+					return e.applyUpdate(ctx, st, c, res)
+				}
+				return e.applyCreate(ctx, st, c, res)
+			}
+			tasks = append(tasks, t)
+		}
+	}
+	results := runDAG(ctx, context.WithoutCancel(ctx), tasks, e.Parallelism)
+	for id, err := range results {
+		if err != nil {
+			res.Errors[strings.SplitN(id, ":", 2)[1]] = err
+		}
+	}
+	return res
+}
+
+// commit applies f to the state and writes it, under the state mutex.
+func (e *Engine) commit(st *State, f func()) error {
+	e.stateMu.Lock()
+	defer e.stateMu.Unlock()
+	f()
+	return e.Store.Write(st)
+}
+
+func (e *Engine) progress(addr string, a Action) (stop func(id string, err error)) {
+	start := time.Now()
+	if e.UI != nil {
+		e.UI.Started(addr, a)
+	}
+	every := e.ProgressInterval
+	if every <= 0 {
+		every = 10 * time.Second
+	}
+	quit := make(chan struct{})
+	go func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-t.C:
+				if e.UI != nil {
+					e.UI.Progress(addr, a, time.Since(start))
+				}
+			}
+		}
+	}()
+	return func(id string, err error) {
+		close(quit)
+		if e.UI != nil {
+			e.UI.Finished(addr, a, id, time.Since(start), err)
+		}
+	}
+}
+
+func (e *Engine) applyCreate(ctx context.Context, st *State, c *Change, res *ApplyResult) (err error) {
+	p, err := e.provider(c.Provider)
+	if err != nil {
+		return err
+	}
+	var id string
+	done := e.progress(c.Address, ActionCreate)
+	defer func() { done(id, err) }()
+
+	// Record the intent first: a crash from here on leaves a pending
+	// resource with its token, which the next refresh resolves.
+	e.stateMu.Lock()
+	gen := st.Generations[c.Address]
+	token := ClientToken(st.Lineage, c.Address, gen)
+	deps := map[string]string{}
+	for _, d := range c.Deps {
+		if r := st.Resource(d); r != nil {
+			deps[d] = r.ID
+		}
+	}
+	cluster := st.Cluster
+	e.stateMu.Unlock()
+	rs := &ResourceState{
+		Address: c.Address, Type: c.Type, Kind: c.Kind, Provider: c.Provider,
+		Status: StatusPending, Token: token, Attrs: c.After, Deps: c.Deps,
+	}
+	if err := e.commit(st, func() { st.put(rs) }); err != nil {
+		return err
+	}
+	req := &CreateRequest{
+		Address: c.Address, Kind: c.Kind, Cluster: cluster, Lineage: st.Lineage,
+		ClientToken: token, Attrs: c.After, Deps: deps, ExpiresAt: e.expiresAt(),
+	}
+	var resp *CreateResponse
+	err = e.call(ctx, c.Provider, func(ctx context.Context) error {
+		var err error
+		resp, err = p.Create(ctx, req)
+		return err
+	})
+	if err != nil {
+		// The call may have made the resource before failing; find out.
+		var rr *ReadResponse
+		rerr := e.call(ctx, c.Provider, func(ctx context.Context) error {
+			var err error
+			rr, err = p.Read(ctx, &ReadRequest{Address: c.Address, Kind: c.Kind, ClientToken: token})
+			return err
+		})
+		if rerr != nil || rr.Exists {
+			// Keep the intent: the next refresh resolves it.
+			return fmt.Errorf("create %s: %w", c.Address, err)
+		}
+		if cerr := e.commit(st, func() { st.remove(c.Address) }); cerr != nil {
+			return cerr
+		}
+		return fmt.Errorf("create %s: %w", c.Address, err)
+	}
+	id = resp.ID
+	created := *rs
+	created.ID = resp.ID
+	created.Status = StatusCreated
+	created.Created = time.Now().UTC()
+	created.Attrs = mergeAttrs(c.After, resp.Attrs)
+	if err := e.commit(st, func() { st.put(&created) }); err != nil {
+		return err
+	}
+	if w, ok := p.(Waiter); ok {
+		rr, werr := w.WaitReady(ctx, &ReadRequest{Address: c.Address, Kind: c.Kind, ID: resp.ID, ClientToken: token})
+		final := created
+		if werr != nil {
+			final.Status = StatusTainted
+			if rr != nil {
+				final.Attrs = mergeAttrs(created.Attrs, rr.Attrs)
+			}
+			if cerr := e.commit(st, func() { st.put(&final) }); cerr != nil {
+				return cerr
+			}
+			return fmt.Errorf("create %s: %w", c.Address, werr)
+		}
+		final.Status = StatusReady
+		final.Attrs = mergeAttrs(created.Attrs, rr.Attrs)
+		if err := e.commit(st, func() { st.put(&final) }); err != nil {
+			return err
+		}
+	} else {
+		created.Status = StatusReady
+		if err := e.commit(st, func() { st.put(&created) }); err != nil {
+			return err
+		}
+	}
+	e.stateMu.Lock()
+	res.Added++
+	e.stateMu.Unlock()
+	return nil
+}
+
+func (e *Engine) applyUpdate(ctx context.Context, st *State, c *Change, res *ApplyResult) (err error) {
+	p, err := e.provider(c.Provider)
+	if err != nil {
+		return err
+	}
+	done := e.progress(c.Address, ActionUpdate)
+	defer func() { done(c.BeforeID, err) }()
+	up, ok := p.(Updater)
+	if !ok {
+		return fmt.Errorf("update %s: provider %s cannot update in place", c.Address, c.Provider)
+	}
+	var resp *UpdateResponse
+	err = e.call(ctx, c.Provider, func(ctx context.Context) error {
+		var err error
+		resp, err = up.Update(ctx, &UpdateRequest{Address: c.Address, Kind: c.Kind, ID: c.BeforeID, Before: c.Before, After: c.After})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("update %s: %w", c.Address, err)
+	}
+	if err := e.commit(st, func() {
+		r := st.Resource(c.Address)
+		if r == nil {
+			return
+		}
+		n := *r
+		n.Attrs = mergeAttrs(mergeAttrs(r.Attrs, c.After), resp.Attrs)
+		st.put(&n)
+	}); err != nil {
+		return err
+	}
+	e.stateMu.Lock()
+	res.Changed++
+	e.stateMu.Unlock()
+	return nil
+}
+
+func (e *Engine) applyDelete(ctx context.Context, st *State, c *Change, res *ApplyResult) (err error) {
+	p, err := e.provider(c.Provider)
+	if err != nil {
+		return err
+	}
+	e.stateMu.Lock()
+	r := st.Resource(c.Address)
+	var cur ResourceState
+	if r != nil {
+		cur = *r
+	}
+	e.stateMu.Unlock()
+	if r == nil {
+		return nil // already gone from the state
+	}
+	id := cur.ID
+	done := e.progress(c.Address, ActionDelete)
+	defer func() { done(id, err) }()
+	if id == "" {
+		// A pending intent: find what its token made, if anything.
+		var rr *ReadResponse
+		if err := e.call(ctx, c.Provider, func(ctx context.Context) error {
+			var err error
+			rr, err = p.Read(ctx, &ReadRequest{Address: c.Address, Kind: c.Kind, ClientToken: cur.Token})
+			return err
+		}); err != nil {
+			return fmt.Errorf("delete %s: %w", c.Address, err)
+		}
+		if rr.Exists {
+			id = rr.ID
+		}
+	}
+	if id != "" {
+		err = e.call(ctx, c.Provider, func(ctx context.Context) error {
+			return p.Delete(ctx, &DeleteRequest{Address: c.Address, Kind: c.Kind, ID: id})
+		})
+		if err != nil {
+			return fmt.Errorf("delete %s: %w", c.Address, err)
+		}
+	}
+	if err := e.commit(st, func() { st.remove(c.Address) }); err != nil {
+		return err
+	}
+	e.stateMu.Lock()
+	res.Destroyed++
+	e.stateMu.Unlock()
+	return nil
+}
+
+func (e *Engine) expiresAt() time.Time {
+	if e.Config == nil || e.Config.Cluster == nil || e.Config.Cluster.TTL <= 0 {
+		return time.Time{}
+	}
+	return time.Now().Add(e.Config.Cluster.TTL).UTC()
+}
+
+func mergeAttrs(a, b Attrs) Attrs {
+	out := make(Attrs, len(a)+len(b))
+	for k, v := range a {
+		out[k] = v
+	}
+	for k, v := range b {
+		out[k] = v
+	}
+	return out
+}

@@ -1,0 +1,177 @@
+package provision
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"golang.org/x/time/rate"
+
+	"github.com/hvctl/hvctl/templates"
+)
+
+// DefaultParallelism is apply's default bound on concurrent operations.
+const DefaultParallelism = 10
+
+// UI receives apply progress. Implementations must be safe for
+// concurrent use.
+type UI interface {
+	// Started is called when an operation on addr begins.
+	Started(addr string, a Action)
+	// Progress is called every ProgressInterval while it runs.
+	Progress(addr string, a Action, elapsed time.Duration)
+	// Finished is called when it ends; err is nil on success.
+	Finished(addr string, a Action, id string, elapsed time.Duration, err error)
+}
+
+// Engine plans and applies a configuration against a state store.
+type Engine struct {
+	Config *templates.Config
+	Store  *Store
+	// Parallelism bounds concurrent operations; <= 0 means unlimited.
+	Parallelism int
+	UI          UI
+	// ProgressInterval is how often UI.Progress is called (default 10s).
+	ProgressInterval time.Duration
+	// MaxRetries bounds retries of retryable provider errors (default 8).
+	MaxRetries int
+
+	providers map[string]Provider
+	limiters  map[string]*rate.Limiter
+	stateMu   sync.Mutex
+}
+
+// NewEngine configures every provider of cfg (each checks its own
+// settings) and returns an engine. cfg may be nil for state-only work;
+// providers can then be added with AddProvider.
+func NewEngine(cfg *templates.Config, store *Store) (*Engine, hcl.Diagnostics) {
+	e := &Engine{Config: cfg, Store: store, Parallelism: DefaultParallelism,
+		providers: map[string]Provider{}, limiters: map[string]*rate.Limiter{}}
+	if cfg == nil {
+		return e, nil
+	}
+	var diags hcl.Diagnostics
+	env := &Env{StateDir: store.Dir()}
+	if cfg.Cluster != nil {
+		env.Cluster = cfg.Cluster.Name
+	}
+	for _, pc := range cfg.Providers {
+		f, ok := Lookup(pc.Type)
+		if !ok {
+			rng := pc.DeclRange
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  fmt.Sprintf("Provider %q is not available", pc.Type),
+				Detail:   fmt.Sprintf("This build of hvctl has the providers %v. The %s provider is not built in yet.", Registered(), pc.Type),
+				Subject:  &rng,
+			})
+			continue
+		}
+		p, d := f(pc, env)
+		diags = append(diags, d...)
+		if p != nil && !d.HasErrors() {
+			e.AddProvider(pc.Ref(), p)
+		}
+	}
+	return e, diags
+}
+
+// AddProvider registers a configured provider under its reference
+// (provider.TYPE.NAME).
+func (e *Engine) AddProvider(ref string, p Provider) {
+	e.providers[ref] = p
+	l := p.Limits()
+	if l.APIRate > 0 {
+		b := l.Burst
+		if b < 1 {
+			b = 1
+		}
+		e.limiters[ref] = rate.NewLimiter(rate.Limit(l.APIRate), b)
+	}
+}
+
+// Provider returns the configured provider for ref.
+func (e *Engine) Provider(ref string) (Provider, bool) {
+	p, ok := e.providers[ref]
+	return p, ok
+}
+
+func (e *Engine) provider(ref string) (Provider, error) {
+	p, ok := e.providers[ref]
+	if !ok {
+		return nil, fmt.Errorf("the state has resources of %s, which is not in the configuration: add its provider block back so hvctl can manage them", ref)
+	}
+	return p, nil
+}
+
+// call runs one provider API call under the provider's rate limit,
+// retrying retryable errors with jittered exponential backoff.
+func (e *Engine) call(ctx context.Context, ref string, f func(context.Context) error) error {
+	max := e.MaxRetries
+	if max == 0 {
+		max = 8
+	}
+	delay := 100 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		if l := e.limiters[ref]; l != nil {
+			if err := l.Wait(ctx); err != nil {
+				return err
+			}
+		}
+		err := f(ctx)
+		if err == nil || !IsRetryable(err) || attempt >= max {
+			return err
+		}
+		sleep := delay/2 + time.Duration(rand.Int64N(int64(delay)))
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(sleep):
+		}
+		if delay < 10*time.Second {
+			delay *= 2
+		}
+	}
+}
+
+// forEach runs f for 0..n-1 with the engine's parallelism and returns
+// the first error.
+func (e *Engine) forEach(ctx context.Context, n int, f func(context.Context, int) error) error {
+	par := e.Parallelism
+	if par <= 0 || par > n {
+		par = n
+	}
+	if par == 0 {
+		return nil
+	}
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+	)
+	next := make(chan int)
+	for w := 0; w < par; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				if err := f(ctx, i); err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for i := 0; i < n; i++ {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return first
+}

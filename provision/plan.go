@@ -1,0 +1,293 @@
+package provision
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Action is what apply will do to one resource.
+type Action string
+
+const (
+	ActionNoop    Action = "no-op"
+	ActionCreate  Action = "create"
+	ActionUpdate  Action = "update"
+	ActionReplace Action = "replace" // delete, then create
+	ActionDelete  Action = "delete"
+)
+
+// Change is the planned change of one resource.
+type Change struct {
+	Address  string `json:"address"`
+	Type     string `json:"type"`
+	Kind     Kind   `json:"kind"`
+	Provider string `json:"provider"`
+	Action   Action `json:"action"`
+	// Before is the refreshed state's attributes (nil for create).
+	Before Attrs `json:"before,omitempty"`
+	// After is the desired attributes (nil for delete); attributes in
+	// Unknown are known only after apply.
+	After   Attrs    `json:"after,omitempty"`
+	Unknown []string `json:"after_unknown,omitempty"`
+	// ForceNew lists the attributes whose change forces replacement.
+	ForceNew []string `json:"force_new,omitempty"`
+	// Reason explains a replacement or deletion that is not an attribute
+	// change ("tainted", "deleted outside hvctl", ...).
+	Reason string   `json:"reason,omitempty"`
+	Deps   []string `json:"depends_on,omitempty"`
+	// BeforeID is the provider ID being changed or deleted.
+	BeforeID string `json:"before_id,omitempty"`
+	// PoolIndex etc. are recovered from the address when needed.
+}
+
+// Drift is a change found by refresh: something changed outside hvctl.
+type Drift struct {
+	Address string `json:"address"`
+	Detail  string `json:"detail"` // "deleted", "adopted"
+}
+
+// Plan is a set of changes computed against a state at a serial.
+type Plan struct {
+	FormatVersion string    `json:"format_version"`
+	Lineage       string    `json:"lineage"`
+	Serial        uint64    `json:"serial"` // serial of the state the plan was made against
+	Cluster       string    `json:"cluster"`
+	Destroy       bool      `json:"destroy,omitempty"`
+	Changes       []*Change `json:"changes"`
+	Drift         []Drift   `json:"drift,omitempty"`
+	// Template and Vars let a saved plan be applied later: providers are
+	// configured again from the same template and variables.
+	Template string    `json:"template,omitempty"`
+	Vars     []PlanVar `json:"vars,omitempty"`
+}
+
+// PlanVar is a -var or -var-file argument recorded in a saved plan.
+type PlanVar struct {
+	Name  string `json:"name,omitempty"`
+	Value string `json:"value,omitempty"`
+	File  string `json:"file,omitempty"`
+}
+
+// Counts returns how many resources the plan adds, changes and destroys.
+func (p *Plan) Counts() (add, change, destroy int) {
+	for _, c := range p.Changes {
+		switch c.Action {
+		case ActionCreate:
+			add++
+		case ActionUpdate:
+			change++
+		case ActionReplace:
+			add++
+			destroy++
+		case ActionDelete:
+			destroy++
+		}
+	}
+	return
+}
+
+// HasChanges reports whether applying the plan would change anything.
+func (p *Plan) HasChanges() bool {
+	a, c, d := p.Counts()
+	return a+c+d > 0
+}
+
+// Refresh reads every resource of st from its provider and returns the
+// refreshed state (a copy) and what changed outside hvctl: resources that
+// no longer exist are dropped (and show up in the next plan as creates),
+// pending intents are resolved by client token.
+func (e *Engine) Refresh(ctx context.Context, st *State) (*State, []Drift, error) {
+	out := st.Clone()
+	type result struct {
+		r    *ResourceState
+		resp *ReadResponse
+		err  error
+	}
+	res := make([]result, len(out.Resources))
+	err := e.forEach(ctx, len(out.Resources), func(ctx context.Context, i int) error {
+		r := out.Resources[i]
+		p, err := e.provider(r.Provider)
+		if err != nil {
+			return err
+		}
+		req := &ReadRequest{Address: r.Address, Kind: r.Kind, ID: r.ID, ClientToken: r.Token}
+		if r.Status == StatusPending {
+			req.ID = ""
+		}
+		var resp *ReadResponse
+		err = e.call(ctx, r.Provider, func(ctx context.Context) error {
+			var err error
+			resp, err = p.Read(ctx, req)
+			return err
+		})
+		res[i] = result{r: r, resp: resp, err: err}
+		if err != nil {
+			return fmt.Errorf("refresh %s: %w", r.Address, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	var drift []Drift
+	for _, x := range res {
+		switch {
+		case !x.resp.Exists:
+			if x.r.Status == StatusPending {
+				drift = append(drift, Drift{Address: x.r.Address, Detail: "was never created"})
+			} else {
+				drift = append(drift, Drift{Address: x.r.Address, Detail: "has been deleted outside hvctl"})
+			}
+			out.remove(x.r.Address)
+		default:
+			if x.r.Status == StatusPending {
+				drift = append(drift, Drift{Address: x.r.Address, Detail: "was found by its client token (" + x.resp.ID + ")"})
+				x.r.Status = StatusCreated
+			}
+			x.r.ID = x.resp.ID
+			merged := Attrs{}
+			for k, v := range x.r.Attrs {
+				merged[k] = v
+			}
+			for k, v := range x.resp.Attrs {
+				merged[k] = v
+			}
+			x.r.Attrs = merged
+			if s, _ := merged["state"].(string); s == "failed" {
+				x.r.Status = StatusTainted
+			}
+		}
+	}
+	return out, drift, nil
+}
+
+// PlanOptions tune Plan.
+type PlanOptions struct {
+	Destroy bool
+	Refresh bool
+}
+
+// Plan computes the changes that bring st to the configuration. With
+// Refresh, st is first refreshed from the providers (not persisted).
+func (e *Engine) Plan(ctx context.Context, st *State, opts PlanOptions) (*Plan, *State, error) {
+	var drift []Drift
+	if opts.Refresh {
+		var err error
+		st, drift, err = e.Refresh(ctx, st)
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+	p := &Plan{FormatVersion: "1.0", Lineage: st.Lineage, Serial: st.Serial, Destroy: opts.Destroy, Drift: drift}
+	if e.Config != nil && e.Config.Cluster != nil {
+		p.Cluster = e.Config.Cluster.Name
+	}
+	if opts.Destroy {
+		for _, r := range st.Resources {
+			p.Changes = append(p.Changes, deleteChange(r, ""))
+		}
+		sortChanges(p.Changes)
+		return p, st, nil
+	}
+	g, err := BuildGraph(e.Config.Cluster, st)
+	if err != nil {
+		return nil, nil, err
+	}
+	replaced := map[string]bool{}
+	for _, want := range g.Resources {
+		have := st.Resource(want.Address)
+		c := &Change{
+			Address: want.Address, Type: want.Type(), Kind: want.Kind,
+			Provider: want.Provider.Ref(), After: want.Attrs, Deps: want.Deps,
+		}
+		if have == nil {
+			c.Action = ActionCreate
+			c.Unknown = append([]string(nil), computedAttrs[want.Kind]...)
+			p.Changes = append(p.Changes, c)
+			continue
+		}
+		c.Before = have.Attrs
+		c.BeforeID = have.ID
+		if have.Provider != c.Provider {
+			c.Action = ActionReplace
+			c.Reason = fmt.Sprintf("its provider changed from %s to %s", have.Provider, c.Provider)
+		} else if have.Status == StatusTainted {
+			c.Action = ActionReplace
+			c.Reason = "it is tainted (it failed to become ready)"
+		} else {
+			var changed []string
+			for _, k := range sortedKeys(want.Attrs) {
+				if !valueEqual(want.Attrs[k], have.Attrs[k]) {
+					changed = append(changed, k)
+				}
+			}
+			for _, k := range sortedKeys(have.Attrs) {
+				if _, ok := want.Attrs[k]; !ok && !isComputed(want.Kind, k) {
+					changed = append(changed, k)
+				}
+			}
+			if len(changed) == 0 {
+				c.Action = ActionNoop
+			} else {
+				c.Action = ActionUpdate
+				up, _ := e.providers[c.Provider].(Updater)
+				for _, k := range changed {
+					if up == nil || !up.Updatable(want.Kind, k) {
+						c.ForceNew = append(c.ForceNew, k)
+					}
+				}
+				if len(c.ForceNew) > 0 {
+					c.Action = ActionReplace
+				}
+			}
+		}
+		if c.Action == ActionReplace {
+			replaced[c.Address] = true
+			c.Unknown = append([]string(nil), computedAttrs[want.Kind]...)
+		}
+		p.Changes = append(p.Changes, c)
+	}
+	// A replaced resource replaces its dependents that live on it (an
+	// instance on a replaced network).
+	for _, c := range p.Changes {
+		if c.Action != ActionNoop && c.Action != ActionUpdate {
+			continue
+		}
+		for _, d := range c.Deps {
+			if replaced[d] && strings.HasSuffix(d, ".network") {
+				c.Action = ActionReplace
+				c.Reason = "its network " + d + " is replaced"
+				c.Unknown = append([]string(nil), computedAttrs[c.Kind]...)
+			}
+		}
+	}
+	for _, r := range st.Resources {
+		if g.Get(r.Address) == nil {
+			p.Changes = append(p.Changes, deleteChange(r, "it is not in the configuration"))
+		}
+	}
+	sortChanges(p.Changes)
+	return p, st, nil
+}
+
+func deleteChange(r *ResourceState, reason string) *Change {
+	return &Change{
+		Address: r.Address, Type: r.Type, Kind: r.Kind, Provider: r.Provider,
+		Action: ActionDelete, Before: r.Attrs, BeforeID: r.ID, Reason: reason, Deps: r.Deps,
+	}
+}
+
+func isComputed(k Kind, attr string) bool {
+	for _, a := range computedAttrs[k] {
+		if a == attr {
+			return true
+		}
+	}
+	return false
+}
+
+func sortChanges(cs []*Change) {
+	sort.SliceStable(cs, func(i, j int) bool { return lessAddr(cs[i].Address, cs[j].Address) })
+}

@@ -1,0 +1,262 @@
+package provision
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+)
+
+// StateVersion is the state file format version.
+const StateVersion = 1
+
+// Resource statuses.
+const (
+	// StatusPending records an intent: Create was (or is about to be)
+	// called with the resource's token but its result was not recorded.
+	// The next refresh resolves it by token, so a crash at any moment
+	// neither loses nor duplicates the machine.
+	StatusPending = "pending"
+	// StatusCreated: Create returned; the resource may still be booting.
+	StatusCreated = "created"
+	// StatusReady: the resource is usable.
+	StatusReady = "ready"
+	// StatusTainted: the resource exists but failed (boot failure); the
+	// next plan replaces it.
+	StatusTainted = "tainted"
+)
+
+// State is what hvctl knows about the infrastructure it made.
+type State struct {
+	Version   int              `json:"version"`
+	Serial    uint64           `json:"serial"`
+	Lineage   string           `json:"lineage"`
+	Cluster   string           `json:"cluster,omitempty"`
+	Resources []*ResourceState `json:"resources"`
+	// Generations counts, per address, how many times a resource at that
+	// address was destroyed; it goes into the client token so a new
+	// resource at an old address never matches the old one's token.
+	Generations map[string]int `json:"generations,omitempty"`
+	// Data holds other subsystems' records (overlay addresses, cluster
+	// tokens), keyed by subsystem.
+	Data map[string]json.RawMessage `json:"data,omitempty"`
+}
+
+// ResourceState is one resource in the state.
+type ResourceState struct {
+	Address  string    `json:"address"`
+	Type     string    `json:"type"`
+	Kind     Kind      `json:"kind"`
+	Provider string    `json:"provider"` // provider.TYPE.NAME
+	ID       string    `json:"id,omitempty"`
+	Status   string    `json:"status"`
+	Token    string    `json:"client_token"`
+	Attrs    Attrs     `json:"attrs,omitempty"`
+	Deps     []string  `json:"depends_on,omitempty"`
+	Created  time.Time `json:"created_at,omitzero"`
+}
+
+// NewState returns an empty state with a fresh lineage.
+func NewState() *State {
+	return &State{Version: StateVersion, Lineage: newLineage()}
+}
+
+func newLineage() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// Resource returns the resource at addr, or nil.
+func (s *State) Resource(addr string) *ResourceState {
+	for _, r := range s.Resources {
+		if r.Address == addr {
+			return r
+		}
+	}
+	return nil
+}
+
+// put inserts or replaces a resource, keeping resources sorted.
+func (s *State) put(r *ResourceState) {
+	for i, x := range s.Resources {
+		if x.Address == r.Address {
+			s.Resources[i] = r
+			return
+		}
+	}
+	s.Resources = append(s.Resources, r)
+	sort.Slice(s.Resources, func(i, j int) bool { return lessAddr(s.Resources[i].Address, s.Resources[j].Address) })
+}
+
+// remove drops a resource and bumps its address's generation.
+func (s *State) remove(addr string) {
+	for i, x := range s.Resources {
+		if x.Address == addr {
+			s.Resources = append(s.Resources[:i], s.Resources[i+1:]...)
+			break
+		}
+	}
+	if s.Generations == nil {
+		s.Generations = map[string]int{}
+	}
+	s.Generations[addr]++
+}
+
+// Clone returns a deep copy.
+func (s *State) Clone() *State {
+	b, err := json.Marshal(s)
+	if err != nil {
+		panic(err)
+	}
+	var c State
+	if err := json.Unmarshal(b, &c); err != nil {
+		panic(err)
+	}
+	return &c
+}
+
+// DecodeState parses a state file's bytes; name is used in errors.
+func DecodeState(name string, b []byte) (*State, error) {
+	var s State
+	dec := json.NewDecoder(bytesReader(b))
+	dec.UseNumber()
+	if err := dec.Decode(&s); err != nil {
+		return nil, fmt.Errorf("state file %s is not valid JSON: %w; restore it from %s.backup or fix it by hand", name, err, name)
+	}
+	if s.Version != StateVersion {
+		return nil, fmt.Errorf("state file %s has format version %d; this hvctl reads version %d", name, s.Version, StateVersion)
+	}
+	if s.Lineage == "" {
+		return nil, fmt.Errorf("state file %s has no lineage", name)
+	}
+	seen := map[string]bool{}
+	for i, r := range s.Resources {
+		if r == nil || r.Address == "" {
+			return nil, fmt.Errorf("state file %s: resources[%d] has no address", name, i)
+		}
+		if seen[r.Address] {
+			return nil, fmt.Errorf("state file %s: resource %s appears twice", name, r.Address)
+		}
+		seen[r.Address] = true
+		switch r.Status {
+		case StatusPending, StatusCreated, StatusReady, StatusTainted:
+		default:
+			return nil, fmt.Errorf("state file %s: resource %s has unknown status %q", name, r.Address, r.Status)
+		}
+		r.Attrs = normalizeAttrs(r.Attrs)
+	}
+	return &s, nil
+}
+
+// Store reads and writes one state file.
+type Store struct {
+	Path string
+	mu   sync.Mutex
+}
+
+// Dir is the directory of the state file.
+func (st *Store) Dir() string { return filepath.Dir(st.Path) }
+
+// Load reads the state; a missing file gives a fresh empty state.
+func (st *Store) Load() (*State, error) {
+	b, err := os.ReadFile(st.Path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return NewState(), nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read state: %w", err)
+	}
+	return DecodeState(st.Path, b)
+}
+
+// Exists reports whether the state file exists.
+func (st *Store) Exists() bool {
+	_, err := os.Stat(st.Path)
+	return err == nil
+}
+
+// Write bumps the serial and writes the state atomically: the previous
+// file is kept as PATH.backup, the new one goes to a temp file that is
+// fsynced and renamed over PATH, and the directory is fsynced. Mode 0600.
+func (st *Store) Write(s *State) error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	s.Serial++
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode state: %w", err)
+	}
+	b = append(b, '\n')
+	if err := os.MkdirAll(st.Dir(), 0o700); err != nil {
+		return fmt.Errorf("write state: %w", err)
+	}
+	if old, err := os.ReadFile(st.Path); err == nil {
+		if err := writeFileAtomic(st.Path+".backup", old); err != nil {
+			return fmt.Errorf("write state backup: %w", err)
+		}
+	}
+	if err := writeFileAtomic(st.Path, b); err != nil {
+		return fmt.Errorf("write state: %w", err)
+	}
+	return nil
+}
+
+// writeFileAtomic writes data to path via a synced temp file and rename.
+func writeFileAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	ok := false
+	defer func() {
+		if !ok {
+			os.Remove(tmp)
+		}
+	}()
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	ok = true
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// WriteFileAtomic is writeFileAtomic for other packages (plan files,
+// subsystem records): temp file, fsync, rename, mode 0600.
+func WriteFileAtomic(path string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	return writeFileAtomic(path, data)
+}
