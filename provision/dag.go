@@ -47,11 +47,15 @@ func runDAG(ctx, opCtx context.Context, tasks []*task, parallelism int) map[stri
 	}
 	failed := map[string]bool{}
 	start := func(t *task) {
+		// Taking the slot here, not in the goroutine, starts ready tasks
+		// in order; done is buffered, so running tasks never block on it.
+		if sem != nil {
+			sem <- struct{}{}
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			if sem != nil {
-				sem <- struct{}{}
 				defer func() { <-sem }()
 			}
 			var err error

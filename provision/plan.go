@@ -204,7 +204,7 @@ func (e *Engine) Plan(ctx context.Context, st *State, opts PlanOptions) (*Plan, 
 		}
 		if have == nil {
 			c.Action = ActionCreate
-			c.Unknown = append([]string(nil), computedAttrs[want.Kind]...)
+			c.Unknown = unknownAttrs(want.Kind, want.Attrs)
 			p.Changes = append(p.Changes, c)
 			continue
 		}
@@ -245,7 +245,7 @@ func (e *Engine) Plan(ctx context.Context, st *State, opts PlanOptions) (*Plan, 
 		}
 		if c.Action == ActionReplace {
 			replaced[c.Address] = true
-			c.Unknown = append([]string(nil), computedAttrs[want.Kind]...)
+			c.Unknown = unknownAttrs(want.Kind, want.Attrs)
 		}
 		p.Changes = append(p.Changes, c)
 	}
@@ -259,7 +259,7 @@ func (e *Engine) Plan(ctx context.Context, st *State, opts PlanOptions) (*Plan, 
 			if replaced[d] && strings.HasSuffix(d, ".network") {
 				c.Action = ActionReplace
 				c.Reason = "its network " + d + " is replaced"
-				c.Unknown = append([]string(nil), computedAttrs[c.Kind]...)
+				c.Unknown = unknownAttrs(c.Kind, c.After)
 			}
 		}
 	}
@@ -290,4 +290,17 @@ func isComputed(k Kind, attr string) bool {
 
 func sortChanges(cs []*Change) {
 	sort.SliceStable(cs, func(i, j int) bool { return lessAddr(cs[i].Address, cs[j].Address) })
+}
+
+// unknownAttrs lists the attributes only known after creating a resource
+// of kind with attributes a.
+func unknownAttrs(k Kind, a Attrs) []string {
+	var out []string
+	for _, x := range computedAttrs[k] {
+		if x == "public_address" && a["public_ip"] != true {
+			continue
+		}
+		out = append(out, x)
+	}
+	return out
 }

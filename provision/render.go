@@ -67,7 +67,7 @@ func (r *Renderer) RenderPlan(p *Plan) {
 		fmt.Fprintf(w, "  %s destroy\n", r.c(ansiRed, "-"))
 	}
 	if seen[ActionReplace] {
-		fmt.Fprintf(w, "%s%s create replacement and then destroy\n", r.c(ansiRed, "-"), r.c(ansiGreen, "/+"))
+		fmt.Fprintf(w, "%s%s destroy and then create replacement\n", r.c(ansiRed, "-"), r.c(ansiGreen, "/+"))
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "hvctl will perform the following actions:")

@@ -260,3 +260,6 @@ func WriteFileAtomic(path string, data []byte) error {
 	}
 	return writeFileAtomic(path, data)
 }
+
+// ForgetResource removes addr from st without destroying it (state rm).
+func ForgetResource(st *State, addr string) { st.remove(addr) }

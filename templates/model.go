@@ -20,6 +20,8 @@ type Config struct {
 	Files map[string]*hcl.File
 
 	Variables []*Variable
+	// Locals are the evaluated local values, by name.
+	Locals map[string]cty.Value
 	// Providers are the explicit provider blocks plus an implicit default
 	// configuration for every provider type a site names by string.
 	Providers []*Provider
@@ -32,18 +34,22 @@ type Variable struct {
 	Name        string
 	Description string
 	Sensitive   bool
-	Value       cty.Value
-	DeclRange   hcl.Range
+	// Type is the declared type constraint (cty.DynamicPseudoType when
+	// the variable has no type).
+	Type      cty.Type
+	Value     cty.Value
+	DeclRange hcl.Range
 }
 
 // Output is a template output. Its expression may refer to
 // cluster.NAME.* values that are only known after apply, so it is kept
 // unevaluated; EvalOutput evaluates it against known values.
 type Output struct {
-	Name      string
-	Sensitive bool
-	Expr      hcl.Expression
-	DeclRange hcl.Range
+	Name        string
+	Description string
+	Sensitive   bool
+	Expr        hcl.Expression
+	DeclRange   hcl.Range
 }
 
 // Provider is one provider configuration: provider "TYPE" "NAME" { ... },

@@ -1,0 +1,41 @@
+# hvctl — make targets. The README's two set-up commands are `make demo`
+# and `make test`.
+GO       ?= go
+BIN      := bin/hvctl
+PKGS     := ./...
+FUZZTIME ?= 15s
+VERSION  ?= 0.1.0-dev
+LDFLAGS  := -X github.com/hvctl/hvctl/provision.Version=$(VERSION)
+
+.PHONY: build test demo bench fuzz vet fmt clean
+
+build:
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/hvctl
+
+# Every test: unit, golden, crash (SIGKILL) and, as root, the real-system
+# tests. With HVCTL_E2E=1 a skipped root test is a failure.
+test: build
+	$(GO) vet $(PKGS)
+	$(GO) test -count=1 -timeout 40m $(PKGS)
+
+# The main job: a multi-site cluster, plan -> up -> status -> down.
+demo: build
+	./scripts/demo.sh
+
+# Benchmarks; figures go to docs/benchmarks.md.
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1x -timeout 30m ./provision/... ./templates/...
+	./bench/apply.sh
+
+# Run every fuzz target for FUZZTIME; new corpus entries land in testdata/fuzz.
+fuzz:
+	./scripts/fuzz.sh $(FUZZTIME)
+
+vet:
+	$(GO) vet $(PKGS)
+
+fmt:
+	gofmt -l -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf bin

@@ -1,0 +1,394 @@
+package cli
+
+import (
+	"bufio"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/hvctl/hvctl/provision"
+	"github.com/hvctl/hvctl/templates"
+)
+
+func init() {
+	register(&command{name: "plan", usage: "[PATH] [options]", help: "Show what apply would do", run: runPlan})
+	register(&command{name: "apply", usage: "[PATH or PLANFILE] [options]", help: "Create or update the infrastructure", run: runApply})
+	register(&command{name: "up", usage: "[PATH] [options]", help: "Apply without asking and wait until the cluster is up", run: runUp})
+	register(&command{name: "destroy", usage: "[PATH] [options]", help: "Destroy everything the state holds", run: runDestroy})
+	register(&command{name: "down", usage: "[PATH] [options]", help: "Destroy everything without asking", run: runDown})
+}
+
+// opFlags are the flags shared by plan, apply, up, destroy and down.
+type opFlags struct {
+	tmplFlags
+	parallelism int
+	lockTimeout time.Duration
+	lock        bool
+	refresh     bool
+	jsonOut     bool
+	noColor     bool
+}
+
+func (o *opFlags) add(fs *flag.FlagSet) {
+	o.tmplFlags.add(fs)
+	fs.IntVar(&o.parallelism, "parallelism", provision.DefaultParallelism, "most operations at once (0 = unlimited)")
+	fs.DurationVar(&o.lockTimeout, "lock-timeout", 0, "how long to wait for the state lock")
+	fs.BoolVar(&o.lock, "lock", true, "lock the state during the operation")
+	fs.BoolVar(&o.refresh, "refresh", true, "read the real infrastructure before planning")
+	fs.BoolVar(&o.noColor, "no-color", false, "no colour in output")
+}
+
+// session is one locked operation on a template and its state.
+type session struct {
+	a     *App
+	cfg   *templates.Config
+	store *provision.Store
+	eng   *provision.Engine
+	lock  *provision.Lock
+	st    *provision.State
+	tmpl  string
+	vars  []templates.VarArg
+}
+
+func (s *session) close() {
+	if s.lock != nil {
+		s.lock.Unlock()
+	}
+}
+
+// open loads the template, configures the providers, takes the lock and
+// loads the state. It prints errors itself; ok=false means exit 1.
+func (a *App) open(tmpl string, o *opFlags, operation string) (*session, bool) {
+	if o.noColor {
+		a.Color = false
+	}
+	cfg, ok := a.load(tmpl, o.vars)
+	if !ok {
+		return nil, false
+	}
+	abs, _ := filepath.Abs(tmpl)
+	s := &session{a: a, cfg: cfg, store: o.store(tmpl), tmpl: abs, vars: o.vars}
+	eng, d := provision.NewEngine(cfg, s.store)
+	if a.diags(cfg.Files, d) {
+		return nil, false
+	}
+	eng.Parallelism = o.parallelism
+	s.eng = eng
+	if o.lock {
+		l, err := s.store.Lock(a.Ctx, operation, o.lockTimeout)
+		if err != nil {
+			a.failErr(err)
+			return nil, false
+		}
+		s.lock = l
+	}
+	st, err := s.store.Load()
+	if err != nil {
+		s.close()
+		a.failErr(err)
+		return nil, false
+	}
+	if st.Cluster != "" && cfg.Cluster != nil && st.Cluster != cfg.Cluster.Name {
+		s.close()
+		a.fail("State belongs to another cluster",
+			fmt.Sprintf("The state at %s is for cluster %q, but the template defines cluster %q. Use -state to choose another state file, or destroy the old cluster first.", s.store.Path, st.Cluster, cfg.Cluster.Name))
+		return nil, false
+	}
+	s.st = st
+	return s, true
+}
+
+func planVars(v []templates.VarArg) []provision.PlanVar {
+	out := make([]provision.PlanVar, len(v))
+	for i, x := range v {
+		out[i] = provision.PlanVar{Name: x.Name, Value: x.Value, File: x.File}
+	}
+	return out
+}
+
+func runPlan(a *App, args []string) int {
+	c := findCommand("plan")
+	fs := a.flagSet(c)
+	var o opFlags
+	o.add(fs)
+	out := fs.String("out", "", "save the plan to FILE for apply")
+	destroy := fs.Bool("destroy", false, "plan to destroy everything")
+	detailed := fs.Bool("detailed-exitcode", false, "exit 2 when the plan has changes")
+	fs.BoolVar(&o.jsonOut, "json", false, "print the plan as JSON")
+	pos, code, ok := a.parse(fs, args)
+	if !ok {
+		return code
+	}
+	s, ok := a.open(templatePath(pos), &o, "plan")
+	if !ok {
+		return exitError
+	}
+	defer s.close()
+	plan, _, err := s.eng.Plan(a.Ctx, s.st, provision.PlanOptions{Destroy: *destroy, Refresh: o.refresh})
+	if err != nil {
+		return a.failErr(err)
+	}
+	plan.Template = s.tmpl
+	plan.Vars = planVars(s.vars)
+	if o.jsonOut {
+		if err := provision.WritePlanJSON(a.Stdout, plan); err != nil {
+			return a.failErr(err)
+		}
+	} else {
+		r := &provision.Renderer{W: a.Stdout, Color: a.Color}
+		r.RenderPlan(plan)
+	}
+	if *out != "" {
+		if err := savePlan(*out, plan); err != nil {
+			return a.failErr(err)
+		}
+		if !o.jsonOut {
+			fmt.Fprintf(a.Stdout, "\nSaved the plan to: %s\n\nTo perform exactly these actions, run:\n    hvctl apply %q\n", *out, *out)
+		}
+	}
+	if *detailed && plan.HasChanges() {
+		return exitChanges
+	}
+	return exitOK
+}
+
+// planFile is the on-disk form of a saved plan.
+type planFile struct {
+	Format int             `json:"hvctl_plan_format"`
+	Plan   *provision.Plan `json:"plan"`
+}
+
+func savePlan(path string, p *provision.Plan) error {
+	b, err := json.MarshalIndent(planFile{Format: 1, Plan: p}, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := provision.WriteFileAtomic(path, b); err != nil {
+		return fmt.Errorf("save plan: %w", err)
+	}
+	return nil
+}
+
+// readPlan reads a saved plan; ok=false when path is not a plan file.
+func readPlan(path string) (*provision.Plan, bool, error) {
+	st, err := os.Stat(path)
+	if err != nil || st.IsDir() || strings.HasSuffix(path, ".hcl") {
+		return nil, false, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, false, err
+	}
+	var pf planFile
+	if err := json.Unmarshal(b, &pf); err != nil || pf.Format == 0 {
+		return nil, false, fmt.Errorf("%s is neither a template (.hcl) nor a plan saved by hvctl plan -out", path)
+	}
+	if pf.Format != 1 || pf.Plan == nil {
+		return nil, false, fmt.Errorf("%s: unsupported plan format %d", path, pf.Format)
+	}
+	return pf.Plan, true, nil
+}
+
+func runApply(a *App, args []string) int {
+	c := findCommand("apply")
+	fs := a.flagSet(c)
+	var o opFlags
+	o.add(fs)
+	auto := fs.Bool("auto-approve", false, "do not ask for confirmation")
+	fs.BoolVar(&o.jsonOut, "json", false, "print progress as JSON lines")
+	pos, code, ok := a.parse(fs, args)
+	if !ok {
+		return code
+	}
+	path := templatePath(pos)
+	saved, isPlan, err := readPlan(path)
+	if err != nil {
+		return a.failErr(err)
+	}
+	if isPlan {
+		return a.applySaved(saved, &o)
+	}
+	return a.applyTemplate(path, &o, *auto, false, "apply")
+}
+
+func runUp(a *App, args []string) int {
+	c := findCommand("up")
+	fs := a.flagSet(c)
+	var o opFlags
+	o.add(fs)
+	fs.BoolVar(&o.jsonOut, "json", false, "print progress and the summary as JSON")
+	pos, code, ok := a.parse(fs, args)
+	if !ok {
+		return code
+	}
+	return a.applyTemplate(templatePath(pos), &o, true, false, "up")
+}
+
+func runDestroy(a *App, args []string) int {
+	c := findCommand("destroy")
+	fs := a.flagSet(c)
+	var o opFlags
+	o.add(fs)
+	auto := fs.Bool("auto-approve", false, "do not ask for confirmation")
+	fs.BoolVar(&o.jsonOut, "json", false, "print progress as JSON lines")
+	pos, code, ok := a.parse(fs, args)
+	if !ok {
+		return code
+	}
+	return a.applyTemplate(templatePath(pos), &o, *auto, true, "destroy")
+}
+
+func runDown(a *App, args []string) int {
+	c := findCommand("down")
+	fs := a.flagSet(c)
+	var o opFlags
+	o.add(fs)
+	fs.BoolVar(&o.jsonOut, "json", false, "print progress as JSON lines")
+	pos, code, ok := a.parse(fs, args)
+	if !ok {
+		return code
+	}
+	return a.applyTemplate(templatePath(pos), &o, true, true, "down")
+}
+
+// ask prints the confirmation prompt and reports whether the answer is
+// exactly "yes".
+func (a *App) ask(destroy bool) bool {
+	if destroy {
+		fmt.Fprint(a.Stdout, "\nDo you really want to destroy all resources?\n  hvctl will destroy all your managed infrastructure, as shown above.\n  There is no undo. Only 'yes' will be accepted to confirm.\n\n  Enter a value: ")
+	} else {
+		fmt.Fprint(a.Stdout, "\nDo you want to perform these actions?\n  hvctl will perform the actions described above.\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: ")
+	}
+	line, err := bufio.NewReader(a.Stdin).ReadString('\n')
+	if err != nil && err != io.EOF {
+		return false
+	}
+	fmt.Fprintln(a.Stdout)
+	return strings.TrimSpace(line) == "yes"
+}
+
+func (a *App) ui(jsonOut bool) provision.UI {
+	if jsonOut {
+		return &provision.JSONUI{W: a.Stdout}
+	}
+	return &provision.TextUI{R: &provision.Renderer{W: a.Stdout, Color: a.Color}}
+}
+
+func (a *App) applyTemplate(tmpl string, o *opFlags, auto, destroy bool, verb string) int {
+	start := time.Now()
+	s, ok := a.open(tmpl, o, verb)
+	if !ok {
+		return exitError
+	}
+	defer s.close()
+	plan, refreshed, err := s.eng.Plan(a.Ctx, s.st, provision.PlanOptions{Destroy: destroy, Refresh: o.refresh})
+	if err != nil {
+		return a.failErr(err)
+	}
+	if o.jsonOut {
+		if !auto {
+			return a.fail("-json needs -auto-approve", "hvctl cannot ask for confirmation while printing JSON. Add -auto-approve, or apply a saved plan.")
+		}
+	} else {
+		(&provision.Renderer{W: a.Stdout, Color: a.Color}).RenderPlan(plan)
+	}
+	if plan.HasChanges() && !auto && !a.ask(destroy) {
+		what := "Apply"
+		if destroy {
+			what = "Destroy"
+		}
+		return a.fail(what+" cancelled.", "Only the answer \"yes\" approves; nothing was changed.")
+	}
+	return a.execute(s, plan, refreshed, destroy, verb, start, o.jsonOut)
+}
+
+func (a *App) applySaved(plan *provision.Plan, o *opFlags) int {
+	start := time.Now()
+	if plan.Template == "" {
+		return a.fail("Saved plan has no template", "Make the plan again with hvctl plan -out.")
+	}
+	vars := make([]templates.VarArg, len(plan.Vars))
+	for i, v := range plan.Vars {
+		vars[i] = templates.VarArg{Name: v.Name, Value: v.Value, File: v.File}
+	}
+	o.vars = vars
+	if o.statePath == "" {
+		o.statePath = defaultStatePath(plan.Template)
+	}
+	s, ok := a.open(plan.Template, o, "apply")
+	if !ok {
+		return exitError
+	}
+	defer s.close()
+	if s.st.Lineage != plan.Lineage || s.st.Serial != plan.Serial {
+		return a.fail("Saved plan is stale",
+			fmt.Sprintf("The state was changed after this plan was made (plan: lineage %s serial %d; state: lineage %s serial %d). Nothing was applied. Run hvctl plan again.",
+				plan.Lineage, plan.Serial, s.st.Lineage, s.st.Serial))
+	}
+	refreshed := s.st
+	if len(plan.Drift) > 0 {
+		var err error
+		refreshed, _, err = s.eng.Refresh(a.Ctx, s.st)
+		if err != nil {
+			return a.failErr(err)
+		}
+	}
+	return a.execute(s, plan, refreshed, plan.Destroy, "apply", start, o.jsonOut)
+}
+
+func (a *App) execute(s *session, plan *provision.Plan, st *provision.State, destroy bool, verb string, start time.Time, jsonOut bool) int {
+	s.eng.UI = a.ui(jsonOut)
+	if !plan.HasChanges() && !(verb == "up") {
+		return exitOK
+	}
+	if plan.HasChanges() && !jsonOut {
+		fmt.Fprintln(a.Stdout)
+	}
+	res := s.eng.Apply(a.Ctx, st, plan)
+	if err := res.Err(); err != nil {
+		if a.Ctx.Err() != nil {
+			a.printError("Operation interrupted", "hvctl stopped starting new operations after the interrupt; the ones in flight finished and the state records them. Run the command again to continue.")
+		}
+		for _, addr := range errorAddrs(res) {
+			a.printError(res.Errors[addr].Error(), "The state records what was done; run the command again to retry.")
+		}
+		return exitError
+	}
+	elapsed := time.Since(start).Round(time.Second)
+	if jsonOut {
+		(&provision.JSONUI{W: a.Stdout}).Emit(map[string]any{"type": "summary", "operation": verb,
+			"added": res.Added, "changed": res.Changed, "destroyed": res.Destroyed, "elapsed_seconds": time.Since(start).Seconds()})
+	} else if destroy {
+		fmt.Fprintf(a.Stdout, "\n%s Resources: %d destroyed.\n", a.bold("Destroy complete!"), res.Destroyed)
+	} else {
+		fmt.Fprintf(a.Stdout, "\n%s Resources: %d added, %d changed, %d destroyed.\n", a.bold("Apply complete!"), res.Added, res.Changed, res.Destroyed)
+	}
+	if verb == "up" && !jsonOut {
+		a.summary(s, elapsed)
+	}
+	return exitOK
+}
+
+func errorAddrs(r *provision.ApplyResult) []string {
+	var out []string
+	for k, err := range r.Errors {
+		if strings.Contains(err.Error(), "skipped because a dependency failed") {
+			continue
+		}
+		out = append(out, k)
+	}
+	provision.SortAddresses(out)
+	return out
+}
+
+func (a *App) bold(s string) string {
+	if a.Color {
+		return "\x1b[1m\x1b[32m" + s + "\x1b[0m"
+	}
+	return s
+}

@@ -1,0 +1,327 @@
+// Package cli implements hvctl's command line: flag parsing, verbs, and
+// the glue between templates, provision and the providers. cmd/hvctl only
+// calls Main.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+
+	"github.com/agext/levenshtein"
+	"github.com/hashicorp/hcl/v2"
+	"golang.org/x/term"
+
+	"github.com/hvctl/hvctl/provision"
+	_ "github.com/hvctl/hvctl/provision/sim" // registers the sim provider
+	"github.com/hvctl/hvctl/templates"
+)
+
+// Exit codes, as Terraform's.
+const (
+	exitOK      = 0
+	exitError   = 1
+	exitChanges = 2 // plan -detailed-exitcode with changes
+	exitFmt     = 3 // fmt -check found files to change
+)
+
+// App is one invocation's environment; tests build their own.
+type App struct {
+	Stdin   io.Reader
+	Stdout  io.Writer
+	Stderr  io.Writer
+	Environ []string
+	// Color is decided from -no-color, NO_COLOR and whether stdout is a
+	// terminal.
+	Color bool
+	// Ctx is cancelled on the first interrupt: no new operation starts.
+	Ctx context.Context
+}
+
+type command struct {
+	name  string
+	usage string
+	help  string
+	run   func(a *App, args []string) int
+}
+
+var commands []*command
+
+func register(c *command) { commands = append(commands, c) }
+
+func findCommand(name string) *command {
+	for _, c := range commands {
+		if c.name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// Main runs hvctl with args (without the program name) on the process's
+// standard streams and returns the exit code.
+func Main(args []string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	color := term.IsTerminal(int(os.Stdout.Fd())) && os.Getenv("NO_COLOR") == ""
+	a := &App{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Environ: os.Environ(), Color: color, Ctx: ctx}
+	return a.Run(args)
+}
+
+// Run runs one command line.
+func (a *App) Run(args []string) int {
+	if a.Ctx == nil {
+		a.Ctx = context.Background()
+	}
+	// Global options come before the verb.
+	for len(args) > 0 && strings.HasPrefix(args[0], "-") {
+		name, val, hasVal := strings.Cut(strings.TrimLeft(args[0], "-"), "=")
+		switch name {
+		case "chdir":
+			if !hasVal {
+				if len(args) < 2 {
+					return a.fail("Invalid -chdir", "-chdir needs a directory: hvctl -chdir=DIR VERB ...")
+				}
+				val, args = args[1], args[1:]
+			}
+			if err := os.Chdir(val); err != nil {
+				return a.fail("Invalid -chdir", fmt.Sprintf("Cannot change to %s: %v", val, err))
+			}
+		case "no-color":
+			a.Color = false
+		case "h", "help":
+			a.usage(a.Stdout)
+			return exitOK
+		case "v", "version":
+			return a.Run([]string{"version"})
+		default:
+			a.usage(a.Stderr)
+			return a.fail("Unknown global option "+args[0], "Global options are -chdir=DIR and -no-color; verb options go after the verb.")
+		}
+		args = args[1:]
+	}
+	if len(args) == 0 {
+		a.usage(a.Stderr)
+		return exitError
+	}
+	c := findCommand(args[0])
+	if c == nil {
+		return a.fail(fmt.Sprintf("Unknown command %q", args[0]), "Run hvctl -help for the list of commands."+suggest(args[0], commandNames()))
+	}
+	return c.run(a, args[1:])
+}
+
+func commandNames() []string {
+	var n []string
+	for _, c := range commands {
+		n = append(n, c.name)
+	}
+	return n
+}
+
+func (a *App) usage(w io.Writer) {
+	fmt.Fprintf(w, "Usage: hvctl [global options] <command> [args]\n\n")
+	fmt.Fprintf(w, "hvctl provisions hierarchical virtual clusters across sites, joined by a\nWireGuard overlay, from HCL templates.\n\nCommands:\n")
+	cs := append([]*command(nil), commands...)
+	sort.Slice(cs, func(i, j int) bool { return cs[i].name < cs[j].name })
+	for _, c := range cs {
+		fmt.Fprintf(w, "  %-12s %s\n", c.name, c.help)
+	}
+	fmt.Fprintf(w, "\nGlobal options:\n  -chdir=DIR   run as if started in DIR\n  -no-color    no colour in output (also NO_COLOR, or when stdout is not a terminal)\n\nEvery command takes -help.\n")
+}
+
+// fail prints "Error: SUMMARY" and a detail paragraph to stderr.
+func (a *App) fail(summary, detail string) int {
+	a.printError(summary, detail)
+	return exitError
+}
+
+func (a *App) printError(summary, detail string) {
+	red := func(s string) string {
+		if a.Color {
+			return "\x1b[31m\x1b[1m" + s + "\x1b[0m"
+		}
+		return s
+	}
+	fmt.Fprintf(a.Stderr, "\n%s %s\n", red("Error:"), summary)
+	if detail != "" {
+		fmt.Fprintf(a.Stderr, "\n%s\n", detail)
+	}
+	fmt.Fprintln(a.Stderr)
+}
+
+// failErr prints an error; the first line is the summary.
+func (a *App) failErr(err error) int {
+	var le *provision.LockError
+	if errors.As(err, &le) {
+		return a.fail("Error acquiring the state lock", strings.TrimPrefix(le.Error(), "error acquiring the state lock: "))
+	}
+	msg := err.Error()
+	summary, detail, _ := strings.Cut(msg, "\n")
+	return a.fail(summary, strings.TrimSpace(detail))
+}
+
+// diags prints diagnostics with source snippets and reports whether any
+// is an error.
+func (a *App) diags(files map[string]*hcl.File, d hcl.Diagnostics) bool {
+	if len(d) == 0 {
+		return false
+	}
+	templates.WriteDiagnostics(a.Stderr, files, d, a.Color, 78)
+	return d.HasErrors()
+}
+
+// flagSet makes a FlagSet whose -help prints the verb's usage.
+func (a *App) flagSet(c *command) *flag.FlagSet {
+	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
+	fs.SetOutput(a.Stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(a.Stderr, "Usage: hvctl %s %s\n\n  %s\n\nOptions:\n", c.name, c.usage, c.help)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parse parses flags interspersed with positional arguments (Go's flag
+// stops at the first positional; Terraform users put flags anywhere).
+// Arguments after "--" are positional. It returns the positionals, or
+// ok=false with an exit code.
+func (a *App) parse(fs *flag.FlagSet, args []string) (pos []string, code int, ok bool) {
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, exitOK, false
+			}
+			return nil, exitError, false
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, 0, true
+		}
+		if rest[0] == "--" {
+			return append(pos, rest[1:]...), 0, true
+		}
+		// fs.Parse consumed a "--" terminator itself if it came first.
+		if len(args) > 0 && len(rest) < len(args) && args[len(args)-len(rest)-1] == "--" {
+			return append(pos, rest...), 0, true
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+type varFlag struct{ args *[]templates.VarArg }
+
+func (v varFlag) String() string { return "" }
+func (v varFlag) Set(s string) error {
+	name, val, ok := strings.Cut(s, "=")
+	if !ok || name == "" {
+		return fmt.Errorf("expected NAME=VALUE, got %q", s)
+	}
+	*v.args = append(*v.args, templates.VarArg{Name: name, Value: val})
+	return nil
+}
+
+type varFileFlag struct{ args *[]templates.VarArg }
+
+func (v varFileFlag) String() string { return "" }
+func (v varFileFlag) Set(s string) error {
+	*v.args = append(*v.args, templates.VarArg{File: s})
+	return nil
+}
+
+// tmplFlags are the flags of every verb that reads a template.
+type tmplFlags struct {
+	vars      []templates.VarArg
+	statePath string
+}
+
+func (t *tmplFlags) add(fs *flag.FlagSet) {
+	fs.Var(varFlag{&t.vars}, "var", "set a variable: -var NAME=VALUE (repeatable)")
+	fs.Var(varFileFlag{&t.vars}, "var-file", "read variables from an HCL file (repeatable)")
+	fs.StringVar(&t.statePath, "state", "", "state file (default .hvctl/state.json next to the template)")
+}
+
+// templatePath returns the template path from positionals (default ".").
+func templatePath(pos []string) string {
+	if len(pos) > 0 {
+		return pos[0]
+	}
+	return "."
+}
+
+// defaultStatePath is .hvctl/state.json next to the template.
+func defaultStatePath(tmpl string) string {
+	dir := tmpl
+	if st, err := os.Stat(tmpl); err == nil && !st.IsDir() {
+		dir = filepath.Dir(tmpl)
+	}
+	return filepath.Join(dir, ".hvctl", "state.json")
+}
+
+func (t *tmplFlags) store(tmpl string) *provision.Store {
+	p := t.statePath
+	if p == "" {
+		p = defaultStatePath(tmpl)
+	}
+	return &provision.Store{Path: p}
+}
+
+// load reads a template, printing diagnostics. ok=false on errors.
+func (a *App) load(path string, vars []templates.VarArg) (*templates.Config, bool) {
+	if _, err := os.Stat(path); err != nil {
+		a.fail("No template at "+path, fmt.Sprintf("hvctl reads a template from a .hcl file or a directory of .hcl files: %v", err))
+		return nil, false
+	}
+	cfg, d := templates.Load(path, templates.LoadOptions{Args: vars, Environ: a.Environ})
+	if a.diags(filesOf(cfg, d), d) {
+		return nil, false
+	}
+	return cfg, true
+}
+
+func filesOf(cfg *templates.Config, d hcl.Diagnostics) map[string]*hcl.File {
+	if cfg != nil && cfg.Files != nil {
+		return cfg.Files
+	}
+	// Parse the files the diagnostics name so snippets can be shown.
+	files := map[string]*hcl.File{}
+	for _, x := range d {
+		if x.Subject == nil {
+			continue
+		}
+		name := x.Subject.Filename
+		if _, ok := files[name]; ok {
+			continue
+		}
+		if b, err := os.ReadFile(name); err == nil {
+			files[name] = &hcl.File{Bytes: b}
+		}
+	}
+	return files
+}
+
+// suggest returns " Did you mean X?" for the nearest name, or "".
+func suggest(given string, names []string) string {
+	best, bestD := "", 3
+	for _, n := range names {
+		if d := levenshtein.Distance(given, n, nil); d < bestD {
+			best, bestD = n, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" Did you mean %q?", best)
+}
+
+
+type flagT = flag.Flag

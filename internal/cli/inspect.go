@@ -1,0 +1,401 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/hvctl/hvctl/provision"
+	"github.com/hvctl/hvctl/provision/sim"
+)
+
+func init() {
+	register(&command{name: "status", usage: "[PATH] [-json]", help: "Show nodes by site and pool with their state", run: runStatus})
+	register(&command{name: "show", usage: "[PLANFILE] [-json]", help: "Show the state, or a saved plan", run: runShow})
+	register(&command{name: "state", usage: "list | show ADDR | rm ADDR... | unlock LOCK_ID", help: "Inspect and repair the state", run: runState})
+	register(&command{name: "graph", usage: "[PATH] [-type plan]", help: "Print the resource graph as DOT for Graphviz", run: runGraph})
+	register(&command{name: "sim", usage: "list [-json]", help: "Inspect the sim provider's cloud", run: runSim})
+}
+
+// NodeStatus is one node's row in status.
+type NodeStatus struct {
+	Address       string `json:"address"`
+	Site          string `json:"site"`
+	Pool          string `json:"pool,omitempty"`
+	Name          string `json:"name"`
+	ID            string `json:"id"`
+	State         string `json:"state"`
+	PrivateIP     string `json:"private_ip,omitempty"`
+	PublicAddress string `json:"public_address,omitempty"`
+}
+
+// nodeState maps a resource's status and provider state to status words:
+// booting, idle, busy, powering-off, failed.
+func nodeState(r *provision.ResourceState) string {
+	ps, _ := r.Attrs["state"].(string)
+	switch {
+	case r.Status == provision.StatusTainted || ps == "failed":
+		return "failed"
+	case r.Status == provision.StatusPending || ps == "pending":
+		return "booting"
+	case ps == "terminated":
+		return "gone"
+	default:
+		return "idle"
+	}
+}
+
+func nodeRows(st *provision.State) []NodeStatus {
+	var rows []NodeStatus
+	for _, r := range st.Resources {
+		if r.Kind != provision.KindInstance {
+			continue
+		}
+		str := func(k string) string { s, _ := r.Attrs[k].(string); return s }
+		rows = append(rows, NodeStatus{
+			Address: r.Address, Site: str("site"), Pool: str("pool"), Name: str("name"), ID: r.ID,
+			State: nodeState(r), PrivateIP: str("private_ip"), PublicAddress: str("public_address"),
+		})
+	}
+	return rows
+}
+
+func runStatus(a *App, args []string) int {
+	c := findCommand("status")
+	fs := a.flagSet(c)
+	var o opFlags
+	o.add(fs)
+	jsonOut := fs.Bool("json", false, "print status as JSON")
+	pos, code, ok := a.parse(fs, args)
+	if !ok {
+		return code
+	}
+	o.lock = false
+	s, ok := a.open(templatePath(pos), &o, "status")
+	if !ok {
+		return exitError
+	}
+	defer s.close()
+	st, _, err := s.eng.Refresh(a.Ctx, s.st)
+	if err != nil {
+		return a.failErr(err)
+	}
+	rows := nodeRows(st)
+	if *jsonOut {
+		doc := map[string]any{"cluster": s.cfg.Cluster.Name, "serial": s.st.Serial, "nodes": rows}
+		return a.writeJSON(doc)
+	}
+	if len(rows) == 0 {
+		fmt.Fprintf(a.Stdout, "Cluster %q has no nodes. Run hvctl up to create it.\n", s.cfg.Cluster.Name)
+		return exitOK
+	}
+	fmt.Fprintf(a.Stdout, "Cluster %q\n\n", s.cfg.Cluster.Name)
+	tw := tabwriter.NewWriter(a.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SITE\tPOOL\tNODE\tSTATE\tPRIVATE IP\tPUBLIC\tID")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Site, dash(r.Pool), r.Name, r.State, dash(r.PrivateIP), dash(r.PublicAddress), r.ID)
+	}
+	tw.Flush()
+	return exitOK
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// summary prints what up made.
+func (a *App) summary(s *session, elapsed time.Duration) {
+	st, err := s.store.Load()
+	if err != nil {
+		return
+	}
+	rows := nodeRows(st)
+	sites := map[string]bool{}
+	for _, r := range rows {
+		sites[r.Site] = true
+	}
+	fmt.Fprintf(a.Stdout, "\nCluster %q is up: %d sites, %d nodes, in %s.\n\n", s.cfg.Cluster.Name, len(sites), len(rows), elapsed)
+	tw := tabwriter.NewWriter(a.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SITE\tNODE\tSTATE\tPRIVATE IP\tPUBLIC")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Site, r.Name, r.State, dash(r.PrivateIP), dash(r.PublicAddress))
+	}
+	tw.Flush()
+	if hubs := s.cfg.Cluster.Overlay.Hubs; len(hubs) > 0 {
+		for _, r := range rows {
+			if r.Site+"."+r.Name == hubs[0] && r.PublicAddress != "" {
+				fmt.Fprintf(a.Stdout, "\nHub endpoint: %s:%d\n", r.PublicAddress, s.cfg.Cluster.Overlay.Port)
+			}
+		}
+	}
+}
+
+func (a *App) writeJSON(v any) int {
+	enc := json.NewEncoder(a.Stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return a.failErr(err)
+	}
+	return exitOK
+}
+
+// redactedState returns a copy of st with sensitive attributes removed.
+func redactedState(st *provision.State) *provision.State {
+	c := st.Clone()
+	for _, r := range c.Resources {
+		for k := range r.Attrs {
+			if provision.IsSensitive(k) {
+				r.Attrs[k] = "(sensitive value)"
+			}
+		}
+	}
+	c.Data = nil
+	return c
+}
+
+func runShow(a *App, args []string) int {
+	c := findCommand("show")
+	fs := a.flagSet(c)
+	var t tmplFlags
+	fs.StringVar(&t.statePath, "state", "", "state file (default .hvctl/state.json)")
+	jsonOut := fs.Bool("json", false, "print as JSON")
+	pos, code, ok := a.parse(fs, args)
+	if !ok {
+		return code
+	}
+	if len(pos) > 0 {
+		plan, isPlan, err := readPlan(pos[0])
+		if err != nil {
+			return a.failErr(err)
+		}
+		if isPlan {
+			if *jsonOut {
+				if err := provision.WritePlanJSON(a.Stdout, plan); err != nil {
+					return a.failErr(err)
+				}
+				return exitOK
+			}
+			(&provision.Renderer{W: a.Stdout, Color: a.Color}).RenderPlan(plan)
+			return exitOK
+		}
+	}
+	store := t.store(templatePath(pos))
+	st, err := store.Load()
+	if err != nil {
+		return a.failErr(err)
+	}
+	st = redactedState(st)
+	if *jsonOut {
+		return a.writeJSON(st)
+	}
+	if len(st.Resources) == 0 {
+		fmt.Fprintln(a.Stdout, "The state is empty.")
+		return exitOK
+	}
+	for _, r := range st.Resources {
+		writeResource(a.Stdout, r)
+	}
+	return exitOK
+}
+
+func writeResource(w io.Writer, r *provision.ResourceState) {
+	fmt.Fprintf(w, "# %s:\nresource %q %q {\n", r.Address, r.Type, r.Address)
+	keys := []string{"id", "status"}
+	vals := map[string]string{"id": fmt.Sprintf("%q", r.ID), "status": fmt.Sprintf("%q", r.Status)}
+	var ak []string
+	for k := range r.Attrs {
+		ak = append(ak, k)
+	}
+	sort.Strings(ak)
+	for _, k := range ak {
+		keys = append(keys, k)
+		vals[k] = provision.FormatValue(r.Attrs[k])
+		if provision.IsSensitive(k) {
+			vals[k] = "(sensitive value)"
+		}
+	}
+	width := 0
+	for _, k := range keys {
+		width = max(width, len(k))
+	}
+	for _, k := range keys {
+		fmt.Fprintf(w, "    %-*s = %s\n", width, k, vals[k])
+	}
+	fmt.Fprintln(w, "}")
+	fmt.Fprintln(w)
+}
+
+func runState(a *App, args []string) int {
+	if len(args) == 0 || args[0] == "-help" || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprintln(a.Stderr, "Usage: hvctl state list | show ADDR | rm ADDR... | unlock LOCK_ID  [-state PATH]")
+		if len(args) == 0 {
+			return exitError
+		}
+		return exitOK
+	}
+	sub := args[0]
+	c := findCommand("state")
+	fs := a.flagSet(c)
+	var t tmplFlags
+	fs.StringVar(&t.statePath, "state", "", "state file (default ./.hvctl/state.json)")
+	lockTimeout := fs.Duration("lock-timeout", 0, "how long to wait for the state lock (rm)")
+	pos, code, ok := a.parse(fs, args[1:])
+	if !ok {
+		return code
+	}
+	store := t.store(".")
+	switch sub {
+	case "list":
+		st, err := store.Load()
+		if err != nil {
+			return a.failErr(err)
+		}
+		for _, r := range st.Resources {
+			if len(pos) == 0 || strings.HasPrefix(r.Address, pos[0]) {
+				fmt.Fprintln(a.Stdout, r.Address)
+			}
+		}
+		return exitOK
+	case "show":
+		if len(pos) != 1 {
+			return a.fail("state show needs one address", "Usage: hvctl state show ADDR. See hvctl state list for the addresses.")
+		}
+		st, err := store.Load()
+		if err != nil {
+			return a.failErr(err)
+		}
+		r := st.Resource(pos[0])
+		if r == nil {
+			var addrs []string
+			for _, x := range st.Resources {
+				addrs = append(addrs, x.Address)
+			}
+			return a.fail("No resource "+pos[0]+" in the state", "See hvctl state list for the addresses."+suggest(pos[0], addrs))
+		}
+		writeResource(a.Stdout, redactedState(&provision.State{Version: 1, Lineage: "x", Resources: []*provision.ResourceState{r}}).Resources[0])
+		return exitOK
+	case "rm":
+		if len(pos) == 0 {
+			return a.fail("state rm needs addresses", "Usage: hvctl state rm ADDR... — hvctl forgets the resources; it does not destroy them.")
+		}
+		l, err := store.Lock(a.Ctx, "state rm", *lockTimeout)
+		if err != nil {
+			return a.failErr(err)
+		}
+		defer l.Unlock()
+		st, err := store.Load()
+		if err != nil {
+			return a.failErr(err)
+		}
+		for _, addr := range pos {
+			if st.Resource(addr) == nil {
+				return a.fail("No resource "+addr+" in the state", "Nothing was removed. See hvctl state list.")
+			}
+		}
+		for _, addr := range pos {
+			provision.ForgetResource(st, addr)
+			fmt.Fprintf(a.Stdout, "Removed %s\n", addr)
+		}
+		if err := store.Write(st); err != nil {
+			return a.failErr(err)
+		}
+		fmt.Fprintf(a.Stdout, "Successfully removed %d resource(s). They still exist at their provider.\n", len(pos))
+		return exitOK
+	case "unlock":
+		if len(pos) != 1 {
+			return a.fail("state unlock needs the lock ID", "Usage: hvctl state unlock LOCK_ID; the ID is shown in the lock error.")
+		}
+		if err := store.ForceUnlock(pos[0]); err != nil {
+			return a.failErr(err)
+		}
+		fmt.Fprintln(a.Stdout, "hvctl state has been successfully unlocked!")
+		return exitOK
+	}
+	return a.fail("Unknown state subcommand "+sub, "Use list, show, rm or unlock."+suggest(sub, []string{"list", "show", "rm", "unlock"}))
+}
+
+func runGraph(a *App, args []string) int {
+	c := findCommand("graph")
+	fs := a.flagSet(c)
+	var t tmplFlags
+	t.add(fs)
+	typ := fs.String("type", "plan", "graph type: plan")
+	pos, code, ok := a.parse(fs, args)
+	if !ok {
+		return code
+	}
+	if *typ != "plan" {
+		return a.fail("Unknown graph type "+*typ, "hvctl graph -type plan prints the resource graph.")
+	}
+	tmpl := templatePath(pos)
+	cfg, ok := a.load(tmpl, t.vars)
+	if !ok {
+		return exitError
+	}
+	st, err := t.store(tmpl).Load()
+	if err != nil {
+		return a.failErr(err)
+	}
+	g, err := provision.BuildGraph(cfg.Cluster, st)
+	if err != nil {
+		return a.failErr(err)
+	}
+	fmt.Fprintln(a.Stdout, "digraph hvctl {")
+	fmt.Fprintln(a.Stdout, "  rankdir = \"RL\";")
+	for _, r := range g.Resources {
+		fmt.Fprintf(a.Stdout, "  %q [label=%q, shape=box];\n", r.Address, r.Type()+"\\n"+r.Address)
+	}
+	for _, r := range g.Resources {
+		for _, d := range r.Deps {
+			fmt.Fprintf(a.Stdout, "  %q -> %q;\n", r.Address, d)
+		}
+	}
+	fmt.Fprintln(a.Stdout, "}")
+	return exitOK
+}
+
+func runSim(a *App, args []string) int {
+	if len(args) == 0 || args[0] != "list" {
+		return a.fail("Usage: hvctl sim list [-json] [-all] [PATH]", "sim list prints the sim provider's inventory: what really exists in its cloud.")
+	}
+	c := findCommand("sim")
+	fs := a.flagSet(c)
+	var t tmplFlags
+	fs.StringVar(&t.statePath, "state", "", "state file whose directory holds the sim world")
+	jsonOut := fs.Bool("json", false, "print a JSON array")
+	all := fs.Bool("all", false, "include terminated machines")
+	pos, code, ok := a.parse(fs, args[1:])
+	if !ok {
+		return code
+	}
+	items, err := sim.List(t.store(templatePath(pos)).Dir())
+	if err != nil {
+		return a.failErr(err)
+	}
+	var shown []sim.Item
+	for _, it := range items {
+		if *all || (it.State != "terminated" && it.State != "deleted") {
+			shown = append(shown, it)
+		}
+	}
+	if shown == nil {
+		shown = []sim.Item{}
+	}
+	if *jsonOut {
+		return a.writeJSON(shown)
+	}
+	tw := tabwriter.NewWriter(a.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tKIND\tCLUSTER\tADDRESS\tSTATE")
+	for _, it := range shown {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", it.ID, it.Kind, it.Cluster, it.Address, it.State)
+	}
+	tw.Flush()
+	return exitOK
+}

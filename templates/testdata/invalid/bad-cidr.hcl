@@ -1,0 +1,21 @@
+cluster "c" {
+  overlay {
+    cidr = "10.200.0.0/16"
+    hubs = ["a.hub"]
+  }
+
+  site "a" {
+    network {
+      cidr = "192.168.1.0/33" # error: Invalid CIDR
+    }
+
+    node "hub" {
+      roles     = ["hub", "manager"]
+      public_ip = true
+    }
+
+    pool "wn" {
+      count = 2
+    }
+  }
+}

@@ -1,0 +1,3 @@
+variable "n" { # error: Duplicate variable
+  default = 3
+}

@@ -1,0 +1,29 @@
+locals {
+  a = 1
+}
+
+locals {
+  a = 2 # error: Duplicate local value
+}
+
+cluster "c" {
+  overlay {
+    cidr = "10.200.0.0/16"
+    hubs = ["a.hub"]
+  }
+
+  site "a" {
+    network {
+      cidr = "192.168.1.0/24"
+    }
+
+    node "hub" {
+      roles     = ["hub", "manager"]
+      public_ip = true
+    }
+
+    pool "wn" {
+      count = 2
+    }
+  }
+}

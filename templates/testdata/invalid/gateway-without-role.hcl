@@ -1,0 +1,31 @@
+cluster "c" {
+  overlay {
+    cidr = "10.200.0.0/16"
+    hubs = ["a.hub"]
+  }
+
+  site "a" {
+    network {
+      cidr = "192.168.1.0/24"
+    }
+
+    node "hub" {
+      roles     = ["hub", "manager"]
+      public_ip = true
+    }
+
+    pool "wn" {
+      count = 2
+    }
+  }
+
+  site "b" {
+    gateway = "router" # error: Gateway node lacks the gateway role
+    network {
+      cidr = "10.4.2.0/24"
+    }
+    node "router" {
+      roles = ["worker"]
+    }
+  }
+}

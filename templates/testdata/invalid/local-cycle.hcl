@@ -1,0 +1,27 @@
+locals {
+  a = local.b + 1 # error: Cycle in local values
+  b = local.c * 2
+  c = local.a
+}
+
+cluster "c" {
+  overlay {
+    cidr = "10.200.0.0/16"
+    hubs = ["a.hub"]
+  }
+
+  site "a" {
+    network {
+      cidr = "192.168.1.0/24"
+    }
+
+    node "hub" {
+      roles     = ["hub", "manager"]
+      public_ip = true
+    }
+
+    pool "wn" {
+      count = local.a
+    }
+  }
+}

@@ -1,0 +1,22 @@
+cluster "c" {
+  overlay {
+    cidr = "10.200.0.0/29" # error: Overlay too small
+    hubs = ["a.hub"]
+  }
+
+  site "a" {
+    network {
+      cidr = "192.168.1.0/24"
+    }
+
+    node "hub" {
+      roles     = ["hub", "manager"]
+      public_ip = true
+    }
+
+    pool "wn" {
+      min = 0
+      max = 10
+    }
+  }
+}

@@ -1,0 +1,29 @@
+variable "a" {
+  default = 1
+  validation {
+    condition     = var.b > 0 # error: Reference to undeclared input variable
+    error_message = "bad."
+  }
+}
+
+cluster "c" {
+  overlay {
+    cidr = "10.200.0.0/16"
+    hubs = ["a.hub"]
+  }
+
+  site "a" {
+    network {
+      cidr = "192.168.1.0/24"
+    }
+
+    node "hub" {
+      roles     = ["hub", "manager"]
+      public_ip = true
+    }
+
+    pool "wn" {
+      count = 2
+    }
+  }
+}
