@@ -1,7 +1,9 @@
 package provision
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -43,13 +45,21 @@ func (r *ApplyResult) Err() error {
 // change. ctx cancellation stops new operations from starting; running
 // ones complete so nothing is left half-made.
 func (e *Engine) Apply(ctx context.Context, st *State, plan *Plan) *ApplyResult {
-	if st.Lineage != plan.Lineage {
+	if plan.Lineage != "" && st.Lineage != plan.Lineage {
 		return &ApplyResult{Errors: map[string]error{"": fmt.Errorf("plan was made for lineage %s, state has %s", plan.Lineage, st.Lineage)}}
 	}
 	if plan.Cluster != "" {
 		st.Cluster = plan.Cluster
 	}
 	res := &ApplyResult{Errors: map[string]error{}}
+	if e.refreshChanged(st) {
+		// Record what refresh found (resources gone, intents resolved,
+		// machines now ready) even when nothing else is to be done.
+		if err := e.commit(st, func() {}); err != nil {
+			res.Errors[""] = err
+			return res
+		}
+	}
 	var tasks []*task
 	changes := map[string]*Change{}
 	for _, c := range plan.Changes {
@@ -68,6 +78,11 @@ func (e *Engine) Apply(ctx context.Context, st *State, plan *Plan) *ApplyResult 
 	}
 	for _, c := range plan.Changes {
 		c := c
+		if c.Action == ActionNoop && c.AwaitReady {
+			tasks = append(tasks, &task{id: "create:" + c.Address, deps: createDeps(c, changes),
+				run: func(ctx context.Context) error { return e.awaitReady(ctx, st, c) }})
+			continue
+		}
 		if deletes(c) {
 			t := &task{id: "delete:" + c.Address}
 			for _, dep := range dependents[c.Address] {
@@ -83,11 +98,7 @@ func (e *Engine) Apply(ctx context.Context, st *State, plan *Plan) *ApplyResult 
 			if c.Action == ActionReplace {
 				t.deps = append(t.deps, "delete:"+c.Address)
 			}
-			for _, d := range c.Deps {
-				if dc := changes[d]; dc != nil && creates(dc) {
-					t.deps = append(t.deps, "create:"+d)
-				}
-			}
+			t.deps = append(t.deps, createDeps(c, changes)...)
 			t.run = func(ctx context.Context) error {
 				if c.Action == ActionUpdate {
 					return e.applyUpdate(ctx, st, c, res)
@@ -104,6 +115,75 @@ func (e *Engine) Apply(ctx context.Context, st *State, plan *Plan) *ApplyResult 
 		}
 	}
 	return res
+}
+
+// refreshChanged reports whether st differs from the stored state in
+// anything but its serial.
+func (e *Engine) refreshChanged(st *State) bool {
+	cur, err := e.Store.Load()
+	if err != nil {
+		return true
+	}
+	cur.Serial = st.Serial
+	a, _ := json.Marshal(cur)
+	b, _ := json.Marshal(st)
+	return !bytes.Equal(a, b)
+}
+
+// createDeps are the create-side tasks c waits for: its dependencies'
+// creates, updates and readiness waits.
+func createDeps(c *Change, changes map[string]*Change) []string {
+	var out []string
+	for _, d := range c.Deps {
+		dc := changes[d]
+		if dc == nil {
+			continue
+		}
+		switch {
+		case dc.Action == ActionCreate, dc.Action == ActionReplace, dc.Action == ActionUpdate,
+			dc.Action == ActionNoop && dc.AwaitReady:
+			out = append(out, "create:"+d)
+		}
+	}
+	return out
+}
+
+// awaitReady waits for a resource that exists but was not yet seen ready.
+func (e *Engine) awaitReady(ctx context.Context, st *State, c *Change) (err error) {
+	p, err := e.provider(c.Provider)
+	if err != nil {
+		return err
+	}
+	e.stateMu.Lock()
+	r := st.Resource(c.Address)
+	var cur ResourceState
+	if r != nil {
+		cur = *r
+	}
+	e.stateMu.Unlock()
+	if r == nil || cur.Status != StatusCreated {
+		return nil
+	}
+	w, ok := p.(Waiter)
+	if !ok {
+		cur.Status = StatusReady
+		return e.commit(st, func() { st.put(&cur) })
+	}
+	done := e.progress(c.Address, ActionCreate)
+	defer func() { done(cur.ID, err) }()
+	rr, werr := w.WaitReady(ctx, &ReadRequest{Address: c.Address, Kind: c.Kind, ID: cur.ID, ClientToken: cur.Token})
+	if rr != nil {
+		cur.Attrs = mergeAttrs(cur.Attrs, rr.Attrs)
+	}
+	if werr != nil {
+		cur.Status = StatusTainted
+		if cerr := e.commit(st, func() { st.put(&cur) }); cerr != nil {
+			return cerr
+		}
+		return fmt.Errorf("create %s: %w", c.Address, werr)
+	}
+	cur.Status = StatusReady
+	return e.commit(st, func() { st.put(&cur) })
 }
 
 // commit applies f to the state and writes it, under the state mutex.

@@ -39,7 +39,9 @@ type Change struct {
 	Deps   []string `json:"depends_on,omitempty"`
 	// BeforeID is the provider ID being changed or deleted.
 	BeforeID string `json:"before_id,omitempty"`
-	// PoolIndex etc. are recovered from the address when needed.
+	// AwaitReady is set when the resource exists but was not yet seen
+	// ready (hvctl stopped while it booted): apply waits for it.
+	AwaitReady bool `json:"await_ready,omitempty"`
 }
 
 // Drift is a change found by refresh: something changed outside hvctl.
@@ -86,6 +88,17 @@ func (p *Plan) Counts() (add, change, destroy int) {
 		}
 	}
 	return
+}
+
+// Awaiting counts the resources apply will wait for without changing.
+func (p *Plan) Awaiting() int {
+	n := 0
+	for _, c := range p.Changes {
+		if c.AwaitReady && c.Action == ActionNoop {
+			n++
+		}
+	}
+	return n
 }
 
 // HasChanges reports whether applying the plan would change anything.
@@ -155,8 +168,11 @@ func (e *Engine) Refresh(ctx context.Context, st *State) (*State, []Drift, error
 				merged[k] = v
 			}
 			x.r.Attrs = merged
-			if s, _ := merged["state"].(string); s == "failed" {
+			switch s, _ := merged["state"].(string); {
+			case s == "failed":
 				x.r.Status = StatusTainted
+			case s == "running" && x.r.Status == StatusCreated:
+				x.r.Status = StatusReady
 			}
 		}
 	}
@@ -181,6 +197,10 @@ func (e *Engine) Plan(ctx context.Context, st *State, opts PlanOptions) (*Plan, 
 		}
 	}
 	p := &Plan{FormatVersion: "1.0", Lineage: st.Lineage, Serial: st.Serial, Destroy: opts.Destroy, Drift: drift}
+	if st.Serial == 0 {
+		// No state yet: its lineage is made when it is first written.
+		p.Lineage = ""
+	}
 	if e.Config != nil && e.Config.Cluster != nil {
 		p.Cluster = e.Config.Cluster.Name
 	}
@@ -242,6 +262,9 @@ func (e *Engine) Plan(ctx context.Context, st *State, opts PlanOptions) (*Plan, 
 					c.Action = ActionReplace
 				}
 			}
+		}
+		if have.Status == StatusCreated && c.Action != ActionReplace {
+			c.AwaitReady = true
 		}
 		if c.Action == ActionReplace {
 			replaced[c.Address] = true

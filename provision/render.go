@@ -43,6 +43,9 @@ func (r *Renderer) RenderPlan(p *Plan) {
 		}
 		fmt.Fprintln(w)
 	}
+	if n := p.Awaiting(); n > 0 {
+		fmt.Fprintf(w, "\nNote: %d resources were created but not yet seen ready; apply waits for them.\n", n)
+	}
 	if !p.HasChanges() {
 		fmt.Fprintf(w, "\n%s\n", r.c(ansiGreen+ansiBold, "No changes.")+r.c(ansiBold, " Your infrastructure matches the configuration."))
 		fmt.Fprintln(w)

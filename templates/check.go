@@ -1,6 +1,7 @@
 package templates
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 
@@ -162,14 +163,14 @@ func (d *clusterDecoder) checkCapacity() {
 		// One address of the site network goes to its router or bridge.
 		if si.hasNetwork && n > 0 && hostCount(s.Network.CIDR) < n+1 {
 			d.diags = append(d.diags, errorf(si.cidrRange, "Site network too small",
-				"The network %s of site %q has %d host addresses, but the site has up to %d nodes and one address goes to the site's router. Use a shorter prefix.",
-				s.Network.CIDR, s.Path, hostCount(s.Network.CIDR), n))
+				"The network %s of site %q has %d host addresses, but the site has up to %s and one address goes to the site's router. Use a shorter prefix, such as /%d.",
+				s.Network.CIDR, s.Path, hostCount(s.Network.CIDR), plural(n, "node"), prefixFor(s.Network.CIDR, n+1)))
 		}
 	}
 	if d.overlayOK && hostCount(d.c.Overlay.CIDR) < total {
 		d.diags = append(d.diags, errorf(d.overlayCIDR, "Overlay too small",
-			"The overlay %s has %d host addresses, but the cluster has up to %d nodes (%d named nodes and %d pool nodes at max). Use a shorter prefix, such as /%d.",
-			d.c.Overlay.CIDR, hostCount(d.c.Overlay.CIDR), total, named, pooled, prefixFor(d.c.Overlay.CIDR, total)))
+			"The overlay %s has %d host addresses, but the cluster has up to %s (%s and %s at max). Use a shorter prefix, such as /%d.",
+			d.c.Overlay.CIDR, hostCount(d.c.Overlay.CIDR), plural(total, "node"), plural(named, "named node"), plural(pooled, "pool node"), prefixFor(d.c.Overlay.CIDR, total)))
 	}
 }
 
@@ -206,4 +207,11 @@ func exprList(in []hclsyntax.Expression) []hcl.Expression {
 		out[i] = e
 	}
 	return out
+}
+
+func plural(n uint64, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }

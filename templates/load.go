@@ -172,7 +172,8 @@ func newLoader(opts LoadOptions) *loader {
 func (l *loader) load(sources []source) {
 	l.funcs = Functions(l.cfg.Dir)
 	var varBlocks, localBlocks, provBlocks, clusterBlocks, outBlocks []*hcl.Block
-	var firstFile *hcl.File
+	firstFile := &hcl.File{}
+	first := true
 	syntaxErr := false
 	for _, s := range sources {
 		f, diags := l.parser.ParseHCL(s.src, s.name)
@@ -181,8 +182,8 @@ func (l *loader) load(sources []source) {
 			syntaxErr = true
 			continue
 		}
-		if firstFile == nil {
-			firstFile = f
+		if first {
+			firstFile, first = f, false
 		}
 		content, diags := f.Body.Content(topSchema)
 		l.diags = append(l.diags, diags...)
@@ -231,9 +232,13 @@ func (l *loader) load(sources []source) {
 
 	switch len(clusterBlocks) {
 	case 0:
-		r := hcl.Range{Filename: sources[0].name, Start: hcl.InitialPos, End: hcl.InitialPos}
-		if firstFile != nil {
-			r = firstFile.Body.MissingItemRange()
+		r := hcl.Range{Filename: "<template>", Start: hcl.InitialPos, End: hcl.InitialPos}
+		if len(sources) > 0 {
+			r.Filename = sources[0].name
+		}
+		if body, ok := firstFile.Body.(*hclsyntax.Body); ok {
+			// Point at the end of the first file, where a block could go.
+			r = hcl.Range{Filename: body.SrcRange.Filename, Start: body.SrcRange.End, End: body.SrcRange.End}
 		}
 		l.diags = append(l.diags, errorf(r, "Missing cluster block",
 			"A template needs exactly one cluster \"NAME\" block describing the overlay and the sites."))

@@ -79,7 +79,7 @@ func (l *loader) decodeVariables(blocks []*hcl.Block) {
 			d.defaultExpr = a.Expr
 			if v, ok := l.evalStatic(a); ok {
 				r := a.Expr.Range()
-				d.value, d.from, d.src = v, "default", &r
+				d.value, d.from, d.src = v, "the default", &r
 			} else {
 				d.value, d.invalid = cty.DynamicVal, true
 			}
@@ -253,9 +253,6 @@ func (l *loader) validateVariables() {
 			if cond == nil || msg == nil || d.invalid {
 				continue
 			}
-			if l.refsOnlyVar(cond.Expr, d.v.Name) {
-				continue
-			}
 			cv, ok := l.eval(cond.Expr, l.ctxVars, scopeVars)
 			if !ok || !cv.IsKnown() {
 				continue
@@ -283,23 +280,9 @@ func (l *loader) validateVariables() {
 			l.diags = append(l.diags, errorf(cond.Expr.Range(), "Invalid value for variable",
 				"%s\n\nThe value of var.%s comes from %s; this was checked by the validation rule at %s.",
 				text, d.v.Name, d.from, cond.Expr.Range()))
+			// Do not let the rejected value cause follow-on errors.
+			d.v.Value, d.invalid = cty.DynamicVal, true
+			break
 		}
 	}
-}
-
-// refsOnlyVar reports (as an error) a validation condition that refers to
-// anything other than its own variable, and returns whether it did.
-func (l *loader) refsOnlyVar(expr hcl.Expression, name string) bool {
-	bad := false
-	for _, t := range expr.Variables() {
-		if t.RootName() == "var" && len(t) > 1 {
-			if a, ok := t[1].(hcl.TraverseAttr); ok && a.Name == name {
-				continue
-			}
-		}
-		l.diags = append(l.diags, errorf(t.SourceRange(), "Invalid reference in variable validation",
-			"The condition for variable %q can only refer to the variable itself, var.%s.", name, name))
-		bad = true
-	}
-	return bad
 }

@@ -325,7 +325,11 @@ func (a *App) applySaved(plan *provision.Plan, o *opFlags) int {
 		return exitError
 	}
 	defer s.close()
-	if s.st.Lineage != plan.Lineage || s.st.Serial != plan.Serial {
+	stale := s.st.Lineage != plan.Lineage || s.st.Serial != plan.Serial
+	if plan.Lineage == "" {
+		stale = s.st.Serial != 0 // made before any state existed
+	}
+	if stale {
 		return a.fail("Saved plan is stale",
 			fmt.Sprintf("The state was changed after this plan was made (plan: lineage %s serial %d; state: lineage %s serial %d). Nothing was applied. Run hvctl plan again.",
 				plan.Lineage, plan.Serial, s.st.Lineage, s.st.Serial))
@@ -343,12 +347,12 @@ func (a *App) applySaved(plan *provision.Plan, o *opFlags) int {
 
 func (a *App) execute(s *session, plan *provision.Plan, st *provision.State, destroy bool, verb string, start time.Time, jsonOut bool) int {
 	s.eng.UI = a.ui(jsonOut)
-	if !plan.HasChanges() && !(verb == "up") {
-		return exitOK
-	}
-	if plan.HasChanges() && !jsonOut {
+	quiet := !plan.HasChanges() && plan.Awaiting() == 0 && verb != "up"
+	if !quiet && !jsonOut {
 		fmt.Fprintln(a.Stdout)
 	}
+	// Even with nothing to change, Apply records what refresh learned
+	// (machines gone or now ready).
 	res := s.eng.Apply(a.Ctx, st, plan)
 	if err := res.Err(); err != nil {
 		if a.Ctx.Err() != nil {
@@ -358,6 +362,9 @@ func (a *App) execute(s *session, plan *provision.Plan, st *provision.State, des
 			a.printError(res.Errors[addr].Error(), "The state records what was done; run the command again to retry.")
 		}
 		return exitError
+	}
+	if quiet {
+		return exitOK
 	}
 	elapsed := time.Since(start).Round(time.Second)
 	if jsonOut {

@@ -323,5 +323,4 @@ func suggest(given string, names []string) string {
 	return fmt.Sprintf(" Did you mean %q?", best)
 }
 
-
 type flagT = flag.Flag

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/netip"
 	"sort"
 	"strconv"
@@ -15,7 +16,13 @@ import (
 	"github.com/hvctl/hvctl/provision"
 )
 
-// Provider is a sim provider configuration bound to one world.
+// Provider is a sim provider configuration bound to one world. It is
+// safe for concurrent use, and any number of Providers, in any number of
+// processes, may share a world: every change is made under an flock.
+//
+// Client tokens are forever, as in EC2: a Create whose token was seen
+// before returns that resource even when it has since been terminated,
+// so a replacement must be created with a new token.
 type Provider struct {
 	settings Settings
 	env      *provision.Env
@@ -132,13 +139,14 @@ func (p *Provider) Create(ctx context.Context, req *provision.CreateRequest) (*p
 			out = r
 			return false, nil
 		}
+		n := len(w.Resources)
 		var err error
 		if req.Kind == provision.KindNetwork {
 			out, err = p.createNetwork(w, req, now)
 		} else {
 			out, err = p.createInstance(w, req, now)
 		}
-		return err == nil && out != nil, err
+		return err == nil && len(w.Resources) > n, err
 	})
 	if err != nil {
 		return nil, err
@@ -332,6 +340,7 @@ func (p *Provider) Delete(ctx context.Context, req *provision.DeleteRequest) err
 		}
 		if r.Kind == provision.KindInstance {
 			r.State, r.GoneAt = StateTerminated, now
+			r.changed()
 			return true, nil
 		}
 		if r.External || (req.Address != "" && r.Address != req.Address) {
@@ -347,6 +356,7 @@ func (p *Provider) Delete(ctx context.Context, req *provision.DeleteRequest) err
 			return false, fmt.Errorf("sim: DependencyViolation: network %s still has %d live instances", r.ID, n)
 		}
 		r.State, r.GoneAt = StateDeleted, now
+		r.changed()
 		return true, nil
 	})
 }
@@ -392,6 +402,8 @@ func (p *Provider) Update(ctx context.Context, req *provision.UpdateRequest) (*p
 		if len(changed) == 0 {
 			return false, nil
 		}
+		r.changed()
+		r.Attrs = maps.Clone(r.Attrs) // the cached world shares the old map
 		if r.Attrs == nil {
 			r.Attrs = map[string]any{}
 		}

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -66,7 +68,13 @@ type record struct {
 
 	// Attrs are the desired attributes given to Create (secrets left out).
 	Attrs map[string]any `json:"attrs,omitempty"`
+
+	// raw is the record's JSON as last read or written; nil once changed.
+	raw []byte
 }
+
+// changed must be called before a record is modified in place.
+func (r *record) changed() { r.raw = nil }
 
 // effectiveState is the record's state at now: boots finish lazily.
 func (r *record) effectiveState(now time.Time) string {
@@ -105,13 +113,29 @@ func (w *world) byToken(token string) *record {
 
 // decodeWorld parses and checks world.json; name is the file, for errors.
 func decodeWorld(name string, b []byte) (*world, error) {
-	var w world
+	var file struct {
+		Version   int               `json:"version"`
+		Serial    int64             `json:"serial"`
+		Resources []json.RawMessage `json:"resources"`
+	}
 	dec := json.NewDecoder(bytes.NewReader(b))
-	if err := dec.Decode(&w); err != nil {
+	if err := dec.Decode(&file); err != nil {
 		return nil, fmt.Errorf("sim world %s is corrupt: %w", name, err)
 	}
-	if dec.More() {
+	if _, err := dec.Token(); err != io.EOF {
 		return nil, fmt.Errorf("sim world %s is corrupt: trailing data after the JSON object", name)
+	}
+	w := world{Version: file.Version, Serial: file.Serial, Resources: make([]*record, len(file.Resources))}
+	for i, raw := range file.Resources {
+		if string(raw) == "null" {
+			continue // reported below
+		}
+		r := new(record)
+		if err := json.Unmarshal(raw, r); err != nil {
+			return nil, fmt.Errorf("sim world %s is corrupt: resource %d: %w", name, i, err)
+		}
+		r.raw = raw
+		w.Resources[i] = r
 	}
 	if w.Version != worldVersion {
 		return nil, fmt.Errorf("sim world %s: unsupported version %d (this hvctl reads version %d)", name, w.Version, worldVersion)
@@ -154,11 +178,20 @@ func validState(k provision.Kind, s string) bool {
 // encodeWorld writes one resource per line: compact, yet diffable.
 func encodeWorld(w *world) ([]byte, error) {
 	var buf bytes.Buffer
+	size := 64
+	for _, r := range w.Resources {
+		size += len(r.raw) + 2
+	}
+	buf.Grow(size + 1024)
 	fmt.Fprintf(&buf, "{\"version\":%d,\"serial\":%d,\"resources\":[", w.Version, w.Serial)
 	for i, r := range w.Resources {
-		b, err := json.Marshal(r)
-		if err != nil {
-			return nil, fmt.Errorf("encode resource %s: %w", r.ID, err)
+		b := r.raw
+		if b == nil {
+			var err error
+			if b, err = json.Marshal(r); err != nil {
+				return nil, fmt.Errorf("encode resource %s: %w", r.ID, err)
+			}
+			r.raw = b
 		}
 		if i > 0 {
 			buf.WriteByte(',')
@@ -189,7 +222,56 @@ func (s store) load() (*world, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read sim world: %w", err)
 	}
-	return decodeWorld(s.path, b)
+	if w := cached(s.path, b); w != nil {
+		return w, nil
+	}
+	w, err := decodeWorld(s.path, b)
+	if err != nil {
+		return nil, err
+	}
+	remember(s.path, b, w)
+	return w.clone(), nil
+}
+
+// The last world each file held, decoded, so that a process that is the
+// only writer does not parse the whole file on every call. A hit needs
+// the file's bytes to be identical, so it can never be stale.
+var (
+	cacheMu sync.Mutex
+	cache   = map[string]cachedWorld{}
+)
+
+type cachedWorld struct {
+	b []byte
+	w *world // never modified: callers get clones
+}
+
+func cached(path string, b []byte) *world {
+	cacheMu.Lock()
+	c, ok := cache[path]
+	cacheMu.Unlock()
+	if !ok || !bytes.Equal(c.b, b) {
+		return nil
+	}
+	return c.w.clone()
+}
+
+func remember(path string, b []byte, w *world) {
+	cacheMu.Lock()
+	cache[path] = cachedWorld{b, w}
+	cacheMu.Unlock()
+}
+
+// clone copies the world and its records; Attrs maps stay shared, so
+// whoever changes one replaces it (see Update).
+func (w *world) clone() *world {
+	c := *w
+	c.Resources = make([]*record, len(w.Resources))
+	for i, r := range w.Resources {
+		cp := *r
+		c.Resources[i] = &cp
+	}
+	return &c
 }
 
 // update runs fn on the current world under an exclusive lock and writes
@@ -232,6 +314,7 @@ func (s store) update(fn func(w *world) (changed bool, err error)) error {
 	if err := provision.WriteFileAtomic(s.path, b); err != nil {
 		return fmt.Errorf("write sim world: %w", err)
 	}
+	remember(s.path, b, w.clone())
 	return nil
 }
 

@@ -1,0 +1,3 @@
+provider "aws" "main" {
+  region = var.region
+}
