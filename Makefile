@@ -24,8 +24,8 @@ demo: build
 
 # Benchmarks; figures go to docs/benchmarks.md.
 bench: build
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1x -timeout 30m ./provision/... ./templates/...
-	./bench/apply.sh
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./provision/... ./templates/... ./overlay/...
+	./bench/plan.sh
 
 # Run every fuzz target for FUZZTIME; new corpus entries land in testdata/fuzz.
 fuzz:

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hvctl/hvctl/templates"
@@ -167,7 +168,9 @@ type Topology struct {
 	sites   map[string]*siteInfo
 
 	// all is the overlay prefix followed by every routed site network.
-	all []netip.Prefix
+	all    []netip.Prefix
+	allSet map[netip.Prefix]bool
+	cache  sync.Map // cacheKey -> []netip.Prefix
 
 	// hierarchical
 	rootGateways []*member // gateways whose upstream is the root (hubs)
@@ -336,6 +339,10 @@ func Plan(c *templates.Cluster, members []Member, addrs map[string]netip.Addr) (
 		if si := t.sites[s.Path]; si.routed() {
 			t.all = append(t.all, s.Network.CIDR.Masked())
 		}
+	}
+	t.allSet = make(map[netip.Prefix]bool, len(t.all))
+	for _, p := range t.all {
+		t.allSet[p] = true
 	}
 	for _, m := range t.members {
 		m.own = []netip.Prefix{hostPrefix(m.addr)}
@@ -515,7 +522,7 @@ func (t *Topology) peersFor(x *member) *PeerSet {
 	case templates.Hierarchical:
 		t.hierarchical(&b)
 	}
-	ps.Routes = b.routes()
+	ps.Routes = b.cached("routes", b.routes)
 	return ps
 }
 
@@ -552,7 +559,7 @@ func (t *Topology) hierarchical(b *builder) {
 				}
 			}
 		}
-		b.add(x.up, b.rest(nil))
+		b.add(x.up, b.cached("up", func() []netip.Prefix { return b.rest(nil) }))
 	default:
 		if x.isGateway() {
 			for _, g := range t.rootGateways {
@@ -586,10 +593,9 @@ func (t *Topology) mtuFor(m *member) int {
 
 // builder accumulates one node's peer set.
 type builder struct {
-	t        *Topology
-	x        *member
-	ps       *PeerSet
-	assigned map[netip.Prefix]bool // prefixes given to a peer so far
+	t  *Topology
+	x  *member
+	ps *PeerSet
 }
 
 // filter drops the prefixes x must not route into the overlay: anything
@@ -615,16 +621,53 @@ func (b *builder) filter(in []netip.Prefix) []netip.Prefix {
 	return in
 }
 
-// rest is the overlay and every routed site network not yet given to a
-// peer and not x's own, filtered for x; extra is prepended.
-func (b *builder) rest(extra []netip.Prefix) []netip.Prefix {
+// rest is the overlay and every routed site network that is not given to
+// a peer so far, nor in pending, nor x's own, filtered for x; extra is
+// prepended.
+func (b *builder) rest(extra []netip.Prefix, pending ...[]netip.Prefix) []netip.Prefix {
+	taken := map[netip.Prefix]bool{}
+	note := func(ps []netip.Prefix) {
+		for _, p := range ps {
+			if b.t.allSet[p] {
+				taken[p] = true
+			}
+		}
+	}
+	for _, p := range b.ps.Peers {
+		note(p.AllowedIPs)
+	}
+	for _, ps := range pending {
+		note(ps)
+	}
+	note(extra)
+	note(b.x.own)
 	out := slices.Clone(extra)
 	for _, p := range b.filter(b.t.all) {
-		if !b.assigned[p] && !slices.Contains(b.x.own, p) && !slices.Contains(extra, p) {
+		if !taken[p] {
 			out = append(out, p)
 		}
 	}
-	return out
+	return slices.Clip(out)
+}
+
+// cached returns compute() for a plain node (neither hub nor gateway),
+// whose result depends only on its site, computing it once per site.
+func (b *builder) cached(key string, compute func() []netip.Prefix) []netip.Prefix {
+	if b.x.isHub() || b.x.isGateway() {
+		return compute()
+	}
+	k := cacheKey{b.x.site, key}
+	if v, ok := b.t.cache.Load(k); ok {
+		return v.([]netip.Prefix)
+	}
+	v := compute()
+	b.t.cache.Store(k, v)
+	return v
+}
+
+type cacheKey struct {
+	site *siteInfo
+	what string
 }
 
 // toHubs adds the hubs as peers: each with own(h), the primary with the
@@ -634,36 +677,25 @@ func (b *builder) toHubs(own func(h *member) []netip.Prefix) {
 	if len(hubs) == 0 {
 		return
 	}
-	backups := make([][]netip.Prefix, len(hubs))
-	for i, h := range hubs[1:] {
-		backups[i+1] = own(h)
-		for _, p := range backups[i+1] {
-			b.mark(p)
-		}
-	}
 	primaryOwn := own(hubs[0])
-	for _, p := range primaryOwn {
-		b.mark(p)
-	}
-	all := b.rest(primaryOwn)
+	all := b.cached("hubs", func() []netip.Prefix {
+		var backups [][]netip.Prefix
+		for _, h := range hubs[1:] {
+			backups = append(backups, own(h))
+		}
+		return b.rest(primaryOwn, backups...)
+	})
 	b.add(hubs[0], all)
-	for i, h := range hubs[1:] {
-		b.add(h, backups[i+1])
+	for _, h := range hubs[1:] {
+		b.add(h, own(h))
 	}
 	if len(hubs) > 1 {
-		f := &Failover{Range: slices.Clip(all[len(primaryOwn):])}
+		f := &Failover{Range: all[len(primaryOwn):]}
 		for _, h := range hubs {
 			f.Hubs = append(f.Hubs, h.ID)
 		}
 		b.ps.Failover = f
 	}
-}
-
-func (b *builder) mark(p netip.Prefix) {
-	if b.assigned == nil {
-		b.assigned = make(map[netip.Prefix]bool)
-	}
-	b.assigned[p] = true
 }
 
 // canConnect reports whether x and p can reach each other directly: one
@@ -680,13 +712,6 @@ func (b *builder) canConnect(p *member) bool {
 
 // add appends peer p with allowed IPs ips.
 func (b *builder) add(p *member, ips []netip.Prefix) {
-	if b.t.kind != templates.Mesh {
-		// Mesh peers hold only their own prefixes, which never repeat;
-		// other topologies need rest() to know what is taken.
-		for _, q := range ips {
-			b.mark(q)
-		}
-	}
 	role := PeerNode
 	switch {
 	case p.isHub():

@@ -77,35 +77,38 @@ func newLineage() string {
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
+// Resources are kept sorted by address (natural order), so lookups are
+// binary searches.
+
+// search returns the index where addr is or would be.
+func (s *State) search(addr string) int {
+	return sort.Search(len(s.Resources), func(i int) bool { return !lessAddr(s.Resources[i].Address, addr) })
+}
+
 // Resource returns the resource at addr, or nil.
 func (s *State) Resource(addr string) *ResourceState {
-	for _, r := range s.Resources {
-		if r.Address == addr {
-			return r
-		}
+	if i := s.search(addr); i < len(s.Resources) && s.Resources[i].Address == addr {
+		return s.Resources[i]
 	}
 	return nil
 }
 
 // put inserts or replaces a resource, keeping resources sorted.
 func (s *State) put(r *ResourceState) {
-	for i, x := range s.Resources {
-		if x.Address == r.Address {
-			s.Resources[i] = r
-			return
-		}
+	i := s.search(r.Address)
+	if i < len(s.Resources) && s.Resources[i].Address == r.Address {
+		s.Resources[i] = r
+		return
 	}
-	s.Resources = append(s.Resources, r)
-	sort.Slice(s.Resources, func(i, j int) bool { return lessAddr(s.Resources[i].Address, s.Resources[j].Address) })
+	s.Resources = append(s.Resources, nil)
+	copy(s.Resources[i+1:], s.Resources[i:])
+	s.Resources[i] = r
 }
 
 // remove drops a resource and bumps its address's generation.
 func (s *State) remove(addr string) {
-	for i, x := range s.Resources {
-		if x.Address == addr {
-			s.Resources = append(s.Resources[:i], s.Resources[i+1:]...)
-			break
-		}
+	if i := s.search(addr); i < len(s.Resources) && s.Resources[i].Address == addr {
+		s.Resources = append(s.Resources[:i], s.Resources[i+1:]...)
 	}
 	if s.Generations == nil {
 		s.Generations = map[string]int{}
@@ -156,6 +159,7 @@ func DecodeState(name string, b []byte) (*State, error) {
 		}
 		r.Attrs = normalizeAttrs(r.Attrs)
 	}
+	sort.SliceStable(s.Resources, func(i, j int) bool { return lessAddr(s.Resources[i].Address, s.Resources[j].Address) })
 	return &s, nil
 }
 

@@ -18,7 +18,7 @@ func init() {
 	register(&command{name: "show", usage: "[PLANFILE] [-json]", help: "Show the state, or a saved plan", run: runShow})
 	register(&command{name: "state", usage: "list | show ADDR | rm ADDR... | unlock LOCK_ID", help: "Inspect and repair the state", run: runState})
 	register(&command{name: "graph", usage: "[PATH] [-type plan]", help: "Print the resource graph as DOT for Graphviz", run: runGraph})
-	register(&command{name: "sim", usage: "list [-json]", help: "Inspect the sim provider's cloud", run: runSim})
+	register(&command{name: "sim", usage: "list [-json] [-all] [PATH]", help: "Inspect the sim provider's cloud", run: runSim})
 }
 
 // NodeStatus is one node's row in status.
@@ -362,6 +362,9 @@ func runGraph(a *App, args []string) int {
 }
 
 func runSim(a *App, args []string) int {
+	if len(args) > 0 && (args[0] == "-help" || args[0] == "--help" || args[0] == "-h") {
+		args = []string{"list", "-help"}
+	}
 	if len(args) == 0 || args[0] != "list" {
 		return a.fail("Usage: hvctl sim list [-json] [-all] [PATH]", "sim list prints the sim provider's inventory: what really exists in its cloud.")
 	}

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"bytes"
+	"io"
 	"fmt"
 	"runtime"
 	"sort"
@@ -71,15 +73,7 @@ func runCompletion(a *App, args []string) int {
 	sort.Strings(verbs)
 	flags := map[string]string{}
 	for _, c := range commands {
-		fs := a.flagSet(c)
-		switch c.name {
-		case "plan", "apply", "up", "destroy", "down":
-			var o opFlags
-			o.add(fs)
-		}
-		var names []string
-		fs.VisitAll(func(f *flagT) { names = append(names, "-"+f.Name) })
-		flags[c.name] = strings.Join(names, " ")
+		flags[c.name] = strings.Join(verbFlags(c), " ")
 	}
 	switch args[0] {
 	case "bash":
@@ -137,4 +131,22 @@ func zshVerbs() string {
 		parts = append(parts, fmt.Sprintf("'%s:%s'", c.name, strings.ReplaceAll(c.help, "'", "")))
 	}
 	return strings.Join(parts, " ")
+}
+
+// verbFlags lists a verb's flags by running it with -help and reading
+// its usage, so completion never drifts from the real flag sets.
+func verbFlags(c *command) []string {
+	var buf bytes.Buffer
+	quiet := &App{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: &buf}
+	c.run(quiet, []string{"-help"})
+	var names []string
+	for _, line := range strings.Split(buf.String(), "\n") {
+		t := strings.TrimSpace(line)
+		if !strings.HasPrefix(line, "  -") || t == "" {
+			continue
+		}
+		name := strings.Fields(t)[0]
+		names = append(names, name)
+	}
+	return names
 }
