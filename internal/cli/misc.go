@@ -2,8 +2,8 @@ package cli
 
 import (
 	"bytes"
-	"io"
 	"fmt"
+	"io"
 	"runtime"
 	"sort"
 	"strings"
