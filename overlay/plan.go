@@ -66,8 +66,11 @@ const (
 
 // Peer is one [Peer] section of a node's configuration.
 type Peer struct {
-	Node      string
-	Role      PeerRole
+	Node string
+	Role PeerRole
+	// Address is the peer's overlay address: health probes go there,
+	// through this peer's tunnel.
+	Address   netip.Addr
 	PublicKey wgtypes.Key
 	// Endpoint is where to send to the peer; zero when the peer is behind
 	// NAT and is only reached after it has sent first.
@@ -719,7 +722,7 @@ func (b *builder) add(p *member, ips []netip.Prefix) {
 	case p.isGateway():
 		role = PeerGateway
 	}
-	peer := Peer{Node: p.ID, Role: role, PublicKey: p.PublicKey, AllowedIPs: ips}
+	peer := Peer{Node: p.ID, Role: role, Address: p.addr, PublicKey: p.PublicKey, AllowedIPs: ips}
 	x := b.x
 	switch {
 	case sameUnderlay(x, p) && p.SiteAddr.IsValid():

@@ -184,14 +184,36 @@ func readPlan(path string) (*provision.Plan, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
+	p, err := decodePlanFile(path, b)
+	if err != nil {
+		return nil, false, err
+	}
+	return p, true, nil
+}
+
+// decodePlanFile parses a saved plan and checks it is whole.
+func decodePlanFile(path string, b []byte) (*provision.Plan, error) {
 	var pf planFile
 	if err := json.Unmarshal(b, &pf); err != nil || pf.Format == 0 {
-		return nil, false, fmt.Errorf("%s is neither a template (.hcl) nor a plan saved by hvctl plan -out", path)
+		return nil, fmt.Errorf("%s is neither a template (.hcl) nor a plan saved by hvctl plan -out", path)
 	}
 	if pf.Format != 1 || pf.Plan == nil {
-		return nil, false, fmt.Errorf("%s: unsupported plan format %d", path, pf.Format)
+		return nil, fmt.Errorf("%s: unsupported plan format %d (this hvctl reads format 1)", path, pf.Format)
 	}
-	return pf.Plan, true, nil
+	for i, c := range pf.Plan.Changes {
+		if c == nil || c.Address == "" {
+			return nil, fmt.Errorf("%s: change %d has no address; the plan file is damaged, make it again with hvctl plan -out", path, i)
+		}
+		switch c.Action {
+		case provision.ActionNoop, provision.ActionCreate, provision.ActionUpdate, provision.ActionReplace, provision.ActionDelete:
+		default:
+			return nil, fmt.Errorf("%s: change %s has unknown action %q", path, c.Address, c.Action)
+		}
+		if c.Provider == "" {
+			return nil, fmt.Errorf("%s: change %s has no provider", path, c.Address)
+		}
+	}
+	return pf.Plan, nil
 }
 
 func runApply(a *App, args []string) int {

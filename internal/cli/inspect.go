@@ -70,6 +70,7 @@ func runStatus(a *App, args []string) int {
 	var o opFlags
 	o.add(fs)
 	jsonOut := fs.Bool("json", false, "print status as JSON")
+	watch := fs.Duration("watch", 0, "redraw every interval (e.g. -watch=2s) until interrupted")
 	pos, code, ok := a.parse(fs, args)
 	if !ok {
 		return code
@@ -80,12 +81,37 @@ func runStatus(a *App, args []string) int {
 		return exitError
 	}
 	defer s.close()
+	if *watch <= 0 {
+		return a.statusOnce(s, *jsonOut)
+	}
+	for {
+		if !*jsonOut {
+			fmt.Fprint(a.Stdout, "\x1b[H\x1b[2J")
+			fmt.Fprintf(a.Stdout, "%s  (every %s; Ctrl-C to stop)\n\n", time.Now().Format("15:04:05"), *watch)
+		}
+		st, err := s.store.Load()
+		if err != nil {
+			return a.failErr(err)
+		}
+		s.st = st
+		if code := a.statusOnce(s, *jsonOut); code != exitOK {
+			return code
+		}
+		select {
+		case <-a.Ctx.Done():
+			return exitOK
+		case <-time.After(*watch):
+		}
+	}
+}
+
+func (a *App) statusOnce(s *session, jsonOut bool) int {
 	st, _, err := s.eng.Refresh(a.Ctx, s.st)
 	if err != nil {
 		return a.failErr(err)
 	}
 	rows := nodeRows(st)
-	if *jsonOut {
+	if jsonOut {
 		doc := map[string]any{"cluster": s.cfg.Cluster.Name, "serial": s.st.Serial, "nodes": rows}
 		return a.writeJSON(doc)
 	}
