@@ -247,17 +247,28 @@ func (e *Engine) applyCreate(ctx context.Context, st *State, c *Change, res *App
 		}
 	}
 	cluster := st.Cluster
+	attrs := c.After
+	if e.Prepare != nil {
+		extra, perr := e.Prepare(st, c, p)
+		if perr != nil {
+			e.stateMu.Unlock()
+			return fmt.Errorf("create %s: %w", c.Address, perr)
+		}
+		if len(extra) > 0 {
+			attrs = mergeAttrs(c.After, extra)
+		}
+	}
 	e.stateMu.Unlock()
 	rs := &ResourceState{
 		Address: c.Address, Type: c.Type, Kind: c.Kind, Provider: c.Provider,
-		Status: StatusPending, Token: token, Attrs: c.After, Deps: c.Deps,
+		Status: StatusPending, Token: token, Attrs: attrs, Deps: c.Deps,
 	}
 	if err := e.commit(st, func() { st.put(rs) }); err != nil {
 		return err
 	}
 	req := &CreateRequest{
 		Address: c.Address, Kind: c.Kind, Cluster: cluster, Lineage: st.Lineage,
-		ClientToken: token, Attrs: c.After, Deps: deps, ExpiresAt: e.expiresAt(),
+		ClientToken: token, Attrs: attrs, Deps: deps, ExpiresAt: e.expiresAt(),
 	}
 	var resp *CreateResponse
 	err = e.call(ctx, c.Provider, func(ctx context.Context) error {
@@ -287,7 +298,7 @@ func (e *Engine) applyCreate(ctx context.Context, st *State, c *Change, res *App
 	created.ID = resp.ID
 	created.Status = StatusCreated
 	created.Created = time.Now().UTC()
-	created.Attrs = mergeAttrs(c.After, resp.Attrs)
+	created.Attrs = mergeAttrs(attrs, resp.Attrs)
 	if err := e.commit(st, func() { st.put(&created) }); err != nil {
 		return err
 	}

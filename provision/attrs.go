@@ -20,8 +20,19 @@ var (
 	}
 	sensitiveAttrs = map[string]bool{
 		"user_data": true, "join_token": true, "wg_private_key": true, "password": true,
+		"cluster_secret": true,
+	}
+	// internalAttrs are added at apply time by Engine.Prepare (how a node
+	// finds and joins its cluster). They are never diffed and never shown
+	// in plans; sensitive ones are redacted everywhere else.
+	internalAttrs = map[string]bool{
+		"join_token": true, "cluster_secret": true, "template": true, "manager_url": true, "overlay_port": true,
 	}
 )
+
+// IsInternal reports whether an attribute is bootstrap data added at
+// apply time rather than configuration.
+func IsInternal(attr string) bool { return internalAttrs[attr] }
 
 // IsSensitive reports whether an attribute's value must never be shown.
 func IsSensitive(attr string) bool { return sensitiveAttrs[attr] }

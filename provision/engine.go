@@ -13,6 +13,12 @@ import (
 	"github.com/hvctl/hvctl/templates"
 )
 
+// AgentHost is implemented by providers whose machines run hvctl agent
+// (local, clouds); the sim does not. up waits for their agents to join.
+type AgentHost interface {
+	RunsAgents() bool
+}
+
 // DefaultParallelism is apply's default bound on concurrent operations.
 const DefaultParallelism = 10
 
@@ -38,6 +44,12 @@ type Engine struct {
 	ProgressInterval time.Duration
 	// MaxRetries bounds retries of retryable provider errors (default 8).
 	MaxRetries int
+
+	// Prepare, when set, is called before each create with the state
+	// locked; the attributes it returns are added to the create request
+	// and recorded (they are internal: see IsInternal). The CLI uses it
+	// to hand nodes their join token and the hub its manager settings.
+	Prepare func(st *State, c *Change, p Provider) (Attrs, error)
 
 	providers map[string]Provider
 	limiters  map[string]*rate.Limiter

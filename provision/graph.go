@@ -102,14 +102,8 @@ func BuildGraph(c *templates.Cluster, st *State) (*Graph, error) {
 		}
 	}
 	var hubAddr string
-	if len(c.Overlay.Hubs) > 0 {
-		for _, s := range c.AllSites() {
-			for _, n := range s.Nodes {
-				if n.Path() == c.Overlay.Hubs[0] {
-					hubAddr = NodeAddress(n)
-				}
-			}
-		}
+	if mn := ManagerNode(c); mn != nil {
+		hubAddr = NodeAddress(mn)
 	}
 	for _, s := range c.AllSites() {
 		if s.Provider == nil {
@@ -175,6 +169,34 @@ func BuildGraph(c *templates.Cluster, st *State) (*Graph, error) {
 		}
 	}
 	return g, nil
+}
+
+// ManagerNode is the node that runs the cluster manager (the join
+// service every other node joins through): the primary hub; without hubs
+// (mesh), the first node with the manager role, else the first public
+// node. nil when there is none.
+func ManagerNode(c *templates.Cluster) *templates.Node {
+	var manager, public *templates.Node
+	for _, s := range c.AllSites() {
+		for _, n := range s.Nodes {
+			if len(c.Overlay.Hubs) > 0 && n.Path() == c.Overlay.Hubs[0] {
+				return n
+			}
+			if manager == nil && n.HasRole(templates.RoleManager) {
+				manager = n
+			}
+			if public == nil && n.PublicIP {
+				public = n
+			}
+		}
+	}
+	if len(c.Overlay.Hubs) > 0 {
+		return nil
+	}
+	if manager != nil {
+		return manager
+	}
+	return public
 }
 
 // PoolNodeAttrs returns the desired attributes of a pool's i-th node, for

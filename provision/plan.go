@@ -303,6 +303,9 @@ func deleteChange(r *ResourceState, reason string) *Change {
 }
 
 func isComputed(k Kind, attr string) bool {
+	if internalAttrs[attr] {
+		return true
+	}
 	for _, a := range computedAttrs[k] {
 		if a == attr {
 			return true

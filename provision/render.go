@@ -124,6 +124,11 @@ func (r *Renderer) renderChange(c *Change) {
 	for k := range unknown {
 		keys[k] = true
 	}
+	for k := range keys {
+		if IsInternal(k) {
+			delete(keys, k)
+		}
+	}
 	names := sortedKeys(keys)
 	hidden := 0
 	if c.BeforeID != "" && c.Action != ActionCreate {
@@ -282,6 +287,9 @@ func redact(a Attrs) (map[string]any, map[string]bool) {
 	}
 	out := make(map[string]any, len(a))
 	for k, v := range a {
+		if IsInternal(k) {
+			continue
+		}
 		if IsSensitive(k) {
 			out[k] = nil
 			sens[k] = true

@@ -44,6 +44,11 @@ func (l *loader) eval(expr hcl.Expression, ctx *hcl.EvalContext, sc scope) (cty.
 	if diags.HasErrors() {
 		return cty.DynamicVal, false
 	}
+	if hugeNumber(v) {
+		l.diags = append(l.diags, errorf(expr.Range(), "Number out of range",
+			"This expression has a number that is too large or too small; numbers in templates must be within ±1e308."))
+		return cty.DynamicVal, false
+	}
 	return v, true
 }
 
@@ -260,9 +265,8 @@ func (l *loader) evalLocals(blocks []*hcl.Block) {
 			Variables: map[string]cty.Value{"var": l.varObject(), "local": cty.ObjectVal(l.locals)},
 			Functions: l.funcs,
 		}
-		v, diags := l.localDefs[n].Expr.Value(ctx)
-		l.diags = append(l.diags, diags...)
-		if diags.HasErrors() {
+		v, ok := l.eval(l.localDefs[n].Expr, ctx, scopeLocals)
+		if !ok {
 			broken[n] = true
 			v = cty.DynamicVal
 		}

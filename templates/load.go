@@ -185,6 +185,11 @@ func (l *loader) load(sources []source) {
 		if first {
 			firstFile, first = f, false
 		}
+		if diags := checkNumberLiterals(f.Body); diags.HasErrors() {
+			l.diags = append(l.diags, diags...)
+			syntaxErr = true
+			continue
+		}
 		content, diags := f.Body.Content(topSchema)
 		l.diags = append(l.diags, diags...)
 		for _, b := range content.Blocks {

@@ -101,6 +101,11 @@ func (l *loader) evalStatic(a *hcl.Attribute) (cty.Value, bool) {
 	if diags.HasErrors() {
 		return cty.DynamicVal, false
 	}
+	if hugeNumber(v) {
+		l.diags = append(l.diags, errorf(a.Expr.Range(), "Number out of range",
+			"This expression has a number that is too large or too small; numbers in templates must be within ±1e308."))
+		return cty.DynamicVal, false
+	}
 	return v, true
 }
 
@@ -183,6 +188,9 @@ func (l *loader) setRaw(d *varDecl, raw, from string) {
 		var vd hcl.Diagnostics
 		d.value, vd = expr.Value(nil)
 		diags = append(diags, vd...)
+		if !vd.HasErrors() && hugeNumber(d.value) {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Number out of range", Detail: "numbers must be within ±1e308"})
+		}
 	}
 	if diags.HasErrors() {
 		l.diags = append(l.diags, errorf(d.v.DeclRange, "Invalid value for variable",

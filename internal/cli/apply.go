@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hvctl/hvctl/provision"
+	"github.com/hvctl/hvctl/scheduler/agent"
 	"github.com/hvctl/hvctl/templates"
 )
 
@@ -32,6 +33,7 @@ type opFlags struct {
 	refresh     bool
 	jsonOut     bool
 	noColor     bool
+	joinTimeout time.Duration
 }
 
 func (o *opFlags) add(fs *flag.FlagSet) {
@@ -41,6 +43,7 @@ func (o *opFlags) add(fs *flag.FlagSet) {
 	fs.BoolVar(&o.lock, "lock", true, "lock the state during the operation")
 	fs.BoolVar(&o.refresh, "refresh", true, "read the real infrastructure before planning")
 	fs.BoolVar(&o.noColor, "no-color", false, "no colour in output")
+	fs.DurationVar(&o.joinTimeout, "join-timeout", 5*time.Minute, "up: how long to wait for nodes to join the overlay")
 }
 
 // session is one locked operation on a template and its state.
@@ -53,6 +56,9 @@ type session struct {
 	st    *provision.State
 	tmpl  string
 	vars  []templates.VarArg
+	boot  *agent.Bootstrap
+
+	joinTimeout time.Duration
 }
 
 func (s *session) close() {
@@ -72,7 +78,7 @@ func (a *App) open(tmpl string, o *opFlags, operation string) (*session, bool) {
 		return nil, false
 	}
 	abs, _ := filepath.Abs(tmpl)
-	s := &session{a: a, cfg: cfg, store: o.store(tmpl), tmpl: abs, vars: o.vars}
+	s := &session{a: a, cfg: cfg, store: o.store(tmpl), tmpl: abs, vars: o.vars, joinTimeout: o.joinTimeout}
 	eng, d := provision.NewEngine(cfg, s.store)
 	if a.diags(cfg.Files, d) {
 		return nil, false
@@ -373,6 +379,11 @@ func (a *App) execute(s *session, plan *provision.Plan, st *provision.State, des
 	if !quiet && !jsonOut {
 		fmt.Fprintln(a.Stdout)
 	}
+	if !destroy {
+		if err := s.bootstrap(st); err != nil {
+			return a.failErr(err)
+		}
+	}
 	// Even with nothing to change, Apply records what refresh learned
 	// (machines gone or now ready).
 	res := s.eng.Apply(a.Ctx, st, plan)
@@ -397,9 +408,16 @@ func (a *App) execute(s *session, plan *provision.Plan, st *provision.State, des
 	} else {
 		fmt.Fprintf(a.Stdout, "\n%s Resources: %d added, %d changed, %d destroyed.\n", a.bold("Apply complete!"), res.Added, res.Changed, res.Destroyed)
 	}
-	if verb == "up" && !jsonOut {
-		a.summary(s, elapsed)
+	if verb == "up" {
+		nodes, err := a.waitJoined(s, s.joinTimeout)
+		if err != nil {
+			return a.failErr(err)
+		}
+		if !jsonOut {
+			a.summary(s, time.Since(start).Round(time.Second), nodes)
+		}
 	}
+	_ = elapsed
 	return exitOK
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hvctl/hvctl/provision"
 	"github.com/hvctl/hvctl/provision/sim"
+	"github.com/hvctl/hvctl/scheduler/manager"
 )
 
 func init() {
@@ -23,14 +24,24 @@ func init() {
 
 // NodeStatus is one node's row in status.
 type NodeStatus struct {
-	Address       string `json:"address"`
-	Site          string `json:"site"`
-	Pool          string `json:"pool,omitempty"`
-	Name          string `json:"name"`
-	ID            string `json:"id"`
-	State         string `json:"state"`
-	PrivateIP     string `json:"private_ip,omitempty"`
-	PublicAddress string `json:"public_address,omitempty"`
+	Address       string    `json:"address"`
+	Site          string    `json:"site"`
+	Pool          string    `json:"pool,omitempty"`
+	Name          string    `json:"name"`
+	ID            string    `json:"id"`
+	State         string    `json:"state"`
+	PrivateIP     string    `json:"private_ip,omitempty"`
+	PublicAddress string    `json:"public_address,omitempty"`
+	OverlayIP     string    `json:"overlay_ip,omitempty"`
+	Peers         []PeerRow `json:"peers,omitempty"`
+}
+
+// PeerRow is one overlay peer of a node, as its device sees it.
+type PeerRow struct {
+	Peer          string `json:"peer"`
+	LastHandshake string `json:"last_handshake,omitempty"`
+	HandshakeAgo  string `json:"-"`
+	Endpoint      string `json:"endpoint,omitempty"`
 }
 
 // nodeState maps a resource's status and provider state to status words:
@@ -111,8 +122,20 @@ func (a *App) statusOnce(s *session, jsonOut bool) int {
 		return a.failErr(err)
 	}
 	rows := nodeRows(st)
+	var mgrErr error
+	if mc := s.managerFor(st); mc != nil {
+		nodes, err := mc.nodes(a.Ctx)
+		if err != nil {
+			mgrErr = err
+		} else {
+			mergeManager(rows, nodes)
+		}
+	}
 	if jsonOut {
 		doc := map[string]any{"cluster": s.cfg.Cluster.Name, "serial": s.st.Serial, "nodes": rows}
+		if mgrErr != nil {
+			doc["manager_error"] = mgrErr.Error()
+		}
 		return a.writeJSON(doc)
 	}
 	if len(rows) == 0 {
@@ -121,11 +144,33 @@ func (a *App) statusOnce(s *session, jsonOut bool) int {
 	}
 	fmt.Fprintf(a.Stdout, "Cluster %q\n\n", s.cfg.Cluster.Name)
 	tw := tabwriter.NewWriter(a.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SITE\tPOOL\tNODE\tSTATE\tPRIVATE IP\tPUBLIC\tID")
+	fmt.Fprintln(tw, "SITE\tPOOL\tNODE\tSTATE\tOVERLAY IP\tPRIVATE IP\tPUBLIC\tID")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Site, dash(r.Pool), r.Name, r.State, dash(r.PrivateIP), dash(r.PublicAddress), r.ID)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Site, dash(r.Pool), r.Name, r.State, dash(r.OverlayIP), dash(r.PrivateIP), dash(r.PublicAddress), r.ID)
 	}
 	tw.Flush()
+	var peers []string
+	for _, r := range rows {
+		for _, p := range r.Peers {
+			hs := "never"
+			if p.HandshakeAgo != "" {
+				hs = p.HandshakeAgo + " ago"
+			}
+			peers = append(peers, fmt.Sprintf("%s\t%s\t%s\t%s", r.Site+"."+r.Name, p.Peer, hs, dash(p.Endpoint)))
+		}
+	}
+	if len(peers) > 0 {
+		fmt.Fprintln(a.Stdout, "\nOverlay peers:")
+		tw = tabwriter.NewWriter(a.Stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NODE\tPEER\tLAST HANDSHAKE\tENDPOINT")
+		for _, p := range peers {
+			fmt.Fprintln(tw, p)
+		}
+		tw.Flush()
+	}
+	if mgrErr != nil {
+		fmt.Fprintf(a.Stderr, "\nWarning: could not reach the cluster manager: %v\n", mgrErr)
+	}
 	return exitOK
 }
 
@@ -137,29 +182,77 @@ func dash(s string) string {
 }
 
 // summary prints what up made.
-func (a *App) summary(s *session, elapsed time.Duration) {
+func (a *App) summary(s *session, elapsed time.Duration, nodes []manager.Node) {
 	st, err := s.store.Load()
 	if err != nil {
 		return
 	}
 	rows := nodeRows(st)
+	mergeManager(rows, nodes)
 	sites := map[string]bool{}
 	for _, r := range rows {
 		sites[r.Site] = true
 	}
 	fmt.Fprintf(a.Stdout, "\nCluster %q is up: %d sites, %d nodes, in %s.\n\n", s.cfg.Cluster.Name, len(sites), len(rows), elapsed)
 	tw := tabwriter.NewWriter(a.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SITE\tNODE\tSTATE\tPRIVATE IP\tPUBLIC")
+	fmt.Fprintln(tw, "SITE\tNODE\tSTATE\tOVERLAY IP\tPRIVATE IP\tPUBLIC")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Site, r.Name, r.State, dash(r.PrivateIP), dash(r.PublicAddress))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Site, r.Name, r.State, dash(r.OverlayIP), dash(r.PrivateIP), dash(r.PublicAddress))
 	}
 	tw.Flush()
-	if hubs := s.cfg.Cluster.Overlay.Hubs; len(hubs) > 0 {
-		for _, r := range rows {
-			if r.Site+"."+r.Name == hubs[0] && r.PublicAddress != "" {
-				fmt.Fprintf(a.Stdout, "\nHub endpoint: %s:%d\n", r.PublicAddress, s.cfg.Cluster.Overlay.Port)
-			}
+	if ep := hubEndpoint(s, st); ep != "" {
+		fmt.Fprintf(a.Stdout, "\nHub endpoint: %s\n", ep)
+	}
+}
+
+// hubEndpoint is the primary hub's public WireGuard endpoint, or "".
+func hubEndpoint(s *session, st *provision.State) string {
+	hubs := s.cfg.Cluster.Overlay.Hubs
+	if len(hubs) == 0 {
+		return ""
+	}
+	for _, r := range nodeRows(st) {
+		if r.Site+"."+r.Name == hubs[0] && r.PublicAddress != "" {
+			return fmt.Sprintf("%s:%d", r.PublicAddress, s.cfg.Cluster.Overlay.Port)
 		}
+	}
+	return ""
+}
+
+// mergeManager adds what the manager knows (join state, overlay address,
+// peer handshakes) to the rows.
+func mergeManager(rows []NodeStatus, nodes []manager.Node) {
+	byID := map[string]manager.Node{}
+	for _, n := range nodes {
+		byID[n.ID] = n
+	}
+	for i := range rows {
+		n, ok := byID[manager.MemberID(rows[i].Address)]
+		if !ok {
+			if nodes != nil && rows[i].State == "idle" {
+				rows[i].State = "joining"
+			}
+			continue
+		}
+		rows[i].OverlayIP = n.OverlayIP.String()
+		switch {
+		case n.State == manager.StateFailed:
+			rows[i].State = "failed"
+		case !n.ProbeOK && rows[i].State == "idle":
+			rows[i].State = "joining"
+		}
+		for pid, p := range n.Peers {
+			ps := PeerRow{Peer: pid}
+			if !p.LastHandshake.IsZero() {
+				ps.LastHandshake = p.LastHandshake.UTC().Format(time.RFC3339)
+				ps.HandshakeAgo = time.Since(p.LastHandshake).Round(time.Second).String()
+			}
+			if p.Endpoint.IsValid() {
+				ps.Endpoint = p.Endpoint.String()
+			}
+			rows[i].Peers = append(rows[i].Peers, ps)
+		}
+		sort.Slice(rows[i].Peers, func(a, b int) bool { return rows[i].Peers[a].Peer < rows[i].Peers[b].Peer })
 	}
 }
 

@@ -16,7 +16,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
-	"time"
 
 	"github.com/hvctl/hvctl/overlay"
 	"github.com/vishvananda/netlink"
@@ -557,19 +556,4 @@ func (b *nsBind) Open(port uint16) (fns []conn.ReceiveFunc, actual uint16, err e
 		return err
 	})
 	return fns, actual, err
-}
-
-// waitUp polls until the interface is up and running or timeout passes.
-func (d *Device) waitUp(timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		link, err := d.nl.LinkByName(d.name)
-		if err == nil && link.Attrs().Flags&net.FlagUp != 0 {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not up after %s", d.name, timeout)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }

@@ -1,0 +1,212 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/hvctl/hvctl/provision"
+	"github.com/hvctl/hvctl/scheduler/agent"
+	"github.com/hvctl/hvctl/scheduler/manager"
+)
+
+func init() {
+	register(&command{name: "agent", usage: "-config FILE", help: "Run the node agent (started on every node; not for people)", run: runAgent})
+}
+
+func runAgent(a *App, args []string) int {
+	c := findCommand("agent")
+	fs := a.flagSet(c)
+	path := fs.String("config", "", "agent config file written by the provider")
+	if _, code, ok := a.parse(fs, args); !ok {
+		return code
+	}
+	if *path == "" {
+		return a.fail("hvctl agent needs -config", "The agent is started by the provider on each node with -config FILE.")
+	}
+	cfg, err := agent.LoadConfig(*path)
+	if err != nil {
+		return a.failErr(err)
+	}
+	if err := agent.New(cfg, a.Stderr).Run(a.Ctx); err != nil && a.Ctx.Err() == nil {
+		return a.failErr(err)
+	}
+	return exitOK
+}
+
+// clusterData is what hvctl keeps about a cluster in the state's data.
+type clusterData struct {
+	Secret string `json:"secret"`
+}
+
+// secret returns the cluster secret from st, creating it (in st) on
+// first use.
+func clusterSecret(st *provision.State) (manager.Secret, error) {
+	var cd clusterData
+	if raw, ok := st.Data["cluster"]; ok {
+		if err := json.Unmarshal(raw, &cd); err != nil {
+			return nil, fmt.Errorf("state: cluster data is unreadable: %w", err)
+		}
+		return manager.ParseSecret(cd.Secret)
+	}
+	s := manager.NewSecret()
+	b, _ := json.Marshal(clusterData{Secret: s.String()})
+	if st.Data == nil {
+		st.Data = map[string]json.RawMessage{}
+	}
+	st.Data["cluster"] = b
+	return s, nil
+}
+
+// bootstrap wires the join-token hook into the engine for st.
+func (s *session) bootstrap(st *provision.State) error {
+	secret, err := clusterSecret(st)
+	if err != nil {
+		return err
+	}
+	b, err := agent.NewBootstrap(s.cfg, secret)
+	if err != nil {
+		return err
+	}
+	s.boot = b
+	s.eng.Prepare = b.Prepare
+	return nil
+}
+
+// managerClient talks to the cluster manager with the cluster token.
+type managerClient struct {
+	url   string
+	token string
+	http  *http.Client
+}
+
+// managerFor returns a client for the cluster's manager, or nil when the
+// cluster runs no agents (sim) or has no manager node yet.
+func (s *session) managerFor(st *provision.State) *managerClient {
+	if s.boot == nil {
+		secret, err := clusterSecret(st.Clone())
+		if err != nil || st.Data["cluster"] == nil {
+			return nil
+		}
+		b, _ := agent.NewBootstrap(s.cfg, secret)
+		s.boot = b
+	}
+	mn := provision.ManagerNode(s.cfg.Cluster)
+	if mn == nil {
+		return nil
+	}
+	r := st.Resource(provision.NodeAddress(mn))
+	if r == nil {
+		return nil
+	}
+	if p, ok := s.eng.Provider(r.Provider); !ok {
+		return nil
+	} else if h, ok := p.(provision.AgentHost); !ok || !h.RunsAgents() {
+		return nil
+	}
+	url := s.boot.ManagerURL(r)
+	if url == "" {
+		return nil
+	}
+	return &managerClient{url: url, token: s.boot.Secret.AdminToken(), http: &http.Client{Timeout: 10 * time.Second}}
+}
+
+func (m *managerClient) nodes(ctx context.Context) ([]manager.Node, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", m.url+"/v1/nodes", nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+m.token)
+	resp, err := m.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("cluster manager at %s: %w", m.url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if resp.StatusCode != 200 {
+		return nil, fmt.Errorf("cluster manager at %s: %s: %s", m.url, resp.Status, b)
+	}
+	var out struct {
+		Nodes []manager.Node `json:"nodes"`
+	}
+	if err := json.Unmarshal(b, &out); err != nil {
+		return nil, fmt.Errorf("cluster manager at %s: bad answer: %w", m.url, err)
+	}
+	return out.Nodes, nil
+}
+
+// waitJoined waits until every agent-running node in st has joined and
+// its probe through the overlay succeeded, printing progress.
+func (a *App) waitJoined(s *session, timeout time.Duration) ([]manager.Node, error) {
+	st, err := s.store.Load()
+	if err != nil {
+		return nil, err
+	}
+	mc := s.managerFor(st)
+	if mc == nil {
+		return nil, nil
+	}
+	want := map[string]bool{}
+	for _, r := range st.Resources {
+		if r.Kind != provision.KindInstance {
+			continue
+		}
+		if p, ok := s.eng.Provider(r.Provider); ok {
+			if h, ok := p.(provision.AgentHost); ok && h.RunsAgents() {
+				want[manager.MemberID(r.Address)] = true
+			}
+		}
+	}
+	start := time.Now()
+	deadline := start.Add(timeout)
+	lastReport := start
+	fmt.Fprintf(a.Stdout, "\nWaiting for %d nodes to join the overlay...\n", len(want))
+	var lastErr error
+	for {
+		nodes, err := mc.nodes(a.Ctx)
+		if err == nil {
+			joined, probed := 0, 0
+			var missing []string
+			for id := range want {
+				ok := false
+				for _, n := range nodes {
+					if n.ID == id && n.State == manager.StateJoined {
+						joined++
+						if n.ProbeOK {
+							probed++
+							ok = true
+						}
+					}
+				}
+				if !ok {
+					missing = append(missing, id)
+				}
+			}
+			if probed == len(want) {
+				fmt.Fprintf(a.Stdout, "All %d nodes joined; the overlay carries traffic (probes answered) after %s.\n", len(want), time.Since(start).Round(time.Second))
+				return nodes, nil
+			}
+			if time.Since(lastReport) >= 10*time.Second {
+				fmt.Fprintf(a.Stdout, "Still waiting... [%s elapsed] %d/%d joined, %d/%d probes answered\n", time.Since(start).Round(time.Second), joined, len(want), probed, len(want))
+				lastReport = time.Now()
+			}
+			sort.Strings(missing)
+			lastErr = fmt.Errorf("not joined with a working overlay: %v", missing)
+		} else {
+			lastErr = err
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("nodes did not join within %s: %v\nEach node's agent log is in the state directory (%s); hvctl status shows what joined.", timeout, lastErr, s.store.Dir())
+		}
+		select {
+		case <-a.Ctx.Done():
+			return nil, a.Ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+

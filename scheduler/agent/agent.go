@@ -1,0 +1,398 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
+
+	"github.com/hvctl/hvctl/overlay"
+	"github.com/hvctl/hvctl/overlay/live"
+	"github.com/hvctl/hvctl/scheduler/manager"
+	"github.com/hvctl/hvctl/templates"
+)
+
+// Agent is one node's daemon.
+type Agent struct {
+	cfg  *Config
+	log  *log.Logger
+	http *http.Client
+
+	key  wgtypes.Key
+	cred string
+	id   string
+
+	dev     *live.Device
+	mon     *live.Monitor
+	pinger  *live.Pinger
+	mu      sync.Mutex
+	version uint64
+	ps      *overlay.PeerSet
+}
+
+// New prepares an agent; logs go to w.
+func New(cfg *Config, w io.Writer) *Agent {
+	return &Agent{cfg: cfg, log: log.New(w, "", log.LstdFlags|log.LUTC),
+		http: &http.Client{Timeout: 40 * time.Second}}
+}
+
+// DeviceName is the overlay interface name for a node: unique on the
+// host, because userspace WireGuard's UAPI sockets share one directory.
+func DeviceName(cluster, address string) string {
+	h := sha256.Sum256([]byte(cluster + "\x00" + address))
+	return "hv" + hex.EncodeToString(h[:5]) + "w"
+}
+
+// Run runs the agent until ctx is done.
+func (a *Agent) Run(ctx context.Context) error {
+	c := a.cfg
+	a.log.Printf("hvctl agent starting: node %s of cluster %s", c.Address, c.Cluster)
+	if err := os.MkdirAll(c.Dir, 0o700); err != nil {
+		return err
+	}
+	key, err := overlay.LoadOrCreateKey(filepath.Join(c.Dir, "wg.key"))
+	if err != nil {
+		return fmt.Errorf("wireguard key: %w", err)
+	}
+	a.key = key
+	a.log.Printf("wireguard public key %s", key.PublicKey())
+
+	var srv *http.Server
+	if c.IsHub() {
+		srv, err = a.startManager()
+		if err != nil {
+			return err
+		}
+		defer srv.Close()
+	}
+	if b, err := os.ReadFile(filepath.Join(c.Dir, "credential")); err == nil {
+		a.cred = strings.TrimSpace(string(b))
+	}
+	resp, err := a.joinLoop(ctx)
+	if err != nil {
+		return err
+	}
+	a.id = resp.ID
+	a.dev, err = live.Open(live.Config{Name: DeviceName(c.Cluster, c.Address), PrivateKey: key,
+		Logf: func(f string, args ...any) { a.log.Printf("wireguard: "+f, args...) }})
+	if err != nil {
+		return err
+	}
+	defer a.dev.Close()
+	if err := a.apply(resp.Version, resp.PeerSet); err != nil {
+		return err
+	}
+	a.log.Printf("overlay up: %s as %s on %s (%s), %d peers", a.id, resp.PeerSet.Address, a.dev.Name(), a.dev.Kind(), len(resp.PeerSet.Peers))
+	a.pinger, err = live.NewPinger("")
+	if err != nil {
+		return err
+	}
+	defer a.pinger.Close()
+	a.mon = &live.Monitor{Device: a.dev, Prober: a.pinger, Logf: a.log.Printf}
+
+	var wg sync.WaitGroup
+	for _, f := range []func(context.Context){a.pollLoop, a.heartbeatLoop, func(ctx context.Context) { a.mon.Run(ctx) }} {
+		wg.Add(1)
+		go func() { defer wg.Done(); f(ctx) }()
+	}
+	<-ctx.Done()
+	wg.Wait()
+	a.log.Printf("hvctl agent stopping")
+	return nil
+}
+
+func (a *Agent) startManager() (*http.Server, error) {
+	c := a.cfg
+	secret, err := manager.ParseSecret(c.attr("cluster_secret"))
+	if err != nil {
+		return nil, err
+	}
+	var t Template
+	if err := json.Unmarshal([]byte(c.attr("template")), &t); err != nil {
+		return nil, fmt.Errorf("hub: the cluster template passed to the agent is unreadable: %w", err)
+	}
+	files := map[string][]byte{}
+	for k, v := range t.Files {
+		files[k] = []byte(v)
+	}
+	var args []templates.VarArg
+	for _, v := range t.Vars {
+		args = append(args, templates.VarArg{Name: v.Name, Value: v.Value})
+	}
+	cfg, d := templates.LoadSource(files, c.Dir, templates.LoadOptions{Args: args})
+	if d.HasErrors() {
+		return nil, fmt.Errorf("hub: load the cluster template: %s", d.Error())
+	}
+	m, err := manager.New(manager.Config{Cluster: cfg.Cluster, Secret: secret,
+		StateFile: filepath.Join(c.Dir, "manager.json"), Logf: a.log.Printf})
+	if err != nil {
+		return nil, err
+	}
+	port := DefaultManagerPort
+	if u := c.attr("manager_url"); u != "" {
+		if i := strings.LastIndex(u, ":"); i > 0 {
+			if p, err := strconv.Atoi(strings.TrimSuffix(u[i+1:], "/")); err == nil {
+				port = p
+			}
+		}
+	}
+	ln, err := net.Listen("tcp", ":"+strconv.Itoa(port))
+	if err != nil {
+		return nil, fmt.Errorf("hub: manager listen: %w", err)
+	}
+	srv := &http.Server{Handler: m.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	a.log.Printf("manager listening on %s", ln.Addr())
+	return srv, nil
+}
+
+func (a *Agent) joinRequest() *manager.JoinRequest {
+	c := a.cfg
+	req := &manager.JoinRequest{Token: c.attr("join_token"), Address: c.Address, Site: c.Site, Pool: c.Pool,
+		PublicKey: a.key.PublicKey().String(), NAT: true,
+		Caps: manager.Capabilities{CPUs: c.CPUs, MemoryMiB: c.MemoryMiB, GPUs: c.GPUs, Labels: c.Labels}}
+	for _, r := range c.Roles {
+		req.Roles = append(req.Roles, templates.Role(r))
+	}
+	if ip, err := netip.ParseAddr(c.attr("private_ip")); err == nil {
+		req.SiteAddr = ip
+	}
+	if pub, err := netip.ParseAddr(c.attr("public_address")); err == nil {
+		req.Endpoint = netip.AddrPortFrom(pub, uint16(overlayPort(c)))
+		req.NAT = false
+	}
+	return req
+}
+
+func overlayPort(c *Config) int {
+	if p, ok := c.Attrs["overlay_port"].(float64); ok && p > 0 {
+		return int(p)
+	}
+	return overlay.DefaultPort
+}
+
+// joinLoop joins, retrying until the manager answers.
+func (a *Agent) joinLoop(ctx context.Context) (*manager.JoinResponse, error) {
+	delay := 200 * time.Millisecond
+	for {
+		resp, err := a.join(ctx)
+		if err == nil {
+			return resp, nil
+		}
+		var fatal *fatalError
+		if errors.As(err, &fatal) {
+			return nil, err
+		}
+		a.log.Printf("join: %v (retrying in %s)", err, delay)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(delay):
+		}
+		if delay < 5*time.Second {
+			delay *= 2
+		}
+	}
+}
+
+type fatalError struct{ error }
+
+func (a *Agent) join(ctx context.Context) (*manager.JoinResponse, error) {
+	var resp manager.JoinResponse
+	code, err := a.call(ctx, "POST", "/v1/join", a.cred, a.joinRequest(), &resp)
+	if err != nil {
+		if code == http.StatusUnauthorized && a.cred != "" {
+			// The credential was not accepted (new cluster?): fall back to the token.
+			a.cred = ""
+		} else if code == http.StatusUnauthorized || code == http.StatusBadRequest {
+			return nil, &fatalError{err}
+		}
+		return nil, err
+	}
+	a.cred = resp.Credential
+	if err := os.WriteFile(filepath.Join(a.cfg.Dir, "credential"), []byte(resp.Credential+"\n"), 0o600); err != nil {
+		return nil, err
+	}
+	a.log.Printf("joined as %s (overlay address %s)", resp.ID, resp.PeerSet.Address)
+	return &resp, nil
+}
+
+func (a *Agent) call(ctx context.Context, method, path, bearer string, in, out any) (int, error) {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return 0, err
+		}
+		body = bytes.NewReader(b)
+	}
+	url := strings.TrimSuffix(a.cfg.attr("manager_url"), "/") + path
+	req, err := http.NewRequestWithContext(ctx, method, url, body)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	resp, err := a.http.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if resp.StatusCode != http.StatusOK {
+		var e struct{ Error, Field string }
+		json.Unmarshal(b, &e)
+		return resp.StatusCode, fmt.Errorf("%s %s: %s: %s %s", method, path, resp.Status, e.Field, e.Error)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			return resp.StatusCode, fmt.Errorf("%s %s: bad response: %w", method, path, err)
+		}
+	}
+	return resp.StatusCode, nil
+}
+
+func (a *Agent) apply(v uint64, ps *overlay.PeerSet) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err := a.dev.Apply(ps); err != nil {
+		return fmt.Errorf("apply peer set version %d: %w", v, err)
+	}
+	a.version, a.ps = v, ps
+	return nil
+}
+
+// pollLoop long-polls the manager for peer-set changes.
+func (a *Agent) pollLoop(ctx context.Context) {
+	for ctx.Err() == nil {
+		a.mu.Lock()
+		since := a.version
+		a.mu.Unlock()
+		var resp struct {
+			Version uint64           `json:"version"`
+			PeerSet *overlay.PeerSet `json:"peer_set"`
+		}
+		code, err := a.call(ctx, "GET", fmt.Sprintf("/v1/peers?version=%d&wait=25s", since), a.cred, nil, &resp)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			if code == http.StatusUnauthorized {
+				// The manager forgot us (restarted with a new registry): rejoin.
+				if jr, jerr := a.join(ctx); jerr == nil {
+					a.apply(jr.Version, jr.PeerSet)
+					continue
+				}
+			}
+			a.log.Printf("peer updates: %v", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(2 * time.Second):
+			}
+			continue
+		}
+		if resp.Version > since && resp.PeerSet != nil {
+			if err := a.apply(resp.Version, resp.PeerSet); err != nil {
+				a.log.Printf("%v", err)
+				continue
+			}
+			a.log.Printf("peer set version %d applied: %d peers", resp.Version, len(resp.PeerSet.Peers))
+		}
+	}
+}
+
+// heartbeatLoop reports probe results and peer handshakes.
+func (a *Agent) heartbeatLoop(ctx context.Context) {
+	t := time.NewTicker(manager.DefaultHeartbeat)
+	defer t.Stop()
+	for {
+		a.beat(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (a *Agent) beat(ctx context.Context) {
+	hb := manager.Heartbeat{ProbeOK: a.probe(ctx), Peers: map[string]manager.PeerStatus{}}
+	a.mu.Lock()
+	ps := a.ps
+	a.mu.Unlock()
+	byKey := map[wgtypes.Key]string{}
+	if ps != nil {
+		for _, p := range ps.Peers {
+			byKey[p.PublicKey] = p.Node
+		}
+	}
+	if d, err := a.dev.Device(); err == nil {
+		for _, p := range d.Peers {
+			st := manager.PeerStatus{LastHandshake: p.LastHandshakeTime}
+			if p.Endpoint != nil {
+				if ap, ok := netip.AddrFromSlice(p.Endpoint.IP); ok {
+					st.Endpoint = netip.AddrPortFrom(ap.Unmap(), uint16(p.Endpoint.Port))
+				}
+			}
+			if id := byKey[p.PublicKey]; id != "" {
+				hb.Peers[id] = st
+			}
+		}
+	}
+	if _, err := a.call(ctx, "POST", "/v1/heartbeat", a.cred, &hb, nil); err != nil && ctx.Err() == nil {
+		a.log.Printf("heartbeat: %v", err)
+	}
+}
+
+// probe sends a packet through the tunnel to the hub (or, on a hub, to
+// any peer) and reports whether it was answered.
+func (a *Agent) probe(ctx context.Context) bool {
+	a.mu.Lock()
+	ps := a.ps
+	a.mu.Unlock()
+	if ps == nil {
+		return false
+	}
+	var targets []netip.Addr
+	for _, p := range ps.Peers {
+		if p.Role == overlay.PeerHub {
+			targets = append(targets, p.Address)
+		}
+	}
+	if len(targets) == 0 {
+		if len(ps.Peers) == 0 {
+			return true // alone: nothing to carry yet
+		}
+		for _, p := range ps.Peers {
+			targets = append(targets, p.Address)
+		}
+	}
+	for _, dst := range targets {
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		_, err := a.pinger.Ping(pctx, dst)
+		cancel()
+		if err == nil {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,98 @@
+package agent
+
+import (
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"strconv"
+
+	"github.com/hashicorp/hcl/v2/hclwrite"
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/hvctl/hvctl/provision"
+	"github.com/hvctl/hvctl/scheduler/manager"
+	"github.com/hvctl/hvctl/templates"
+)
+
+// Bootstrap hands each node what it needs to join its cluster: a
+// single-use join token and the manager's URL; the manager node also gets
+// the cluster secret and the template. It plugs into provision.Engine's
+// Prepare hook, and adds nothing for providers whose machines run no
+// agent (sim).
+type Bootstrap struct {
+	Cluster     *templates.Cluster
+	Secret      manager.Secret
+	Template    Template
+	ManagerPort int
+}
+
+// NewBootstrap packs a loaded template for the manager node.
+func NewBootstrap(cfg *templates.Config, secret manager.Secret) (*Bootstrap, error) {
+	t := Template{Files: map[string]string{}}
+	for name, f := range cfg.Files {
+		t.Files[filepath.Base(name)] = string(f.Bytes)
+	}
+	for _, v := range cfg.Variables {
+		if v.Value.IsNull() || !v.Value.IsWhollyKnown() {
+			continue
+		}
+		val := string(hclwrite.TokensForValue(v.Value).Bytes())
+		if v.Value.Type() == cty.String {
+			val = v.Value.AsString()
+		}
+		t.Vars = append(t.Vars, TemplateVar{Name: v.Name, Value: val})
+	}
+	return &Bootstrap{Cluster: cfg.Cluster, Secret: secret, Template: t, ManagerPort: DefaultManagerPort}, nil
+}
+
+// ManagerURL is where the manager of a cluster listens, given the
+// manager node's resource in the state.
+func (b *Bootstrap) ManagerURL(r *provision.ResourceState) string {
+	if r == nil {
+		return ""
+	}
+	host, _ := r.Attrs["public_address"].(string)
+	if host == "" {
+		host, _ = r.Attrs["private_ip"].(string)
+	}
+	if host == "" {
+		return ""
+	}
+	return "http://" + host + ":" + strconv.Itoa(b.ManagerPort)
+}
+
+// Prepare is the provision.Engine Prepare hook.
+func (b *Bootstrap) Prepare(st *provision.State, c *provision.Change, p provision.Provider) (provision.Attrs, error) {
+	if h, ok := p.(provision.AgentHost); !ok || !h.RunsAgents() || c.Kind != provision.KindInstance {
+		return nil, nil
+	}
+	mn := provision.ManagerNode(b.Cluster)
+	if mn == nil {
+		return nil, fmt.Errorf("the cluster has no node to run the manager: name a hub in overlay.hubs, or give a node the manager role")
+	}
+	port := b.Cluster.Overlay.Port
+	if port == 0 {
+		port = 51820
+	}
+	a := provision.Attrs{
+		"join_token":   b.Secret.JoinToken(manager.MemberID(c.Address)),
+		"overlay_port": int64(port),
+	}
+	mAddr := provision.NodeAddress(mn)
+	if c.Address == mAddr {
+		tb, err := json.Marshal(b.Template)
+		if err != nil {
+			return nil, err
+		}
+		a["cluster_secret"] = b.Secret.String()
+		a["template"] = string(tb)
+		a["manager_url"] = "http://127.0.0.1:" + strconv.Itoa(b.ManagerPort)
+		return a, nil
+	}
+	url := b.ManagerURL(st.Resource(mAddr))
+	if url == "" {
+		return nil, fmt.Errorf("the manager node %s has no address yet; create it first", mAddr)
+	}
+	a["manager_url"] = url
+	return a, nil
+}

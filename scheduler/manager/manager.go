@@ -1,0 +1,397 @@
+package manager
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hvctl/hvctl/overlay"
+	"github.com/hvctl/hvctl/provision"
+	"github.com/hvctl/hvctl/templates"
+)
+
+// Node states as status shows them.
+const (
+	StateJoined = "joined"
+	StateFailed = "failed"
+)
+
+// DefaultHeartbeat is how often agents report; a node silent for
+// FailAfter heartbeats is failed.
+const (
+	DefaultHeartbeat = 3 * time.Second
+	FailAfter        = 4
+)
+
+// Capabilities are what a node offers.
+type Capabilities struct {
+	CPUs      int               `json:"cpus"`
+	MemoryMiB int64             `json:"memory_mib"`
+	GPUs      int               `json:"gpus,omitempty"`
+	Labels    map[string]string `json:"labels,omitempty"`
+}
+
+// PeerStatus is one peer as a node's device sees it.
+type PeerStatus struct {
+	LastHandshake time.Time      `json:"last_handshake,omitzero"`
+	Endpoint      netip.AddrPort `json:"endpoint,omitzero"`
+}
+
+// Node is a member of the cluster as the manager knows it. Nothing in it
+// is secret.
+type Node struct {
+	ID        string           `json:"id"`      // overlay member ID, "onprem.frontend"
+	Address   string           `json:"address"` // hvctl address
+	Site      string           `json:"site"`
+	Pool      string           `json:"pool,omitempty"`
+	Roles     []templates.Role `json:"roles"`
+	PublicKey string           `json:"public_key"`
+	Endpoint  netip.AddrPort   `json:"endpoint,omitzero"`
+	SiteAddr  netip.Addr       `json:"site_addr,omitzero"`
+	NAT       bool             `json:"nat"`
+	OverlayIP netip.Addr       `json:"overlay_ip"`
+	Caps      Capabilities     `json:"capabilities"`
+	JoinedAt  time.Time        `json:"joined_at"`
+	LastSeen  time.Time        `json:"last_seen"`
+	// ProbeOK is true when the node's last probe through the overlay (to
+	// the hub) got an answer.
+	ProbeOK bool                  `json:"probe_ok"`
+	Peers   map[string]PeerStatus `json:"peers,omitempty"`
+	State   string                `json:"state"`
+}
+
+// Config configures a Manager.
+type Config struct {
+	Cluster *templates.Cluster
+	Secret  Secret
+	// StateFile persists the registry across restarts ("" = memory only).
+	StateFile string
+	// Heartbeat is the agents' heartbeat interval (default 3s).
+	Heartbeat time.Duration
+	Clock     func() time.Time
+	Logf      func(format string, args ...any)
+}
+
+// Manager is the join service and node registry.
+type Manager struct {
+	cfg Config
+
+	mu      sync.Mutex
+	nodes   map[string]*Node
+	used    map[string]bool // join token nonces already spent
+	addrs   map[string]netip.Addr
+	version uint64
+	changed chan struct{} // closed and replaced whenever version moves
+	topo    *overlay.Topology
+	topoErr error
+}
+
+type persisted struct {
+	Nodes   map[string]*Node      `json:"nodes"`
+	Used    map[string]bool       `json:"used_nonces"`
+	Addrs   map[string]netip.Addr `json:"addresses"`
+	Version uint64                `json:"version"`
+}
+
+// New returns a manager, loading its registry from cfg.StateFile.
+func New(cfg Config) (*Manager, error) {
+	if cfg.Cluster == nil || len(cfg.Secret) == 0 {
+		return nil, errors.New("manager needs the cluster and its secret")
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = DefaultHeartbeat
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	if cfg.Logf == nil {
+		cfg.Logf = func(string, ...any) {}
+	}
+	m := &Manager{cfg: cfg, nodes: map[string]*Node{}, used: map[string]bool{}, addrs: map[string]netip.Addr{}, changed: make(chan struct{})}
+	if cfg.StateFile != "" {
+		b, err := os.ReadFile(cfg.StateFile)
+		switch {
+		case err == nil:
+			var p persisted
+			if err := json.Unmarshal(b, &p); err != nil {
+				return nil, fmt.Errorf("manager state %s is corrupt: %w", cfg.StateFile, err)
+			}
+			if p.Nodes != nil {
+				m.nodes = p.Nodes
+			}
+			if p.Used != nil {
+				m.used = p.Used
+			}
+			if p.Addrs != nil {
+				m.addrs = p.Addrs
+			}
+			m.version = p.Version
+		case !errors.Is(err, os.ErrNotExist):
+			return nil, fmt.Errorf("read manager state: %w", err)
+		}
+	}
+	m.replan()
+	return m, nil
+}
+
+// saveLocked persists the registry.
+func (m *Manager) saveLocked() error {
+	if m.cfg.StateFile == "" {
+		return nil
+	}
+	b, err := json.MarshalIndent(persisted{Nodes: m.nodes, Used: m.used, Addrs: m.addrs, Version: m.version}, "", "  ")
+	if err != nil {
+		return err
+	}
+	return provision.WriteFileAtomic(m.cfg.StateFile, b)
+}
+
+// bumpLocked records a change: waiting peer polls wake up.
+func (m *Manager) bumpLocked() {
+	m.version++
+	close(m.changed)
+	m.changed = make(chan struct{})
+	m.replan()
+}
+
+// replan recomputes addresses and the topology from the members.
+func (m *Manager) replan() {
+	ids := make([]string, 0, len(m.nodes))
+	for id := range m.nodes {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	addrs, err := overlay.Allocate(m.cfg.Cluster.Overlay.CIDR, m.addrs, ids)
+	if err != nil {
+		m.topo, m.topoErr = nil, err
+		return
+	}
+	m.addrs = addrs
+	members := make([]overlay.Member, 0, len(ids))
+	for _, id := range ids {
+		n := m.nodes[id]
+		n.OverlayIP = addrs[id]
+		key, err := parseKey(n.PublicKey)
+		if err != nil {
+			continue
+		}
+		members = append(members, overlay.Member{
+			ID: id, Site: n.Site, Roles: n.Roles, PublicKey: key, Endpoint: n.Endpoint,
+			SiteAddr: n.SiteAddr, NAT: n.NAT,
+		})
+	}
+	m.topo, m.topoErr = overlay.Plan(m.cfg.Cluster, members, addrs)
+}
+
+// JoinRequest is what an agent sends to join.
+type JoinRequest struct {
+	Token     string           `json:"token"`
+	Address   string           `json:"address"`
+	Site      string           `json:"site"`
+	Pool      string           `json:"pool,omitempty"`
+	Roles     []templates.Role `json:"roles"`
+	PublicKey string           `json:"public_key"`
+	Endpoint  netip.AddrPort   `json:"endpoint,omitzero"`
+	SiteAddr  netip.Addr       `json:"site_addr,omitzero"`
+	NAT       bool             `json:"nat"`
+	Caps      Capabilities     `json:"capabilities"`
+}
+
+// JoinResponse gives the node its credential and first peer set.
+type JoinResponse struct {
+	ID         string           `json:"id"`
+	Credential string           `json:"credential"`
+	Version    uint64           `json:"version"`
+	PeerSet    *overlay.PeerSet `json:"peer_set"`
+}
+
+// ErrUnauthorized is returned for bad tokens and credentials.
+var ErrUnauthorized = errors.New("unauthorized")
+
+// Join admits a node with a single-use join token, or with its node
+// credential when it rejoins after a restart.
+func (m *Manager) Join(req *JoinRequest, credential string) (*JoinResponse, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var id string
+	if credential != "" {
+		cid, err := m.cfg.Secret.checkNodeCredential(credential)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrUnauthorized, err)
+		}
+		id = cid
+	} else {
+		tid, nonce, err := m.cfg.Secret.checkJoinToken(req.Token)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrUnauthorized, err)
+		}
+		if m.used[nonce] {
+			return nil, fmt.Errorf("%w: this join token was already used; a node joins once with its token, then with its credential", ErrUnauthorized)
+		}
+		m.used[nonce] = true
+		id = tid
+	}
+	if want := MemberID(req.Address); want != id {
+		return nil, fmt.Errorf("%w: the token is for %s, not %s", ErrUnauthorized, id, req.Address)
+	}
+	if _, err := parseKey(req.PublicKey); err != nil {
+		return nil, &BadRequest{Field: "public_key", Msg: "not a WireGuard public key"}
+	}
+	now := m.cfg.Clock()
+	n := &Node{ID: id, Address: req.Address, Site: req.Site, Pool: req.Pool, Roles: req.Roles,
+		PublicKey: req.PublicKey, Endpoint: req.Endpoint, SiteAddr: req.SiteAddr, NAT: req.NAT,
+		Caps: req.Caps, JoinedAt: now, LastSeen: now}
+	if old := m.nodes[id]; old != nil {
+		n.JoinedAt = old.JoinedAt
+	}
+	m.nodes[id] = n
+	m.bumpLocked()
+	if err := m.saveLocked(); err != nil {
+		return nil, err
+	}
+	m.cfg.Logf("node %s joined (site %s, key %s)", id, req.Site, req.PublicKey)
+	ps, err := m.peerSetLocked(id)
+	if err != nil {
+		return nil, err
+	}
+	return &JoinResponse{ID: id, Credential: m.cfg.Secret.NodeCredential(id), Version: m.version, PeerSet: ps}, nil
+}
+
+func (m *Manager) peerSetLocked(id string) (*overlay.PeerSet, error) {
+	if m.topo == nil {
+		return nil, fmt.Errorf("overlay plan: %v", m.topoErr)
+	}
+	return m.topo.PeersFor(id)
+}
+
+// Peers returns node id's peer set once the registry's version is past
+// since, waiting up to wait for a change.
+func (m *Manager) Peers(id string, since uint64, wait time.Duration) (uint64, *overlay.PeerSet, error) {
+	deadline := time.After(wait)
+	for {
+		m.mu.Lock()
+		if _, ok := m.nodes[id]; !ok {
+			m.mu.Unlock()
+			return 0, nil, fmt.Errorf("%w: node %s is not a member; join again", ErrUnauthorized, id)
+		}
+		if m.version > since || wait <= 0 {
+			ps, err := m.peerSetLocked(id)
+			v := m.version
+			m.mu.Unlock()
+			return v, ps, err
+		}
+		ch := m.changed
+		m.mu.Unlock()
+		select {
+		case <-ch:
+		case <-deadline:
+			wait = 0
+		}
+	}
+}
+
+// Heartbeat is what an agent reports periodically.
+type Heartbeat struct {
+	ProbeOK bool                  `json:"probe_ok"`
+	Peers   map[string]PeerStatus `json:"peers,omitempty"`
+}
+
+// Beat records a heartbeat from node id. When the reporter is a hub, the
+// endpoints it sees for NAT'd peers are learnt, so that peers in other
+// sites can reach them through their NAT.
+func (m *Manager) Beat(id string, hb *Heartbeat) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := m.nodes[id]
+	if n == nil {
+		return fmt.Errorf("%w: node %s is not a member; join again", ErrUnauthorized, id)
+	}
+	n.LastSeen = m.cfg.Clock()
+	n.ProbeOK = hb.ProbeOK
+	n.Peers = hb.Peers
+	if m.isHub(id) {
+		learnt := false
+		for pid, ps := range hb.Peers {
+			p := m.nodes[pid]
+			if p != nil && p.NAT && ps.Endpoint.IsValid() && p.Endpoint != ps.Endpoint {
+				p.Endpoint = ps.Endpoint
+				learnt = true
+			}
+		}
+		if learnt && m.cfg.Cluster.Overlay.Topology != templates.Star {
+			m.bumpLocked()
+			m.saveLocked()
+		}
+	}
+	return nil
+}
+
+func (m *Manager) isHub(id string) bool {
+	for _, h := range m.cfg.Cluster.Overlay.Hubs {
+		if h == id {
+			return true
+		}
+	}
+	return false
+}
+
+// Leave removes a node (it is being destroyed): peers drop it.
+func (m *Manager) Leave(id string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.nodes[id]; !ok {
+		return nil
+	}
+	delete(m.nodes, id)
+	delete(m.addrs, id)
+	m.bumpLocked()
+	m.cfg.Logf("node %s left", id)
+	return m.saveLocked()
+}
+
+// Nodes lists the members with their current state.
+func (m *Manager) Nodes() []Node {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.cfg.Clock()
+	out := make([]Node, 0, len(m.nodes))
+	for _, n := range m.nodes {
+		c := *n
+		c.State = StateJoined
+		if now.Sub(n.LastSeen) > FailAfter*m.cfg.Heartbeat {
+			c.State = StateFailed
+			c.ProbeOK = false
+		}
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// MemberID maps an hvctl address to the overlay member ID:
+// site.onprem.node.frontend → onprem.frontend,
+// site.cloud.pool.burst.node[2] → cloud.burst[2],
+// site.cloud.site.zone-a.pool.gpu.node[0] → cloud.zone-a.gpu[0].
+func MemberID(addr string) string {
+	parts := splitAddr(addr)
+	var site []string
+	i := 0
+	for i+1 < len(parts) && parts[i] == "site" {
+		site = append(site, parts[i+1])
+		i += 2
+	}
+	rest := parts[i:]
+	switch {
+	case len(rest) == 2 && rest[0] == "node":
+		return join(site) + "." + rest[1]
+	case len(rest) == 3 && rest[0] == "pool" && strings.HasPrefix(rest[2], "node["):
+		return join(site) + "." + rest[1] + rest[2][len("node"):]
+	}
+	return addr
+}
