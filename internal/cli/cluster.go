@@ -209,4 +209,3 @@ func (a *App) waitJoined(s *session, timeout time.Duration) ([]manager.Node, err
 		}
 	}
 }
-
