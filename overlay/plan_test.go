@@ -22,9 +22,6 @@ func cases(topo templates.Topology) map[string]overlaytest.Spec {
 		"three-site": overlaytest.ThreeSites(topo),
 		"large-tree": overlaytest.Large(topo, 23, 5),
 	}
-	for _, sp := range []overlaytest.Spec{out["paper003"], out["three-site"]} {
-		_ = sp
-	}
 	if topo == templates.Mesh {
 		// Nodes behind NAT reach each other directly only through the
 		// endpoints their NATs were seen to use.

@@ -1,0 +1,34 @@
+// Package local is hvctl's embedded default provider: it builds real
+// sites and nodes on the local machine out of Linux network namespaces.
+//
+// A site (kind network) is a "site router" namespace holding a bridge for
+// the site's private network (the router has the first host address, the
+// site gateway) and a veth "wan0" to the cluster's "internet": a bridge in
+// the root namespace with a public /24 from 198.18.0.0/15, the root side
+// holding .1. The router masquerades the site network out of wan0 and
+// drops new connections from the internet into the site, so a site
+// network is private, as in the clouds: only the overlay joins sites.
+//
+// A node (kind instance) is a namespace with eth0 on its site bridge and
+// a default route via the site router. With public_ip = true it also gets
+// pub0 on the internet bridge with a public address, and its default
+// route goes that way. Once boot_time has passed, WaitReady starts the
+// node agent (`hvctl agent -config agent.json`, see AgentCommand) inside
+// the namespace as a detached daemon, logging to agent.log in the state
+// directory.
+//
+// Everything the provider makes — namespaces, root-namespace links, nft
+// tables, agent processes (pid and start time), files — is recorded in
+// StateDir/local/world.json, written atomically under an flock before it
+// is made, so that Delete, Cleanup and the rerun of a crashed apply remove
+// or complete exactly what exists. Create is idempotent on the client
+// token. Names carry the cluster, so several clusters coexist on one
+// machine: namespaces are hv-CLUSTER-SITE-NODE (routers
+// hv-CLUSTER-SITE-router), root-namespace links hvXXXXXXXX plus a one
+// letter suffix (b internet bridge, r router uplink, p node public veth;
+// e is a node's port on its site bridge, inside the router namespace).
+//
+// The provider shells out to iproute2 (`ip`) and nftables (`nft`) and
+// needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN); without them New says so
+// and points at the sim provider.
+package local

@@ -1,0 +1,886 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hvctl/hvctl/provision"
+)
+
+// Provider is a local provider configuration over the world in one state
+// directory. It is safe for concurrent use; several processes may share a
+// world (every change is made under an flock), but two operations on one
+// resource must not run in different processes at once (the engine's
+// state lock sees to that).
+type Provider struct {
+	settings Settings
+	env      *provision.Env
+	store    store
+
+	mu       sync.Mutex
+	locks    map[string]*sync.Mutex
+	children map[int]chan struct{} // closed when an agent this process started exits
+}
+
+var (
+	_ provision.Provider = (*Provider)(nil)
+	_ provision.Updater  = (*Provider)(nil)
+	_ provision.Waiter   = (*Provider)(nil)
+	_ Executor           = (*Provider)(nil)
+)
+
+// Executor runs commands on a node: `hvctl exec`. The local provider runs
+// them inside the node's namespace.
+type Executor interface {
+	Exec(ctx context.Context, id string, argv []string, stdin io.Reader, stdout, stderr io.Writer) (exitCode int, err error)
+}
+
+// startGrace is how long WaitReady watches a freshly started agent: one
+// that exits within it is a boot failure.
+var startGrace = 300 * time.Millisecond
+
+// Open returns a provider with settings s over the world in
+// env.StateDir. It does not check privileges (New does).
+func Open(env *provision.Env, s Settings) *Provider {
+	if env == nil {
+		env = &provision.Env{}
+	}
+	return &Provider{settings: s, env: env, store: newStore(env.StateDir),
+		locks: map[string]*sync.Mutex{}, children: map[int]chan struct{}{}}
+}
+
+// Settings returns the provider's settings.
+func (p *Provider) Settings() Settings { return p.settings }
+
+// WorldPath is the world file this provider uses.
+func (p *Provider) WorldPath() string { return p.store.path }
+
+// Limits: the local machine has no API rate limit.
+func (p *Provider) Limits() provision.Limits { return provision.Limits{} }
+
+// lockID serializes long operations on one resource within this process.
+func (p *Provider) lockID(id string) func() {
+	p.mu.Lock()
+	m := p.locks[id]
+	if m == nil {
+		m = new(sync.Mutex)
+		p.locks[id] = m
+	}
+	p.mu.Unlock()
+	m.Lock()
+	return m.Unlock
+}
+
+func (p *Provider) stateDir() string {
+	d, err := filepath.Abs(p.env.StateDir)
+	if err != nil {
+		return p.env.StateDir
+	}
+	return d
+}
+
+// computed returns the attributes the provider decides.
+func (p *Provider) computed(r *record) provision.Attrs {
+	if r.Kind == provision.KindNetwork {
+		return provision.Attrs{"cidr": r.CIDR}
+	}
+	a := provision.Attrs{"state": p.instanceState(r), "private_ip": r.PrivateIP}
+	if r.PublicAddress != "" {
+		a["public_address"] = r.PublicAddress
+	}
+	return a
+}
+
+// instanceState is pending until the agent runs, running while it does,
+// failed once it died.
+func (p *Provider) instanceState(r *record) string {
+	switch {
+	case r.State != recCreated || r.Proc == nil:
+		return StatePending
+	case r.Proc.alive():
+		return StateRunning
+	}
+	return StateFailed
+}
+
+// Create makes a site network or a node. A client token seen before
+// returns (and, if a crash left it half made, completes) what it made.
+func (p *Provider) Create(ctx context.Context, req *provision.CreateRequest) (*provision.CreateResponse, error) {
+	if req.Kind != provision.KindNetwork && req.Kind != provision.KindInstance {
+		return nil, fmt.Errorf("local: unsupported resource kind %q", req.Kind)
+	}
+	if id, _ := req.Attrs["existing_id"].(string); id != "" {
+		return nil, fmt.Errorf("local: network %s: existing_id is not supported by the local provider (it makes every site network itself)", req.Address)
+	}
+	if req.Kind == provision.KindNetwork {
+		// Choosing the cluster's public /24 and making its bridge must
+		// not interleave with another hvctl doing the same.
+		unlock, err := globalLock(ctx)
+		if err != nil {
+			return nil, err
+		}
+		defer unlock()
+	}
+	var rec *record
+	err := p.store.update(func(w *world) (bool, error) {
+		if r := w.byToken(req.ClientToken); r != nil {
+			if r.Kind != req.Kind || r.Address != req.Address {
+				return false, fmt.Errorf("local: client token %q was used for %s %s, not %s %s", req.ClientToken, r.Kind, r.Address, req.Kind, req.Address)
+			}
+			if r.State == recDeleting {
+				return false, fmt.Errorf("local: %s %s (%s) is being deleted", r.Kind, r.Address, r.ID)
+			}
+			rec = r
+			return false, nil
+		}
+		var err error
+		if req.Kind == provision.KindNetwork {
+			rec, err = p.networkIntent(ctx, w, req)
+		} else {
+			rec, err = p.instanceIntent(w, req)
+		}
+		if err != nil {
+			return false, err
+		}
+		w.Resources = append(w.Resources, rec)
+		return true, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if rec, err = p.complete(ctx, rec.ID, req.Attrs); err != nil {
+		return nil, err
+	}
+	return &provision.CreateResponse{ID: rec.ID, Attrs: p.computed(rec)}, nil
+}
+
+// networkIntent records a new site network and, for the cluster's first,
+// its internet; nothing is made yet.
+func (p *Provider) networkIntent(ctx context.Context, w *world, req *provision.CreateRequest) (*record, error) {
+	site, _ := req.Attrs["site"].(string)
+	cidr, _ := req.Attrs["cidr"].(string)
+	if cidr == "" {
+		cidr = defaultCIDR(w, req.Cluster)
+	}
+	prefix, err := netip.ParsePrefix(cidr)
+	if err != nil || !prefix.Addr().Is4() || prefix.Bits() > 30 {
+		return nil, fmt.Errorf("local: network %s: cidr %q must be an IPv4 network of at least 4 addresses (/30)", req.Address, cidr)
+	}
+	prefix = prefix.Masked()
+	in := w.internet(req.Cluster)
+	if in == nil {
+		pp, err := pickPublicPrefix(ctx, w, req.Cluster)
+		if err != nil {
+			return nil, err
+		}
+		in = &internet{Cluster: req.Cluster, Bridge: linkName(newHex(w), sufBridge), Prefix: pp.String(), Next: 2}
+		w.Internets = append(w.Internets, in)
+	}
+	pub, err := p.allocPublic(w, in)
+	if err != nil {
+		return nil, err
+	}
+	r := p.newRecord(w, req, site)
+	r.Netns = uniqueNetns(w, netnsName(req.Cluster, site, "router"))
+	r.Links = []string{linkName(idHex(r.ID), sufRouter)}
+	r.NftTables = []string{"ip " + nftTable}
+	r.CIDR = prefix.String()
+	r.Gateway = hostAt(prefix, 1).String()
+	r.PublicAddress = pub
+	r.Next = 2
+	return r, nil
+}
+
+func (p *Provider) allocPublic(w *world, in *internet) (string, error) {
+	pp, err := netip.ParsePrefix(in.Prefix)
+	if err != nil {
+		return "", fmt.Errorf("local: cluster %s: bad public prefix %q", in.Cluster, in.Prefix)
+	}
+	used := usedPublic(w, in.Cluster)
+	used[hostAt(pp, 1)] = true
+	a, ok := allocHost(pp, 2, &in.Next, used)
+	if !ok {
+		return "", fmt.Errorf("local: cluster %s: all public addresses of %s are in use", in.Cluster, pp)
+	}
+	return a.String(), nil
+}
+
+func (p *Provider) newRecord(w *world, req *provision.CreateRequest, site string) *record {
+	now := p.env.Now().UTC()
+	return &record{
+		ID:          newID(w, req.Kind),
+		Kind:        req.Kind,
+		Address:     req.Address,
+		Cluster:     req.Cluster,
+		Lineage:     req.Lineage,
+		ClientToken: req.ClientToken,
+		Site:        site,
+		State:       recCreating,
+		CreatedAt:   now,
+		ExpiresAt:   req.ExpiresAt.UTC(),
+		Attrs:       publicAttrs(req.Attrs),
+	}
+}
+
+// instanceIntent records a new node with its names and addresses.
+func (p *Provider) instanceIntent(w *world, req *provision.CreateRequest) (*record, error) {
+	site, _ := req.Attrs["site"].(string)
+	network, err := instanceNetwork(w, req, site)
+	if err != nil {
+		return nil, err
+	}
+	prefix, err := netip.ParsePrefix(network.CIDR)
+	if err != nil {
+		return nil, fmt.Errorf("local: network %s has a bad cidr %q", network.ID, network.CIDR)
+	}
+	used := map[netip.Addr]bool{}
+	for _, o := range w.Resources {
+		if o.Kind == provision.KindInstance && o.NetworkID == network.ID {
+			if a, err := netip.ParseAddr(o.PrivateIP); err == nil {
+				used[a] = true
+			}
+		}
+	}
+	priv, ok := allocHost(prefix, 2, &network.Next, used)
+	if !ok {
+		return nil, &provision.CapacityError{Provider: "local", Detail: fmt.Sprintf("network %s (%s, site %s) has no free address for %s", network.ID, prefix, site, req.Address)}
+	}
+	name, _ := req.Attrs["name"].(string)
+	if name == "" {
+		name = req.Address[strings.LastIndexByte(req.Address, '.')+1:]
+	}
+	r := p.newRecord(w, req, site)
+	r.Name = name
+	r.ReadyAt = r.CreatedAt.Add(p.settings.BootTime)
+	r.Netns = uniqueNetns(w, netnsName(req.Cluster, site, name))
+	r.NetworkID = network.ID
+	r.RouterNetns = network.Netns
+	r.SiteLink = linkName(idHex(r.ID), sufSite)
+	r.CIDR = prefix.String()
+	r.Gateway = network.Gateway
+	r.PrivateIP = priv.String()
+	r.Dir = filepath.Join(p.stateDir(), "local", "nodes", r.ID)
+	if pub, _ := req.Attrs["public_ip"].(bool); pub {
+		in := w.internet(req.Cluster)
+		if in == nil {
+			return nil, fmt.Errorf("local: %s: cluster %s has no internet (no site network)", req.Address, req.Cluster)
+		}
+		if r.PublicAddress, err = p.allocPublic(w, in); err != nil {
+			return nil, err
+		}
+		r.Links = []string{linkName(idHex(r.ID), sufPublic)}
+	}
+	return r, nil
+}
+
+// instanceNetwork finds a node's site network: the network among its
+// Deps, else its cluster's network of the same site.
+func instanceNetwork(w *world, req *provision.CreateRequest, site string) (*record, error) {
+	deps := make([]string, 0, len(req.Deps))
+	for a := range req.Deps {
+		deps = append(deps, a)
+	}
+	sort.Strings(deps)
+	var found *record
+	for _, a := range deps {
+		if n := w.byID(req.Deps[a]); n != nil && n.Kind == provision.KindNetwork {
+			found = n
+			break
+		}
+	}
+	if found == nil {
+		for _, n := range w.Resources {
+			if n.Kind == provision.KindNetwork && n.Cluster == req.Cluster && n.Site == site && n.State != recDeleting {
+				found = n
+				break
+			}
+		}
+	}
+	switch {
+	case found == nil:
+		return nil, fmt.Errorf("local: %s: site %q of cluster %s has no network: create the site network first", req.Address, site, req.Cluster)
+	case found.State == recDeleting:
+		return nil, fmt.Errorf("local: %s: network %s is being deleted", req.Address, found.ID)
+	}
+	return found, nil
+}
+
+// complete makes whatever of record id does not exist yet and marks it
+// created. attrs (may be nil) are the full desired attributes, for the
+// agent's configuration.
+func (p *Provider) complete(ctx context.Context, id string, attrs provision.Attrs) (*record, error) {
+	defer p.lockID(id)()
+	w, err := p.store.load()
+	if err != nil {
+		return nil, err
+	}
+	r := w.byID(id)
+	if r == nil {
+		return nil, fmt.Errorf("local: %s no longer exists", id)
+	}
+	if r.State != recCreating {
+		if attrs != nil && r.Kind == provision.KindInstance {
+			// A retried Create: refresh the agent's configuration.
+			if err := p.writeAgentConfig(r, attrs); err != nil {
+				return nil, err
+			}
+		}
+		return r, nil
+	}
+	if r.Kind == provision.KindNetwork {
+		in := w.internet(r.Cluster)
+		if in == nil {
+			return nil, fmt.Errorf("local: network %s: cluster %s has no internet record", r.ID, r.Cluster)
+		}
+		err = makeNetwork(ctx, r, in)
+	} else {
+		err = p.makeInstance(ctx, w, r, attrs)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w (hvctl completes it on the next apply, or removes it on destroy)", err)
+	}
+	err = p.store.update(func(w *world) (bool, error) {
+		cur := w.byID(id)
+		if cur == nil {
+			return false, fmt.Errorf("local: %s was removed while it was being created", id)
+		}
+		if cur.State == recCreating {
+			cur.State = recCreated
+		}
+		r = cur
+		return true, nil
+	})
+	return r, err
+}
+
+// makeInternet makes the cluster's internet bridge unless it exists.
+func makeInternet(ctx context.Context, in *internet) error {
+	pp, err := netip.ParsePrefix(in.Prefix)
+	if err != nil {
+		return fmt.Errorf("local: cluster %s: bad public prefix %q", in.Cluster, in.Prefix)
+	}
+	if err := ensureBridge(ctx, "", in.Bridge); err != nil {
+		return err
+	}
+	if err := ip(ctx, "", "addr", "replace", netip.PrefixFrom(hostAt(pp, 1), 24).String(), "dev", in.Bridge); err != nil {
+		return err
+	}
+	return ip(ctx, "", "link", "set", in.Bridge, "up")
+}
+
+// makeNetwork makes a site router: namespace, site bridge with the
+// gateway address, uplink to the internet bridge, default route, NAT.
+func makeNetwork(ctx context.Context, r *record, in *internet) error {
+	prefix, err := netip.ParsePrefix(r.CIDR)
+	if err != nil {
+		return err
+	}
+	pp, err := netip.ParsePrefix(in.Prefix)
+	if err != nil {
+		return err
+	}
+	ns, up := r.Netns, r.Links[0]
+	steps := []func() error{
+		func() error { return makeInternet(ctx, in) },
+		func() error { return addNetns(ctx, ns) },
+		func() error { return ensureBridge(ctx, ns, siteBridge) },
+		func() error {
+			return ip(ctx, ns, "addr", "replace", netip.PrefixFrom(netip.MustParseAddr(r.Gateway), prefix.Bits()).String(), "dev", siteBridge)
+		},
+		func() error { return ip(ctx, ns, "link", "set", siteBridge, "up") },
+		func() error { return ensureVeth(ctx, "", up, ns, routerWAN) },
+		func() error { return ip(ctx, "", "link", "set", up, "master", in.Bridge, "up") },
+		func() error {
+			return ip(ctx, ns, "addr", "replace", netip.PrefixFrom(netip.MustParseAddr(r.PublicAddress), 24).String(), "dev", routerWAN)
+		},
+		func() error { return ip(ctx, ns, "link", "set", routerWAN, "up") },
+		func() error {
+			return ip(ctx, ns, "route", "replace", "default", "via", hostAt(pp, 1).String(), "dev", routerWAN)
+		},
+		func() error { return nftIn(ctx, ns, natScript(prefix)) },
+	}
+	for _, s := range steps {
+		if err := s(); err != nil {
+			return fmt.Errorf("local: make site %s router %s: %w", r.Site, ns, err)
+		}
+	}
+	return nil
+}
+
+// natScript (re)defines the router's nft table: masquerade the site out
+// of wan0, and let nothing from the internet into the site but replies.
+func natScript(site netip.Prefix) string {
+	return fmt.Sprintf(`add table ip %[1]s
+delete table ip %[1]s
+table ip %[1]s {
+	chain postrouting {
+		type nat hook postrouting priority 100; policy accept;
+		ip saddr %[2]s oifname "%[3]s" masquerade
+	}
+	chain forward {
+		type filter hook forward priority 0; policy accept;
+		iifname "%[3]s" oifname "%[4]s" ct state established,related accept
+		iifname "%[3]s" oifname "%[4]s" drop
+	}
+}
+`, nftTable, site, routerWAN, siteBridge)
+}
+
+// makeInstance makes a node: namespace, eth0 on the site bridge, pub0 on
+// the internet bridge when public, routes, and the agent's files.
+func (p *Provider) makeInstance(ctx context.Context, w *world, r *record, attrs provision.Attrs) error {
+	prefix, err := netip.ParsePrefix(r.CIDR)
+	if err != nil {
+		return err
+	}
+	network := w.byID(r.NetworkID)
+	if network == nil || !netnsExists(r.RouterNetns) {
+		return fmt.Errorf("local: node %s: its site network %s does not exist", r.Address, r.NetworkID)
+	}
+	ns := r.Netns
+	steps := []func() error{
+		func() error { return addNetns(ctx, ns) },
+		func() error { return ensureVeth(ctx, r.RouterNetns, r.SiteLink, ns, nodeSite) },
+		func() error { return ip(ctx, r.RouterNetns, "link", "set", r.SiteLink, "master", siteBridge, "up") },
+		func() error {
+			return ip(ctx, ns, "addr", "replace", netip.PrefixFrom(netip.MustParseAddr(r.PrivateIP), prefix.Bits()).String(), "dev", nodeSite)
+		},
+		func() error { return ip(ctx, ns, "link", "set", nodeSite, "up") },
+	}
+	if r.PublicAddress != "" {
+		in := w.internet(r.Cluster)
+		if in == nil {
+			return fmt.Errorf("local: node %s: cluster %s has no internet", r.Address, r.Cluster)
+		}
+		pp, err := netip.ParsePrefix(in.Prefix)
+		if err != nil {
+			return err
+		}
+		steps = append(steps,
+			func() error { return ensureVeth(ctx, "", r.Links[0], ns, nodePublic) },
+			func() error { return ip(ctx, "", "link", "set", r.Links[0], "master", in.Bridge, "up") },
+			func() error {
+				return ip(ctx, ns, "addr", "replace", netip.PrefixFrom(netip.MustParseAddr(r.PublicAddress), 24).String(), "dev", nodePublic)
+			},
+			func() error { return ip(ctx, ns, "link", "set", nodePublic, "up") },
+			func() error {
+				return ip(ctx, ns, "route", "replace", "default", "via", hostAt(pp, 1).String(), "dev", nodePublic)
+			})
+	} else {
+		steps = append(steps, func() error {
+			return ip(ctx, ns, "route", "replace", "default", "via", r.Gateway, "dev", nodeSite)
+		})
+	}
+	steps = append(steps, func() error { return p.writeAgentConfig(r, attrs) })
+	for _, s := range steps {
+		if err := s(); err != nil {
+			return fmt.Errorf("local: make node %s (%s): %w", r.Address, ns, err)
+		}
+	}
+	return nil
+}
+
+// Read reports a resource by ID, or by ClientToken when ID is empty. A
+// node whose namespace is gone does not exist (what is left of it is
+// removed); a half-made one exists, pending, and WaitReady completes it.
+func (p *Provider) Read(ctx context.Context, req *provision.ReadRequest) (*provision.ReadResponse, error) {
+	if req.ID == "" && req.ClientToken == "" {
+		return nil, fmt.Errorf("local: read %s: neither an ID nor a client token", req.Address)
+	}
+	w, err := p.store.load()
+	if err != nil {
+		return nil, err
+	}
+	r := find(w, req)
+	if r == nil {
+		return &provision.ReadResponse{ID: req.ID}, nil
+	}
+	if r.State == recDeleting || (r.State == recCreated && !netnsExists(r.Netns)) {
+		// Deleted outside hvctl, or a delete that did not finish.
+		if err := p.destroy(ctx, r.ID, false); err != nil {
+			return nil, err
+		}
+		return &provision.ReadResponse{ID: r.ID}, nil
+	}
+	return &provision.ReadResponse{Exists: true, ID: r.ID, Attrs: p.computed(r)}, nil
+}
+
+func find(w *world, req *provision.ReadRequest) *record {
+	var r *record
+	if req.ID != "" {
+		r = w.byID(req.ID)
+	} else {
+		r = w.byToken(req.ClientToken)
+	}
+	if r == nil || (req.Kind != "" && r.Kind != req.Kind) {
+		return nil
+	}
+	return r
+}
+
+// WaitReady completes a half-made resource, waits until a node's
+// boot_time has passed (on the env clock), starts its agent in its
+// namespace, and fails if the agent exits at once.
+func (p *Provider) WaitReady(ctx context.Context, req *provision.ReadRequest) (*provision.ReadResponse, error) {
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		w, err := p.store.load()
+		if err != nil {
+			return nil, err
+		}
+		r := find(w, req)
+		if r == nil || r.State == recDeleting {
+			name := req.ID
+			if name == "" {
+				name = req.Address
+			}
+			return nil, fmt.Errorf("local: %s %s does not exist", req.Kind, name)
+		}
+		if r.State == recCreating {
+			if _, err := p.complete(ctx, r.ID, nil); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if r.Kind == provision.KindNetwork {
+			return &provision.ReadResponse{Exists: true, ID: r.ID, Attrs: p.computed(r)}, nil
+		}
+		if !netnsExists(r.Netns) {
+			return nil, fmt.Errorf("local: node %s: namespace %s is gone", r.Address, r.Netns)
+		}
+		if r.Proc != nil {
+			resp := &provision.ReadResponse{Exists: true, ID: r.ID, Attrs: p.computed(r)}
+			if !r.Proc.alive() {
+				return resp, p.agentFailed(r, "")
+			}
+			return resp, nil
+		}
+		if wait := r.ReadyAt.Sub(p.env.Now()); wait > 0 {
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(min(wait, 100*time.Millisecond)):
+			}
+			continue
+		}
+		r, exited, err := p.startAgent(ctx, r.ID)
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-exited:
+		case <-time.After(startGrace):
+		}
+		resp := &provision.ReadResponse{Exists: true, ID: r.ID, Attrs: p.computed(r)}
+		if !r.Proc.alive() {
+			return resp, p.agentFailed(r, "right after it started")
+		}
+		return resp, nil
+	}
+}
+
+// agentFailed is the error for a node whose agent is not running,
+// quoting the end of its log.
+func (p *Provider) agentFailed(r *record, when string) error {
+	msg := fmt.Sprintf("local: node %s: the agent exited", r.Address)
+	if when != "" {
+		msg += " " + when
+	}
+	logPath := filepath.Join(r.Dir, "agent.log")
+	if tail := tailLines(logPath, 10); tail != "" {
+		msg += "; last lines of " + logPath + ":\n" + tail
+	} else {
+		msg += " (" + logPath + " is empty)"
+	}
+	return errors.New(msg)
+}
+
+// tailLines returns the last n lines of a file.
+func tailLines(path string, n int) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	const max = 64 << 10
+	st, err := f.Stat()
+	if err != nil {
+		return ""
+	}
+	off := max64(0, st.Size()-max)
+	b := make([]byte, st.Size()-off)
+	if _, err := f.ReadAt(b, off); err != nil && !errors.Is(err, io.EOF) {
+		return ""
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	out := strings.Join(lines, "\n")
+	if strings.TrimSpace(out) == "" {
+		return ""
+	}
+	return "  " + strings.ReplaceAll(out, "\n", "\n  ")
+}
+
+func max64(a, b int64) int64 {
+	if a > b {
+		return a
+	}
+	return b
+}
+
+// startAgent starts the node agent inside the node's namespace, unless
+// it was started already, and records its pid and start time. The
+// returned channel closes when the process exits (never, when another
+// process started it).
+func (p *Provider) startAgent(ctx context.Context, id string) (*record, <-chan struct{}, error) {
+	defer p.lockID(id)()
+	argv, err := p.settings.agentCommand()
+	if err != nil {
+		return nil, nil, err
+	}
+	var out *record
+	exited := make(chan struct{})
+	err = p.store.update(func(w *world) (bool, error) {
+		r := w.byID(id)
+		if r == nil || r.State != recCreated {
+			return false, fmt.Errorf("local: start agent: node %s does not exist", id)
+		}
+		out = r
+		if r.Proc != nil {
+			return false, nil
+		}
+		// Strays of a start that crashed before it was recorded.
+		killNetnsProcs(ctx, r.Netns)
+		config := filepath.Join(r.Dir, "agent.json")
+		if _, err := os.Stat(config); err != nil {
+			return false, fmt.Errorf("local: start agent of %s: %w", r.Address, err)
+		}
+		logf, err := os.OpenFile(filepath.Join(r.Dir, "agent.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		if err != nil {
+			return false, fmt.Errorf("local: start agent of %s: %w", r.Address, err)
+		}
+		defer logf.Close()
+		devnull, err := os.Open(os.DevNull)
+		if err != nil {
+			return false, err
+		}
+		defer devnull.Close()
+		args := append([]string{"netns", "exec", r.Netns}, argv...)
+		args = append(args, "-config", config)
+		cmd := exec.Command("ip", args...)
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, logf, logf
+		cmd.Dir = r.Dir
+		cmd.Env = append(os.Environ(), "HVCTL_NODE_CONFIG="+config)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if err := cmd.Start(); err != nil {
+			return false, fmt.Errorf("local: start agent of %s: %w", r.Address, err)
+		}
+		pid := cmd.Process.Pid
+		start, _, _ := procStat(pid) // 0 when it is already gone: recorded as dead
+		r.Proc = &proc{PID: pid, Start: start, StartedAt: p.env.Now().UTC()}
+		p.mu.Lock()
+		p.children[pid] = exited
+		p.mu.Unlock()
+		go func() {
+			cmd.Wait() // reap, so a dead agent is not a zombie
+			p.mu.Lock()
+			delete(p.children, pid)
+			p.mu.Unlock()
+			close(exited)
+		}()
+		return true, nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return out, exited, nil
+}
+
+// Delete removes a node (agent, namespace, links, files) or a site
+// network (router, links, NAT; the internet bridge with the cluster's
+// last network). A network that still has nodes is refused. Deleting
+// what is gone is fine.
+func (p *Provider) Delete(ctx context.Context, req *provision.DeleteRequest) error {
+	if req.ID == "" {
+		return fmt.Errorf("local: delete %s: no ID", req.Address)
+	}
+	return p.destroy(ctx, req.ID, true)
+}
+
+// destroy removes resource id; with check, a network with nodes is
+// refused.
+func (p *Provider) destroy(ctx context.Context, id string, check bool) error {
+	defer p.lockID(id)()
+	var r *record
+	err := p.store.update(func(w *world) (bool, error) {
+		r = w.byID(id)
+		if r == nil {
+			return false, nil
+		}
+		if r.Kind == provision.KindNetwork && check {
+			var names []string
+			for _, o := range w.Resources {
+				if o.Kind == provision.KindInstance && o.NetworkID == r.ID {
+					names = append(names, o.Address)
+				}
+			}
+			if len(names) > 0 {
+				sort.Strings(names)
+				return false, fmt.Errorf("local: DependencyViolation: network %s (site %s) still has %d node(s): %s", r.ID, r.Site, len(names), strings.Join(names, ", "))
+			}
+		}
+		changed := r.State != recDeleting
+		r.State = recDeleting
+		return changed, nil
+	})
+	if err != nil || r == nil {
+		return err
+	}
+	if err := teardown(ctx, r); err != nil {
+		return err
+	}
+	return p.store.update(func(w *world) (bool, error) {
+		w.remove(id)
+		return true, dropIdleInternets(ctx, w)
+	})
+}
+
+// teardown removes everything record r made on the machine.
+func teardown(ctx context.Context, r *record) error {
+	var errs []error
+	if r.Proc != nil {
+		r.Proc.stop()
+	}
+	killNetnsProcs(ctx, r.Netns)
+	for _, t := range r.NftTables {
+		if netnsExists(r.Netns) {
+			// Gone with the namespace anyway; removed first so nothing
+			// half-deleted keeps forwarding.
+			_ = nftIn(ctx, r.Netns, "delete table "+t+"\n")
+		}
+	}
+	for _, l := range r.Links {
+		errs = append(errs, delLink(ctx, "", l))
+	}
+	if r.SiteLink != "" {
+		errs = append(errs, delLink(ctx, r.RouterNetns, r.SiteLink))
+	}
+	errs = append(errs, delNetns(ctx, r.Netns))
+	errs = append(errs, removeAll(r.Dir))
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("local: delete %s %s (%s): %w", r.Kind, r.Address, r.ID, err)
+	}
+	return nil
+}
+
+// dropIdleInternets removes the internet bridge of every cluster of w
+// that has no network left. Called under the world lock.
+func dropIdleInternets(ctx context.Context, w *world) error {
+	var errs []error
+	for _, in := range append([]*internet(nil), w.Internets...) {
+		busy := false
+		for _, r := range w.Resources {
+			busy = busy || (r.Cluster == in.Cluster && r.Kind == provision.KindNetwork)
+		}
+		if busy {
+			continue
+		}
+		if err := delLink(ctx, "", in.Bridge); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		w.removeInternet(in.Cluster)
+	}
+	return errors.Join(errs...)
+}
+
+// updatable are the node attributes Update changes in place.
+var updatable = map[string]bool{"labels": true, "roles": true}
+
+// Updatable: a node's labels and roles change in place (agent.json is
+// rewritten); everything else forces replacement.
+func (p *Provider) Updatable(kind provision.Kind, attr string) bool {
+	return kind == provision.KindInstance && updatable[attr]
+}
+
+// Update changes a node's labels or roles.
+func (p *Provider) Update(ctx context.Context, req *provision.UpdateRequest) (*provision.UpdateResponse, error) {
+	for k := range keys(req.Before, req.After) {
+		if !sameValue(req.Before[k], req.After[k]) && !p.Updatable(req.Kind, k) && !provision.IsInternal(k) {
+			return nil, fmt.Errorf("local: %s %s: attribute %q cannot change in place", req.Kind, req.ID, k)
+		}
+	}
+	defer p.lockID(req.ID)()
+	var out *record
+	err := p.store.update(func(w *world) (bool, error) {
+		r := w.byID(req.ID)
+		if r == nil || r.Kind != req.Kind || r.State == recDeleting {
+			return false, fmt.Errorf("local: update %s %s: %w", req.Kind, req.ID, provision.ErrNotFound)
+		}
+		attrs := map[string]any{}
+		for k, v := range r.Attrs {
+			attrs[k] = v
+		}
+		for k := range updatable {
+			if v, ok := req.After[k]; ok {
+				attrs[k] = v
+			} else {
+				delete(attrs, k)
+			}
+		}
+		r.Attrs = attrs
+		out = r
+		return true, updateAgentConfig(r, req.After)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &provision.UpdateResponse{Attrs: p.computed(out)}, nil
+}
+
+// Exec runs argv inside the namespace of node (or site router) id and
+// returns its exit code.
+func (p *Provider) Exec(ctx context.Context, id string, argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	if len(argv) == 0 {
+		return -1, fmt.Errorf("local: exec: no command")
+	}
+	w, err := p.store.load()
+	if err != nil {
+		return -1, err
+	}
+	r := w.byID(id)
+	if r == nil || r.State == recDeleting {
+		return -1, fmt.Errorf("local: exec: %s does not exist", id)
+	}
+	if !netnsExists(r.Netns) {
+		return -1, fmt.Errorf("local: exec: %s (%s): namespace %s is gone", r.Address, id, r.Netns)
+	}
+	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", r.Netns}, argv...)...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
+	err = cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode(), nil
+	}
+	if err != nil {
+		return -1, fmt.Errorf("local: exec in %s: %w", r.Address, err)
+	}
+	return 0, nil
+}

@@ -1,0 +1,238 @@
+package local
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
+
+	"github.com/hvctl/hvctl/provision"
+	"github.com/hvctl/hvctl/templates"
+)
+
+func init() { provision.Register("local", New) }
+
+// Settings are a local provider block's settings, defaults filled in.
+type Settings struct {
+	// BootTime is how long a node stays "pending" after Create before
+	// its agent starts.
+	BootTime time.Duration // boot_time, default 0s
+	// AgentCommand is the node agent's command line; the provider
+	// appends "-config PATH". Empty means the package's AgentCommand,
+	// and when that is empty too, this executable with "agent".
+	AgentCommand []string
+}
+
+// AgentCommand, when not empty, is the agent command of providers whose
+// Settings leave it empty (those New makes from a template). Tests and
+// tools set it before applying.
+var AgentCommand []string
+
+// settingNames are the arguments a local provider block accepts.
+var settingNames = []string{"boot_time"}
+
+// Capability bits of /proc/self/status CapEff.
+const (
+	capNetAdmin = 12
+	capSysAdmin = 21
+)
+
+// checkPrivileges reports why this process cannot build namespaces, or
+// nil. Tests replace it.
+var checkPrivileges = func() error {
+	if os.Geteuid() == 0 {
+		return nil
+	}
+	caps, err := effectiveCaps()
+	if err == nil && caps&(1<<capNetAdmin) != 0 && caps&(1<<capSysAdmin) != 0 {
+		return nil
+	}
+	return fmt.Errorf("running as uid %d without CAP_NET_ADMIN and CAP_SYS_ADMIN", os.Geteuid())
+}
+
+// lookPath finds the tools the provider runs; tests replace it.
+var lookPath = exec.LookPath
+
+func effectiveCaps() (uint64, error) {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "CapEff:"); ok {
+			return strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+		}
+	}
+	return 0, fmt.Errorf("no CapEff in /proc/self/status")
+}
+
+// New is the local provider's provision.Factory: it checks cfg's
+// settings and that this process may build network namespaces.
+func New(cfg *templates.Provider, env *provision.Env) (provision.Provider, hcl.Diagnostics) {
+	s, diags := ParseSettings(cfg)
+	diags = append(diags, Preflight(cfg)...)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	return Open(env, s), diags
+}
+
+// Preflight checks the privileges and tools the local provider needs;
+// each problem is an error diagnostic on the provider block.
+func Preflight(cfg *templates.Provider) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	r := cfg.DeclRange
+	if err := checkPrivileges(); err != nil {
+		diags = append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  "The local provider needs root",
+			Detail: fmt.Sprintf("The local provider (%s) builds sites and nodes out of Linux network namespaces, "+
+				"bridges and nftables rules, so it needs root or CAP_NET_ADMIN (with CAP_SYS_ADMIN for the namespaces); "+
+				"this hvctl is %v. Run hvctl as root (sudo), or use the unprivileged simulated cloud instead: "+
+				"set provider = \"sim\" on the sites (or declare provider \"sim\" \"NAME\" { boot_time = \"2s\" }).", cfg.Ref(), err),
+			Subject: &r,
+		})
+		return diags
+	}
+	for _, tool := range []struct{ bin, pkg string }{{"ip", "iproute2"}, {"nft", "nftables"}} {
+		if _, err := lookPath(tool.bin); err != nil {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "The local provider needs " + tool.bin,
+				Detail:   fmt.Sprintf("The local provider runs %q, which is not on PATH; install it (Debian/Ubuntu: apt-get install %s), or use provider = \"sim\".", tool.bin, tool.pkg),
+				Subject:  &r,
+			})
+		}
+	}
+	return diags
+}
+
+// ParseSettings checks a local provider block. Each bad value is an error
+// diagnostic whose Subject is that argument's source range.
+func ParseSettings(cfg *templates.Provider) (Settings, hcl.Diagnostics) {
+	var s Settings
+	var diags hcl.Diagnostics
+	subject := func(name string) *hcl.Range {
+		if r, ok := cfg.AttrRanges[name]; ok {
+			return &r
+		}
+		r := cfg.DeclRange
+		return &r
+	}
+	names := make([]string, 0, len(cfg.Attrs))
+	for name := range cfg.Attrs {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		v := cfg.Attrs[name]
+		if v.IsNull() {
+			continue
+		}
+		if !v.IsWhollyKnown() {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid " + name,
+				Detail: fmt.Sprintf("The value of %s must be known when the provider is configured.", name), Subject: subject(name)})
+			continue
+		}
+		switch name {
+		case "boot_time":
+			str, ok := asString(v)
+			d, err := time.ParseDuration(str)
+			detail := ""
+			switch {
+			case !ok || err != nil:
+				detail = fmt.Sprintf("boot_time = %s: must be a duration like \"5s\".", show(v))
+			case d < 0:
+				detail = fmt.Sprintf("boot_time = %s: must not be negative.", show(v))
+			default:
+				s.BootTime = d
+			}
+			if detail != "" {
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid boot_time", Detail: detail, Subject: subject(name)})
+			}
+		default:
+			detail := fmt.Sprintf("The local provider has no argument %q.", name)
+			if near := nearest(name, settingNames); near != "" {
+				detail += fmt.Sprintf(" Did you mean %q?", near)
+			}
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Unsupported argument", Detail: detail, Subject: subject(name)})
+		}
+	}
+	return s, diags
+}
+
+// agentCommand is the command line a provider with settings s starts.
+func (s Settings) agentCommand() ([]string, error) {
+	if len(s.AgentCommand) > 0 {
+		return append([]string(nil), s.AgentCommand...), nil
+	}
+	if len(AgentCommand) > 0 {
+		return append([]string(nil), AgentCommand...), nil
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("local: find the hvctl executable for the node agent: %w", err)
+	}
+	return []string{exe, "agent"}, nil
+}
+
+func asString(v cty.Value) (string, bool) {
+	c, err := convert.Convert(v, cty.String)
+	if err != nil || c.IsNull() {
+		return "", false
+	}
+	return c.AsString(), true
+}
+
+func show(v cty.Value) string {
+	switch {
+	case v.Type() == cty.String:
+		return fmt.Sprintf("%q", v.AsString())
+	case v.Type() == cty.Number:
+		return v.AsBigFloat().Text('g', -1)
+	case v.Type() == cty.Bool:
+		return fmt.Sprint(v.True())
+	}
+	return "a " + v.Type().FriendlyName()
+}
+
+// nearest returns the candidate closest to name, or "" when none is close.
+func nearest(name string, candidates []string) string {
+	best, bestD := "", len(name)/2+2
+	for _, c := range candidates {
+		if d := editDistance(strings.ToLower(name), c); d < bestD {
+			best, bestD = c, d
+		}
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
