@@ -445,15 +445,30 @@ func runGraph(a *App, args []string) int {
 	fs := a.flagSet(c)
 	var t tmplFlags
 	t.add(fs)
-	typ := fs.String("type", "plan", "graph type: plan")
+	typ := fs.String("type", "plan", "graph type: plan (resources) or overlay (peerings)")
 	pos, code, ok := a.parse(fs, args)
 	if !ok {
 		return code
 	}
-	if *typ != "plan" {
-		return a.fail("Unknown graph type "+*typ, "hvctl graph -type plan prints the resource graph.")
-	}
 	tmpl := templatePath(pos)
+	switch *typ {
+	case "plan":
+	case "overlay":
+		o := opFlags{tmplFlags: t, lock: false, parallelism: provision.DefaultParallelism}
+		s, ok := a.open(tmpl, &o, "graph")
+		if !ok {
+			return exitError
+		}
+		defer s.close()
+		view, err := a.loadOverlay(s)
+		if err != nil {
+			return a.failErr(err)
+		}
+		overlayDOT(a.Stdout, view, s.cfg.Cluster.Overlay.Hubs)
+		return exitOK
+	default:
+		return a.fail("Unknown graph type "+*typ, "hvctl graph -type plan prints the resource graph; -type overlay the overlay's peerings.")
+	}
 	cfg, ok := a.load(tmpl, t.vars)
 	if !ok {
 		return exitError
@@ -469,7 +484,7 @@ func runGraph(a *App, args []string) int {
 	fmt.Fprintln(a.Stdout, "digraph hvctl {")
 	fmt.Fprintln(a.Stdout, "  rankdir = \"RL\";")
 	for _, r := range g.Resources {
-		fmt.Fprintf(a.Stdout, "  %q [label=%q, shape=box];\n", r.Address, r.Type()+"\\n"+r.Address)
+		fmt.Fprintf(a.Stdout, "  %q [label=\"%s\\n%s\", shape=box];\n", r.Address, r.Type(), r.Address)
 	}
 	for _, r := range g.Resources {
 		for _, d := range r.Deps {

@@ -22,6 +22,7 @@ const MaxRequestBytes = 1 << 20
 //	POST   /v1/leave        a node leaves
 //	GET    /v1/nodes        every member with its state (cluster token)
 //	DELETE /v1/nodes/{id}   remove a member (cluster token)
+//	GET    /v1/overlay      every member's peer set (cluster token; public keys only)
 //	GET    /v1/healthz      liveness, no auth
 func (m *Manager) Handler() http.Handler {
 	mux := http.NewServeMux()
@@ -36,7 +37,7 @@ func (m *Manager) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"left": id})
 	}))
 	mux.HandleFunc("GET /v1/nodes", m.admin(func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"version": m.version, "nodes": m.Nodes()})
+		writeJSON(w, http.StatusOK, map[string]any{"nodes": m.Nodes()})
 	}))
 	mux.HandleFunc("DELETE /v1/nodes/{id}", m.admin(func(w http.ResponseWriter, r *http.Request) {
 		if err := m.Leave(r.PathValue("id")); err != nil {
@@ -44,6 +45,14 @@ func (m *Manager) Handler() http.Handler {
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"removed": r.PathValue("id")})
+	}))
+	mux.HandleFunc("GET /v1/overlay", m.admin(func(w http.ResponseWriter, r *http.Request) {
+		v, sets, err := m.PeerSets()
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"version": v, "peer_sets": sets})
 	}))
 	mux.HandleFunc("GET /v1/healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

@@ -395,3 +395,13 @@ func MemberID(addr string) string {
 	}
 	return addr
 }
+
+// PeerSets returns every member's peer set (no secrets: public keys only).
+func (m *Manager) PeerSets() (uint64, []*overlay.PeerSet, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.topo == nil {
+		return 0, nil, fmt.Errorf("overlay plan: %v", m.topoErr)
+	}
+	return m.version, m.topo.All(), nil
+}

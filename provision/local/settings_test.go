@@ -1,0 +1,161 @@
+package local
+
+import (
+	"errors"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/hvctl/hvctl/provision"
+	"github.com/hvctl/hvctl/templates"
+)
+
+func providerBlock(attrs map[string]cty.Value) *templates.Provider {
+	decl := hcl.Range{Filename: "main.hcl", Start: hcl.Pos{Line: 3, Column: 1}, End: hcl.Pos{Line: 3, Column: 20}}
+	ranges := map[string]hcl.Range{}
+	line := 4
+	for name := range attrs {
+		ranges[name] = hcl.Range{Filename: "main.hcl", Start: hcl.Pos{Line: line, Column: 3}, End: hcl.Pos{Line: line, Column: 20}}
+		line++
+	}
+	return &templates.Provider{Type: "local", Name: "lab", Attrs: attrs, AttrRanges: ranges, DeclRange: decl}
+}
+
+func TestParseSettings(t *testing.T) {
+	cases := []struct {
+		name    string
+		attrs   map[string]cty.Value
+		want    time.Duration
+		errPart string // "" = no error
+	}{
+		{"empty", nil, 0, ""},
+		{"boot_time", map[string]cty.Value{"boot_time": cty.StringVal("5s")}, 5 * time.Second, ""},
+		{"null", map[string]cty.Value{"boot_time": cty.NullVal(cty.String)}, 0, ""},
+		{"bad duration", map[string]cty.Value{"boot_time": cty.StringVal("soon")}, 0, `must be a duration`},
+		{"number", map[string]cty.Value{"boot_time": cty.NumberIntVal(5)}, 0, `must be a duration`},
+		{"negative", map[string]cty.Value{"boot_time": cty.StringVal("-1s")}, 0, "must not be negative"},
+		{"unknown", map[string]cty.Value{"boot_time": cty.UnknownVal(cty.String)}, 0, "must be known"},
+		{"typo", map[string]cty.Value{"boot_tme": cty.StringVal("1s")}, 0, `Did you mean "boot_time"?`},
+		{"sim setting", map[string]cty.Value{"api_rate": cty.NumberIntVal(1)}, 0, `no argument "api_rate"`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := providerBlock(c.attrs)
+			s, diags := ParseSettings(cfg)
+			if c.errPart == "" {
+				if diags.HasErrors() {
+					t.Fatalf("unexpected diagnostics: %v", diags)
+				}
+				if s.BootTime != c.want {
+					t.Errorf("BootTime = %v, want %v", s.BootTime, c.want)
+				}
+				return
+			}
+			if len(diags) != 1 || !strings.Contains(diags[0].Detail, c.errPart) {
+				t.Fatalf("diagnostics = %v, want one containing %q", diags, c.errPart)
+			}
+			for name := range c.attrs {
+				if want := cfg.AttrRanges[name]; *diags[0].Subject != want {
+					t.Errorf("Subject = %v, want the argument's range %v", diags[0].Subject, want)
+				}
+			}
+		})
+	}
+}
+
+// TestNonRoot: without privileges New refuses with a diagnostic on the
+// provider block that names the sim provider.
+func TestNonRoot(t *testing.T) {
+	saved := checkPrivileges
+	t.Cleanup(func() { checkPrivileges = saved })
+	checkPrivileges = func() error { return errors.New("running as uid 1000 without CAP_NET_ADMIN and CAP_SYS_ADMIN") }
+	cfg := providerBlock(map[string]cty.Value{"boot_time": cty.StringVal("1s")})
+	p, diags := New(cfg, &provision.Env{StateDir: t.TempDir(), Cluster: "c"})
+	if p != nil || !diags.HasErrors() {
+		t.Fatalf("New without privileges = %v, %v; want an error", p, diags)
+	}
+	d := diags[0]
+	for _, part := range []string{"root", "CAP_NET_ADMIN", `provider = "sim"`} {
+		if !strings.Contains(d.Summary+" "+d.Detail, part) {
+			t.Errorf("diagnostic %q / %q does not mention %s", d.Summary, d.Detail, part)
+		}
+	}
+	if d.Subject == nil || *d.Subject != cfg.DeclRange {
+		t.Errorf("Subject = %v, want the provider block %v", d.Subject, cfg.DeclRange)
+	}
+	// The registered factory is this one.
+	f, ok := provision.Lookup("local")
+	if !ok {
+		t.Fatal(`provider "local" is not registered`)
+	}
+	if _, diags := f(cfg, &provision.Env{StateDir: t.TempDir()}); !diags.HasErrors() {
+		t.Errorf("registered factory accepted an unprivileged process")
+	}
+}
+
+func TestMissingTools(t *testing.T) {
+	savedP, savedL := checkPrivileges, lookPath
+	t.Cleanup(func() { checkPrivileges, lookPath = savedP, savedL })
+	checkPrivileges = func() error { return nil }
+	lookPath = func(bin string) (string, error) {
+		if bin == "nft" {
+			return "", errors.New("not found")
+		}
+		return "/usr/sbin/" + bin, nil
+	}
+	_, diags := New(providerBlock(nil), &provision.Env{StateDir: t.TempDir()})
+	if len(diags) != 1 || !strings.Contains(diags[0].Detail, "apt-get install nftables") {
+		t.Errorf("diagnostics = %v, want one naming the nftables package", diags)
+	}
+}
+
+func TestNames(t *testing.T) {
+	cases := []struct{ cluster, site, node, want string }{
+		{"demo", "onprem", "w1", "hv-demo-onprem-w1"},
+		{"demo", "cloud.zone-a", "burst-0", "hv-demo-cloud.zone-a-burst-0"},
+		{"de mo/x", "a", "b", "hv-de_mo_x-a-b"},
+	}
+	for _, c := range cases {
+		if got := netnsName(c.cluster, c.site, c.node); got != c.want {
+			t.Errorf("netnsName(%q, %q, %q) = %q, want %q", c.cluster, c.site, c.node, got, c.want)
+		}
+	}
+	long := netnsName(strings.Repeat("c", 300), "s", "n")
+	if len(long) > maxNetnsName || netnsName(strings.Repeat("c", 300), "s", "m") == long {
+		t.Errorf("long names: %d characters, or not distinct", len(long))
+	}
+	if l := linkName("0123abcd", sufPublic); len(l) > 15 {
+		t.Errorf("link name %q is longer than 15", l)
+	}
+}
+
+func TestAllocHost(t *testing.T) {
+	p := netip.MustParsePrefix("10.0.0.0/29") // hosts .1-.6
+	used := map[netip.Addr]bool{}
+	next := 0
+	var got []string
+	for range 5 {
+		a, ok := allocHost(p, 2, &next, used)
+		if !ok {
+			t.Fatal("ran out early")
+		}
+		used[a] = true
+		got = append(got, a.String())
+	}
+	if want := "10.0.0.2 10.0.0.3 10.0.0.4 10.0.0.5 10.0.0.6"; strings.Join(got, " ") != want {
+		t.Errorf("allocations = %v, want %s", got, want)
+	}
+	if _, ok := allocHost(p, 2, &next, used); ok {
+		t.Errorf("allocated from a full network")
+	}
+	// Freed .3 is taken again only after wrapping: sequential, never a
+	// live one.
+	delete(used, netip.MustParseAddr("10.0.0.3"))
+	if a, _ := allocHost(p, 2, &next, used); a.String() != "10.0.0.3" {
+		t.Errorf("after wrap = %v, want 10.0.0.3", a)
+	}
+}
