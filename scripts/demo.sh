@@ -1,27 +1,66 @@
 #!/usr/bin/env bash
 # make demo: the main job end to end on this machine.
-# Until the local provider lands this runs the sim provider: plan -> up ->
-# status -> down of examples/sim-hybrid.hcl, in a scratch directory.
+#
+# As root: a real two-site cluster from examples/local-hybrid.hcl on the
+# local provider (network namespaces, NAT, WireGuard through the hub):
+# validate -> plan -> up -> status -> ping across sites with exec ->
+# overlay show -> down, then a check that nothing is left behind.
+# Without root it says so and runs the same steps on the sim provider.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 hv="$root/bin/hvctl"
 work=$(mktemp -d "${TMPDIR:-/tmp}/hvctl-demo.XXXXXX")
-trap 'rm -rf "$work"' EXIT
-cp "$root/examples/sim-hybrid.hcl" "$work/"
+tmpl=local-hybrid.hcl
+if [ "$(id -u)" != 0 ]; then
+  echo "make demo: the local provider builds real namespaces and needs root;" >&2
+  echo "running the same steps on the sim provider instead (sudo make demo for the real cluster)." >&2
+  tmpl=sim-hybrid.hcl
+fi
+cp "$root/examples/$tmpl" "$work/"
 cd "$work"
+cleanup() {
+  # Leave nothing behind, even when a step failed.
+  "$hv" down "$tmpl" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
 
 step() { printf '\n\033[1m$ hvctl %s\033[0m\n' "$*"; "$hv" "$@"; }
 
-step validate sim-hybrid.hcl
-step plan -out=demo.hvplan sim-hybrid.hcl
-step up sim-hybrid.hcl
-step status sim-hybrid.hcl
-step sim list sim-hybrid.hcl
-step plan -detailed-exitcode sim-hybrid.hcl
-step down sim-hybrid.hcl
-left=$("$hv" sim list -json sim-hybrid.hcl)
-if [ "$left" != "[]" ]; then
-  echo "demo: machines left behind after down: $left" >&2
-  exit 1
+step validate "$tmpl"
+step plan -out=demo.hvplan "$tmpl"
+step up "$tmpl"
+step status "$tmpl"
+
+if [ "$tmpl" = local-hybrid.hcl ]; then
+  # Every node pings every other node's overlay address, across sites.
+  json=$("$hv" status -json "$tmpl")
+  mapfile -t ids < <(printf '%s\n' "$json" | grep -o '"address": "[^"]*"' | cut -d'"' -f4)
+  mapfile -t ips < <(printf '%s\n' "$json" | grep -o '"overlay_ip": "[^"]*"' | cut -d'"' -f4)
+  printf '\n\033[1mPinging every node from every node over the overlay:\033[0m\n'
+  fails=0
+  for i in "${!ids[@]}"; do
+    for j in "${!ips[@]}"; do
+      [ "$i" = "$j" ] && continue
+      if "$hv" exec "${ids[$i]}" "$tmpl" -- ping -c 1 -W 3 "${ips[$j]}" >/dev/null 2>&1; then r=ok; else r=FAILED; fails=$((fails+1)); fi
+      printf '  %-32s -> %-15s %s\n' "${ids[$i]}" "${ips[$j]}" "$r"
+    done
+  done
+  [ "$fails" = 0 ] || { echo "demo: $fails pings failed" >&2; exit 1; }
+  step overlay show "$tmpl"
+else
+  step sim list "$tmpl"
 fi
-printf '\n\033[1mDemo complete:\033[0m the cluster was created, inspected and destroyed; nothing is left in the sim cloud.\n'
+
+step plan -detailed-exitcode "$tmpl"
+step down "$tmpl"
+
+if [ "$tmpl" = local-hybrid.hcl ]; then
+  left=$(ip netns list | grep -c '^hv-demo-' || true)
+  [ "$left" = 0 ] || { echo "demo: $left namespaces left behind" >&2; exit 1; }
+  pgrep -f "$work" >/dev/null && { echo "demo: agent processes left behind" >&2; exit 1; }
+else
+  left=$("$hv" sim list -json "$tmpl")
+  [ "$left" = "[]" ] || { echo "demo: machines left behind after down: $left" >&2; exit 1; }
+fi
+printf '\n\033[1mDemo complete:\033[0m the cluster was created, joined over WireGuard, inspected and destroyed; nothing is left behind.\n'

@@ -21,7 +21,8 @@ import (
 	"golang.org/x/term"
 
 	"github.com/hvctl/hvctl/provision"
-	_ "github.com/hvctl/hvctl/provision/sim" // registers the sim provider
+	_ "github.com/hvctl/hvctl/provision/local" // registers the local provider
+	_ "github.com/hvctl/hvctl/provision/sim"   // registers the sim provider
 	"github.com/hvctl/hvctl/templates"
 )
 

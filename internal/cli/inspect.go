@@ -156,7 +156,7 @@ func (a *App) statusOnce(s *session, jsonOut bool) int {
 			if p.HandshakeAgo != "" {
 				hs = p.HandshakeAgo + " ago"
 			}
-			peers = append(peers, fmt.Sprintf("%s\t%s\t%s\t%s", r.Site+"."+r.Name, p.Peer, hs, dash(p.Endpoint)))
+			peers = append(peers, fmt.Sprintf("%s\t%s\t%s\t%s", manager.MemberID(r.Address), p.Peer, hs, dash(p.Endpoint)))
 		}
 	}
 	if len(peers) > 0 {

@@ -333,6 +333,22 @@ func (d *Device) applyLink(ps *overlay.PeerSet) error {
 		if err != nil {
 			return fmt.Errorf("enable forwarding: %w", err)
 		}
+		if ps.Address.Addr().Is4() {
+			// A hub forwards between peers of one device: the packet leaves
+			// the interface it came in on, which the kernel would answer
+			// with an ICMP redirect to a next hop the sender cannot use.
+			err := inNS(d.ns, func() error {
+				for _, p := range []string{"/proc/sys/net/ipv4/conf/all/send_redirects", "/proc/sys/net/ipv4/conf/" + d.name + "/send_redirects"} {
+					if err := os.WriteFile(p, []byte("0\n"), 0o644); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return fmt.Errorf("disable ICMP redirects: %w", err)
+			}
+		}
 	}
 	return nil
 }

@@ -183,18 +183,6 @@ func toInt(v any) int64 {
 	return 0
 }
 
-// keys is the union of the keys of a and b.
-func keys(a, b map[string]any) map[string]bool {
-	out := map[string]bool{}
-	for k := range a {
-		out[k] = true
-	}
-	for k := range b {
-		out[k] = true
-	}
-	return out
-}
-
 // sameValue compares attribute values by their JSON form.
 func sameValue(a, b any) bool {
 	ja, err1 := json.Marshal(a)

@@ -8,14 +8,19 @@
 // holding .1. The router masquerades the site network out of wan0 and
 // drops new connections from the internet into the site, so a site
 // network is private, as in the clouds: only the overlay joins sites.
+// The host reaches public addresses directly; a root-namespace nft table
+// per cluster keeps the host from routing the internet anywhere else
+// (its real uplink, another cluster's internet).
 //
 // A node (kind instance) is a namespace with eth0 on its site bridge and
 // a default route via the site router. With public_ip = true it also gets
 // pub0 on the internet bridge with a public address, and its default
 // route goes that way. Once boot_time has passed, WaitReady starts the
 // node agent (`hvctl agent -config agent.json`, see AgentCommand) inside
-// the namespace as a detached daemon, logging to agent.log in the state
-// directory.
+// the namespace as a detached daemon (its own session, stdin /dev/null),
+// logging to agent.log next to agent.json in StateDir/local/nodes/ID;
+// HVCTL_NODE_CONFIG also names agent.json. A node whose agent died is
+// "failed".
 //
 // Everything the provider makes — namespaces, root-namespace links, nft
 // tables, agent processes (pid and start time), files — is recorded in

@@ -309,5 +309,3 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
-
-

@@ -30,7 +30,8 @@ type Item struct {
 	NetnsExists bool   `json:"netns_exists,omitempty"`
 	// Links are the root-namespace links (bridge, veth ends).
 	Links []string `json:"links,omitempty"`
-	// NftTables are nft tables inside Netns ("ip hvctl").
+	// NftTables are nft tables inside Netns ("ip hvctl"), or, for an
+	// internet, in the root namespace.
 	NftTables []string `json:"nft_tables,omitempty"`
 	// PID is the agent's process, 0 when none runs.
 	PID           int       `json:"pid,omitempty"`
@@ -52,7 +53,7 @@ func List(stateDir string) ([]Item, error) {
 	items := make([]Item, 0, len(w.Internets)+len(w.Resources))
 	for _, in := range w.Internets {
 		items = append(items, Item{Cluster: in.Cluster, Kind: KindInternet, State: StateAvailable,
-			Links: []string{in.Bridge}, CIDR: in.Prefix})
+			Links: []string{in.Bridge}, NftTables: tablesOf(in), CIDR: in.Prefix})
 	}
 	for _, r := range w.Resources {
 		it := Item{
@@ -104,4 +105,11 @@ func Cleanup(stateDir, cluster string) error {
 		return len(w.Internets) != n, err
 	}))
 	return errors.Join(errs...)
+}
+
+func tablesOf(in *internet) []string {
+	if in.Table == "" {
+		return nil
+	}
+	return []string{"inet " + in.Table}
 }

@@ -5,7 +5,10 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -25,6 +28,9 @@ func TestReachability(t *testing.T) {
 	_, a2Attrs := tc.node("a", "a2", netA, false)
 	b1, b1Attrs := tc.node("b", "b1", netB, false)
 	pub, pubAttrs := tc.node("b", "hub", netB, true)
+	// A nested site: its own router, its network inside its parent's.
+	netZ := tc.network("b.zone", "10.231.2.128/25")
+	z1, _ := tc.node("b.zone", "z1", netZ, false)
 
 	if got := a1Attrs["private_ip"]; got != "10.231.1.2" {
 		t.Errorf("a1 private_ip = %v, want 10.231.1.2 (the first address after the gateway)", got)
@@ -51,6 +57,8 @@ func TestReachability(t *testing.T) {
 		{"public node to its own site", pub, b1Attrs["private_ip"].(string), true},
 		{"public node to another site's private address", pub, a1Attrs["private_ip"].(string), false},
 		{"site gateway", b1, "10.231.2.1", true},
+		{"nested site to a public node", z1, pubAddr, true},
+		{"nested site to its parent's private address", z1, b1Attrs["private_ip"].(string), false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -74,6 +82,18 @@ func TestReachability(t *testing.T) {
 	if err != nil || !strings.Contains(out, "masquerade") || !strings.Contains(out, "10.231.1.0/24") {
 		t.Errorf("router nft table: %v\n%s", err, out)
 	}
+	// ... and the ping to the public node went through that rule.
+	if m := regexp.MustCompile(`counter packets (\d+) bytes \d+ masquerade`).FindStringSubmatch(out); m == nil || m[1] == "0" {
+		t.Errorf("the masquerade rule counted no packet:\n%s", out)
+	}
+	// The root namespace does not route the internet elsewhere.
+	items, err := List(tc.env.StateDir)
+	must(t, err)
+	if it := items[0]; it.Kind != KindInternet || len(it.NftTables) != 1 {
+		t.Errorf("first List item = %+v, want the internet with its nft table", it)
+	} else if out, err := run(tc.ctx(), nil, "nft", "list", "table", it.NftTables[0]); err != nil || !strings.Contains(out, `iifname "`+it.Links[0]+`"`) {
+		t.Errorf("root nft table %s: %v\n%s", it.NftTables[0], err, out)
+	}
 	// Routes: a public node leaves by the internet, keeps its site on eth0.
 	_, routes := tc.exec(pub, "ip", "route")
 	if !strings.Contains(routes, "default via") || !strings.Contains(routes, "dev "+nodePublic) || !strings.Contains(routes, "10.231.2.0/24 dev "+nodeSite) {
@@ -94,6 +114,9 @@ func TestReachability(t *testing.T) {
 	}
 	if got, want := tc.record(a1).Netns, "hv-"+tc.name+"-a-a1"; got != want {
 		t.Errorf("node namespace = %q, want %q", got, want)
+	}
+	if got, want := tc.record(netZ).Netns, "hv-"+tc.name+"-b.zone-router"; got != want {
+		t.Errorf("nested router namespace = %q, want %q", got, want)
 	}
 
 	// The agent got its configuration (secrets included, 0600); the world
@@ -137,7 +160,7 @@ func TestReachability(t *testing.T) {
 		t.Errorf("delete of a network with nodes: %v, want DependencyViolation", err)
 	}
 
-	items, err := List(tc.env.StateDir)
+	items, err = List(tc.env.StateDir)
 	must(t, err)
 	kinds := map[provision.Kind]int{}
 	for _, it := range items {
@@ -146,8 +169,8 @@ func TestReachability(t *testing.T) {
 			t.Errorf("list item %+v: want running with a pid and a namespace", it)
 		}
 	}
-	if kinds[KindInternet] != 1 || kinds[provision.KindNetwork] != 2 || kinds[provision.KindInstance] != 4 {
-		t.Errorf("List kinds = %v, want 1 internet, 2 networks, 4 instances", kinds)
+	if kinds[KindInternet] != 1 || kinds[provision.KindNetwork] != 3 || kinds[provision.KindInstance] != 5 {
+		t.Errorf("List kinds = %v, want 1 internet, 3 networks, 5 instances", kinds)
 	}
 }
 
@@ -452,7 +475,12 @@ func TestUpdate(t *testing.T) {
 	if !tc.p.Updatable(provision.KindInstance, "labels") || tc.p.Updatable(provision.KindInstance, "cpus") {
 		t.Errorf("Updatable: labels should be, cpus should not")
 	}
-	_, err := tc.p.Update(ctx, &provision.UpdateRequest{Kind: provision.KindInstance, ID: id, Before: req.Attrs, After: after})
+	// Before is the state's attributes: computed ones included.
+	before := provision.Attrs{"state": StateRunning, "private_ip": "10.239.1.2"}
+	for k, v := range req.Attrs {
+		before[k] = v
+	}
+	_, err := tc.p.Update(ctx, &provision.UpdateRequest{Kind: provision.KindInstance, ID: id, Before: before, After: after})
 	must(t, err)
 	cfg, err := ReadAgentConfig(filepath.Join(tc.record(id).Dir, "agent.json"))
 	must(t, err)
@@ -465,5 +493,42 @@ func TestUpdate(t *testing.T) {
 	after["cpus"] = int64(8)
 	if _, err := tc.p.Update(ctx, &provision.UpdateRequest{Kind: provision.KindInstance, ID: id, Before: req.Attrs, After: after}); err == nil {
 		t.Errorf("Update of cpus succeeded")
+	}
+}
+
+// TestConcurrentCreates: nodes created at once (as apply does) get
+// distinct addresses and all run.
+func TestConcurrentCreates(t *testing.T) {
+	tc := newTestCluster(t, "conc", Settings{})
+	netA := tc.network("a", "10.240.1.0/24")
+	const n = 8
+	var wg sync.WaitGroup
+	ips := make([]string, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req := tc.nodeReq("a", "w"+strconv.Itoa(i), netA, i%2 == 0)
+			resp, err := tc.p.Create(tc.ctx(), req)
+			if err != nil {
+				t.Errorf("create %s: %v", req.Address, err)
+				return
+			}
+			rr, err := tc.p.WaitReady(tc.ctx(), &provision.ReadRequest{Kind: req.Kind, ID: resp.ID})
+			if err != nil {
+				t.Errorf("wait %s: %v", req.Address, err)
+				return
+			}
+			ips[i] = rr.Attrs["private_ip"].(string)
+		}()
+	}
+	wg.Wait()
+	seen := map[string]bool{}
+	for _, ip := range ips {
+		if ip == "" || seen[ip] {
+			t.Errorf("private addresses %v: want %d distinct", ips, n)
+			break
+		}
+		seen[ip] = true
 	}
 }

@@ -184,7 +184,8 @@ func (p *Provider) networkIntent(ctx context.Context, w *world, req *provision.C
 		if err != nil {
 			return nil, err
 		}
-		in = &internet{Cluster: req.Cluster, Bridge: linkName(newHex(w), sufBridge), Prefix: pp.String(), Next: 2}
+		h := newHex(w)
+		in = &internet{Cluster: req.Cluster, Bridge: linkName(h, sufBridge), Prefix: pp.String(), Table: nftTable + "_" + h, Next: 2}
 		w.Internets = append(w.Internets, in)
 	}
 	pub, err := p.allocPublic(w, in)
@@ -339,6 +340,15 @@ func (p *Provider) complete(ctx context.Context, id string, attrs provision.Attr
 		return r, nil
 	}
 	if r.Kind == provision.KindNetwork {
+		if attrs == nil {
+			// Completing after a crash: the cluster's bridge may not
+			// exist yet, and its /24 must not be taken meanwhile.
+			unlock, err := globalLock(ctx)
+			if err != nil {
+				return nil, err
+			}
+			defer unlock()
+		}
 		in := w.internet(r.Cluster)
 		if in == nil {
 			return nil, fmt.Errorf("local: network %s: cluster %s has no internet record", r.ID, r.Cluster)
@@ -376,7 +386,31 @@ func makeInternet(ctx context.Context, in *internet) error {
 	if err := ip(ctx, "", "addr", "replace", netip.PrefixFrom(hostAt(pp, 1), 24).String(), "dev", in.Bridge); err != nil {
 		return err
 	}
-	return ip(ctx, "", "link", "set", in.Bridge, "up")
+	if err := ip(ctx, "", "link", "set", in.Bridge, "up"); err != nil {
+		return err
+	}
+	if in.Table == "" {
+		return nil
+	}
+	_, err = run(ctx, []byte(isolateScript(in)), "nft", "-f", "-")
+	return err
+}
+
+// isolateScript (re)defines the root-namespace table that drops whatever
+// the host would route from a cluster's internet bridge elsewhere (its
+// real uplink, another cluster): the internet is local to the machine.
+// Bridged traffic and traffic to and from the host itself pass.
+func isolateScript(in *internet) string {
+	return fmt.Sprintf(`add table inet %[1]s
+delete table inet %[1]s
+table inet %[1]s {
+	chain forward {
+		type filter hook forward priority 0; policy accept;
+		iifname "%[2]s" oifname != "%[2]s" counter drop
+		oifname "%[2]s" iifname != "%[2]s" counter drop
+	}
+}
+`, in.Table, in.Bridge)
 }
 
 // makeNetwork makes a site router: namespace, site bridge with the
@@ -426,7 +460,7 @@ delete table ip %[1]s
 table ip %[1]s {
 	chain postrouting {
 		type nat hook postrouting priority 100; policy accept;
-		ip saddr %[2]s oifname "%[3]s" masquerade
+		ip saddr %[2]s oifname "%[3]s" counter masquerade
 	}
 	chain forward {
 		type filter hook forward priority 0; policy accept;
@@ -802,6 +836,12 @@ func dropIdleInternets(ctx context.Context, w *world) error {
 		if busy {
 			continue
 		}
+		if in.Table != "" {
+			if _, err := run(ctx, []byte("add table inet "+in.Table+"\ndelete table inet "+in.Table+"\n"), "nft", "-f", "-"); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+		}
 		if err := delLink(ctx, "", in.Bridge); err != nil {
 			errs = append(errs, err)
 			continue
@@ -822,8 +862,10 @@ func (p *Provider) Updatable(kind provision.Kind, attr string) bool {
 
 // Update changes a node's labels or roles.
 func (p *Provider) Update(ctx context.Context, req *provision.UpdateRequest) (*provision.UpdateResponse, error) {
-	for k := range keys(req.Before, req.After) {
-		if !sameValue(req.Before[k], req.After[k]) && !p.Updatable(req.Kind, k) && !provision.IsInternal(k) {
+	// Before also holds computed attributes (state, addresses), which
+	// After does not: only After's keys can be changes.
+	for k, v := range req.After {
+		if !sameValue(req.Before[k], v) && !p.Updatable(req.Kind, k) && !provision.IsInternal(k) {
 			return nil, fmt.Errorf("local: %s %s: attribute %q cannot change in place", req.Kind, req.ID, k)
 		}
 	}
@@ -883,4 +925,22 @@ func (p *Provider) Exec(ctx context.Context, id string, argv []string, stdin io.
 		return -1, fmt.Errorf("local: exec in %s: %w", r.Address, err)
 	}
 	return 0, nil
+}
+
+// RunsAgents reports that local nodes run hvctl agent (provision.AgentHost).
+func (p *Provider) RunsAgents() bool { return true }
+
+// NodeDir is the directory of node id's files (agent.json, agent.log, its
+// WireGuard key), or "" when the node is unknown.
+func (p *Provider) NodeDir(id string) string {
+	items, err := List(p.stateDir())
+	if err != nil {
+		return ""
+	}
+	for _, it := range items {
+		if it.ID == id {
+			return it.Dir
+		}
+	}
+	return ""
 }

@@ -48,6 +48,9 @@ type internet struct {
 	Cluster string `json:"cluster"`
 	Bridge  string `json:"bridge"`
 	Prefix  string `json:"prefix"`
+	// Table is the root-namespace nft table (family inet) that keeps
+	// the internet from being routed out of the machine.
+	Table string `json:"table,omitempty"`
 	// Next is the host offset the next public address allocation tries
 	// first (sequential, wrapping, never a live one).
 	Next int `json:"next"`

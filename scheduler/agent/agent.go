@@ -170,10 +170,10 @@ func (a *Agent) joinRequest() *manager.JoinRequest {
 	for _, r := range c.Roles {
 		req.Roles = append(req.Roles, templates.Role(r))
 	}
-	if ip, err := netip.ParseAddr(c.attr("private_ip")); err == nil {
+	if ip, err := netip.ParseAddr(first(c.PrivateIP, c.attr("private_ip"))); err == nil {
 		req.SiteAddr = ip
 	}
-	if pub, err := netip.ParseAddr(c.attr("public_address")); err == nil {
+	if pub, err := netip.ParseAddr(first(c.PublicAddress, c.attr("public_address"))); err == nil {
 		req.Endpoint = netip.AddrPortFrom(pub, uint16(overlayPort(c)))
 		req.NAT = false
 	}
@@ -395,4 +395,11 @@ func (a *Agent) probe(ctx context.Context) bool {
 		}
 	}
 	return false
+}
+
+func first(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }

@@ -24,6 +24,9 @@ type Config struct {
 	CPUs      int               `json:"cpus"`
 	MemoryMiB int64             `json:"memory_mib"`
 	GPUs      int               `json:"gpus,omitempty"`
+	// The node's addresses, as its provider made them.
+	PrivateIP     string `json:"private_ip,omitempty"`
+	PublicAddress string `json:"public_address,omitempty"`
 	// Attrs are the resource attributes the engine passed to the
 	// provider: join_token, manager_url, and on the hub cluster_secret
 	// and template; private_ip and public_address when known.
