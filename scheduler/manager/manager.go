@@ -55,7 +55,11 @@ type Node struct {
 	Endpoint  netip.AddrPort   `json:"endpoint,omitzero"`
 	SiteAddr  netip.Addr       `json:"site_addr,omitzero"`
 	NAT       bool             `json:"nat"`
-	OverlayIP netip.Addr       `json:"overlay_ip"`
+	// ListenPort is the node's WireGuard port. Nodes behind one NAT get
+	// distinct ports, so the NAT keeps each mapping the same whatever the
+	// destination and peers in other sites can reach them (mesh).
+	ListenPort int        `json:"listen_port"`
+	OverlayIP  netip.Addr `json:"overlay_ip"`
 	Caps      Capabilities     `json:"capabilities"`
 	JoinedAt  time.Time        `json:"joined_at"`
 	LastSeen  time.Time        `json:"last_seen"`
@@ -183,7 +187,7 @@ func (m *Manager) replan() {
 		}
 		members = append(members, overlay.Member{
 			ID: id, Site: n.Site, Roles: n.Roles, PublicKey: key, Endpoint: n.Endpoint,
-			SiteAddr: n.SiteAddr, NAT: n.NAT,
+			SiteAddr: n.SiteAddr, NAT: n.NAT, ListenPort: n.ListenPort,
 		})
 	}
 	m.topo, m.topoErr = overlay.Plan(m.cfg.Cluster, members, addrs)
@@ -249,6 +253,13 @@ func (m *Manager) Join(req *JoinRequest, credential string) (*JoinResponse, erro
 		Caps: req.Caps, JoinedAt: now, LastSeen: now}
 	if old := m.nodes[id]; old != nil {
 		n.JoinedAt = old.JoinedAt
+		n.ListenPort = old.ListenPort
+		if n.NAT && old.Endpoint.IsValid() && !n.Endpoint.IsValid() {
+			n.Endpoint = old.Endpoint
+		}
+	}
+	if n.ListenPort == 0 {
+		n.ListenPort = m.freePortLocked(n)
 	}
 	m.nodes[id] = n
 	m.bumpLocked()
@@ -261,6 +272,30 @@ func (m *Manager) Join(req *JoinRequest, credential string) (*JoinResponse, erro
 		return nil, err
 	}
 	return &JoinResponse{ID: id, Credential: m.cfg.Secret.NodeCredential(id), Version: m.version, PeerSet: ps}, nil
+}
+
+// freePortLocked picks a node's WireGuard port: overlay.port, or for a
+// node behind NAT the lowest port from overlay.port up that no other
+// NAT'd node of its site uses.
+func (m *Manager) freePortLocked(n *Node) int {
+	base := m.cfg.Cluster.Overlay.Port
+	if base == 0 {
+		base = overlay.DefaultPort
+	}
+	if !n.NAT {
+		return base
+	}
+	used := map[int]bool{}
+	for id, o := range m.nodes {
+		if id != n.ID && o.NAT && o.Site == n.Site {
+			used[o.ListenPort] = true
+		}
+	}
+	p := base
+	for used[p] {
+		p++
+	}
+	return p
 }
 
 func (m *Manager) peerSetLocked(id string) (*overlay.PeerSet, error) {
@@ -302,9 +337,9 @@ type Heartbeat struct {
 	Peers   map[string]PeerStatus `json:"peers,omitempty"`
 }
 
-// Beat records a heartbeat from node id. When the reporter is a hub, the
-// endpoints it sees for NAT'd peers are learnt, so that peers in other
-// sites can reach them through their NAT.
+// Beat records a heartbeat from node id. When the reporter is a public
+// node (a hub), the endpoints it sees for NAT'd peers are learnt, so that
+// peers in other sites can reach them through their NAT.
 func (m *Manager) Beat(id string, hb *Heartbeat) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -315,7 +350,8 @@ func (m *Manager) Beat(id string, hb *Heartbeat) error {
 	n.LastSeen = m.cfg.Clock()
 	n.ProbeOK = hb.ProbeOK
 	n.Peers = hb.Peers
-	if m.isHub(id) {
+	if !n.NAT {
+		// A public node sees where NAT'd peers' packets come from.
 		learnt := false
 		for pid, ps := range hb.Peers {
 			p := m.nodes[pid]
@@ -332,14 +368,6 @@ func (m *Manager) Beat(id string, hb *Heartbeat) error {
 	return nil
 }
 
-func (m *Manager) isHub(id string) bool {
-	for _, h := range m.cfg.Cluster.Overlay.Hubs {
-		if h == id {
-			return true
-		}
-	}
-	return false
-}
 
 // Leave removes a node (it is being destroyed): peers drop it.
 func (m *Manager) Leave(id string) error {
