@@ -188,19 +188,65 @@ func (p *Provider) networkIntent(ctx context.Context, w *world, req *provision.C
 		in = &internet{Cluster: req.Cluster, Bridge: linkName(h, sufBridge), Prefix: pp.String(), Table: nftTable + "_" + h, Next: 2}
 		w.Internets = append(w.Internets, in)
 	}
+	r := p.newRecord(w, req, site)
+	r.Netns = uniqueNetns(w, netnsName(req.Cluster, site, "router"))
+	r.CIDR = prefix.String()
+	r.Gateway = hostAt(prefix, 1).String()
+	r.Next = 2
+	if parent := parentNetwork(w, req, site); parent != nil {
+		// A nested site (a zone in a region) lives inside its parent's
+		// network, as subnets of one VPC do: its router has an address on
+		// the parent's site network, routes the zone there (proxy ARP for
+		// the parent's nodes), and reaches the internet through the
+		// parent's router and NAT.
+		pprefix, err := netip.ParsePrefix(parent.CIDR)
+		if err != nil {
+			return nil, fmt.Errorf("local: network %s has a bad cidr %q", parent.ID, parent.CIDR)
+		}
+		up, ok := allocHost(pprefix, 2, &parent.Next, usedAddrs(w, parent.ID))
+		if !ok {
+			return nil, &provision.CapacityError{Provider: "local", Detail: fmt.Sprintf("network %s (%s) has no free address for the router of %s", parent.ID, pprefix, site)}
+		}
+		r.NetworkID = parent.ID
+		r.RouterNetns = parent.Netns
+		r.SiteLink = linkName(idHex(r.ID), sufRouter)
+		r.PrivateIP = up.String()
+		return r, nil
+	}
 	pub, err := p.allocPublic(w, in)
 	if err != nil {
 		return nil, err
 	}
-	r := p.newRecord(w, req, site)
-	r.Netns = uniqueNetns(w, netnsName(req.Cluster, site, "router"))
 	r.Links = []string{linkName(idHex(r.ID), sufRouter)}
 	r.NftTables = []string{"ip " + nftTable}
-	r.CIDR = prefix.String()
-	r.Gateway = hostAt(prefix, 1).String()
 	r.PublicAddress = pub
-	r.Next = 2
 	return r, nil
+}
+
+// parentNetwork is the network of site's parent site among req's
+// dependencies, or nil for a top-level site.
+func parentNetwork(w *world, req *provision.CreateRequest, site string) *record {
+	for _, id := range req.Deps {
+		n := w.byID(id)
+		if n != nil && n.Kind == provision.KindNetwork && n.Cluster == req.Cluster && strings.HasPrefix(site, n.Site+".") {
+			return n
+		}
+	}
+	return nil
+}
+
+// usedAddrs are the addresses taken on network id: its nodes' and nested
+// routers'.
+func usedAddrs(w *world, id string) map[netip.Addr]bool {
+	used := map[netip.Addr]bool{}
+	for _, o := range w.Resources {
+		if o.NetworkID == id {
+			if a, err := netip.ParseAddr(o.PrivateIP); err == nil {
+				used[a] = true
+			}
+		}
+	}
+	return used
 }
 
 func (p *Provider) allocPublic(w *world, in *internet) (string, error) {
@@ -245,15 +291,7 @@ func (p *Provider) instanceIntent(w *world, req *provision.CreateRequest) (*reco
 	if err != nil {
 		return nil, fmt.Errorf("local: network %s has a bad cidr %q", network.ID, network.CIDR)
 	}
-	used := map[netip.Addr]bool{}
-	for _, o := range w.Resources {
-		if o.Kind == provision.KindInstance && o.NetworkID == network.ID {
-			if a, err := netip.ParseAddr(o.PrivateIP); err == nil {
-				used[a] = true
-			}
-		}
-	}
-	priv, ok := allocHost(prefix, 2, &network.Next, used)
+	priv, ok := allocHost(prefix, 2, &network.Next, usedAddrs(w, network.ID))
 	if !ok {
 		return nil, &provision.CapacityError{Provider: "local", Detail: fmt.Sprintf("network %s (%s, site %s) has no free address for %s", network.ID, prefix, site, req.Address)}
 	}
@@ -353,7 +391,11 @@ func (p *Provider) complete(ctx context.Context, id string, attrs provision.Attr
 		if in == nil {
 			return nil, fmt.Errorf("local: network %s: cluster %s has no internet record", r.ID, r.Cluster)
 		}
-		err = makeNetwork(ctx, r, in)
+		if r.NetworkID != "" {
+			err = makeNestedNetwork(ctx, r, w.byID(r.NetworkID))
+		} else {
+			err = makeNetwork(ctx, r, in)
+		}
 	} else {
 		err = p.makeInstance(ctx, w, r, attrs)
 	}
@@ -452,20 +494,72 @@ func makeNetwork(ctx context.Context, r *record, in *internet) error {
 	return nil
 }
 
+// makeNestedNetwork makes a nested site's router: its bridge, and an
+// uplink on the parent's site bridge with a route back from the parent.
+func makeNestedNetwork(ctx context.Context, r, parent *record) error {
+	if parent == nil || !netnsExists(parent.Netns) {
+		return fmt.Errorf("local: make site %s: its parent site's network %s does not exist", r.Site, r.NetworkID)
+	}
+	prefix, err := netip.ParsePrefix(r.CIDR)
+	if err != nil {
+		return err
+	}
+	pprefix, err := netip.ParsePrefix(parent.CIDR)
+	if err != nil {
+		return err
+	}
+	ns := r.Netns
+	steps := []func() error{
+		func() error { return addNetns(ctx, ns) },
+		func() error { return ensureBridge(ctx, ns, siteBridge) },
+		func() error {
+			return ip(ctx, ns, "addr", "replace", netip.PrefixFrom(netip.MustParseAddr(r.Gateway), prefix.Bits()).String(), "dev", siteBridge)
+		},
+		func() error { return ip(ctx, ns, "link", "set", siteBridge, "up") },
+		func() error { return ensureVeth(ctx, parent.Netns, r.SiteLink, ns, routerWAN) },
+		func() error { return ip(ctx, parent.Netns, "link", "set", r.SiteLink, "master", siteBridge, "up") },
+		func() error {
+			return ip(ctx, ns, "addr", "replace", netip.PrefixFrom(netip.MustParseAddr(r.PrivateIP), pprefix.Bits()).String(), "dev", routerWAN)
+		},
+		func() error { return ip(ctx, ns, "link", "set", routerWAN, "up") },
+		func() error { return writeSysctlIn(ns, "net/ipv4/conf/"+routerWAN+"/proxy_arp", "1") },
+		func() error {
+			return ip(ctx, ns, "route", "replace", "default", "via", parent.Gateway, "dev", routerWAN)
+		},
+		func() error {
+			return ip(ctx, parent.Netns, "route", "replace", r.CIDR, "via", r.PrivateIP, "dev", siteBridge)
+		},
+	}
+	for _, s := range steps {
+		if err := s(); err != nil {
+			return fmt.Errorf("local: make nested site %s router %s: %w", r.Site, ns, err)
+		}
+	}
+	return nil
+}
+
 // natScript (re)defines the router's nft table: masquerade the site out
-// of wan0, and let nothing from the internet into the site but replies.
+// of wan0, and let nothing from the internet into the site or the router
+// but replies.
 func natScript(site netip.Prefix) string {
 	return fmt.Sprintf(`add table ip %[1]s
 delete table ip %[1]s
 table ip %[1]s {
 	chain postrouting {
 		type nat hook postrouting priority 100; policy accept;
-		ip saddr %[2]s oifname "%[3]s" counter masquerade
+		oifname "%[3]s" counter masquerade comment "site %[2]s and its nested sites"
 	}
 	chain forward {
 		type filter hook forward priority 0; policy accept;
 		iifname "%[3]s" oifname "%[4]s" ct state established,related accept
 		iifname "%[3]s" oifname "%[4]s" drop
+	}
+	chain input {
+		type filter hook input priority 0; policy accept;
+		# Like a real NAT: unsolicited packets to the router are dropped
+		# before conntrack records them, so a peer's first hole-punching
+		# packet cannot take the port a node's mapping needs.
+		iifname "%[3]s" ct state new drop
 	}
 }
 `, nftTable, site, routerWAN, siteBridge)
@@ -771,7 +865,7 @@ func (p *Provider) destroy(ctx context.Context, id string, check bool) error {
 		if r.Kind == provision.KindNetwork && check {
 			var names []string
 			for _, o := range w.Resources {
-				if o.Kind == provision.KindInstance && o.NetworkID == r.ID {
+				if o.NetworkID == r.ID { // its nodes and nested sites' routers
 					names = append(names, o.Address)
 				}
 			}

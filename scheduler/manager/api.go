@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -161,7 +162,11 @@ func (m *Manager) handleJoin(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	resp, err := m.Join(req, bearer(r))
+	var from netip.Addr
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		from = ap.Addr()
+	}
+	resp, err := m.JoinFrom(req, bearer(r), from)
 	if err != nil {
 		writeErr(w, err)
 		return

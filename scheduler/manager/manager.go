@@ -60,6 +60,9 @@ type Node struct {
 	// destination and peers in other sites can reach them (mesh).
 	ListenPort int        `json:"listen_port"`
 	OverlayIP  netip.Addr `json:"overlay_ip"`
+	// ObservedIP is the address the node's requests come from: for a
+	// node behind NAT, its NAT's public address.
+	ObservedIP netip.Addr `json:"observed_ip,omitzero"`
 	Caps      Capabilities     `json:"capabilities"`
 	JoinedAt  time.Time        `json:"joined_at"`
 	LastSeen  time.Time        `json:"last_seen"`
@@ -215,12 +218,26 @@ type JoinResponse struct {
 	PeerSet    *overlay.PeerSet `json:"peer_set"`
 }
 
+// predictEndpoint gives a NAT'd node without a known endpoint the
+// address its requests come from and its listen port: NATs that keep
+// source ports (Linux masquerade does when it can) map it there.
+func (n *Node) predictEndpoint() {
+	if n.NAT && !n.Endpoint.IsValid() && n.ObservedIP.IsValid() && n.ObservedIP != n.SiteAddr {
+		n.Endpoint = netip.AddrPortFrom(n.ObservedIP, uint16(n.ListenPort))
+	}
+}
+
 // ErrUnauthorized is returned for bad tokens and credentials.
 var ErrUnauthorized = errors.New("unauthorized")
 
 // Join admits a node with a single-use join token, or with its node
 // credential when it rejoins after a restart.
 func (m *Manager) Join(req *JoinRequest, credential string) (*JoinResponse, error) {
+	return m.JoinFrom(req, credential, netip.Addr{})
+}
+
+// JoinFrom is Join for a request that came from address from.
+func (m *Manager) JoinFrom(req *JoinRequest, credential string, from netip.Addr) (*JoinResponse, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var id string
@@ -261,6 +278,8 @@ func (m *Manager) Join(req *JoinRequest, credential string) (*JoinResponse, erro
 	if n.ListenPort == 0 {
 		n.ListenPort = m.freePortLocked(n)
 	}
+	n.ObservedIP = from.Unmap()
+	n.predictEndpoint()
 	m.nodes[id] = n
 	m.bumpLocked()
 	if err := m.saveLocked(); err != nil {
@@ -276,7 +295,8 @@ func (m *Manager) Join(req *JoinRequest, credential string) (*JoinResponse, erro
 
 // freePortLocked picks a node's WireGuard port: overlay.port, or for a
 // node behind NAT the lowest port from overlay.port up that no other
-// NAT'd node of its site uses.
+// NAT'd node of its top-level site uses (nested sites may share their
+// parent's NAT, as zones share a region's NAT gateway).
 func (m *Manager) freePortLocked(n *Node) int {
 	base := m.cfg.Cluster.Overlay.Port
 	if base == 0 {
@@ -287,7 +307,7 @@ func (m *Manager) freePortLocked(n *Node) int {
 	}
 	used := map[int]bool{}
 	for id, o := range m.nodes {
-		if id != n.ID && o.NAT && o.Site == n.Site {
+		if id != n.ID && o.NAT && topSite(o.Site) == topSite(n.Site) {
 			used[o.ListenPort] = true
 		}
 	}
@@ -355,7 +375,9 @@ func (m *Manager) Beat(id string, hb *Heartbeat) error {
 		learnt := false
 		for pid, ps := range hb.Peers {
 			p := m.nodes[pid]
-			if p != nil && p.NAT && ps.Endpoint.IsValid() && p.Endpoint != ps.Endpoint {
+			// Only what a node of another site sees is the NAT's mapping;
+			// a peer in the reporter's own site is seen at its site address.
+			if p != nil && p.NAT && p.Site != n.Site && ps.Endpoint.IsValid() && ps.Endpoint.Addr() != p.SiteAddr && p.Endpoint != ps.Endpoint {
 				p.Endpoint = ps.Endpoint
 				learnt = true
 			}
@@ -432,4 +454,10 @@ func (m *Manager) PeerSets() (uint64, []*overlay.PeerSet, error) {
 		return 0, nil, fmt.Errorf("overlay plan: %v", m.topoErr)
 	}
 	return m.version, m.topo.All(), nil
+}
+
+// topSite is the top-level site of a site path: "cloud" for "cloud.zone-a".
+func topSite(site string) string {
+	top, _, _ := strings.Cut(site, ".")
+	return top
 }
