@@ -62,10 +62,10 @@ type Node struct {
 	OverlayIP  netip.Addr `json:"overlay_ip"`
 	// ObservedIP is the address the node's requests come from: for a
 	// node behind NAT, its NAT's public address.
-	ObservedIP netip.Addr `json:"observed_ip,omitzero"`
-	Caps      Capabilities     `json:"capabilities"`
-	JoinedAt  time.Time        `json:"joined_at"`
-	LastSeen  time.Time        `json:"last_seen"`
+	ObservedIP netip.Addr   `json:"observed_ip,omitzero"`
+	Caps       Capabilities `json:"capabilities"`
+	JoinedAt   time.Time    `json:"joined_at"`
+	LastSeen   time.Time    `json:"last_seen"`
 	// ProbeOK is true when the node's last probe through the overlay (to
 	// the hub) got an answer.
 	ProbeOK bool                  `json:"probe_ok"`
@@ -389,7 +389,6 @@ func (m *Manager) Beat(id string, hb *Heartbeat) error {
 	}
 	return nil
 }
-
 
 // Leave removes a node (it is being destroyed): peers drop it.
 func (m *Manager) Leave(id string) error {
