@@ -229,6 +229,13 @@ func (s store) update(fn func(w *world) (changed bool, err error)) error {
 		if e := os.Remove(s.path); e != nil && !errors.Is(e, fs.ErrNotExist) {
 			werr = e
 		}
+		// Nothing is left: leave no file behind either. The lock file
+		// goes while held; the engine's state lock already serialises
+		// operations on one state directory.
+		dir := filepath.Dir(s.path)
+		os.Remove(filepath.Join(dir, "nodes"))
+		os.Remove(s.lockPath())
+		os.Remove(dir)
 	} else {
 		var b []byte
 		if b, werr = json.MarshalIndent(w, "", " "); werr == nil {
