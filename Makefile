@@ -13,10 +13,13 @@ build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/hvctl
 
 # Every test: unit, golden, crash (SIGKILL) and, as root, the real-system
-# tests. With HVCTL_E2E=1 a skipped root test is a failure.
+# tests. With HVCTL_E2E=1 a skipped root test is a failure. Packages run
+# one at a time (-p 1): the real-system tests of several packages check
+# that they leave no namespace, link or nft table on the machine, and
+# would see each other's.
 test: build
 	$(GO) vet $(PKGS)
-	$(GO) test -count=1 -timeout 40m $(PKGS)
+	$(GO) test -p 1 -count=1 -timeout 40m $(PKGS)
 
 # The main job: a multi-site cluster, plan -> up -> status -> down.
 demo: build
