@@ -419,6 +419,9 @@ func (e *Engine) applyDelete(ctx context.Context, st *State, c *Change, res *App
 }
 
 func (e *Engine) expiresAt() time.Time {
+	if !e.ExpiresAt.IsZero() {
+		return e.ExpiresAt
+	}
 	if e.Config == nil || e.Config.Cluster == nil || e.Config.Cluster.TTL <= 0 {
 		return time.Time{}
 	}

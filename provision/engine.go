@@ -44,6 +44,10 @@ type Engine struct {
 	ProgressInterval time.Duration
 	// MaxRetries bounds retries of retryable provider errors (default 8).
 	MaxRetries int
+	// ExpiresAt is the cluster's expiry (its ttl from when it was first
+	// created), recorded on every resource for `hvctl gc`; zero means
+	// now + ttl at each create.
+	ExpiresAt time.Time
 
 	// Prepare, when set, is called before each create with the state
 	// locked; the attributes it returns are added to the create request

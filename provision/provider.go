@@ -220,3 +220,23 @@ func Registered() []string {
 	sort.Strings(out)
 	return out
 }
+
+// Collector is implemented by providers that can find every resource
+// hvctl made with them, by the tags (or metadata) hvctl puts on each:
+// `hvctl gc` uses it to destroy clusters whose ttl has passed, even when
+// their state is lost.
+type Collector interface {
+	// Owned lists the live resources hvctl made with this provider
+	// configuration, whatever their cluster.
+	Owned(ctx context.Context) ([]Owned, error)
+}
+
+// Owned is one resource a Collector found.
+type Owned struct {
+	ID        string    `json:"id"`
+	Kind      Kind      `json:"kind"`
+	Address   string    `json:"address"`
+	Cluster   string    `json:"cluster"`
+	Lineage   string    `json:"lineage,omitempty"`
+	ExpiresAt time.Time `json:"expires_at,omitzero"` // zero: no ttl
+}
