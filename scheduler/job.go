@@ -1,0 +1,255 @@
+package scheduler
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/gohcl"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+
+	"github.com/hvctl/hvctl/templates"
+)
+
+// State is a job's place in its life:
+// queued → assigned → running → done | failed | cancelled.
+type State string
+
+const (
+	Queued    State = "queued"
+	Assigned  State = "assigned"
+	Running   State = "running"
+	Done      State = "done"
+	Failed    State = "failed"
+	Cancelled State = "cancelled"
+)
+
+// Final reports whether no further transition can happen.
+func (s State) Final() bool { return s == Done || s == Failed || s == Cancelled }
+
+// Resources is what a job needs from a node.
+type Resources struct {
+	CPUs      int               `json:"cpus,omitempty" hcl:"cpus,optional"`
+	MemoryMiB int64             `json:"memory_mib,omitempty"`
+	GPUs      int               `json:"gpus,omitempty" hcl:"gpus,optional"`
+	Labels    map[string]string `json:"labels,omitempty" hcl:"labels,optional"`
+}
+
+// Spec is what a user submits: one job, or an array of Count copies
+// (HVCTL_ARRAY_INDEX tells each its index).
+type Spec struct {
+	Name       string    `json:"name,omitempty"`
+	Command    []string  `json:"command"`
+	Resources  Resources `json:"resources,omitempty"`
+	Inputs     []string  `json:"inputs,omitempty"`      // dataset names, fetched through the site cache
+	Output     string    `json:"output,omitempty"`      // where results go on the global tier
+	Priority   int       `json:"priority,omitempty"`    // higher runs first
+	MaxRetries int       `json:"max_retries,omitempty"` // after a failure of the command; node loss always retries
+	Count      int       `json:"count,omitempty"`       // array size; 0 or 1 = one job
+	Site       string    `json:"site,omitempty"`        // pin to a site
+}
+
+// Job is one job in the system.
+type Job struct {
+	ID        string    `json:"id"`
+	ArrayID   string    `json:"array_id,omitempty"`
+	Index     int       `json:"index"`
+	Spec      Spec      `json:"spec"`
+	State     State     `json:"state"`
+	Site      string    `json:"site,omitempty"`
+	Node      string    `json:"node,omitempty"`
+	Attempt   int       `json:"attempt"`
+	Retries   int       `json:"retries"` // command failures retried so far
+	ExitCode  *int      `json:"exit_code,omitempty"`
+	Error     string    `json:"error,omitempty"`
+	Submitted time.Time `json:"submitted"`
+	Started   time.Time `json:"started,omitzero"`
+	Ended     time.Time `json:"ended,omitzero"`
+}
+
+// SpecError is a rejected job description, naming the field.
+type SpecError struct {
+	Field string
+	Msg   string
+}
+
+func (e *SpecError) Error() string { return fmt.Sprintf("job %s: %s", e.Field, e.Msg) }
+
+// MaxArray bounds array jobs.
+const MaxArray = 100000
+
+// Check validates a spec.
+func (s *Spec) Check() error {
+	switch {
+	case len(s.Command) == 0 || strings.TrimSpace(strings.Join(s.Command, "")) == "":
+		return &SpecError{"command", "is required: the program and its arguments"}
+	case s.Resources.CPUs < 0:
+		return &SpecError{"resources.cpus", "must not be negative"}
+	case s.Resources.MemoryMiB < 0:
+		return &SpecError{"resources.memory", "must not be negative"}
+	case s.Resources.GPUs < 0:
+		return &SpecError{"resources.gpus", "must not be negative"}
+	case s.MaxRetries < 0 || s.MaxRetries > 100:
+		return &SpecError{"max_retries", "must be between 0 and 100"}
+	case s.Count < 0 || s.Count > MaxArray:
+		return &SpecError{"count", fmt.Sprintf("must be between 0 and %d", MaxArray)}
+	}
+	for _, in := range s.Inputs {
+		if in == "" || strings.ContainsAny(in, "/\\\x00") || in == "." || in == ".." {
+			return &SpecError{"inputs", fmt.Sprintf("dataset name %q is not a plain name", in)}
+		}
+	}
+	return nil
+}
+
+// CPUSlots is the CPU slots a job takes (at least one).
+func (r Resources) CPUSlots() int {
+	if r.CPUs < 1 {
+		return 1
+	}
+	return r.CPUs
+}
+
+// jsonSpec accepts memory as "4GiB" or a MiB number.
+type jsonSpec struct {
+	Spec
+	Resources struct {
+		CPUs   int               `json:"cpus"`
+		Memory json.RawMessage   `json:"memory"`
+		GPUs   int               `json:"gpus"`
+		Labels map[string]string `json:"labels"`
+	} `json:"resources"`
+}
+
+// DecodeJSON reads a job spec in JSON: {"command": [...], "resources":
+// {"cpus": 2, "memory": "4GiB"}, ...}. Unknown fields are errors.
+func DecodeJSON(r io.Reader) (*Spec, error) {
+	dec := json.NewDecoder(io.LimitReader(r, 4<<20))
+	dec.DisallowUnknownFields()
+	var js jsonSpec
+	if err := dec.Decode(&js); err != nil {
+		return nil, jsonError(err)
+	}
+	if dec.More() {
+		return nil, &SpecError{"body", "trailing data after the job"}
+	}
+	s := js.Spec
+	s.Resources = Resources{CPUs: js.Resources.CPUs, GPUs: js.Resources.GPUs, Labels: js.Resources.Labels}
+	if len(js.Resources.Memory) > 0 && string(js.Resources.Memory) != "null" {
+		var str string
+		var n int64
+		switch {
+		case json.Unmarshal(js.Resources.Memory, &str) == nil:
+			b, err := templates.ParseSize(str)
+			if err != nil {
+				return nil, &SpecError{"resources.memory", err.Error()}
+			}
+			s.Resources.MemoryMiB = b >> 20
+		case json.Unmarshal(js.Resources.Memory, &n) == nil:
+			s.Resources.MemoryMiB = n
+		default:
+			return nil, &SpecError{"resources.memory", `a size like "4GiB" or a number of MiB`}
+		}
+	}
+	if err := s.Check(); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+func jsonError(err error) error {
+	var te *json.UnmarshalTypeError
+	if ok := asType(err, &te); ok {
+		return &SpecError{strings.TrimPrefix(te.Field, "Spec."), "expected " + te.Type.String()}
+	}
+	if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		return &SpecError{strings.Trim(f, `"`), "unknown field"}
+	}
+	return &SpecError{"body", "not valid JSON: " + err.Error()}
+}
+
+// hclSpec is the HCL form of a job file:
+//
+//	job "render" {
+//	  command   = ["sh", "-c", "echo hi"]
+//	  resources { cpus = 2  memory = "4GiB" }
+//	  inputs    = ["audio-1"]
+//	  priority  = 5
+//	  count     = 100
+//	}
+type hclSpec struct {
+	Jobs []struct {
+		Name       string   `hcl:"name,label"`
+		Command    []string `hcl:"command"`
+		Inputs     []string `hcl:"inputs,optional"`
+		Output     string   `hcl:"output,optional"`
+		Priority   int      `hcl:"priority,optional"`
+		MaxRetries int      `hcl:"max_retries,optional"`
+		Count      int      `hcl:"count,optional"`
+		Site       string   `hcl:"site,optional"`
+		Resources  *struct {
+			CPUs   int               `hcl:"cpus,optional"`
+			Memory string            `hcl:"memory,optional"`
+			GPUs   int               `hcl:"gpus,optional"`
+			Labels map[string]string `hcl:"labels,optional"`
+		} `hcl:"resources,block"`
+	} `hcl:"job,block"`
+}
+
+// DecodeHCL reads a job file in HCL; diagnostics name file and line.
+func DecodeHCL(filename string, src []byte) ([]*Spec, hcl.Diagnostics) {
+	f, diags := hclsyntax.ParseConfig(src, filename, hcl.InitialPos)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	var hs hclSpec
+	diags = gohcl.DecodeBody(f.Body, nil, &hs)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	if len(hs.Jobs) == 0 {
+		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "No job block", Detail: `A job file holds one or more job "NAME" { command = [...] } blocks.`, Subject: &hcl.Range{Filename: filename, Start: hcl.InitialPos, End: hcl.InitialPos}}}
+	}
+	var out []*Spec
+	body := f.Body.(*hclsyntax.Body)
+	for i, j := range hs.Jobs {
+		s := &Spec{Name: j.Name, Command: j.Command, Inputs: j.Inputs, Output: j.Output, Priority: j.Priority,
+			MaxRetries: j.MaxRetries, Count: j.Count, Site: j.Site}
+		rng := body.Blocks[i].DefRange()
+		if j.Resources != nil {
+			s.Resources = Resources{CPUs: j.Resources.CPUs, GPUs: j.Resources.GPUs, Labels: j.Resources.Labels}
+			if j.Resources.Memory != "" {
+				b, err := templates.ParseSize(j.Resources.Memory)
+				if err != nil {
+					return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid memory", Detail: err.Error(), Subject: &rng}}
+				}
+				s.Resources.MemoryMiB = b >> 20
+			}
+		}
+		if err := s.Check(); err != nil {
+			return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid job " + j.Name, Detail: err.Error(), Subject: &rng}}
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// DecodeFile reads a job file: JSON when it starts with "{", else HCL.
+func DecodeFile(filename string, src []byte) ([]*Spec, error) {
+	if t := bytes.TrimSpace(src); len(t) > 0 && t[0] == '{' {
+		s, err := DecodeJSON(bytes.NewReader(src))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", filename, err)
+		}
+		return []*Spec{s}, nil
+	}
+	specs, diags := DecodeHCL(filename, src)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	return specs, nil
+}

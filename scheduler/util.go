@@ -1,0 +1,5 @@
+package scheduler
+
+import "errors"
+
+func asType[T any](err error, target *T) bool { return errors.As(err, target) }
