@@ -1,0 +1,390 @@
+package scheduler
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+)
+
+// SiteLink is how the global manager reaches a site's local manager.
+// The HTTP client over the overlay is the real one; tests plug in the
+// Local itself.
+type SiteLink interface {
+	Enqueue(jobs []*Job) error
+	Cancel(id string) error
+	State(since uint64) (SiteState, error)
+	Output(id string) ([]byte, error)
+}
+
+// SiteInfo is what the global manager knows of a site besides its
+// link: its tier, and the node shapes its elastic pools can still add.
+type SiteInfo struct {
+	Name   string
+	Tier   int
+	Shapes []*Node
+}
+
+type siteRec struct {
+	info    SiteInfo
+	link    SiteLink // nil until the site has a local manager
+	state   SiteState
+	version uint64
+}
+
+// Global is the global manager's job table: it takes submissions, routes
+// each job to a site, hands it to that site's local manager when there is
+// one, and follows its state from the sites' reports.
+type Global struct {
+	Clock func() time.Time
+
+	mu    sync.Mutex
+	jobs  map[string]*Job
+	order []string
+	sites map[string]*siteRec
+	// undelivered are jobs routed to a site that has no local manager
+	// yet (an elastic site with no node): they wait there, and are the
+	// demand that makes the pool grow.
+	undelivered map[string][]*Job
+}
+
+// NewGlobal returns a global manager over sites.
+func NewGlobal(sites []SiteInfo) *Global {
+	g := &Global{Clock: time.Now, jobs: map[string]*Job{}, sites: map[string]*siteRec{}, undelivered: map[string][]*Job{}}
+	for _, s := range sites {
+		g.sites[s.Name] = &siteRec{info: s}
+	}
+	return g
+}
+
+// SetLink connects (or, with nil, disconnects) a site's local manager
+// and delivers the jobs waiting for it.
+func (g *Global) SetLink(site string, l SiteLink) {
+	g.mu.Lock()
+	s := g.sites[site]
+	if s == nil {
+		s = &siteRec{info: SiteInfo{Name: site}}
+		g.sites[site] = s
+	}
+	s.link = l
+	s.version = 0
+	waiting := g.undelivered[site]
+	g.mu.Unlock()
+	if l != nil && len(waiting) > 0 {
+		if err := l.Enqueue(waiting); err == nil {
+			g.mu.Lock()
+			delete(g.undelivered, site)
+			g.mu.Unlock()
+		}
+	}
+}
+
+func newID() string {
+	b := make([]byte, 6)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Submit expands a spec into its jobs, routes and delivers them.
+func (g *Global) Submit(spec *Spec) ([]*Job, error) {
+	if err := spec.Check(); err != nil {
+		return nil, err
+	}
+	n := spec.Count
+	if n < 1 {
+		n = 1
+	}
+	now := g.Clock()
+	arrayID := ""
+	if n > 1 {
+		arrayID = newID()
+	}
+	g.mu.Lock()
+	views := g.viewsLocked()
+	probe := &Job{Spec: *spec}
+	site := Route(probe, views)
+	if site == "" {
+		g.mu.Unlock()
+		return nil, &SpecError{"resources", fmt.Sprintf("no site can run this job (it needs %d CPUs, %d MiB, %d GPUs, labels %v%s)",
+			spec.Resources.CPUSlots(), spec.Resources.MemoryMiB, spec.Resources.GPUs, spec.Resources.Labels, pinned(spec))}
+	}
+	jobs := make([]*Job, n)
+	for i := range jobs {
+		id := newID()
+		if arrayID != "" {
+			id = fmt.Sprintf("%s.%d", arrayID, i)
+		}
+		j := &Job{ID: id, ArrayID: arrayID, Index: i, Spec: *spec, State: Queued, Site: site, Submitted: now}
+		j.Spec.Count = 0
+		g.jobs[id] = j
+		g.order = append(g.order, id)
+		jobs[i] = j
+	}
+	s := g.sites[site]
+	link := s.link
+	copies := make([]*Job, n)
+	for i, j := range jobs {
+		c := *j
+		copies[i] = &c
+	}
+	if link == nil {
+		g.undelivered[site] = append(g.undelivered[site], copies...)
+	}
+	// Count the new demand until the site reports it.
+	s.state.Pending += n * spec.Resources.CPUSlots()
+	g.mu.Unlock()
+	if link != nil {
+		if err := link.Enqueue(copies); err != nil {
+			g.mu.Lock()
+			g.undelivered[site] = append(g.undelivered[site], copies...)
+			g.mu.Unlock()
+		}
+	}
+	out := make([]*Job, n)
+	for i, j := range jobs {
+		c := *j
+		out[i] = &c
+	}
+	return out, nil
+}
+
+func pinned(s *Spec) string {
+	if s.Site != "" {
+		return ", pinned to site " + s.Site
+	}
+	return ""
+}
+
+func (g *Global) viewsLocked() []*SiteView {
+	names := make([]string, 0, len(g.sites))
+	for n := range g.sites {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var out []*SiteView
+	for _, n := range names {
+		s := g.sites[n]
+		v := &SiteView{Name: n, Tier: s.info.Tier, Shapes: s.info.Shapes, Pending: s.state.Pending, Cached: map[string]bool{}}
+		for _, u := range g.undelivered[n] {
+			v.Pending += u.Spec.Resources.CPUSlots()
+		}
+		for _, ns := range s.state.Nodes {
+			if !ns.Lost {
+				c := ns.Node
+				v.Nodes = append(v.Nodes, &c)
+			}
+		}
+		for _, d := range s.state.Cached {
+			v.Cached[d] = true
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// Sync pulls every site's state and updates the job table; it returns
+// the first error (a site that cannot be reached keeps its last state).
+func (g *Global) Sync() error {
+	g.mu.Lock()
+	type pull struct {
+		name  string
+		link  SiteLink
+		since uint64
+	}
+	var pulls []pull
+	var waiting []string
+	for n, s := range g.sites {
+		if s.link != nil {
+			pulls = append(pulls, pull{n, s.link, s.version})
+			if len(g.undelivered[n]) > 0 {
+				waiting = append(waiting, n)
+			}
+		}
+	}
+	g.mu.Unlock()
+	for _, n := range waiting {
+		g.mu.Lock()
+		l := g.sites[n].link
+		g.mu.Unlock()
+		g.SetLink(n, l)
+	}
+	var first error
+	for _, p := range pulls {
+		st, err := p.link.State(p.since)
+		if err != nil {
+			if first == nil {
+				first = fmt.Errorf("site %s: %w", p.name, err)
+			}
+			continue
+		}
+		g.mu.Lock()
+		s := g.sites[p.name]
+		s.version = st.Version
+		jobs := st.Jobs
+		st.Jobs = nil
+		s.state = st
+		for _, j := range jobs {
+			if cur := g.jobs[j.ID]; cur != nil && (!cur.State.Final() || cur.State == Cancelled) {
+				*cur = *j
+			}
+		}
+		g.mu.Unlock()
+	}
+	return first
+}
+
+// Get returns a job.
+func (g *Global) Get(id string) (*Job, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	j, ok := g.jobs[id]
+	if !ok {
+		return nil, false
+	}
+	c := *j
+	return &c, true
+}
+
+// List returns jobs in submission order, optionally only those in state.
+func (g *Global) List(state State) []*Job {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var out []*Job
+	for _, id := range g.order {
+		j := g.jobs[id]
+		if state == "" || j.State == state {
+			c := *j
+			out = append(out, &c)
+		}
+	}
+	return out
+}
+
+// Cancel cancels a job wherever it is.
+func (g *Global) Cancel(id string) (*Job, error) {
+	g.mu.Lock()
+	j := g.jobs[id]
+	if j == nil {
+		g.mu.Unlock()
+		return nil, fmt.Errorf("no job %s", id)
+	}
+	if j.State.Final() {
+		c := *j
+		g.mu.Unlock()
+		return &c, nil
+	}
+	// Still waiting for its site's local manager: cancel here.
+	for i, u := range g.undelivered[j.Site] {
+		if u.ID == id {
+			g.undelivered[j.Site] = append(g.undelivered[j.Site][:i], g.undelivered[j.Site][i+1:]...)
+			j.State, j.Ended = Cancelled, g.Clock()
+			c := *j
+			g.mu.Unlock()
+			return &c, nil
+		}
+	}
+	link := g.sites[j.Site].link
+	g.mu.Unlock()
+	if link == nil {
+		return nil, fmt.Errorf("site %s of job %s is not reachable", j.Site, id)
+	}
+	if err := link.Cancel(id); err != nil {
+		return nil, err
+	}
+	g.mu.Lock()
+	j.State, j.Ended = Cancelled, g.Clock()
+	c := *j
+	g.mu.Unlock()
+	return &c, nil
+}
+
+// Output returns a job's captured output from its site.
+func (g *Global) Output(id string) ([]byte, error) {
+	g.mu.Lock()
+	j := g.jobs[id]
+	var link SiteLink
+	if j != nil {
+		if s := g.sites[j.Site]; s != nil {
+			link = s.link
+		}
+	}
+	g.mu.Unlock()
+	if j == nil {
+		return nil, fmt.Errorf("no job %s", id)
+	}
+	if link == nil {
+		return nil, nil
+	}
+	return link.Output(id)
+}
+
+// Signals are the queue-depth signals elasticity decides from.
+type Signals struct {
+	Time  time.Time     `json:"time"`
+	Sites []SiteSignals `json:"sites"`
+}
+
+// SiteSignals is one site's queue and nodes.
+type SiteSignals struct {
+	Site string `json:"site"`
+	// PendingJobs and PendingSlots are the queued demand (including jobs
+	// waiting for the site's first node).
+	PendingJobs  int `json:"pending_jobs"`
+	PendingSlots int `json:"pending_slots"`
+	// PendingByPool is demand that only a given pool's shape can run.
+	FreeSlots   int         `json:"free_slots"`
+	RunningJobs int         `json:"running_jobs"`
+	Nodes       []NodeState `json:"nodes"`
+}
+
+// Signals reports queue depth, free slots, running jobs and each node's
+// idle time, per site.
+func (g *Global) Signals() Signals {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := Signals{Time: g.Clock()}
+	names := make([]string, 0, len(g.sites))
+	for n := range g.sites {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		s := g.sites[n]
+		ss := SiteSignals{Site: n, Nodes: s.state.Nodes}
+		for _, j := range g.jobs {
+			if j.Site != n {
+				continue
+			}
+			switch j.State {
+			case Queued:
+				ss.PendingJobs++
+				ss.PendingSlots += j.Spec.Resources.CPUSlots()
+			case Assigned, Running:
+				ss.RunningJobs++
+			}
+		}
+		for _, ns := range s.state.Nodes {
+			if !ns.Lost {
+				ss.FreeSlots += ns.FreeSlots()
+			}
+		}
+		out.Sites = append(out.Sites, ss)
+	}
+	return out
+}
+
+// CacheStats sums the sites' cache figures.
+func (g *Global) CacheStats() (fetched map[Tier]int64, moved int64) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	fetched = map[Tier]int64{}
+	for _, s := range g.sites {
+		for k, v := range s.state.Fetched {
+			fetched[k] += v
+		}
+		moved += s.state.Moved
+	}
+	return fetched, moved
+}
