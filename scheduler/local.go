@@ -56,6 +56,12 @@ type Local struct {
 
 	mu      sync.Mutex
 	jobs    map[string]*Job
+	queued  map[string]*Job // jobs in state Queued
+	dirty   bool            // the queue or capacity changed since the last match
+	// order is the queue in QueueOrder, rebuilt only when jobs join it;
+	// jobs that left it are skipped.
+	order      []*Job
+	orderStale bool
 	output  map[string][]byte
 	nodes   map[string]*nodeEntry
 	cache   *LRU
@@ -69,13 +75,22 @@ type Local struct {
 // cacheBytes.
 func NewLocal(site string, cacheBytes int64) *Local {
 	return &Local{Site: site, LossAfter: DefaultLossAfter, Clock: time.Now, DatasetSize: func(string) int64 { return 0 },
-		jobs: map[string]*Job{}, output: map[string][]byte{}, nodes: map[string]*nodeEntry{}, cache: NewLRU(cacheBytes),
+		jobs: map[string]*Job{}, queued: map[string]*Job{}, output: map[string][]byte{}, nodes: map[string]*nodeEntry{}, cache: NewLRU(cacheBytes),
 		changed: map[string]uint64{}, fetched: map[Tier]int64{}}
 }
 
 func (l *Local) touch(j *Job) {
 	l.version++
 	l.changed[j.ID] = l.version
+	if j.State == Queued {
+		if _, ok := l.queued[j.ID]; !ok {
+			l.orderStale = true
+		}
+		l.queued[j.ID] = j
+	} else {
+		delete(l.queued, j.ID)
+	}
+	l.dirty = true
 }
 
 // Enqueue adds jobs routed to this site.
@@ -105,6 +120,7 @@ func (l *Local) Cancel(id string) (*Job, error) {
 	if !j.State.Final() {
 		if n := l.nodes[j.Node]; n != nil && (j.State == Assigned || j.State == Running) {
 			n.Release(j.Spec.Resources)
+			l.dirty = true
 			l.wakeLocked(n)
 		}
 		j.State, j.Ended = Cancelled, l.Clock()
@@ -123,16 +139,27 @@ func (l *Local) wakeLocked(n *nodeEntry) {
 
 // scheduleLocked matches queued jobs to live nodes.
 func (l *Local) scheduleLocked() {
-	var queue []*Job
-	for _, j := range l.jobs {
-		if j.State == Queued {
-			queue = append(queue, j)
-		}
-	}
-	if len(queue) == 0 {
+	if !l.dirty || len(l.queued) == 0 {
 		return
 	}
-	QueueOrder(queue)
+	l.dirty = false
+	if l.orderStale {
+		l.order = l.order[:0]
+		for _, j := range l.queued {
+			l.order = append(l.order, j)
+		}
+		QueueOrder(l.order)
+		l.orderStale = false
+	}
+	queue := l.order[:0:0]
+	keep := l.order[:0]
+	for _, j := range l.order {
+		if j.State == Queued {
+			keep = append(keep, j)
+		}
+	}
+	l.order = keep
+	queue = append(queue, keep...)
 	var nodes []*Node
 	byPtr := map[*Node]*nodeEntry{}
 	ids := make([]string, 0, len(l.nodes))
@@ -175,6 +202,9 @@ func (l *Local) Poll(info Node, wait time.Duration) []Work {
 	n.Node = info
 	n.Site = l.Site
 	n.UsedCPUs, n.UsedMiB, n.UsedGPUs = int(used[0]), used[1], int(used[2])
+	if n.lost || n.lastSeen.IsZero() {
+		l.dirty = true // new or returning capacity
+	}
 	n.lastSeen, n.lost = now, false
 	l.scheduleLocked()
 	work := l.workLocked(info.ID)
@@ -259,6 +289,7 @@ func (l *Local) Record(node string, r Report) error {
 		if n.UsedCPUs == 0 {
 			n.idleFrom = l.Clock()
 		}
+		l.dirty = true // freed capacity
 	}
 	code := r.ExitCode
 	j.ExitCode, j.Error = &code, r.Error
@@ -266,12 +297,16 @@ func (l *Local) Record(node string, r Report) error {
 		j.Retries++
 		j.State, j.Node = Queued, ""
 		l.touch(j)
-		l.scheduleLocked()
 		return nil
 	}
 	j.State, j.Ended = r.State, l.Clock()
 	l.touch(j)
-	l.scheduleLocked()
+	// Freed capacity is used at the next poll (every node polls).
+	for _, n := range l.nodes {
+		if !n.lost && n.FreeSlots() > 0 {
+			l.wakeLocked(n)
+		}
+	}
 	return nil
 }
 

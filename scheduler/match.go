@@ -86,7 +86,7 @@ type Assignment struct {
 // QueueOrder sorts jobs the way they are served: higher priority first,
 // then earlier submission, then array index.
 func QueueOrder(jobs []*Job) {
-	sort.SliceStable(jobs, func(i, j int) bool {
+	sort.Slice(jobs, func(i, j int) bool {
 		a, b := jobs[i], jobs[j]
 		if a.Spec.Priority != b.Spec.Priority {
 			return a.Spec.Priority > b.Spec.Priority
@@ -94,7 +94,10 @@ func QueueOrder(jobs []*Job) {
 		if !a.Submitted.Equal(b.Submitted) {
 			return a.Submitted.Before(b.Submitted)
 		}
-		return a.Index < b.Index
+		if a.Index != b.Index {
+			return a.Index < b.Index
+		}
+		return a.ID < b.ID
 	})
 }
 
@@ -105,7 +108,14 @@ func QueueOrder(jobs []*Job) {
 // usage is updated in place.
 func Match(queue []*Job, nodes []*Node) []Assignment {
 	var out []Assignment
+	free := 0
+	for _, n := range nodes {
+		free += max(0, n.FreeSlots())
+	}
 	for _, j := range queue {
+		if free <= 0 {
+			break // nothing more fits anywhere
+		}
 		var best *Node
 		bestScore := [2]int{-1, -1}
 		for _, n := range nodes {
@@ -126,6 +136,7 @@ func Match(queue []*Job, nodes []*Node) []Assignment {
 		}
 		if best != nil {
 			best.take(j.Spec.Resources)
+			free -= j.Spec.Resources.CPUSlots()
 			out = append(out, Assignment{Job: j, Node: best})
 		}
 	}
