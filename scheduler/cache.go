@@ -25,6 +25,9 @@ type LRU struct {
 	items    map[string]*list.Element
 	hits     int64
 	misses   int64
+	// OnEvict, when set, is called (with the lock held) for each entry
+	// evicted, so the bytes on disk can go too.
+	OnEvict func(name string)
 }
 
 type lruItem struct {
@@ -83,6 +86,9 @@ func (c *LRU) Put(name string, size int64) (evicted []string) {
 		delete(c.items, it.name)
 		c.used -= it.size
 		evicted = append(evicted, it.name)
+		if c.OnEvict != nil {
+			c.OnEvict(it.name)
+		}
 	}
 	return evicted
 }

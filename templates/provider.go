@@ -20,7 +20,8 @@ var providerAttrs = map[string][]string{
 	"openstack": {"cloud", "region", "auth_url", "endpoint", "username", "password",
 		"project_name", "project_id", "user_domain_name", "project_domain_name", "domain_name",
 		"application_credential_id", "application_credential_secret", "insecure",
-		"availability_zone", "network", "network_id", "floating_ip_pool", "key_name"},
+		"availability_zone", "network", "network_id", "floating_ip_pool", "key_name",
+		"image", "flavor", "external_network", "agent_url"},
 	"static": {"hosts", "user", "ssh_key", "port"},
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hvctl/hvctl/provision"
 	"github.com/hvctl/hvctl/provision/sim"
+	"github.com/hvctl/hvctl/scheduler"
 	"github.com/hvctl/hvctl/scheduler/manager"
 )
 
@@ -167,6 +168,18 @@ func (a *App) statusOnce(s *session, jsonOut bool) int {
 			fmt.Fprintln(tw, p)
 		}
 		tw.Flush()
+	}
+	if mc := s.managerFor(st); mc != nil && mgrErr == nil {
+		var sig scheduler.Signals
+		if _, err := mc.send(a, "GET", "/v1/queue", nil, &sig); err == nil {
+			fmt.Fprintln(a.Stdout, "\nQueue:")
+			tw = tabwriter.NewWriter(a.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "SITE\tPENDING JOBS\tPENDING SLOTS\tRUNNING\tFREE SLOTS")
+			for _, q := range sig.Sites {
+				fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\n", q.Site, q.PendingJobs, q.PendingSlots, q.RunningJobs, q.FreeSlots)
+			}
+			tw.Flush()
+		}
 	}
 	if mgrErr != nil {
 		fmt.Fprintf(a.Stderr, "\nWarning: could not reach the cluster manager: %v\n", mgrErr)

@@ -44,6 +44,11 @@ type Agent struct {
 	mu      sync.Mutex
 	version uint64
 	ps      *overlay.PeerSet
+
+	ctx          context.Context
+	rt           manager.Runtime
+	localStarted bool
+	mgr          *manager.Manager
 }
 
 // New prepares an agent; logs go to w.
@@ -62,6 +67,7 @@ func DeviceName(cluster, address string) string {
 // Run runs the agent until ctx is done.
 func (a *Agent) Run(ctx context.Context) error {
 	c := a.cfg
+	a.ctx = ctx
 	a.log.Printf("hvctl agent starting: node %s of cluster %s", c.Address, c.Cluster)
 	if err := os.MkdirAll(c.Dir, 0o700); err != nil {
 		return err
@@ -105,9 +111,14 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	defer a.pinger.Close()
 	a.mon = &live.Monitor{Device: a.dev, Prober: a.pinger, Logf: a.log.Printf}
+	a.setRuntime(resp.Runtime)
 
 	var wg sync.WaitGroup
-	for _, f := range []func(context.Context){a.pollLoop, a.heartbeatLoop, func(ctx context.Context) { a.mon.Run(ctx) }} {
+	loops := []func(context.Context){a.pollLoop, a.heartbeatLoop, func(ctx context.Context) { a.mon.Run(ctx) }, a.runLoop}
+	if a.mgr != nil {
+		loops = append(loops, a.mgr.Run)
+	}
+	for _, f := range loops {
 		wg.Add(1)
 		go func() { defer wg.Done(); f(ctx) }()
 	}
@@ -139,11 +150,18 @@ func (a *Agent) startManager() (*http.Server, error) {
 	if d.HasErrors() {
 		return nil, fmt.Errorf("hub: load the cluster template: %s", d.Error())
 	}
-	m, err := manager.New(manager.Config{Cluster: cfg.Cluster, Secret: secret,
+	datasets := filepath.Join(c.Dir, "datasets")
+	if g := cfg.Cluster.Cache.Global; g != "" {
+		if node, path, ok := strings.Cut(g, ":"); ok && manager.MemberID(c.Address) == node && path != "" {
+			datasets = path
+		}
+	}
+	m, err := manager.New(manager.Config{Cluster: cfg.Cluster, Secret: secret, Datasets: datasets,
 		StateFile: filepath.Join(c.Dir, "manager.json"), Logf: a.log.Printf})
 	if err != nil {
 		return nil, err
 	}
+	a.mgr = m
 	port := DefaultManagerPort
 	if u := c.attr("manager_url"); u != "" {
 		if i := strings.LastIndex(u, ":"); i > 0 {
@@ -234,6 +252,10 @@ func (a *Agent) join(ctx context.Context) (*manager.JoinResponse, error) {
 }
 
 func (a *Agent) call(ctx context.Context, method, path, bearer string, in, out any) (int, error) {
+	return a.callURL(ctx, strings.TrimSuffix(a.cfg.attr("manager_url"), "/"), method, path, bearer, in, out)
+}
+
+func (a *Agent) callURL(ctx context.Context, base, method, path, bearer string, in, out any) (int, error) {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -242,7 +264,7 @@ func (a *Agent) call(ctx context.Context, method, path, bearer string, in, out a
 		}
 		body = bytes.NewReader(b)
 	}
-	url := strings.TrimSuffix(a.cfg.attr("manager_url"), "/") + path
+	url := base + path
 	req, err := http.NewRequestWithContext(ctx, method, url, body)
 	if err != nil {
 		return 0, err
@@ -289,6 +311,7 @@ func (a *Agent) pollLoop(ctx context.Context) {
 		var resp struct {
 			Version uint64           `json:"version"`
 			PeerSet *overlay.PeerSet `json:"peer_set"`
+			Runtime manager.Runtime  `json:"runtime"`
 		}
 		code, err := a.call(ctx, "GET", fmt.Sprintf("/v1/peers?version=%d&wait=25s", since), a.cred, nil, &resp)
 		if err != nil {
@@ -299,6 +322,7 @@ func (a *Agent) pollLoop(ctx context.Context) {
 				// The manager forgot us (restarted with a new registry): rejoin.
 				if jr, jerr := a.join(ctx); jerr == nil {
 					a.apply(jr.Version, jr.PeerSet)
+					a.setRuntime(jr.Runtime)
 					continue
 				}
 			}
@@ -310,6 +334,7 @@ func (a *Agent) pollLoop(ctx context.Context) {
 			}
 			continue
 		}
+		a.setRuntime(resp.Runtime)
 		if resp.Version > since && resp.PeerSet != nil {
 			if err := a.apply(resp.Version, resp.PeerSet); err != nil {
 				a.log.Printf("%v", err)

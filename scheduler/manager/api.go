@@ -55,6 +55,7 @@ func (m *Manager) Handler() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"version": v, "peer_sets": sets})
 	}))
+	m.jobRoutes(mux)
 	mux.HandleFunc("GET /v1/healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -198,7 +199,7 @@ func (m *Manager) handlePeers(w http.ResponseWriter, r *http.Request, id string)
 		writeErr(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"version": v, "peer_set": ps})
+	writeJSON(w, http.StatusOK, map[string]any{"version": v, "peer_set": ps, "runtime": m.RuntimeFor(id)})
 }
 
 func (m *Manager) handleHeartbeat(w http.ResponseWriter, r *http.Request, id string) {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/hvctl/hvctl/overlay"
 	"github.com/hvctl/hvctl/provision"
+	"github.com/hvctl/hvctl/scheduler"
 	"github.com/hvctl/hvctl/templates"
 )
 
@@ -81,8 +82,10 @@ type Config struct {
 	StateFile string
 	// Heartbeat is the agents' heartbeat interval (default 3s).
 	Heartbeat time.Duration
-	Clock     func() time.Time
-	Logf      func(format string, args ...any)
+	// Datasets is the global data tier's directory (cache.global's path).
+	Datasets string
+	Clock    func() time.Time
+	Logf     func(format string, args ...any)
 }
 
 // Manager is the join service and node registry.
@@ -97,13 +100,20 @@ type Manager struct {
 	changed chan struct{} // closed and replaced whenever version moves
 	topo    *overlay.Topology
 	topoErr error
+
+	// The runtime plane: the global manager's job table, and which node
+	// runs each site's local manager.
+	global     *scheduler.Global
+	designated map[string]string // site -> member ID
+	datasets   string            // the global tier's directory
 }
 
 type persisted struct {
-	Nodes   map[string]*Node      `json:"nodes"`
-	Used    map[string]bool       `json:"used_nonces"`
-	Addrs   map[string]netip.Addr `json:"addresses"`
-	Version uint64                `json:"version"`
+	Designated map[string]string     `json:"designated,omitempty"`
+	Nodes      map[string]*Node      `json:"nodes"`
+	Used       map[string]bool       `json:"used_nonces"`
+	Addrs      map[string]netip.Addr `json:"addresses"`
+	Version    uint64                `json:"version"`
 }
 
 // New returns a manager, loading its registry from cfg.StateFile.
@@ -120,7 +130,10 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
 	}
-	m := &Manager{cfg: cfg, nodes: map[string]*Node{}, used: map[string]bool{}, addrs: map[string]netip.Addr{}, changed: make(chan struct{})}
+	m := &Manager{cfg: cfg, nodes: map[string]*Node{}, used: map[string]bool{}, addrs: map[string]netip.Addr{}, changed: make(chan struct{}),
+		designated: map[string]string{}, datasets: cfg.Datasets}
+	m.global = scheduler.NewGlobal(siteInfos(cfg.Cluster))
+	m.global.Clock = cfg.Clock
 	if cfg.StateFile != "" {
 		b, err := os.ReadFile(cfg.StateFile)
 		switch {
@@ -139,11 +152,17 @@ func New(cfg Config) (*Manager, error) {
 				m.addrs = p.Addrs
 			}
 			m.version = p.Version
+			if p.Designated != nil {
+				m.designated = p.Designated
+			}
 		case !errors.Is(err, os.ErrNotExist):
 			return nil, fmt.Errorf("read manager state: %w", err)
 		}
 	}
 	m.replan()
+	for site := range m.designated {
+		m.linkSiteLocked(site)
+	}
 	return m, nil
 }
 
@@ -152,7 +171,7 @@ func (m *Manager) saveLocked() error {
 	if m.cfg.StateFile == "" {
 		return nil
 	}
-	b, err := json.MarshalIndent(persisted{Nodes: m.nodes, Used: m.used, Addrs: m.addrs, Version: m.version}, "", "  ")
+	b, err := json.MarshalIndent(persisted{Nodes: m.nodes, Used: m.used, Addrs: m.addrs, Version: m.version, Designated: m.designated}, "", "  ")
 	if err != nil {
 		return err
 	}
@@ -216,6 +235,18 @@ type JoinResponse struct {
 	Credential string           `json:"credential"`
 	Version    uint64           `json:"version"`
 	PeerSet    *overlay.PeerSet `json:"peer_set"`
+	Runtime
+}
+
+// Runtime tells a node where its site's local manager is, with the
+// credential for it; the node chosen to run it also gets the site secret.
+type Runtime struct {
+	LocalManager   string `json:"local_manager,omitempty"` // URL over the overlay
+	SiteCredential string `json:"site_credential,omitempty"`
+	RunLocal       string `json:"run_local_manager,omitempty"` // site secret, only to the node that runs it
+	NodeCache      int64  `json:"node_cache_bytes,omitempty"`
+	SiteCache      int64  `json:"site_cache_bytes,omitempty"`
+	GlobalSite     string `json:"global_site,omitempty"`
 }
 
 // predictEndpoint gives a NAT'd node without a known endpoint the
@@ -286,11 +317,12 @@ func (m *Manager) JoinFrom(req *JoinRequest, credential string, from netip.Addr)
 		return nil, err
 	}
 	m.cfg.Logf("node %s joined (site %s, key %s)", id, req.Site, req.PublicKey)
+	m.designateLocked(n)
 	ps, err := m.peerSetLocked(id)
 	if err != nil {
 		return nil, err
 	}
-	return &JoinResponse{ID: id, Credential: m.cfg.Secret.NodeCredential(id), Version: m.version, PeerSet: ps}, nil
+	return &JoinResponse{ID: id, Credential: m.cfg.Secret.NodeCredential(id), Version: m.version, PeerSet: ps, Runtime: m.runtimeLocked(id)}, nil
 }
 
 // freePortLocked picks a node's WireGuard port: overlay.port, or for a
@@ -323,6 +355,13 @@ func (m *Manager) peerSetLocked(id string) (*overlay.PeerSet, error) {
 		return nil, fmt.Errorf("overlay plan: %v", m.topoErr)
 	}
 	return m.topo.PeersFor(id)
+}
+
+// RuntimeFor tells node id where its site's local manager is.
+func (m *Manager) RuntimeFor(id string) Runtime {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.runtimeLocked(id)
 }
 
 // Peers returns node id's peer set once the registry's version is past
@@ -397,9 +436,11 @@ func (m *Manager) Leave(id string) error {
 	if _, ok := m.nodes[id]; !ok {
 		return nil
 	}
+	site := m.nodes[id].Site
 	delete(m.nodes, id)
 	delete(m.addrs, id)
 	m.bumpLocked()
+	m.redesignateLocked(site, id)
 	m.cfg.Logf("node %s left", id)
 	return m.saveLocked()
 }

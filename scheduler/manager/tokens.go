@@ -99,3 +99,18 @@ func (s Secret) AdminToken() string { return "hva1." + s.mac("admin") }
 func (s Secret) checkAdmin(tok string) bool {
 	return subtle.ConstantTimeCompare([]byte(tok), []byte(s.AdminToken())) == 1
 }
+
+// Site derives the secret of one site's local manager: node credentials
+// for the local manager and the global manager's token for it come from
+// it, so a site's local manager never holds the cluster secret.
+func (s Secret) Site(site string) Secret {
+	m := hmac.New(sha256.New, s)
+	m.Write([]byte("site\x00" + site))
+	return m.Sum(nil)
+}
+
+// CheckNodeCredential verifies a node credential and returns its node.
+func (s Secret) CheckNodeCredential(cred string) (string, error) { return s.checkNodeCredential(cred) }
+
+// CheckAdmin verifies an admin token.
+func (s Secret) CheckAdmin(tok string) bool { return s.checkAdmin(tok) }

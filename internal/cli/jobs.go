@@ -1,0 +1,306 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/hvctl/hvctl/scheduler"
+	"github.com/hvctl/hvctl/templates"
+)
+
+func init() {
+	register(&command{name: "submit", usage: "[PATH] (-f JOBFILE | [flags] -- CMD...)", help: "Submit jobs to the cluster's global manager", run: runSubmit})
+	register(&command{name: "jobs", usage: "[PATH] [-status S] [-json]", help: "List jobs", run: runJobs})
+	register(&command{name: "cancel", usage: "[PATH] JOB...", help: "Cancel jobs", run: runCancel})
+	register(&command{name: "logs", usage: "[PATH] JOB", help: "Print a job's output", run: runLogs})
+}
+
+func (m *managerClient) send(a *App, method, path string, body io.Reader, out any) (int, error) {
+	req, err := http.NewRequestWithContext(a.Ctx, method, m.url+path, body)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+m.token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := m.http.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("cluster manager at %s: %w", m.url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if resp.StatusCode != 200 {
+		var e struct{ Error, Field string }
+		if json.Unmarshal(b, &e) == nil && e.Error != "" {
+			if e.Field != "" {
+				return resp.StatusCode, fmt.Errorf("%s: %s", e.Field, e.Error)
+			}
+			return resp.StatusCode, fmt.Errorf("%s", e.Error)
+		}
+		return resp.StatusCode, fmt.Errorf("cluster manager: %s: %s", resp.Status, bytes.TrimSpace(b))
+	}
+	if p, ok := out.(*[]byte); ok {
+		*p = b
+		return 200, nil
+	}
+	if out != nil {
+		return 200, json.Unmarshal(b, out)
+	}
+	return 200, nil
+}
+
+// runtimeSession opens the cluster for a runtime verb and returns its
+// manager client, or fails saying why.
+func (a *App) runtimeSession(tmpl string, o *opFlags) (*session, *managerClient, bool) {
+	o.lock = false
+	s, ok := a.open(tmpl, o, "jobs")
+	if !ok {
+		return nil, nil, false
+	}
+	mc := s.managerFor(s.st)
+	if mc == nil {
+		s.close()
+		a.fail("No cluster manager to talk to", "The cluster's nodes run no agent (sim provider), or the cluster is not up. Run hvctl up on a template whose nodes run agents (local, aws, openstack).")
+		return nil, nil, false
+	}
+	return s, mc, true
+}
+
+func runSubmit(a *App, args []string) int {
+	c := findCommand("submit")
+	fs := a.flagSet(c)
+	var o opFlags
+	o.add(fs)
+	file := fs.String("f", "", "job file (HCL job blocks, or JSON)")
+	n := fs.Int("n", 0, "array job: run N copies (HVCTL_ARRAY_INDEX tells each its index)")
+	cpus := fs.Int("cpus", 0, "CPUs per job")
+	mem := fs.String("memory", "", "memory per job, e.g. 2GiB")
+	gpus := fs.Int("gpus", 0, "GPUs per job")
+	prio := fs.Int("priority", 0, "priority (higher first)")
+	retries := fs.Int("max-retries", 0, "retries after a failure of the command")
+	site := fs.String("site", "", "run only in this site")
+	var inputs, labels multiString
+	fs.Var(&inputs, "input", "input dataset (repeatable)")
+	fs.Var(&labels, "label", "required node label KEY=VALUE (repeatable)")
+	jsonOut := fs.Bool("json", false, "print the submitted jobs as JSON")
+	var cmd []string
+	for i, x := range args {
+		if x == "--" {
+			cmd, args = args[i+1:], args[:i]
+			break
+		}
+	}
+	pos, code, ok := a.parse(fs, args)
+	if !ok {
+		return code
+	}
+	var specs []*scheduler.Spec
+	switch {
+	case *file != "" && len(cmd) > 0:
+		return a.fail("Both -f and a command", "Give a job file with -f, or a command after --, not both.")
+	case *file != "":
+		src, err := os.ReadFile(*file)
+		if err != nil {
+			return a.failErr(err)
+		}
+		sp, err := scheduler.DecodeFile(*file, src)
+		if err != nil {
+			var d hcl.Diagnostics
+			if dd, ok := err.(hcl.Diagnostics); ok {
+				d = dd
+				a.diags(map[string]*hcl.File{*file: {Bytes: src}}, d)
+				return exitError
+			}
+			return a.failErr(err)
+		}
+		specs = sp
+	case len(cmd) > 0:
+		sp := &scheduler.Spec{Command: cmd, Count: *n, Priority: *prio, MaxRetries: *retries, Site: *site, Inputs: inputs,
+			Resources: scheduler.Resources{CPUs: *cpus, GPUs: *gpus}}
+		if *mem != "" {
+			b, err := templates.ParseSize(*mem)
+			if err != nil {
+				return a.fail("Invalid -memory", err.Error())
+			}
+			sp.Resources.MemoryMiB = b >> 20
+		}
+		for _, l := range labels {
+			k, v, ok := strings.Cut(l, "=")
+			if !ok {
+				return a.fail("Invalid -label "+l, "Labels are KEY=VALUE.")
+			}
+			if sp.Resources.Labels == nil {
+				sp.Resources.Labels = map[string]string{}
+			}
+			sp.Resources.Labels[k] = v
+		}
+		if err := sp.Check(); err != nil {
+			return a.failErr(err)
+		}
+		specs = []*scheduler.Spec{sp}
+	default:
+		return a.fail("Nothing to submit", "Usage: hvctl submit -f job.hcl, or hvctl submit [-n N] [-cpus C] ... -- CMD ARGS...")
+	}
+	s, mc, ok := a.runtimeSession(templatePath(pos), &o)
+	if !ok {
+		return exitError
+	}
+	defer s.close()
+	var all []*scheduler.Job
+	for _, sp := range specs {
+		b, _ := json.Marshal(sp)
+		var out struct{ Jobs []*scheduler.Job }
+		if _, err := mc.send(a, "POST", "/v1/jobs", bytes.NewReader(b), &out); err != nil {
+			return a.fail("Job rejected", err.Error())
+		}
+		all = append(all, out.Jobs...)
+	}
+	if *jsonOut {
+		return a.writeJSON(all)
+	}
+	if len(all) == 1 {
+		fmt.Fprintf(a.Stdout, "Submitted job %s to site %s.\n", all[0].ID, all[0].Site)
+	} else {
+		sites := map[string]int{}
+		for _, j := range all {
+			sites[j.Site]++
+		}
+		fmt.Fprintf(a.Stdout, "Submitted %d jobs (%s ... %s), by site: %v.\n", len(all), all[0].ID, all[len(all)-1].ID, sites)
+	}
+	return exitOK
+}
+
+type multiString []string
+
+func (m *multiString) String() string     { return strings.Join(*m, ",") }
+func (m *multiString) Set(s string) error { *m = append(*m, s); return nil }
+
+func runJobs(a *App, args []string) int {
+	c := findCommand("jobs")
+	fs := a.flagSet(c)
+	var o opFlags
+	o.add(fs)
+	state := fs.String("status", "", "only jobs in this state (queued, running, done, failed, cancelled)")
+	jsonOut := fs.Bool("json", false, "print as JSON")
+	pos, code, ok := a.parse(fs, args)
+	if !ok {
+		return code
+	}
+	s, mc, ok := a.runtimeSession(templatePath(pos), &o)
+	if !ok {
+		return exitError
+	}
+	defer s.close()
+	var out struct{ Jobs []*scheduler.Job }
+	path := "/v1/jobs"
+	if *state != "" {
+		path += "?state=" + *state
+	}
+	if _, err := mc.send(a, "GET", path, nil, &out); err != nil {
+		return a.failErr(err)
+	}
+	if *jsonOut {
+		if out.Jobs == nil {
+			out.Jobs = []*scheduler.Job{}
+		}
+		return a.writeJSON(out.Jobs)
+	}
+	tw := tabwriter.NewWriter(a.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSTATE\tSITE\tNODE\tEXIT\tTRIES\tSUBMITTED\tCOMMAND")
+	for _, j := range out.Jobs {
+		exit := "-"
+		if j.ExitCode != nil {
+			exit = fmt.Sprint(*j.ExitCode)
+		}
+		cmd := strings.Join(j.Spec.Command, " ")
+		if len(cmd) > 40 {
+			cmd = cmd[:37] + "..."
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", j.ID, j.State, dash(j.Site), dash(j.Node), exit, j.Attempt,
+			j.Submitted.Local().Format(time.TimeOnly), cmd)
+	}
+	tw.Flush()
+	return exitOK
+}
+
+func runCancel(a *App, args []string) int {
+	c := findCommand("cancel")
+	fs := a.flagSet(c)
+	var o opFlags
+	o.add(fs)
+	pos, code, ok := a.parse(fs, args)
+	if !ok {
+		return code
+	}
+	tmpl, ids := ".", []string{}
+	for _, p := range pos {
+		if isTemplatePath(p) {
+			tmpl = p
+		} else {
+			ids = append(ids, p)
+		}
+	}
+	if len(ids) == 0 {
+		return a.fail("cancel needs job IDs", "Usage: hvctl cancel JOB...; hvctl jobs lists them.")
+	}
+	s, mc, ok := a.runtimeSession(tmpl, &o)
+	if !ok {
+		return exitError
+	}
+	defer s.close()
+	failed := false
+	for _, id := range ids {
+		var j scheduler.Job
+		if _, err := mc.send(a, "POST", "/v1/jobs/"+id+"/cancel", nil, &j); err != nil {
+			a.printError("Cannot cancel "+id, err.Error())
+			failed = true
+			continue
+		}
+		fmt.Fprintf(a.Stdout, "Job %s: %s\n", id, j.State)
+	}
+	if failed {
+		return exitError
+	}
+	return exitOK
+}
+
+func runLogs(a *App, args []string) int {
+	c := findCommand("logs")
+	fs := a.flagSet(c)
+	var o opFlags
+	o.add(fs)
+	pos, code, ok := a.parse(fs, args)
+	if !ok {
+		return code
+	}
+	tmpl, id := ".", ""
+	for _, p := range pos {
+		if isTemplatePath(p) {
+			tmpl = p
+		} else {
+			id = p
+		}
+	}
+	if id == "" {
+		return a.fail("logs needs a job ID", "Usage: hvctl logs JOB.")
+	}
+	s, mc, ok := a.runtimeSession(tmpl, &o)
+	if !ok {
+		return exitError
+	}
+	defer s.close()
+	var b []byte
+	if _, err := mc.send(a, "GET", "/v1/jobs/"+id+"/logs", nil, &b); err != nil {
+		return a.failErr(err)
+	}
+	a.Stdout.Write(b)
+	return exitOK
+}

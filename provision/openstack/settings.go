@@ -1,0 +1,352 @@
+package openstack
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/gophercloud/gophercloud/v2"
+	gcos "github.com/gophercloud/gophercloud/v2/openstack"
+	"github.com/gophercloud/gophercloud/v2/openstack/config/clouds"
+	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
+	"gopkg.in/yaml.v2"
+
+	"github.com/hvctl/hvctl/provision"
+	"github.com/hvctl/hvctl/templates"
+)
+
+func init() { provision.Register("openstack", New) }
+
+// Settings are an openstack provider block's settings.
+type Settings struct {
+	// Cloud is the clouds.yaml entry ("" = OS_CLOUD, else the OS_*
+	// variables alone).
+	Cloud  string
+	Region string // region = overrides the entry's region_name / OS_REGION_NAME
+	// AuthURL overrides the entry's auth_url (Keystone).
+	AuthURL string
+	// Endpoint, when set, replaces the service catalog: Nova at
+	// ENDPOINT/compute/v2.1, Neutron at ENDPOINT/network, Glance at
+	// ENDPOINT/image (the single-host devstack layout).
+	Endpoint string
+	// Credentials and scope, overriding clouds.yaml and OS_*.
+	Username, Password, ProjectName, ProjectID    string
+	UserDomainName, ProjectDomainName, DomainName string
+	AppCredID, AppCredSecret                      string
+	Insecure                                      bool
+
+	AvailabilityZone string // availability_zone of every server
+	KeyName          string // key_name: a Nova keypair for SSH
+	Image            string // image: default image (name or ID) when a node names none
+	Flavor           string // flavor: default flavor when a node has no instance type
+	// ExternalNetwork is the provider network floating IPs come from and
+	// site routers uplink to (name or ID); "" = the cloud's only
+	// external network, if it has exactly one.
+	ExternalNetwork string // external_network (or floating_ip_pool)
+	// AgentURL, when set, is where cloud-init downloads the hvctl binary
+	// from (to /usr/local/bin/hvctl); otherwise the image must have hvctl.
+	AgentURL string // agent_url
+
+	// Where credentials came from, for messages.
+	CloudsFile string
+}
+
+// settingNames are the arguments an openstack provider block accepts.
+var settingNames = []string{"agent_url", "application_credential_id", "application_credential_secret", "auth_url",
+	"availability_zone", "cloud", "domain_name", "endpoint", "external_network", "flavor", "floating_ip_pool", "image",
+	"insecure", "key_name", "password", "project_domain_name", "project_id", "project_name", "region",
+	"user_domain_name", "username"}
+
+// New is the openstack provider's provision.Factory: it checks the
+// settings and loads the credentials (clouds.yaml, OS_*) without
+// contacting the cloud; the first API call logs in.
+func New(cfg *templates.Provider, env *provision.Env) (provision.Provider, hcl.Diagnostics) {
+	s, diags := ParseSettings(cfg)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	ao, eo, tlsCfg, d := loadCredentials(cfg, &s)
+	diags = append(diags, d...)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	return open(env, cfg.Ref(), s, ao, eo, tlsCfg), diags
+}
+
+func subjectOf(cfg *templates.Provider, name string) *hcl.Range {
+	if r, ok := cfg.AttrRanges[name]; ok {
+		return &r
+	}
+	r := cfg.DeclRange
+	return &r
+}
+
+// ParseSettings checks an openstack provider block. Each bad value is an
+// error diagnostic whose Subject is that argument's source range.
+func ParseSettings(cfg *templates.Provider) (Settings, hcl.Diagnostics) {
+	var s Settings
+	var diags hcl.Diagnostics
+	bad := func(name, summary, detail string) {
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: detail, Subject: subjectOf(cfg, name)})
+	}
+	names := make([]string, 0, len(cfg.Attrs))
+	for name := range cfg.Attrs {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	strs := map[string]*string{
+		"cloud": &s.Cloud, "region": &s.Region, "auth_url": &s.AuthURL, "endpoint": &s.Endpoint,
+		"username": &s.Username, "password": &s.Password, "project_name": &s.ProjectName, "project_id": &s.ProjectID,
+		"user_domain_name": &s.UserDomainName, "project_domain_name": &s.ProjectDomainName, "domain_name": &s.DomainName,
+		"application_credential_id": &s.AppCredID, "application_credential_secret": &s.AppCredSecret,
+		"availability_zone": &s.AvailabilityZone, "key_name": &s.KeyName, "image": &s.Image, "flavor": &s.Flavor,
+		"external_network": &s.ExternalNetwork, "floating_ip_pool": &s.ExternalNetwork, "agent_url": &s.AgentURL,
+	}
+	for _, name := range names {
+		v := cfg.Attrs[name]
+		if v.IsNull() {
+			continue
+		}
+		if !v.IsWhollyKnown() {
+			bad(name, "Invalid "+name, fmt.Sprintf("The value of %s must be known when the provider is configured.", name))
+			continue
+		}
+		if name == "insecure" {
+			c, err := convert.Convert(v, cty.Bool)
+			if err != nil {
+				bad(name, "Invalid insecure", "insecure must be true or false.")
+				continue
+			}
+			s.Insecure = c.True()
+			continue
+		}
+		p, ok := strs[name]
+		if !ok {
+			detail := fmt.Sprintf("The openstack provider has no argument %q.", name)
+			if name == "network" || name == "network_id" {
+				detail += " To reuse an existing network, set network { existing_id = \"...\" } on the site."
+			} else if near := nearest(name, settingNames); near != "" {
+				detail += fmt.Sprintf(" Did you mean %q?", near)
+			}
+			bad(name, "Unsupported argument", detail)
+			continue
+		}
+		c, err := convert.Convert(v, cty.String)
+		if err != nil || c.IsNull() {
+			bad(name, "Invalid "+name, fmt.Sprintf("%s must be a string.", name))
+			continue
+		}
+		str := c.AsString()
+		if (name == "auth_url" || name == "endpoint" || name == "agent_url") && str != "" &&
+			!strings.HasPrefix(str, "http://") && !strings.HasPrefix(str, "https://") {
+			bad(name, "Invalid "+name, fmt.Sprintf("%s = %q: must be an http:// or https:// URL.", name, str))
+			continue
+		}
+		if name == "floating_ip_pool" && cfg.Attrs["external_network"].IsKnown() && !cfg.Attrs["external_network"].IsNull() {
+			bad(name, "Conflicting arguments", "Set external_network or floating_ip_pool (an older name for it), not both.")
+			continue
+		}
+		*p = str
+	}
+	return s, diags
+}
+
+// cloudsLocations is where clouds.yaml is looked for, in order: as
+// gophercloud and python-openstackclient look for it.
+func cloudsLocations() []string {
+	if p := os.Getenv("OS_CLIENT_CONFIG_FILE"); p != "" {
+		return []string{p}
+	}
+	var out []string
+	if cwd, err := os.Getwd(); err == nil {
+		out = append(out, filepath.Join(cwd, "clouds.yaml"))
+	}
+	cfgDir := os.Getenv("XDG_CONFIG_HOME")
+	if cfgDir == "" {
+		if home, err := os.UserHomeDir(); err == nil {
+			cfgDir = filepath.Join(home, ".config")
+		}
+	}
+	if cfgDir != "" {
+		out = append(out, filepath.Join(cfgDir, "openstack", "clouds.yaml"))
+	}
+	return append(out, "/etc/openstack/clouds.yaml")
+}
+
+// loadCredentials resolves the auth options the way gophercloud's
+// clouds package (and the openstack CLI) does: the clouds.yaml entry
+// named by cloud (or OS_CLOUD); without one, the OS_* variables. Block
+// settings override both. Problems are diagnostics: a missing entry
+// points at `cloud` and says where clouds.yaml was looked for.
+func loadCredentials(cfg *templates.Provider, s *Settings) (gophercloud.AuthOptions, gophercloud.EndpointOpts, *tlsConfig, hcl.Diagnostics) {
+	var diags hcl.Diagnostics
+	cloud := s.Cloud
+	if cloud == "" {
+		cloud = os.Getenv("OS_CLOUD")
+	}
+	var ao gophercloud.AuthOptions
+	var eo gophercloud.EndpointOpts
+	var tc *tlsConfig
+	if cloud != "" {
+		locs := cloudsLocations()
+		found := ""
+		for _, l := range locs {
+			if _, err := os.Stat(l); err == nil {
+				found = l
+				break
+			}
+		}
+		where := "OS_CLOUD"
+		if s.Cloud != "" {
+			where = "cloud"
+		}
+		if found == "" {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "No clouds.yaml found",
+				Detail: fmt.Sprintf("%s = %q names an entry of clouds.yaml, but there is no clouds.yaml in any of: %s. "+
+					"Download one from Horizon (Project > API Access > Download OpenStack RC File > clouds.yaml), or point OS_CLIENT_CONFIG_FILE at it.",
+					where, cloud, strings.Join(locs, ", ")),
+				Subject: subjectOf(cfg, "cloud")})
+			return ao, eo, nil, diags
+		}
+		opts := []clouds.ParseOption{clouds.WithCloudName(cloud), clouds.WithLocations(found)}
+		if s.Region != "" {
+			opts = append(opts, clouds.WithRegion(s.Region))
+		}
+		if s.AuthURL != "" {
+			opts = append(opts, clouds.WithIdentityEndpoint(s.AuthURL))
+		}
+		if s.Insecure {
+			opts = append(opts, clouds.WithInsecure(true))
+		}
+		a, e, tlsCfg, err := clouds.Parse(opts...)
+		if err != nil {
+			detail := fmt.Sprintf("Reading %s: %v.", found, err)
+			if strings.Contains(err.Error(), "not found in clouds.yaml") {
+				detail = fmt.Sprintf("%s = %q: there is no such entry in %s (clouds.yaml is looked for in: %s; the first one found is used). Entries: %s.",
+					where, cloud, found, strings.Join(locs, ", "), cloudEntries(found))
+			}
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "OpenStack cloud not found",
+				Detail: detail, Subject: subjectOf(cfg, "cloud")})
+			return ao, eo, nil, diags
+		}
+		ao, eo, tc = a, e, &tlsConfig{cfg: tlsCfg}
+		s.CloudsFile = found
+	} else {
+		a, err := gcos.AuthOptionsFromEnv()
+		if err != nil && s.AuthURL == "" {
+			r := cfg.DeclRange
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "No OpenStack credentials",
+				Detail: fmt.Sprintf("The openstack provider %s has no credentials: set cloud = \"NAME\" (an entry of clouds.yaml, looked for in %s), "+
+					"or OS_CLOUD, or source an OpenStack RC file (OS_AUTH_URL, OS_USERNAME, OS_PASSWORD, OS_PROJECT_NAME, ...). (%v)",
+					cfg.Ref(), strings.Join(cloudsLocations(), ", "), err),
+				Subject: &r})
+			return ao, eo, nil, diags
+		}
+		ao = a
+		eo = gophercloud.EndpointOpts{Region: os.Getenv("OS_REGION_NAME")}
+		if it := os.Getenv("OS_INTERFACE"); it == "internal" || it == "internalURL" {
+			eo.Availability = gophercloud.AvailabilityInternal
+		}
+		tc = &tlsConfig{insecure: s.Insecure}
+	}
+	// Block settings win.
+	set := func(dst *string, v string) {
+		if v != "" {
+			*dst = v
+		}
+	}
+	set(&ao.IdentityEndpoint, s.AuthURL)
+	set(&ao.Username, s.Username)
+	set(&ao.Password, s.Password)
+	set(&ao.TenantName, s.ProjectName)
+	set(&ao.TenantID, s.ProjectID)
+	set(&ao.DomainName, s.UserDomainName)
+	set(&ao.DomainName, s.DomainName)
+	set(&ao.ApplicationCredentialID, s.AppCredID)
+	set(&ao.ApplicationCredentialSecret, s.AppCredSecret)
+	set(&eo.Region, s.Region)
+	if (s.ProjectName != "" || s.ProjectID != "") && ao.Scope == nil {
+		dn := s.ProjectDomainName
+		if dn == "" {
+			dn = ao.DomainName
+		}
+		ao.Scope = &gophercloud.AuthScope{ProjectID: s.ProjectID, ProjectName: s.ProjectName, DomainName: dn}
+		if s.ProjectID != "" {
+			ao.Scope.ProjectName, ao.Scope.DomainName = "", ""
+		}
+	}
+	if ao.IdentityEndpoint == "" {
+		r := cfg.DeclRange
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "No OpenStack auth_url",
+			Detail: "Neither clouds.yaml nor OS_AUTH_URL nor auth_url gives Keystone's URL.", Subject: &r})
+	}
+	ao.AllowReauth = true
+	return ao, eo, tc, diags
+}
+
+// cloudEntries lists the entries of a clouds.yaml, for a message.
+func cloudEntries(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "(unreadable)"
+	}
+	var f struct {
+		Clouds map[string]any `yaml:"clouds"`
+	}
+	if err := yaml.Unmarshal(b, &f); err != nil || len(f.Clouds) == 0 {
+		return "none"
+	}
+	names := make([]string, 0, len(f.Clouds))
+	for n := range f.Clouds {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}
+
+// nearest returns the candidate closest to name, or "" when none is close.
+func nearest(name string, candidates []string) string {
+	best, bestD := "", len(name)/2+2
+	for _, c := range candidates {
+		if d := editDistance(strings.ToLower(name), c); d < bestD {
+			best, bestD = c, d
+		}
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// Timing are the provider's waits; tests shorten them.
+type Timing struct {
+	Poll       time.Duration // between status reads while waiting (5s)
+	MaxBackoff time.Duration // cap of one throttling backoff (30s)
+	Retries    int           // HTTP-level retries of 429/503 before giving up to the engine (5)
+	DeleteWait time.Duration // how long Delete waits for a server to go (5m)
+}
+
+// DefaultTiming is the production timing.
+var DefaultTiming = Timing{Poll: 5 * time.Second, MaxBackoff: 30 * time.Second, Retries: 5, DeleteWait: 5 * time.Minute}

@@ -1,0 +1,199 @@
+package manager
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/hvctl/hvctl/scheduler"
+)
+
+// jobRoutes adds the runtime plane's API (cluster token):
+//
+//	POST /v1/jobs              submit a job spec (JSON); an array with "count"
+//	GET  /v1/jobs[?state=S]    list jobs
+//	GET  /v1/jobs/{id}         one job
+//	POST /v1/jobs/{id}/cancel  cancel
+//	GET  /v1/jobs/{id}/logs    its captured output
+//	GET  /v1/queue             queue-depth signals per site
+//	GET/HEAD/PUT /v1/datasets/{name}  the global data tier (node credentials may read)
+//	GET  /metrics              Prometheus metrics
+func (m *Manager) jobRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("POST /v1/jobs", m.admin(func(w http.ResponseWriter, r *http.Request) {
+		spec, err := scheduler.DecodeJSON(r.Body)
+		if err != nil {
+			writeSpecErr(w, err)
+			return
+		}
+		jobs, err := m.global.Submit(spec)
+		if err != nil {
+			writeSpecErr(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"jobs": jobs})
+	}))
+	mux.HandleFunc("GET /v1/jobs", m.admin(func(w http.ResponseWriter, r *http.Request) {
+		st := scheduler.State(r.URL.Query().Get("state"))
+		switch st {
+		case "", scheduler.Queued, scheduler.Assigned, scheduler.Running, scheduler.Done, scheduler.Failed, scheduler.Cancelled:
+		default:
+			writeErr(w, &BadRequest{Field: "state", Msg: "one of queued, assigned, running, done, failed, cancelled"})
+			return
+		}
+		jobs := m.global.List(st)
+		if jobs == nil {
+			jobs = []*scheduler.Job{}
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"jobs": jobs})
+	}))
+	mux.HandleFunc("GET /v1/jobs/{id}", m.admin(func(w http.ResponseWriter, r *http.Request) {
+		j, ok := m.global.Get(r.PathValue("id"))
+		if !ok {
+			writeJSON(w, http.StatusNotFound, apiError{Error: "no job " + r.PathValue("id")})
+			return
+		}
+		writeJSON(w, http.StatusOK, j)
+	}))
+	mux.HandleFunc("POST /v1/jobs/{id}/cancel", m.admin(func(w http.ResponseWriter, r *http.Request) {
+		j, err := m.global.Cancel(r.PathValue("id"))
+		if err != nil {
+			writeJSON(w, http.StatusNotFound, apiError{Error: err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, j)
+	}))
+	mux.HandleFunc("GET /v1/jobs/{id}/logs", m.admin(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := m.global.Get(r.PathValue("id")); !ok {
+			writeJSON(w, http.StatusNotFound, apiError{Error: "no job " + r.PathValue("id")})
+			return
+		}
+		out, err := m.global.Output(r.PathValue("id"))
+		if err != nil {
+			writeJSON(w, http.StatusBadGateway, apiError{Error: err.Error()})
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Write(out)
+	}))
+	mux.HandleFunc("GET /v1/queue", m.admin(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, m.global.Signals())
+	}))
+	mux.HandleFunc("PUT /v1/datasets/{name}", m.admin(m.putDataset))
+	readDataset := func(w http.ResponseWriter, r *http.Request) {
+		if _, err := m.cfg.Secret.checkNodeCredential(bearer(r)); err != nil && !m.cfg.Secret.checkAdmin(bearer(r)) {
+			writeJSON(w, http.StatusUnauthorized, apiError{Error: "a node credential or the cluster token is required"})
+			return
+		}
+		name := r.PathValue("name")
+		if !validDataset(name) || m.datasets == "" {
+			writeJSON(w, http.StatusNotFound, apiError{Error: "no dataset " + name})
+			return
+		}
+		path := filepath.Join(m.datasets, name)
+		if _, err := os.Stat(path); err != nil {
+			writeJSON(w, http.StatusNotFound, apiError{Error: "no dataset " + name})
+			return
+		}
+		http.ServeFile(w, r, path)
+	}
+	mux.HandleFunc("GET /v1/datasets/{name}", readDataset)
+	mux.HandleFunc("HEAD /v1/datasets/{name}", readDataset)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(&collector{m: m})
+	mux.Handle("GET /metrics", m.admin(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}).ServeHTTP))
+}
+
+func writeSpecErr(w http.ResponseWriter, err error) {
+	var se *scheduler.SpecError
+	if errors.As(err, &se) {
+		writeErr(w, &BadRequest{Field: se.Field, Msg: se.Msg})
+		return
+	}
+	writeErr(w, err)
+}
+
+func (m *Manager) putDataset(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if !validDataset(name) {
+		writeErr(w, &BadRequest{Field: "name", Msg: "a dataset name is a plain file name"})
+		return
+	}
+	if m.datasets == "" {
+		writeJSON(w, http.StatusServiceUnavailable, apiError{Error: "the cluster has no global data tier (cache.global)"})
+		return
+	}
+	os.MkdirAll(m.datasets, 0o700)
+	tmp, err := os.CreateTemp(m.datasets, "."+name+".*")
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	n, err := io.Copy(tmp, http.MaxBytesReader(w, r.Body, 16<<30))
+	tmp.Close()
+	if err != nil {
+		os.Remove(tmp.Name())
+		writeErr(w, &BadRequest{Field: "body", Msg: err.Error()})
+		return
+	}
+	if err := os.Rename(tmp.Name(), filepath.Join(m.datasets, name)); err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"dataset": name, "bytes": n})
+}
+
+// collector exports the runtime plane's metrics.
+type collector struct{ m *Manager }
+
+var (
+	descPending = prometheus.NewDesc("hvctl_jobs_pending", "Queued jobs per site.", []string{"site"}, nil)
+	descSlots   = prometheus.NewDesc("hvctl_pending_slots", "Queued demand per site, in CPU slots.", []string{"site"}, nil)
+	descFree    = prometheus.NewDesc("hvctl_free_slots", "Free CPU slots per site.", []string{"site"}, nil)
+	descRunning = prometheus.NewDesc("hvctl_jobs_running", "Running jobs per site.", []string{"site"}, nil)
+	descIdle    = prometheus.NewDesc("hvctl_node_idle_seconds", "How long each node has been idle.", []string{"site", "node"}, nil)
+	descFetch   = prometheus.NewDesc("hvctl_dataset_fetches_total", "Dataset fetches by the tier that had the data.", []string{"tier"}, nil)
+	descMoved   = prometheus.NewDesc("hvctl_bytes_moved_between_sites_total", "Bytes fetched from the global tier into another site.", nil, nil)
+	descNodes   = prometheus.NewDesc("hvctl_nodes", "Members of the cluster by state.", []string{"state"}, nil)
+)
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descPending, descSlots, descFree, descRunning, descIdle, descFetch, descMoved, descNodes} {
+		ch <- d
+	}
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	sig := c.m.global.Signals()
+	for _, s := range sig.Sites {
+		ch <- prometheus.MustNewConstMetric(descPending, prometheus.GaugeValue, float64(s.PendingJobs), s.Site)
+		ch <- prometheus.MustNewConstMetric(descSlots, prometheus.GaugeValue, float64(s.PendingSlots), s.Site)
+		ch <- prometheus.MustNewConstMetric(descFree, prometheus.GaugeValue, float64(s.FreeSlots), s.Site)
+		ch <- prometheus.MustNewConstMetric(descRunning, prometheus.GaugeValue, float64(s.RunningJobs), s.Site)
+		for _, n := range s.Nodes {
+			ch <- prometheus.MustNewConstMetric(descIdle, prometheus.GaugeValue, n.IdleFor, s.Site, n.ID)
+		}
+	}
+	fetched, moved := c.m.global.CacheStats()
+	tiers := make([]string, 0, len(fetched))
+	for t := range fetched {
+		tiers = append(tiers, string(t))
+	}
+	sort.Strings(tiers)
+	for _, t := range tiers {
+		ch <- prometheus.MustNewConstMetric(descFetch, prometheus.CounterValue, float64(fetched[scheduler.Tier(t)]), t)
+	}
+	ch <- prometheus.MustNewConstMetric(descMoved, prometheus.CounterValue, float64(moved))
+	states := map[string]int{}
+	for _, n := range c.m.Nodes() {
+		states[n.State]++
+	}
+	for st, n := range states {
+		ch <- prometheus.MustNewConstMetric(descNodes, prometheus.GaugeValue, float64(n), st)
+	}
+}
