@@ -103,42 +103,51 @@ func (g *Global) Submit(spec *Spec) ([]*Job, error) {
 	}
 	g.mu.Lock()
 	views := g.viewsLocked()
+	byName := map[string]*SiteView{}
+	for _, v := range views {
+		byName[v.Name] = v
+	}
 	probe := &Job{Spec: *spec}
-	site := Route(probe, views)
-	if site == "" {
+	if Route(probe, views) == "" {
 		g.mu.Unlock()
 		return nil, &SpecError{"resources", fmt.Sprintf("no site can run this job (it needs %d CPUs, %d MiB, %d GPUs, labels %v%s)",
 			spec.Resources.CPUSlots(), spec.Resources.MemoryMiB, spec.Resources.GPUs, spec.Resources.Labels, pinned(spec))}
 	}
+	// Route job by job, counting what the earlier ones take, so an array
+	// spreads over the sites with room before it queues anywhere.
 	jobs := make([]*Job, n)
+	bySite := map[string][]*Job{}
 	for i := range jobs {
 		id := newID()
 		if arrayID != "" {
 			id = fmt.Sprintf("%s.%d", arrayID, i)
 		}
+		site := Route(probe, views)
+		byName[site].Pending += spec.Resources.CPUSlots()
 		j := &Job{ID: id, ArrayID: arrayID, Index: i, Spec: *spec, State: Queued, Site: site, Submitted: now}
 		j.Spec.Count = 0
 		g.jobs[id] = j
 		g.order = append(g.order, id)
 		jobs[i] = j
-	}
-	s := g.sites[site]
-	link := s.link
-	copies := make([]*Job, n)
-	for i, j := range jobs {
 		c := *j
-		copies[i] = &c
+		bySite[site] = append(bySite[site], &c)
 	}
-	if link == nil {
-		g.undelivered[site] = append(g.undelivered[site], copies...)
+	links := map[string]SiteLink{}
+	for site, js := range bySite {
+		s := g.sites[site]
+		if s.link == nil {
+			g.undelivered[site] = append(g.undelivered[site], js...)
+		} else {
+			links[site] = s.link
+		}
+		// Count the new demand until the site reports it.
+		s.state.Pending += len(js) * spec.Resources.CPUSlots()
 	}
-	// Count the new demand until the site reports it.
-	s.state.Pending += n * spec.Resources.CPUSlots()
 	g.mu.Unlock()
-	if link != nil {
-		if err := link.Enqueue(copies); err != nil {
+	for site, l := range links {
+		if err := l.Enqueue(bySite[site]); err != nil {
 			g.mu.Lock()
-			g.undelivered[site] = append(g.undelivered[site], copies...)
+			g.undelivered[site] = append(g.undelivered[site], bySite[site]...)
 			g.mu.Unlock()
 		}
 	}
@@ -324,6 +333,13 @@ func (g *Global) Output(id string) ([]byte, error) {
 type Signals struct {
 	Time  time.Time     `json:"time"`
 	Sites []SiteSignals `json:"sites"`
+	Cache CacheSignals  `json:"cache"`
+}
+
+// CacheSignals sums the sites' cache figures.
+type CacheSignals struct {
+	FetchesByTier          map[Tier]int64 `json:"fetches_by_tier"`
+	BytesMovedBetweenSites int64          `json:"bytes_moved_between_sites"`
 }
 
 // SiteSignals is one site's queue and nodes.
@@ -371,6 +387,13 @@ func (g *Global) Signals() Signals {
 			}
 		}
 		out.Sites = append(out.Sites, ss)
+	}
+	out.Cache.FetchesByTier = map[Tier]int64{}
+	for _, s := range g.sites {
+		for k, v := range s.state.Fetched {
+			out.Cache.FetchesByTier[k] += v
+		}
+		out.Cache.BytesMovedBetweenSites += s.state.Moved
 	}
 	return out
 }

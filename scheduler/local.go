@@ -54,21 +54,21 @@ type Local struct {
 	GlobalSite string
 	NodeCache  int64 // bytes per node cache
 
-	mu      sync.Mutex
-	jobs    map[string]*Job
-	queued  map[string]*Job // jobs in state Queued
-	dirty   bool            // the queue or capacity changed since the last match
+	mu     sync.Mutex
+	jobs   map[string]*Job
+	queued map[string]*Job // jobs in state Queued
+	dirty  bool            // the queue or capacity changed since the last match
 	// order is the queue in QueueOrder, rebuilt only when jobs join it;
 	// jobs that left it are skipped.
 	order      []*Job
 	orderStale bool
-	output  map[string][]byte
-	nodes   map[string]*nodeEntry
-	cache   *LRU
-	version uint64
-	changed map[string]uint64 // job id -> version of its last change
-	moved   int64             // bytes fetched across sites
-	fetched map[Tier]int64
+	output     map[string][]byte
+	nodes      map[string]*nodeEntry
+	cache      *LRU
+	version    uint64
+	changed    map[string]uint64 // job id -> version of its last change
+	moved      int64             // bytes fetched across sites
+	fetched    map[Tier]int64
 }
 
 // NewLocal makes the local manager of site with a site cache of

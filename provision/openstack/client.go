@@ -137,6 +137,9 @@ func (p *Provider) clients(ctx context.Context) (compute, network, image *gopher
 }
 
 func (p *Provider) catalogError(service string, err error) error {
+	if m := mapError("discover the "+service+" endpoint", err); provision.IsRetryable(m) {
+		return m
+	}
 	region := p.eo.Region
 	if region == "" {
 		region = "any region"

@@ -396,7 +396,7 @@ func (p *Provider) readNetwork(ctx context.Context, req *provision.ReadRequest) 
 // and ports left by servers deleted outside hvctl, the security group,
 // the router (interface first), the subnet and the network. A network
 // hvctl did not make (existing_id) is left, minus hvctl's objects.
-func (p *Provider) deleteNetwork(ctx context.Context, id string) error {
+func (p *Provider) deleteNetwork(ctx context.Context, id, address string) error {
 	_, nc, _, err := p.clients(ctx)
 	if err != nil {
 		return err
@@ -409,10 +409,14 @@ func (p *Provider) deleteNetwork(ctx context.Context, id string) error {
 			return err
 		}
 	} else {
-		owned = hasTag(n.Tags, tagMarker)
+		owned = hasTag(n.Tags, tagMarker) && (address == "" || tagValue(n.Tags, keyAddress) == address)
 		subnetIDs = n.Subnets
 	}
 	netTag := tag(keyNetwork, id)
+	// Only this site's objects: a network reused by another site (its
+	// existing_id) carries that site's objects too.
+	site := strings.TrimSuffix(address, "network")
+	mine := func(tags []string) bool { return address == "" || strings.HasPrefix(tagValue(tags, keyAddress), site) }
 	// Floating IPs and ports of servers deleted outside hvctl.
 	fpages, err := floatingips.List(nc, floatingips.ListOpts{Tags: netTag}).AllPages(ctx)
 	if err != nil {
@@ -420,6 +424,9 @@ func (p *Provider) deleteNetwork(ctx context.Context, id string) error {
 	}
 	fips, _ := floatingips.ExtractFloatingIPs(fpages)
 	for _, f := range fips {
+		if !mine(f.Tags) {
+			continue
+		}
 		if err := ignoreNotFound(mapError("delete floating IP "+f.FloatingIP, floatingips.Delete(ctx, nc, f.ID).ExtractErr())); err != nil {
 			return err
 		}
@@ -430,8 +437,8 @@ func (p *Provider) deleteNetwork(ctx context.Context, id string) error {
 	}
 	ps, _ := ports.ExtractPorts(ppages)
 	for _, pt := range ps {
-		if pt.DeviceOwner == "network:router_interface" {
-			continue
+		if pt.DeviceOwner == "network:router_interface" || pt.DeviceID != "" || !mine(pt.Tags) {
+			continue // router ports go with the router; bound ports are live servers'
 		}
 		if err := ignoreNotFound(mapError("delete port "+pt.ID, ports.Delete(ctx, nc, pt.ID).ExtractErr())); err != nil {
 			return err
@@ -443,6 +450,9 @@ func (p *Provider) deleteNetwork(ctx context.Context, id string) error {
 	}
 	gs, _ := groups.ExtractGroups(gpages)
 	for _, g := range gs {
+		if !mine(g.Tags) {
+			continue
+		}
 		if err := ignoreNotFound(mapError("delete security group "+g.Name, groups.Delete(ctx, nc, g.ID).ExtractErr())); err != nil {
 			return err
 		}
@@ -453,6 +463,9 @@ func (p *Provider) deleteNetwork(ctx context.Context, id string) error {
 	}
 	rs, _ := routers.ExtractRouters(rpages)
 	for _, r := range rs {
+		if !mine(r.Tags) {
+			continue
+		}
 		ipages, err := ports.List(nc, ports.ListOpts{DeviceID: r.ID, DeviceOwner: "network:router_interface"}).AllPages(ctx)
 		if err != nil {
 			return mapError("list router interfaces", err)

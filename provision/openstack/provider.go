@@ -71,7 +71,7 @@ func (p *Provider) Delete(ctx context.Context, req *provision.DeleteRequest) err
 		return nil
 	}
 	if req.Kind == provision.KindNetwork {
-		return p.deleteNetwork(ctx, req.ID)
+		return p.deleteNetwork(ctx, req.ID, req.Address)
 	}
 	return p.deleteInstance(ctx, req.ID)
 }
@@ -132,7 +132,7 @@ func (p *Provider) Owned(ctx context.Context) ([]provision.Owned, error) {
 		if out[i].Cluster != out[j].Cluster {
 			return out[i].Cluster < out[j].Cluster
 		}
-		return out[i].Kind > out[j].Kind // instances before networks
+		return out[i].Kind == provision.KindInstance && out[j].Kind != provision.KindInstance // instances before networks
 	})
 	return out, nil
 }

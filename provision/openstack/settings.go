@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/gophercloud/gophercloud/v2"
-	gcos "github.com/gophercloud/gophercloud/v2/openstack"
 	"github.com/gophercloud/gophercloud/v2/openstack/config/clouds"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
@@ -237,7 +236,7 @@ func loadCredentials(cfg *templates.Provider, s *Settings) (gophercloud.AuthOpti
 		ao, eo, tc = a, e, &tlsConfig{cfg: tlsCfg}
 		s.CloudsFile = found
 	} else {
-		a, err := gcos.AuthOptionsFromEnv()
+		a, err := authFromEnv()
 		if err != nil && s.AuthURL == "" {
 			r := cfg.DeclRange
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "No OpenStack credentials",
@@ -350,3 +349,49 @@ type Timing struct {
 
 // DefaultTiming is the production timing.
 var DefaultTiming = Timing{Poll: 5 * time.Second, MaxBackoff: 30 * time.Second, Retries: 5, DeleteWait: 5 * time.Minute}
+
+// authFromEnv reads the OS_* variables of an OpenStack RC file, as the
+// openstack CLI does (OS_USER_DOMAIN_NAME and OS_PROJECT_DOMAIN_NAME
+// included, which gophercloud's AuthOptionsFromEnv does not read).
+func authFromEnv() (gophercloud.AuthOptions, error) {
+	env := func(keys ...string) string {
+		for _, k := range keys {
+			if v := os.Getenv(k); v != "" {
+				return v
+			}
+		}
+		return ""
+	}
+	ao := gophercloud.AuthOptions{
+		IdentityEndpoint:            env("OS_AUTH_URL"),
+		Username:                    env("OS_USERNAME"),
+		UserID:                      env("OS_USER_ID", "OS_USERID"),
+		Password:                    env("OS_PASSWORD"),
+		DomainName:                  env("OS_USER_DOMAIN_NAME", "OS_DOMAIN_NAME"),
+		DomainID:                    env("OS_USER_DOMAIN_ID", "OS_DOMAIN_ID"),
+		TokenID:                     env("OS_TOKEN"),
+		ApplicationCredentialID:     env("OS_APPLICATION_CREDENTIAL_ID"),
+		ApplicationCredentialName:   env("OS_APPLICATION_CREDENTIAL_NAME"),
+		ApplicationCredentialSecret: env("OS_APPLICATION_CREDENTIAL_SECRET"),
+	}
+	if id := env("OS_PROJECT_ID", "OS_TENANT_ID"); id != "" {
+		ao.Scope = &gophercloud.AuthScope{ProjectID: id}
+	} else if name := env("OS_PROJECT_NAME", "OS_TENANT_NAME"); name != "" {
+		ao.Scope = &gophercloud.AuthScope{ProjectName: name,
+			DomainName: env("OS_PROJECT_DOMAIN_NAME", "OS_USER_DOMAIN_NAME", "OS_DOMAIN_NAME"),
+			DomainID:   env("OS_PROJECT_DOMAIN_ID")}
+		if ao.Scope.DomainID != "" {
+			ao.Scope.DomainName = ""
+		}
+	}
+	switch {
+	case ao.IdentityEndpoint == "":
+		return ao, fmt.Errorf("OS_AUTH_URL is not set")
+	case ao.TokenID != "", ao.ApplicationCredentialID != "" && ao.ApplicationCredentialSecret != "":
+	case ao.Username == "" && ao.UserID == "":
+		return ao, fmt.Errorf("OS_USERNAME is not set")
+	case ao.Password == "":
+		return ao, fmt.Errorf("OS_PASSWORD is not set")
+	}
+	return ao, nil
+}

@@ -49,6 +49,7 @@ type Agent struct {
 	rt           manager.Runtime
 	localStarted bool
 	mgr          *manager.Manager
+	fetching     map[string]*sync.Mutex
 }
 
 // New prepares an agent; logs go to w.

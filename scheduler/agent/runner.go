@@ -123,11 +123,15 @@ func (a *Agent) runJob(ctx context.Context, rt manager.Runtime, w scheduler.Work
 	var fetchErr error
 	for _, f := range w.Fetches {
 		path := filepath.Join(cacheDir, f.Dataset)
-		if _, err := os.Stat(path); err == nil && f.From == scheduler.TierNode {
-			continue
+		// One download per dataset at a time on this node: jobs that
+		// need the same input wait for it instead of fetching it twice.
+		unlock := a.lockDataset(f.Dataset)
+		_, statErr := os.Stat(path)
+		if statErr != nil || f.From != scheduler.TierNode {
+			fetchErr = a.download(ctx, rt.LocalManager+"/v1/datasets/"+f.Dataset, rt.SiteCredential, path)
 		}
-		if err := a.download(ctx, rt.LocalManager+"/v1/datasets/"+f.Dataset, rt.SiteCredential, path); err != nil {
-			fetchErr = err
+		unlock()
+		if fetchErr != nil {
 			break
 		}
 	}
@@ -180,18 +184,33 @@ func (a *Agent) download(ctx context.Context, url, cred, path string) error {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		return fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(b))
 	}
-	tmp := path + ".part"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
 		return err
 	}
 	_, err = io.Copy(f, resp.Body)
 	f.Close()
 	if err != nil {
-		os.Remove(tmp)
+		os.Remove(f.Name())
 		return err
 	}
-	return os.Rename(tmp, path)
+	return os.Rename(f.Name(), path)
+}
+
+// lockDataset serialises fetches of one dataset on this node.
+func (a *Agent) lockDataset(name string) func() {
+	a.mu.Lock()
+	if a.fetching == nil {
+		a.fetching = map[string]*sync.Mutex{}
+	}
+	m := a.fetching[name]
+	if m == nil {
+		m = &sync.Mutex{}
+		a.fetching[name] = m
+	}
+	a.mu.Unlock()
+	m.Lock()
+	return m.Unlock
 }
 
 type limitWriter struct {

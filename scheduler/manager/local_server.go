@@ -187,18 +187,17 @@ func (s *LocalServer) fill(name, path string) error {
 	if resp.StatusCode != 200 {
 		return fmt.Errorf("fetch dataset %s from the global tier: %s", name, resp.Status)
 	}
-	tmp := path + ".part"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
 		return err
 	}
 	if _, err := io.Copy(f, resp.Body); err != nil {
 		f.Close()
-		os.Remove(tmp)
+		os.Remove(f.Name())
 		return err
 	}
 	f.Close()
-	return os.Rename(tmp, path)
+	return os.Rename(f.Name(), path)
 }
 
 // SiteLink reaches a local manager over HTTP (scheduler.SiteLink).

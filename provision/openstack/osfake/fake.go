@@ -294,6 +294,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	rec := &recorder{header: http.Header{}, status: 200}
 	switch {
+	case r.Method == "GET" && (path == "/network" || path == "/network/"):
+		writeJSON(rec, 200, map[string]any{"versions": []any{map[string]any{"id": "v2.0", "status": "CURRENT",
+			"links": []any{map[string]any{"rel": "self", "href": s.URL + "/network/v2.0/"}}}}})
+	case r.Method == "GET" && (path == "/image" || path == "/image/"):
+		writeJSON(rec, 300, map[string]any{"versions": []any{map[string]any{"id": "v2.16", "status": "CURRENT",
+			"links": []any{map[string]any{"rel": "self", "href": s.URL + "/image/v2/"}}}}})
 	case strings.HasPrefix(path, "/compute/v2.1"):
 		s.nova(rec, r, strings.TrimPrefix(path, "/compute/v2.1"), body)
 	case strings.HasPrefix(path, "/network/v2.0"):
