@@ -36,6 +36,9 @@ func loadConfig(ctx context.Context, s Settings) (aws.Config, error) {
 				o.StandardOptions = append(o.StandardOptions, func(so *retry.StandardOptions) {
 					so.MaxAttempts = s.MaxRetries + 1
 					so.MaxBackoff = maxBackoff
+					// EC2 sends capacity errors as 5xx, which the SDK
+					// would retry in place; hvctl fails over instead.
+					so.Retryables = append([]retry.IsErrorRetryable{noRetryCapacity}, so.Retryables...)
 				})
 			})
 		}),
@@ -64,6 +67,14 @@ func loadConfig(ctx context.Context, s Settings) (aws.Config, error) {
 	return cfg, nil
 }
 
+// noRetryCapacity stops the SDK from retrying capacity errors.
+var noRetryCapacity = retry.IsErrorRetryableFunc(func(err error) aws.Ternary {
+	if capacityCodes[errorCode(err)] {
+		return aws.FalseTernary
+	}
+	return aws.UnknownTernary
+})
+
 // newClient makes the EC2 client, with the endpoint override when set.
 func newClient(cfg aws.Config, s Settings) *ec2.Client {
 	return ec2.NewFromConfig(cfg, func(o *ec2.Options) {
@@ -78,24 +89,24 @@ var (
 	// capacityCodes mean "no room for this request here": the elastic
 	// daemon fails over to the next site.
 	capacityCodes = map[string]bool{
-		"InsufficientInstanceCapacity":        true,
-		"InsufficientCapacity":                true,
-		"InsufficientHostCapacity":            true,
+		"InsufficientInstanceCapacity":         true,
+		"InsufficientCapacity":                 true,
+		"InsufficientHostCapacity":             true,
 		"InsufficientReservedInstanceCapacity": true,
-		"InsufficientAddressCapacity":         true,
-		"InsufficientFreeAddressesInSubnet":   true,
-		"Unsupported":                         true, // the instance type is not offered in this zone
-		"SpotMaxPriceTooLow":                  true,
+		"InsufficientAddressCapacity":          true,
+		"InsufficientFreeAddressesInSubnet":    true,
+		"Unsupported":                          true, // the instance type is not offered in this zone
+		"SpotMaxPriceTooLow":                   true,
 	}
 	// transientCodes are retried by the engine after the SDK gave up.
 	transientCodes = map[string]bool{
-		"InternalError":            true,
-		"InternalFailure":          true,
-		"ServiceUnavailable":       true,
-		"Unavailable":              true,
-		"RequestTimeout":           true,
-		"DependencyViolation":      true, // deleting while terminated instances release their interfaces
-		"IncorrectInstanceState":   true,
+		"InternalError":          true,
+		"InternalFailure":        true,
+		"ServiceUnavailable":     true,
+		"Unavailable":            true,
+		"RequestTimeout":         true,
+		"DependencyViolation":    true, // deleting while terminated instances release their interfaces
+		"IncorrectInstanceState": true,
 	}
 )
 
@@ -108,16 +119,16 @@ type quota struct {
 
 // quotaCodes maps quota errors to the quota to raise.
 var quotaCodes = map[string]quota{
-	"InstanceLimitExceeded":        {"Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances", "ec2", "L-1216C47A"},
-	"VcpuLimitExceeded":            {"Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances (vCPUs)", "ec2", "L-1216C47A"},
-	"MaxSpotInstanceCountExceeded": {"All Standard (A, C, D, H, I, M, R, T, Z) Spot Instance Requests", "ec2", "L-34B43A08"},
-	"AddressLimitExceeded":         {"EC2-VPC Elastic IPs", "ec2", "L-0263D0A3"},
-	"VpcLimitExceeded":             {"VPCs per Region", "vpc", "L-F678F1CE"},
-	"InternetGatewayLimitExceeded": {"Internet gateways per Region", "vpc", "L-A4707A72"},
-	"SecurityGroupLimitExceeded":   {"VPC security groups per Region", "vpc", "L-E79EC296"},
-	"RouteTableLimitExceeded":      {"Route tables per VPC", "vpc", "L-589F43AA"},
-	"RouteLimitExceeded":           {"Routes per route table", "vpc", "L-93826ACB"},
-	"SubnetLimitExceeded":          {"Subnets per VPC", "vpc", "L-407747CB"},
+	"InstanceLimitExceeded":              {"Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances", "ec2", "L-1216C47A"},
+	"VcpuLimitExceeded":                  {"Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances (vCPUs)", "ec2", "L-1216C47A"},
+	"MaxSpotInstanceCountExceeded":       {"All Standard (A, C, D, H, I, M, R, T, Z) Spot Instance Requests", "ec2", "L-34B43A08"},
+	"AddressLimitExceeded":               {"EC2-VPC Elastic IPs", "ec2", "L-0263D0A3"},
+	"VpcLimitExceeded":                   {"VPCs per Region", "vpc", "L-F678F1CE"},
+	"InternetGatewayLimitExceeded":       {"Internet gateways per Region", "vpc", "L-A4707A72"},
+	"SecurityGroupLimitExceeded":         {"VPC security groups per Region", "vpc", "L-E79EC296"},
+	"RouteTableLimitExceeded":            {"Route tables per VPC", "vpc", "L-589F43AA"},
+	"RouteLimitExceeded":                 {"Routes per route table", "vpc", "L-93826ACB"},
+	"SubnetLimitExceeded":                {"Subnets per VPC", "vpc", "L-407747CB"},
 	"RulesPerSecurityGroupLimitExceeded": {"Inbound or outbound rules per security group", "vpc", "L-0EA8095F"},
 }
 

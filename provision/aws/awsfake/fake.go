@@ -351,21 +351,21 @@ type SecurityGroup struct {
 
 // Instance is a fake instance.
 type Instance struct {
-	ID, ImageID, Type, KeyName         string
-	SubnetID, VpcID, ENI               string
-	PrivateIP, PublicIP                string // PublicIP: ephemeral or Elastic
-	ephemeralIP                        string
-	ClientToken                        string
-	State                              string // pending running shutting-down terminated
+	ID, ImageID, Type, KeyName          string
+	SubnetID, VpcID, ENI                string
+	PrivateIP, PublicIP                 string // PublicIP: ephemeral or Elastic
+	ephemeralIP                         string
+	ClientToken                         string
+	State                               string // pending running shutting-down terminated
 	StateReasonCode, StateReasonMessage string
-	SourceDestCheck                    bool
-	Groups                             []string
-	Tags                               map[string]string
-	UserData                           string // decoded
-	Spot                               bool
-	IamInstanceProfile                 string
-	Launched                           time.Time
-	describes                          int
+	SourceDestCheck                     bool
+	Groups                              []string
+	Tags                                map[string]string
+	UserData                            string // decoded
+	Spot                                bool
+	IamInstanceProfile                  string
+	Launched                            time.Time
+	describes                           int
 }
 
 // Address is a fake Elastic IP.

@@ -72,10 +72,10 @@ type xAttachment struct {
 }
 
 type xIGW struct {
-	InternetGatewayID string               `xml:"internetGatewayId"`
-	OwnerID           string               `xml:"ownerId"`
+	InternetGatewayID string              `xml:"internetGatewayId"`
+	OwnerID           string              `xml:"ownerId"`
 	AttachmentSet     *items[xAttachment] `xml:"attachmentSet"`
-	TagSet            *items[xTag]         `xml:"tagSet,omitempty"`
+	TagSet            *items[xTag]        `xml:"tagSet,omitempty"`
 }
 
 type xRoute struct {
@@ -100,12 +100,12 @@ type xRTAssoc struct {
 }
 
 type xRouteTable struct {
-	RouteTableID   string            `xml:"routeTableId"`
-	VpcID          string            `xml:"vpcId"`
-	OwnerID        string            `xml:"ownerId"`
-	RouteSet       *items[xRoute]    `xml:"routeSet"`
+	RouteTableID   string           `xml:"routeTableId"`
+	VpcID          string           `xml:"vpcId"`
+	OwnerID        string           `xml:"ownerId"`
+	RouteSet       *items[xRoute]   `xml:"routeSet"`
 	AssociationSet *items[xRTAssoc] `xml:"associationSet"`
-	TagSet         *items[xTag]      `xml:"tagSet,omitempty"`
+	TagSet         *items[xTag]     `xml:"tagSet,omitempty"`
 }
 
 type xIPRange struct {
@@ -119,21 +119,21 @@ type xGroupPair struct {
 }
 
 type xIPPermission struct {
-	IPProtocol string              `xml:"ipProtocol"`
-	FromPort   int                 `xml:"fromPort"`
-	ToPort     int                 `xml:"toPort"`
+	IPProtocol string             `xml:"ipProtocol"`
+	FromPort   int                `xml:"fromPort"`
+	ToPort     int                `xml:"toPort"`
 	Groups     *items[xGroupPair] `xml:"groups"`
 	IPRanges   *items[xIPRange]   `xml:"ipRanges"`
 }
 
 type xSecurityGroup struct {
-	OwnerID          string                 `xml:"ownerId"`
-	GroupID          string                 `xml:"groupId"`
-	GroupName        string                 `xml:"groupName"`
-	GroupDescription string                 `xml:"groupDescription"`
-	VpcID            string                 `xml:"vpcId"`
+	OwnerID          string                `xml:"ownerId"`
+	GroupID          string                `xml:"groupId"`
+	GroupName        string                `xml:"groupName"`
+	GroupDescription string                `xml:"groupDescription"`
+	VpcID            string                `xml:"vpcId"`
 	IPPermissions    *items[xIPPermission] `xml:"ipPermissions"`
-	TagSet           *items[xTag]           `xml:"tagSet,omitempty"`
+	TagSet           *items[xTag]          `xml:"tagSet,omitempty"`
 }
 
 type xState struct {
@@ -173,34 +173,34 @@ type xENI struct {
 }
 
 type xInstance struct {
-	InstanceID          string          `xml:"instanceId"`
-	ImageID             string          `xml:"imageId"`
-	InstanceState       xState          `xml:"instanceState"`
-	PrivateDNSName      string          `xml:"privateDnsName"`
-	DNSName             string          `xml:"dnsName"`
-	Reason              string          `xml:"reason"`
-	KeyName             string          `xml:"keyName,omitempty"`
-	AmiLaunchIndex      int             `xml:"amiLaunchIndex"`
-	InstanceType        string          `xml:"instanceType"`
-	LaunchTime          string          `xml:"launchTime"`
-	Placement           xPlacement      `xml:"placement"`
-	SubnetID            string          `xml:"subnetId"`
-	VpcID               string          `xml:"vpcId"`
-	PrivateIPAddress    string          `xml:"privateIpAddress"`
-	IPAddress           string          `xml:"ipAddress,omitempty"`
-	SourceDestCheck     bool            `xml:"sourceDestCheck"`
+	InstanceID          string         `xml:"instanceId"`
+	ImageID             string         `xml:"imageId"`
+	InstanceState       xState         `xml:"instanceState"`
+	PrivateDNSName      string         `xml:"privateDnsName"`
+	DNSName             string         `xml:"dnsName"`
+	Reason              string         `xml:"reason"`
+	KeyName             string         `xml:"keyName,omitempty"`
+	AmiLaunchIndex      int            `xml:"amiLaunchIndex"`
+	InstanceType        string         `xml:"instanceType"`
+	LaunchTime          string         `xml:"launchTime"`
+	Placement           xPlacement     `xml:"placement"`
+	SubnetID            string         `xml:"subnetId"`
+	VpcID               string         `xml:"vpcId"`
+	PrivateIPAddress    string         `xml:"privateIpAddress"`
+	IPAddress           string         `xml:"ipAddress,omitempty"`
+	SourceDestCheck     bool           `xml:"sourceDestCheck"`
 	GroupSet            *items[xGroup] `xml:"groupSet"`
-	StateReason         *xStateReason   `xml:"stateReason,omitempty"`
-	Architecture        string          `xml:"architecture"`
-	RootDeviceType      string          `xml:"rootDeviceType"`
-	ClientToken         string          `xml:"clientToken"`
-	TagSet              *items[xTag]    `xml:"tagSet,omitempty"`
+	StateReason         *xStateReason  `xml:"stateReason,omitempty"`
+	Architecture        string         `xml:"architecture"`
+	RootDeviceType      string         `xml:"rootDeviceType"`
+	ClientToken         string         `xml:"clientToken"`
+	TagSet              *items[xTag]   `xml:"tagSet,omitempty"`
 	NetworkInterfaceSet *items[xENI]   `xml:"networkInterfaceSet"`
 }
 
 type xReservation struct {
-	ReservationID string             `xml:"reservationId"`
-	OwnerID       string             `xml:"ownerId"`
+	ReservationID string            `xml:"reservationId"`
+	OwnerID       string            `xml:"ownerId"`
 	GroupSet      *items[xGroup]    `xml:"groupSet"`
 	InstancesSet  *items[xInstance] `xml:"instancesSet"`
 }

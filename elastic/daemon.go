@@ -1,0 +1,590 @@
+package elastic
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hvctl/hvctl/provision"
+	"github.com/hvctl/hvctl/templates"
+)
+
+// QueueSource is the queue system as the daemon reads it: the builtin
+// scheduler now, SLURM later. Required.
+type QueueSource interface {
+	// Observe returns the queued work and the worker nodes the queue
+	// system knows.
+	Observe(ctx context.Context) (QueueView, error)
+}
+
+// QueueView is one reading of the queue system.
+type QueueView struct {
+	Queue []Demand
+	Nodes []QueueNode
+}
+
+// QueueNode is a worker as the queue system sees it.
+type QueueNode struct {
+	Name string
+	// Up is false when the queue system shows the node down or lost.
+	Up       bool
+	Running  int
+	Used     Resources
+	Capacity Resources
+	// Since is when the node last changed between idle, busy and down;
+	// zero when the queue system does not know.
+	Since time.Time
+}
+
+// Drainer is implemented by queue sources that can stop placing work on
+// a node (a pending power-off) and start again (its cancellation).
+// Without it, a power-off destroys the node at the next step.
+type Drainer interface {
+	Drain(ctx context.Context, node string) error
+	Resume(ctx context.Context, node string) error
+}
+
+// Provisioner acts on the cloud through the provision engine, under its
+// state lock. Required.
+type Provisioner interface {
+	// Machines lists the machines of the cluster's pools as the cloud
+	// reports them.
+	Machines(ctx context.Context) ([]Machine, error)
+	// Create starts one machine in pool. It must be idempotent on token
+	// (the provider's client token): after a crash, creating again with
+	// the same token finds the machine instead of making another. It
+	// returns a *provision.CapacityError when the cloud has no capacity.
+	Create(ctx context.Context, pool, token string) error
+	// Destroy removes a machine; one already gone is not an error.
+	Destroy(ctx context.Context, name string) error
+}
+
+// AgentRestarter is implemented by provisioners that can restart a
+// node's agent (over SSH, the cloud's run-command): Reconcile needs it.
+// Without it, a down node is left to boot_timeout and then replaced.
+type AgentRestarter interface {
+	RestartAgent(ctx context.Context, node string) error
+}
+
+// MachineState is a machine's state in the cloud.
+type MachineState string
+
+const (
+	MachinePending MachineState = "pending"
+	MachineRunning MachineState = "running"
+	MachineFailed  MachineState = "failed"
+)
+
+// Machine is one machine as the cloud reports it.
+type Machine struct {
+	Name      string
+	Pool      string
+	State     MachineState
+	CreatedAt time.Time
+	// Token is the client token it was created with.
+	Token string
+}
+
+// Journal keeps the daemon's durable state: operations in flight,
+// pending power-offs and the pools' failure history. Save must be
+// atomic: after a crash Load returns the last state saved whole.
+type Journal interface {
+	Load() (JournalState, error)
+	Save(JournalState) error
+}
+
+// JournalState is what the daemon keeps across restarts.
+type JournalState struct {
+	InFlight []Operation `json:"in_flight"`
+	// PoweringOff maps nodes whose power-off is pending to when it began.
+	PoweringOff map[string]time.Time `json:"powering_off"`
+	History     History              `json:"history"`
+}
+
+// FileJournal is a Journal in a JSON file (0600), replaced atomically
+// (write, fsync, rename).
+type FileJournal struct{ Path string }
+
+// Load reads the journal; a missing file is an empty journal.
+func (j FileJournal) Load() (JournalState, error) {
+	var st JournalState
+	data, err := os.ReadFile(j.Path)
+	if errors.Is(err, os.ErrNotExist) {
+		return st, nil
+	}
+	if err != nil {
+		return st, fmt.Errorf("read elastic journal: %w", err)
+	}
+	if err := json.Unmarshal(data, &st); err != nil {
+		return st, fmt.Errorf("read elastic journal %s: %w", j.Path, err)
+	}
+	return st, nil
+}
+
+// Save writes the journal atomically.
+func (j FileJournal) Save(st JournalState) error {
+	data, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(j.Path), ".elastic-journal-*")
+	if err != nil {
+		return fmt.Errorf("save elastic journal: %w", err)
+	}
+	defer os.Remove(f.Name())
+	if err := f.Chmod(0o600); err == nil {
+		_, err = f.Write(data)
+		if err == nil {
+			err = f.Sync()
+		}
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("save elastic journal: %w", err)
+	}
+	if err := os.Rename(f.Name(), j.Path); err != nil {
+		return fmt.Errorf("save elastic journal: %w", err)
+	}
+	return nil
+}
+
+// Daemon runs the policy against the real queue and cloud: every
+// interval it observes, decides and acts.
+//
+// It survives restarts without provisioning twice: before it asks for a
+// machine it records the create, with its client token, in the Journal;
+// the snapshot counts recorded creates as booting capacity (so Decide
+// does not ask again); and a create still recorded when the daemon starts
+// is issued again with the same token, which the provider's idempotent
+// Create turns into the machine the first call made. A create is
+// forgotten once its machine shows in Machines.
+type Daemon struct {
+	Pools    []Pool // from PoolsOf(cfg)
+	Settings templates.Elastic
+	Queue    QueueSource
+	Cloud    Provisioner
+	Journal  Journal
+	// Policy decides; nil means Decide.
+	Policy func(Snapshot) []Action
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	Log *slog.Logger
+	// Metrics, when set, are registered by NewMetrics and updated every
+	// step.
+	Metrics *Metrics
+
+	loaded bool
+	state  JournalState
+	since  map[string]nodeSeen
+}
+
+type nodeSeen struct {
+	state NodeState
+	since time.Time
+}
+
+// PoolsOf returns the template's pools as the policy sees them.
+func PoolsOf(cfg *templates.Config) []Pool {
+	var out []Pool
+	for _, site := range cfg.Cluster.AllSites() {
+		for _, p := range site.Pools {
+			out = append(out, Pool{Name: p.Path(), Site: site.Path, Tier: site.Tier, Min: p.Min, Max: p.Max, Price: p.Instance.Price,
+				Node: Resources{CPUs: max(p.Instance.CPUs, 1), Memory: p.Instance.Memory, GPUs: p.Instance.GPUs}, Labels: p.Labels})
+		}
+	}
+	return out
+}
+
+// Run steps every Settings.Interval until ctx is done.
+func (d *Daemon) Run(ctx context.Context) error {
+	iv := d.Settings.Interval
+	if iv <= 0 {
+		iv = templates.DefaultElastic.Interval
+	}
+	t := time.NewTicker(iv)
+	defer t.Stop()
+	for {
+		if err := d.Step(ctx); err != nil {
+			d.log().Error("elastic step", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+func (d *Daemon) log() *slog.Logger {
+	if d.Log == nil {
+		return slog.Default()
+	}
+	return d.Log
+}
+
+func (d *Daemon) now() time.Time {
+	if d.Now == nil {
+		return time.Now()
+	}
+	return d.Now()
+}
+
+// Step observes, decides and acts once, and returns the actions taken.
+func (d *Daemon) Step(ctx context.Context) error {
+	_, err := d.step(ctx)
+	return err
+}
+
+func (d *Daemon) step(ctx context.Context) ([]Action, error) {
+	if !d.loaded {
+		st, err := d.Journal.Load()
+		if err != nil {
+			return nil, err
+		}
+		d.state, d.loaded = st, true
+		if d.state.PoweringOff == nil {
+			d.state.PoweringOff = map[string]time.Time{}
+		}
+		d.since = map[string]nodeSeen{}
+	}
+	now := d.now()
+	view, err := d.Queue.Observe(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("observe queue: %w", err)
+	}
+	machines, err := d.Cloud.Machines(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list machines: %w", err)
+	}
+	if err := d.settle(ctx, machines); err != nil {
+		return nil, err
+	}
+	snap := Snapshot{Now: now, Settings: d.Settings, Pools: append([]Pool(nil), d.Pools...), Queue: view.Queue,
+		Nodes: d.merge(now, machines, view.Nodes), InFlight: append([]Operation(nil), d.state.InFlight...)}
+	d.state.History.Fill(snap.Pools)
+	policy := d.Policy
+	if policy == nil {
+		policy = Decide
+	}
+	start := time.Now()
+	acts := policy(snap)
+	if d.Metrics != nil {
+		d.Metrics.observe(snap, time.Since(start))
+	}
+	// A pending power-off of a node that is still idle completes now:
+	// the policy had an interval to cancel it.
+	for _, n := range snap.Nodes {
+		if n.State == PoweringOff && n.Running == 0 && !cancelled(acts, n.Name) {
+			acts = append(acts, powerOffDone{node: n.Name, pool: n.Pool})
+		}
+	}
+	var errs []error
+	for _, a := range acts {
+		d.log().Info("elastic decision", "action", a.String(), "reason", a.Why())
+		if d.Metrics != nil {
+			d.Metrics.Actions.WithLabelValues(kindOf(a)).Inc()
+		}
+		if err := d.act(ctx, now, a); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := d.Journal.Save(d.state); err != nil {
+		errs = append(errs, err)
+	}
+	return acts, errors.Join(errs...)
+}
+
+func cancelled(acts []Action, node string) bool {
+	for _, a := range acts {
+		if c, ok := a.(CancelPowerOff); ok && c.Node == node {
+			return true
+		}
+	}
+	return false
+}
+
+// powerOffDone is the destroy that ends a pending power-off.
+type powerOffDone struct{ node, pool string }
+
+func (a powerOffDone) Why() string { return "power-off not cancelled within an interval" }
+func (a powerOffDone) String() string {
+	return fmt.Sprintf("destroy %s: %s", a.node, a.Why())
+}
+
+// settle forgets the operations the cloud shows done, and re-issues the
+// creates still in flight from before a restart.
+func (d *Daemon) settle(ctx context.Context, machines []Machine) error {
+	byToken := map[string]bool{}
+	byName := map[string]bool{}
+	for _, m := range machines {
+		byToken[m.Token] = true
+		byName[m.Name] = true
+	}
+	kept := d.state.InFlight[:0]
+	var errs []error
+	for _, op := range d.state.InFlight {
+		switch op.Kind {
+		case OpCreate:
+			if byToken[op.ID] {
+				continue
+			}
+			if !op.Started.IsZero() && d.Settings.BootTimeout > 0 && d.now().Sub(op.Started) > 2*d.Settings.BootTimeout {
+				d.state.History.Failed(op.Pool)
+				continue // the create never produced a machine: give up on it
+			}
+			if err := d.create(ctx, op); err != nil {
+				errs = append(errs, err)
+				if isCapacity(err) {
+					continue
+				}
+			}
+		case OpDestroy:
+			if !byName[op.Node] {
+				continue
+			}
+			if err := d.Cloud.Destroy(ctx, op.Node); err != nil {
+				errs = append(errs, fmt.Errorf("destroy %s: %w", op.Node, err))
+			}
+		case OpReconcile:
+			continue // one step is enough: the next observation tells
+		}
+		kept = append(kept, op)
+	}
+	d.state.InFlight = kept
+	return errors.Join(errs...)
+}
+
+func isCapacity(err error) bool {
+	var ce *provision.CapacityError
+	return errors.As(err, &ce)
+}
+
+func (d *Daemon) create(ctx context.Context, op Operation) error {
+	err := d.Cloud.Create(ctx, op.Pool, op.ID)
+	if isCapacity(err) {
+		d.state.History.CapacityError(op.Pool, d.now())
+	}
+	if err != nil {
+		return fmt.Errorf("create in %s: %w", op.Pool, err)
+	}
+	return nil
+}
+
+// merge builds the policy's nodes from the cloud's machines and the
+// queue's nodes.
+func (d *Daemon) merge(now time.Time, machines []Machine, qnodes []QueueNode) []Node {
+	q := map[string]QueueNode{}
+	for _, n := range qnodes {
+		q[n.Name] = n
+	}
+	var out []Node
+	seen := map[string]bool{}
+	for _, m := range machines {
+		seen[m.Name] = true
+		n := Node{Name: m.Name, Pool: m.Pool, CreatedAt: m.CreatedAt}
+		qn, inQueue := q[m.Name]
+		switch {
+		case m.State == MachineFailed:
+			n.State = Failed
+		case m.State == MachinePending || !inQueue:
+			n.State = Booting
+		case !qn.Up:
+			n.State = Down
+		default:
+			n.Joined, n.Running, n.Used, n.Capacity = true, qn.Running, qn.Used, qn.Capacity
+			n.State = Idle
+			if qn.Running > 0 {
+				n.State = Busy
+			}
+			if _, ok := d.state.PoweringOff[m.Name]; ok {
+				n.State = PoweringOff
+			}
+		}
+		n.Since = d.sinceOf(now, n.Name, n.State, qn.Since)
+		out = append(out, n)
+	}
+	for _, qn := range qnodes {
+		if seen[qn.Name] {
+			continue
+		}
+		// A node the queue knows and the cloud does not list (a fixed
+		// on-prem node): capacity only.
+		n := Node{Name: qn.Name, Joined: qn.Up, Running: qn.Running, Used: qn.Used, Capacity: qn.Capacity, State: Idle}
+		switch {
+		case !qn.Up:
+			continue
+		case qn.Running > 0:
+			n.State = Busy
+		}
+		n.Since = d.sinceOf(now, n.Name, n.State, qn.Since)
+		out = append(out, n)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// sinceOf is when a node entered its state: the queue's word when it has
+// one, else when the daemon first saw it in that state (after a restart,
+// that is the restart: a node idle before it waits idle_time again).
+func (d *Daemon) sinceOf(now time.Time, name string, st NodeState, q time.Time) time.Time {
+	if st == PoweringOff {
+		return d.state.PoweringOff[name]
+	}
+	prev, ok := d.since[name]
+	if !ok || prev.state != st {
+		prev = nodeSeen{state: st, since: now}
+		if !q.IsZero() && st != Booting {
+			prev.since = q
+		}
+		d.since[name] = prev
+	}
+	return prev.since
+}
+
+func (d *Daemon) act(ctx context.Context, now time.Time, a Action) error {
+	d.state.History.Record(a)
+	switch a := a.(type) {
+	case ScaleUp:
+		for range a.Count {
+			op := Operation{ID: newToken(), Kind: OpCreate, Pool: a.Pool, Started: now}
+			// Record before asking: a crash between the two re-issues
+			// the create with the same token instead of making another.
+			d.state.InFlight = append(d.state.InFlight, op)
+			if err := d.Journal.Save(d.state); err != nil {
+				return err
+			}
+			if err := d.create(ctx, op); err != nil {
+				if isCapacity(err) {
+					d.dropOp(op.ID)
+				}
+				return err
+			}
+		}
+	case ScaleDown:
+		if a.Failed {
+			return d.destroy(ctx, now, a.Node, a.Pool)
+		}
+		d.state.PoweringOff[a.Node] = now
+		if dr, ok := d.Queue.(Drainer); ok {
+			return dr.Drain(ctx, a.Node)
+		}
+	case CancelPowerOff:
+		delete(d.state.PoweringOff, a.Node)
+		if dr, ok := d.Queue.(Drainer); ok {
+			return dr.Resume(ctx, a.Node)
+		}
+	case powerOffDone:
+		delete(d.state.PoweringOff, a.node)
+		return d.destroy(ctx, now, a.node, a.pool)
+	case Replace:
+		if err := d.destroy(ctx, now, a.Node, a.Pool); err != nil {
+			return err
+		}
+		return d.act(ctx, now, ScaleUp{Pool: a.Pool, Count: 1, Reason: a.Reason})
+	case Reconcile:
+		r, ok := d.Cloud.(AgentRestarter)
+		if !ok {
+			return nil
+		}
+		d.state.InFlight = append(d.state.InFlight, Operation{ID: newToken(), Kind: OpReconcile, Pool: a.Pool, Node: a.Node, Started: now})
+		return r.RestartAgent(ctx, a.Node)
+	}
+	return nil
+}
+
+func (d *Daemon) destroy(ctx context.Context, now time.Time, node, pool string) error {
+	op := Operation{ID: newToken(), Kind: OpDestroy, Pool: pool, Node: node, Started: now}
+	d.state.InFlight = append(d.state.InFlight, op)
+	if err := d.Journal.Save(d.state); err != nil {
+		return err
+	}
+	if err := d.Cloud.Destroy(ctx, node); err != nil {
+		return fmt.Errorf("destroy %s: %w", node, err)
+	}
+	return nil
+}
+
+func (d *Daemon) dropOp(id string) {
+	for i, op := range d.state.InFlight {
+		if op.ID == id {
+			d.state.InFlight = append(d.state.InFlight[:i], d.state.InFlight[i+1:]...)
+			return
+		}
+	}
+}
+
+func newToken() string {
+	var b [12]byte
+	rand.Read(b[:])
+	return "hvctl-elastic-" + hex.EncodeToString(b[:])
+}
+
+func kindOf(a Action) string {
+	switch a.(type) {
+	case ScaleUp:
+		return "scale_up"
+	case ScaleDown:
+		return "scale_down"
+	case CancelPowerOff:
+		return "cancel_power_off"
+	case Replace:
+		return "replace"
+	case Hold:
+		return "hold"
+	case Reconcile:
+		return "reconcile"
+	case powerOffDone:
+		return "destroy"
+	}
+	return "other"
+}
+
+// Metrics are the daemon's Prometheus metrics.
+type Metrics struct {
+	Nodes    *prometheus.GaugeVec   // hvctl_elastic_nodes{pool,state}
+	Queued   prometheus.Gauge       // hvctl_elastic_queued_jobs
+	Actions  *prometheus.CounterVec // hvctl_elastic_actions_total{kind}
+	Decision prometheus.Histogram   // hvctl_elastic_decision_seconds
+}
+
+// NewMetrics makes the metrics and registers them with reg.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		Nodes:   prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "hvctl_elastic_nodes", Help: "Worker nodes by pool and state."}, []string{"pool", "state"}),
+		Queued:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "hvctl_elastic_queued_jobs", Help: "Jobs waiting in the queue."}),
+		Actions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hvctl_elastic_actions_total", Help: "Actions the policy took, by kind."}, []string{"kind"}),
+		Decision: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "hvctl_elastic_decision_seconds", Help: "Time one policy decision took.",
+			Buckets: prometheus.ExponentialBuckets(1e-5, 4, 10)}),
+	}
+	for _, c := range []prometheus.Collector{m.Nodes, m.Queued, m.Actions, m.Decision} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register elastic metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+func (m *Metrics) observe(s Snapshot, took time.Duration) {
+	m.Decision.Observe(took.Seconds())
+	m.Nodes.Reset()
+	for _, n := range s.Nodes {
+		m.Nodes.WithLabelValues(n.Pool, n.State.String()).Inc()
+	}
+	q := 0
+	for _, d := range s.Queue {
+		q += d.count()
+	}
+	m.Queued.Set(float64(q))
+}

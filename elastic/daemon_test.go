@@ -1,0 +1,176 @@
+package elastic
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hvctl/hvctl/provision"
+)
+
+// fakeCloud is an idempotent cloud: Create with a known token makes
+// nothing. hidden makes new machines invisible to Machines for a while
+// (eventual consistency); fail makes Create fail after doing nothing.
+type fakeCloud struct {
+	machines map[string]*Machine // by token
+	creates  int
+	hidden   bool
+	fail     error
+	capacity int
+}
+
+func (c *fakeCloud) Machines(context.Context) ([]Machine, error) {
+	var out []Machine
+	if c.hidden {
+		return nil, nil
+	}
+	for _, m := range c.machines {
+		out = append(out, *m)
+	}
+	return out, nil
+}
+
+func (c *fakeCloud) Create(_ context.Context, pool, token string) error {
+	c.creates++
+	if c.fail != nil {
+		return c.fail
+	}
+	if _, ok := c.machines[token]; ok {
+		return nil
+	}
+	if c.capacity > 0 && len(c.machines) >= c.capacity {
+		return &provision.CapacityError{Provider: "fake", Detail: "full"}
+	}
+	c.machines[token] = &Machine{Name: fmt.Sprintf("%s-%d", pool, len(c.machines)+1), Pool: pool, State: MachinePending, CreatedAt: t0, Token: token}
+	return nil
+}
+
+func (c *fakeCloud) Destroy(_ context.Context, name string) error {
+	for k, m := range c.machines {
+		if m.Name == name {
+			delete(c.machines, k)
+		}
+	}
+	return nil
+}
+
+type fakeQueue struct{ view QueueView }
+
+func (q *fakeQueue) Observe(context.Context) (QueueView, error) { return q.view, nil }
+
+func newDaemon(t *testing.T, dir string, cloud *fakeCloud, q *fakeQueue, now *time.Time) *Daemon {
+	return &Daemon{Pools: pools()[:2], Settings: settings(), Queue: q, Cloud: cloud,
+		Journal: FileJournal{Path: filepath.Join(dir, "elastic.json")}, Now: func() time.Time { return *now }}
+}
+
+func TestDaemonRestartCreatesNoDuplicates(t *testing.T) {
+	tests := []struct {
+		name  string
+		crash func(c *fakeCloud) // how the first daemon's create goes
+	}{
+		{"machine made but not yet listed", func(c *fakeCloud) { c.hidden = true }},
+		{"killed before the cloud got the create", func(c *fakeCloud) { c.fail = context.Canceled }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			now := t0
+			cloud := &fakeCloud{machines: map[string]*Machine{}}
+			q := &fakeQueue{view: QueueView{Queue: jobs(6, t0.Add(-time.Minute)), Nodes: []QueueNode{
+				{Name: "wn-1", Up: true, Running: 2, Used: Resources{CPUs: 2}, Capacity: Resources{CPUs: 2}},
+				{Name: "wn-2", Up: true, Running: 2, Used: Resources{CPUs: 2}, Capacity: Resources{CPUs: 2}},
+			}}}
+			tt.crash(cloud)
+			d := newDaemon(t, dir, cloud, q, &now)
+			d.Step(context.Background()) // asks for 3; "crashes"
+			cloud.hidden, cloud.fail = false, nil
+
+			for i := range 3 { // a new daemon, then more steps
+				now = now.Add(5 * time.Second)
+				if i == 0 {
+					d = newDaemon(t, dir, cloud, q, &now)
+				}
+				if err := d.Step(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if n := len(cloud.machines); n != 3 {
+				t.Errorf("%d machines after restart, want 3 (the queue needs 3)", n)
+			}
+		})
+	}
+}
+
+func TestDaemonCapacityErrorFailsOver(t *testing.T) {
+	dir := t.TempDir()
+	now := t0
+	cloud := &fakeCloud{machines: map[string]*Machine{}, capacity: 1}
+	q := &fakeQueue{view: QueueView{Queue: jobs(4, t0.Add(-time.Minute))}}
+	d := newDaemon(t, dir, cloud, q, &now)
+	d.Pools = append(d.Pools, pools()[2])
+	reg := prometheus.NewRegistry()
+	m, err := NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Metrics = m
+	var ce *provision.CapacityError
+	if err := d.Step(context.Background()); !errors.As(err, &ce) {
+		t.Fatalf("step: %v, want the capacity error", err)
+	}
+	now = now.Add(5 * time.Second)
+	acts, err := d.step(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, a := range acts {
+		got = append(got, brief(a))
+	}
+	if len(got) < 2 || got[0] != "hold aws.burst 10m5s" || got[1] != "up os.burst +1" {
+		t.Errorf("after a capacity error: %q, want a hold then the next site", got)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	holds := -1.0
+	for _, mf := range mfs {
+		for _, mt := range mf.GetMetric() {
+			if mf.GetName() == "hvctl_elastic_actions_total" && len(mt.GetLabel()) == 1 && mt.GetLabel()[0].GetValue() == "hold" {
+				holds = mt.GetCounter().GetValue()
+			}
+		}
+	}
+	if holds != 1 {
+		t.Errorf("hvctl_elastic_actions_total{kind=\"hold\"} = %v, want 1", holds)
+	}
+}
+
+func TestDaemonMerge(t *testing.T) {
+	d := &Daemon{since: map[string]nodeSeen{}, state: JournalState{PoweringOff: map[string]time.Time{"c": t0}}}
+	machines := []Machine{
+		{Name: "a", Pool: "p", State: MachinePending},
+		{Name: "b", Pool: "p", State: MachineRunning},
+		{Name: "c", Pool: "p", State: MachineRunning},
+		{Name: "d", Pool: "p", State: MachineRunning},
+		{Name: "e", Pool: "p", State: MachineFailed},
+		{Name: "f", Pool: "p", State: MachineRunning},
+	}
+	q := []QueueNode{{Name: "b", Up: true, Running: 1}, {Name: "c", Up: true}, {Name: "d", Up: false}, {Name: "onprem", Up: true}}
+	want := map[string]NodeState{"a": Booting, "b": Busy, "c": PoweringOff, "d": Down, "e": Failed, "f": Booting, "onprem": Idle}
+	for _, n := range d.merge(t0, machines, q) {
+		if want[n.Name] != n.State {
+			t.Errorf("%s: %s, want %s", n.Name, n.State, want[n.Name])
+		}
+		delete(want, n.Name)
+	}
+	if len(want) > 0 {
+		t.Errorf("missing %v", want)
+	}
+}
