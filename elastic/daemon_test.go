@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"path/filepath"
 	"testing"
 	"time"
@@ -14,22 +16,22 @@ import (
 )
 
 // fakeCloud is an idempotent cloud: Create with a known token makes
-// nothing. hidden makes new machines invisible to Machines for a while
+// nothing. hidden makes the cloud machines invisible to Machines for a while
 // (eventual consistency); fail makes Create fail after doing nothing.
 type fakeCloud struct {
 	machines map[string]*Machine // by token
 	creates  int
 	hidden   bool
 	fail     error
-	capacity int
+	capacity map[string]int // most machines per pool
 }
 
 func (c *fakeCloud) Machines(context.Context) ([]Machine, error) {
 	var out []Machine
-	if c.hidden {
-		return nil, nil
-	}
 	for _, m := range c.machines {
+		if c.hidden && m.Pool != "onprem.wn" {
+			continue
+		}
 		out = append(out, *m)
 	}
 	return out, nil
@@ -43,10 +45,16 @@ func (c *fakeCloud) Create(_ context.Context, pool, token string) error {
 	if _, ok := c.machines[token]; ok {
 		return nil
 	}
-	if c.capacity > 0 && len(c.machines) >= c.capacity {
+	n := 0
+	for _, m := range c.machines {
+		if m.Pool == pool {
+			n++
+		}
+	}
+	if limit, ok := c.capacity[pool]; ok && n >= limit {
 		return &provision.CapacityError{Provider: "fake", Detail: "full"}
 	}
-	c.machines[token] = &Machine{Name: fmt.Sprintf("%s-%d", pool, len(c.machines)+1), Pool: pool, State: MachinePending, CreatedAt: t0, Token: token}
+	c.machines[token] = &Machine{Name: fmt.Sprintf("%s-%s", pool, token), Pool: pool, State: MachinePending, CreatedAt: t0, Token: token}
 	return nil
 }
 
@@ -63,8 +71,17 @@ type fakeQueue struct{ view QueueView }
 
 func (q *fakeQueue) Observe(context.Context) (QueueView, error) { return q.view, nil }
 
+// newCloud is a cloud with the two on-prem workers running.
+func newCloud() *fakeCloud {
+	c := &fakeCloud{machines: map[string]*Machine{}}
+	for _, n := range []string{"wn-1", "wn-2"} {
+		c.machines[n] = &Machine{Name: n, Pool: "onprem.wn", State: MachineRunning, Token: n}
+	}
+	return c
+}
+
 func newDaemon(t *testing.T, dir string, cloud *fakeCloud, q *fakeQueue, now *time.Time) *Daemon {
-	return &Daemon{Pools: pools()[:2], Settings: settings(), Queue: q, Cloud: cloud,
+	return &Daemon{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Pools: pools()[:2], Settings: settings(), Queue: q, Cloud: cloud,
 		Journal: FileJournal{Path: filepath.Join(dir, "elastic.json")}, Now: func() time.Time { return *now }}
 }
 
@@ -80,7 +97,7 @@ func TestDaemonRestartCreatesNoDuplicates(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
 			now := t0
-			cloud := &fakeCloud{machines: map[string]*Machine{}}
+			cloud := newCloud()
 			q := &fakeQueue{view: QueueView{Queue: jobs(6, t0.Add(-time.Minute)), Nodes: []QueueNode{
 				{Name: "wn-1", Up: true, Running: 2, Used: Resources{CPUs: 2}, Capacity: Resources{CPUs: 2}},
 				{Name: "wn-2", Up: true, Running: 2, Used: Resources{CPUs: 2}, Capacity: Resources{CPUs: 2}},
@@ -99,7 +116,7 @@ func TestDaemonRestartCreatesNoDuplicates(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if n := len(cloud.machines); n != 3 {
+			if n := len(cloud.machines) - 2; n != 3 {
 				t.Errorf("%d machines after restart, want 3 (the queue needs 3)", n)
 			}
 		})
@@ -109,8 +126,12 @@ func TestDaemonRestartCreatesNoDuplicates(t *testing.T) {
 func TestDaemonCapacityErrorFailsOver(t *testing.T) {
 	dir := t.TempDir()
 	now := t0
-	cloud := &fakeCloud{machines: map[string]*Machine{}, capacity: 1}
-	q := &fakeQueue{view: QueueView{Queue: jobs(4, t0.Add(-time.Minute))}}
+	cloud := newCloud()
+	cloud.capacity = map[string]int{"aws.burst": 1}
+	q := &fakeQueue{view: QueueView{Queue: jobs(4, t0.Add(-time.Minute)), Nodes: []QueueNode{
+		{Name: "wn-1", Up: true, Running: 2, Used: Resources{CPUs: 2}},
+		{Name: "wn-2", Up: true, Running: 2, Used: Resources{CPUs: 2}},
+	}}}
 	d := newDaemon(t, dir, cloud, q, &now)
 	d.Pools = append(d.Pools, pools()[2])
 	reg := prometheus.NewRegistry()

@@ -89,19 +89,46 @@ func TestPaperComparison(t *testing.T) {
 	}
 }
 
-func TestPaperRun(t *testing.T) {
+func TestPaperHTML(t *testing.T) {
+	out := os.Getenv("HVCTL_ELASTIC_REPORT")
+	if out == "" {
+		t.Skip("set HVCTL_ELASTIC_REPORT=FILE.html to write the hybrid-audio report")
+	}
 	cfg, w := loadExample(t)
 	r, err := Simulate(cfg, w, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.WriteText(os.Stdout)
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := r.WriteHTML(f); err != nil {
+		t.Fatal(err)
+	}
 }
 
-func TestPaperDecisions(t *testing.T) {
-	cfg, w := loadExample(t)
-	r, _ := Simulate(cfg, w, 1)
-	for _, d := range r.Decisions {
-		t.Logf("%s %s", hm(d.T), d.Action)
+func TestPaperMaxBootingOne(t *testing.T) {
+	cfg, w := loadExample(t, templates.VarArg{Name: "max_booting", Value: "1"})
+	r, err := Simulate(cfg, w, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The paper's orchestrator added one node at a time: the cloud nodes
+	// joined about 20, 40 and 60 minutes after the first jobs.
+	var joined []float64
+	for _, n := range r.Nodes[:5] {
+		if !n.Elastic {
+			continue
+		}
+		for _, sg := range n.Segments {
+			if sg.State == "booting" {
+				joined = append(joined, sg.To/60)
+			}
+		}
+	}
+	if len(joined) != 3 || joined[0] < 19 || joined[0] > 22 || joined[1] < 39 || joined[1] > 42 || joined[2] < 59 || joined[2] > 62 {
+		t.Errorf("cloud nodes joined at %v minutes, want about 20, 40, 60", joined)
 	}
 }

@@ -82,6 +82,24 @@ type group struct {
 	ripe     int // queued for at least scale_up_window
 	oldest   time.Time
 	unplaced int
+	fits     []int8 // by pool order: 0 unknown, 1 matches, -1 does not
+}
+
+// fitsPool is matches, remembered per pool.
+func (g *group) fitsPool(pc *poolCalc) bool {
+	if g.fits == nil {
+		g.fits = make([]int8, pc.order+1)
+	}
+	if pc.order >= len(g.fits) {
+		g.fits = append(g.fits, make([]int8, pc.order+1-len(g.fits))...)
+	}
+	if g.fits[pc.order] == 0 {
+		g.fits[pc.order] = -1
+		if g.matches(pc.p) {
+			g.fits[pc.order] = 1
+		}
+	}
+	return g.fits[pc.order] == 1
 }
 
 type decision struct {
@@ -315,7 +333,7 @@ func (d *decision) place(g *group, n int, entries []*capEntry) int {
 		if n == 0 {
 			break
 		}
-		if e.pc == nil || !g.matches(e.pc.p) {
+		if e.pc == nil || !g.fitsPool(e.pc) {
 			continue
 		}
 		k := min(g.need.times(e.free), n)
@@ -333,7 +351,7 @@ func (g *group) matches(p *Pool) bool {
 	if g.pool != "" && g.pool != p.Name {
 		return false
 	}
-	if g.site != "" && g.site != p.Site && !strings.HasPrefix(p.Site, g.site+".") {
+	if g.site != "" && g.site != p.Site && !(strings.HasPrefix(p.Site, g.site) && len(p.Site) > len(g.site) && p.Site[len(g.site)] == '.') {
 		return false
 	}
 	for k, v := range g.labels {
@@ -424,7 +442,7 @@ func (d *decision) scaleUp() {
 			if g.unplaced == 0 {
 				break
 			}
-			if pc.held || !pc.p.Elastic() || !g.matches(pc.p) {
+			if pc.held || !pc.p.Elastic() || !g.fitsPool(pc) {
 				continue
 			}
 			g.unplaced = d.place(g, g.unplaced, d.plannedIn(pc))

@@ -1,6 +1,7 @@
 package elastic
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/hvctl/hvctl/templates"
@@ -174,6 +175,17 @@ func (s NodeState) String() string {
 // MarshalText renders the state by name.
 func (s NodeState) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
+// UnmarshalText parses a state name.
+func (s *NodeState) UnmarshalText(b []byte) error {
+	for i, n := range stateNames {
+		if n == string(b) {
+			*s = NodeState(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown node state %q", b)
+}
+
 // Node is one worker node.
 type Node struct {
 	// Name identifies the node to the queue system and the provisioner.
@@ -218,6 +230,17 @@ func (k OpKind) String() string {
 
 // MarshalText renders the kind by name.
 func (k OpKind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
+
+// UnmarshalText parses a kind name.
+func (k *OpKind) UnmarshalText(b []byte) error {
+	for i, n := range opNames {
+		if n == string(b) {
+			*k = OpKind(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown operation kind %q", b)
+}
 
 // Operation is one operation in flight.
 type Operation struct {

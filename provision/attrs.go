@@ -20,13 +20,14 @@ var (
 	}
 	sensitiveAttrs = map[string]bool{
 		"user_data": true, "join_token": true, "wg_private_key": true, "password": true,
-		"cluster_secret": true,
+		"cluster_secret": true, "tls_key": true,
 	}
 	// internalAttrs are added at apply time by Engine.Prepare (how a node
 	// finds and joins its cluster). They are never diffed and never shown
 	// in plans; sensitive ones are redacted everywhere else.
 	internalAttrs = map[string]bool{
 		"join_token": true, "cluster_secret": true, "template": true, "manager_url": true, "overlay_port": true,
+		"tls_cert": true, "tls_key": true, "cluster_ca": true,
 	}
 )
 

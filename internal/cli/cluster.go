@@ -41,34 +41,48 @@ func runAgent(a *App, args []string) int {
 // clusterData is what hvctl keeps about a cluster in the state's data.
 type clusterData struct {
 	Secret string `json:"secret"`
+	CACert string `json:"ca_cert,omitempty"`
+	CAKey  string `json:"ca_key,omitempty"`
 }
 
-// secret returns the cluster secret from st, creating it (in st) on
-// first use.
-func clusterSecret(st *provision.State) (manager.Secret, error) {
+// clusterSecret returns the cluster secret and CA from st, creating
+// them (in st) on first use.
+func clusterSecret(st *provision.State) (manager.Secret, *manager.CA, error) {
 	var cd clusterData
 	if raw, ok := st.Data["cluster"]; ok {
 		if err := json.Unmarshal(raw, &cd); err != nil {
-			return nil, fmt.Errorf("state: cluster data is unreadable: %w", err)
+			return nil, nil, fmt.Errorf("state: cluster data is unreadable: %w", err)
 		}
-		return manager.ParseSecret(cd.Secret)
 	}
-	s := manager.NewSecret()
-	b, _ := json.Marshal(clusterData{Secret: s.String()})
+	if cd.Secret == "" {
+		cd.Secret = manager.NewSecret().String()
+	}
+	if cd.CACert == "" {
+		ca, err := manager.NewCA(st.Cluster)
+		if err != nil {
+			return nil, nil, err
+		}
+		cd.CACert, cd.CAKey = string(ca.CertPEM), string(ca.KeyPEM)
+	}
+	b, _ := json.Marshal(cd)
 	if st.Data == nil {
 		st.Data = map[string]json.RawMessage{}
 	}
 	st.Data["cluster"] = b
-	return s, nil
+	secret, err := manager.ParseSecret(cd.Secret)
+	if err != nil {
+		return nil, nil, err
+	}
+	return secret, &manager.CA{CertPEM: []byte(cd.CACert), KeyPEM: []byte(cd.CAKey)}, nil
 }
 
 // bootstrap wires the join-token hook into the engine for st.
 func (s *session) bootstrap(st *provision.State) error {
-	secret, err := clusterSecret(st)
+	secret, ca, err := clusterSecret(st)
 	if err != nil {
 		return err
 	}
-	b, err := agent.NewBootstrap(s.cfg, secret)
+	b, err := agent.NewBootstrap(s.cfg, secret, ca)
 	if err != nil {
 		return err
 	}
@@ -88,11 +102,14 @@ type managerClient struct {
 // cluster runs no agents (sim) or has no manager node yet.
 func (s *session) managerFor(st *provision.State) *managerClient {
 	if s.boot == nil {
-		secret, err := clusterSecret(st.Clone())
-		if err != nil || st.Data["cluster"] == nil {
+		if st.Data["cluster"] == nil {
 			return nil
 		}
-		b, _ := agent.NewBootstrap(s.cfg, secret)
+		secret, ca, err := clusterSecret(st.Clone())
+		if err != nil {
+			return nil
+		}
+		b, _ := agent.NewBootstrap(s.cfg, secret, ca)
 		s.boot = b
 	}
 	mn := provision.ManagerNode(s.cfg.Cluster)
@@ -112,7 +129,11 @@ func (s *session) managerFor(st *provision.State) *managerClient {
 	if url == "" {
 		return nil
 	}
-	return &managerClient{url: url, token: s.boot.Secret.AdminToken(), http: &http.Client{Timeout: 10 * time.Second}}
+	hc := &http.Client{Timeout: 10 * time.Second}
+	if tc, err := manager.ClientTLS(s.boot.CA.CertPEM); err == nil {
+		hc.Transport = &http.Transport{TLSClientConfig: tc}
+	}
+	return &managerClient{url: url, token: s.boot.Secret.AdminToken(), http: hc}
 }
 
 func (m *managerClient) nodes(ctx context.Context) ([]manager.Node, error) {

@@ -84,18 +84,27 @@ func upRuntime(t *testing.T, caches bool) (dir string, api *apiClient) {
 // apiClient calls the manager API directly, as a script would.
 type apiClient struct {
 	url, token string
+	hc         *http.Client
 }
 
 func newAPI(t *testing.T, dir string) *apiClient {
 	st := loadState(t, dir)
-	var cd struct{ Secret string }
+	var cd struct {
+		Secret string
+		CACert string `json:"ca_cert"`
+	}
 	json.Unmarshal(st.Data["cluster"], &cd)
 	secret, err := manager.ParseSecret(cd.Secret)
 	if err != nil {
 		t.Fatal(err)
 	}
+	tc, err := manager.ClientTLS([]byte(cd.CACert))
+	if err != nil {
+		t.Fatal(err)
+	}
 	hub := st.Resource("site.onprem.node.frontend")
-	return &apiClient{url: "http://" + hub.Attrs["public_address"].(string) + ":51821", token: secret.AdminToken()}
+	return &apiClient{url: "https://" + hub.Attrs["public_address"].(string) + ":51821", token: secret.AdminToken(),
+		hc: &http.Client{Transport: &http.Transport{TLSClientConfig: tc}}}
 }
 
 func (c *apiClient) do(t *testing.T, method, path, token string, body []byte) (int, []byte) {
@@ -104,7 +113,7 @@ func (c *apiClient) do(t *testing.T, method, path, token string, body []byte) (i
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := c.hc.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,6 +251,13 @@ func TestRuntimeRejectsBadRequests(t *testing.T) {
 	}
 	if code, _ := api.do(t, "GET", "/metrics", "", nil); code != 401 {
 		t.Errorf("metrics without token: %d", code)
+	}
+	// The API speaks only TLS, with the cluster CA's certificate.
+	if resp, err := http.Get(strings.Replace(api.url, "https:", "http:", 1) + "/v1/healthz"); err == nil && resp.StatusCode == 200 {
+		t.Errorf("the manager answered plain HTTP")
+	}
+	if _, err := (&http.Client{}).Get(api.url + "/v1/healthz"); err == nil {
+		t.Errorf("a client without the cluster CA trusted the manager's certificate")
 	}
 	if after := len(listJobs(t, dir)); after != before {
 		t.Errorf("rejected requests changed the jobs: %d -> %d", before, after)

@@ -145,7 +145,8 @@ func (p *Provider) createInstance(ctx context.Context, req *provision.CreateRequ
 			HttpTokens:   types.HttpTokensStateRequired,
 			HttpEndpoint: types.InstanceMetadataEndpointStateEnabled,
 		},
-		TagSpecifications: tagSpecs(tags, types.ResourceTypeInstance, types.ResourceTypeVolume),
+		TagSpecifications: append(tagSpecs(tags, types.ResourceTypeInstance),
+			tagSpecs(p.baseTags(req, tags["Name"]), types.ResourceTypeVolume)...),
 	}
 	if p.settings.KeyName != "" {
 		in.KeyName = aws.String(p.settings.KeyName)

@@ -74,7 +74,8 @@ func (p *Provider) Settings() Settings { return p.s }
 
 // Limits: Nova and Neutron rate limits are the operator's choice (often
 // none, sometimes a few requests per second per project behind haproxy);
-// hvctl stays at 10 calls/s and backs off on 429.
+// hvctl starts at most 10 operations a second (each is several API
+// calls) and backs off on 429.
 func (p *Provider) Limits() provision.Limits { return provision.Limits{APIRate: 10, Burst: 10} }
 
 // RunsAgents is true: servers start hvctl agent from cloud-init.
@@ -261,7 +262,8 @@ func mapError(op string, err error) error {
 	switch {
 	case ue.Actual == 429 || ue.Actual == 500 || ue.Actual == 502 || ue.Actual == 503 || ue.Actual == 504:
 		return &provision.RetryableError{Err: fmt.Errorf("openstack: %s: HTTP %d: %s", op, ue.Actual, msg)}
-	case typ == "OverQuota" || strings.Contains(msg, "Quota exceeded") || strings.Contains(strings.ToLower(msg), "quota"):
+	case typ == "OverQuota" || strings.Contains(msg, "Quota exceeded") ||
+		(ue.Actual == 403 || ue.Actual == 409 || ue.Actual == 413) && strings.Contains(strings.ToLower(msg), "quota"):
 		res := "resource"
 		for _, re := range quotaRE {
 			if m := re.FindStringSubmatch(msg); m != nil {

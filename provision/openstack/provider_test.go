@@ -24,7 +24,11 @@ import (
 func TestSiteLifecycle(t *testing.T) {
 	fake := newCloud(t)
 	c := newCluster(t, fake, "life", "", `ttl = "2h"`, 2, "m1.small")
+	fake.SetBuildPolls(3) // servers stay in BUILD for 3 reads: WaitReady polls
 	c.mustApply(false)
+	if n := fake.Calls("GET", "/servers/"+c.state().Resource("site.cloud.node.hub").ID); n < 4 {
+		t.Errorf("the hub was read %d times, want WaitReady to poll through BUILD", n)
+	}
 
 	st := c.state()
 	if n := len(st.Resources); n != 5 {

@@ -54,8 +54,16 @@ type Agent struct {
 
 // New prepares an agent; logs go to w.
 func New(cfg *Config, w io.Writer) *Agent {
-	return &Agent{cfg: cfg, log: log.New(w, "", log.LstdFlags|log.LUTC),
+	a := &Agent{cfg: cfg, log: log.New(w, "", log.LstdFlags|log.LUTC),
 		http: &http.Client{Timeout: 40 * time.Second}}
+	if ca := cfg.attr("cluster_ca"); ca != "" {
+		if tc, err := manager.ClientTLS([]byte(ca)); err == nil {
+			a.http.Transport = &http.Transport{TLSClientConfig: tc}
+		} else {
+			a.log.Printf("cluster CA: %v", err)
+		}
+	}
+	return a
 }
 
 // DeviceName is the overlay interface name for a node: unique on the
@@ -176,7 +184,17 @@ func (a *Agent) startManager() (*http.Server, error) {
 		return nil, fmt.Errorf("hub: manager listen: %w", err)
 	}
 	srv := &http.Server{Handler: m.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
+	if strings.HasPrefix(c.attr("manager_url"), "https:") {
+		tc, err := manager.ServerTLS([]byte(c.attr("tls_cert")), []byte(c.attr("tls_key")))
+		if err != nil {
+			ln.Close()
+			return nil, err
+		}
+		srv.TLSConfig = tc
+		go srv.ServeTLS(ln, "", "")
+	} else {
+		go srv.Serve(ln)
+	}
 	a.log.Printf("manager listening on %s", ln.Addr())
 	return srv, nil
 }

@@ -22,12 +22,13 @@ import (
 type Bootstrap struct {
 	Cluster     *templates.Cluster
 	Secret      manager.Secret
+	CA          *manager.CA
 	Template    Template
 	ManagerPort int
 }
 
 // NewBootstrap packs a loaded template for the manager node.
-func NewBootstrap(cfg *templates.Config, secret manager.Secret) (*Bootstrap, error) {
+func NewBootstrap(cfg *templates.Config, secret manager.Secret, ca *manager.CA) (*Bootstrap, error) {
 	t := Template{Files: map[string]string{}}
 	for name, f := range cfg.Files {
 		t.Files[filepath.Base(name)] = string(f.Bytes)
@@ -42,7 +43,7 @@ func NewBootstrap(cfg *templates.Config, secret manager.Secret) (*Bootstrap, err
 		}
 		t.Vars = append(t.Vars, TemplateVar{Name: v.Name, Value: val})
 	}
-	return &Bootstrap{Cluster: cfg.Cluster, Secret: secret, Template: t, ManagerPort: DefaultManagerPort}, nil
+	return &Bootstrap{Cluster: cfg.Cluster, Secret: secret, CA: ca, Template: t, ManagerPort: DefaultManagerPort}, nil
 }
 
 // ManagerURL is where the manager of a cluster listens, given the
@@ -58,7 +59,7 @@ func (b *Bootstrap) ManagerURL(r *provision.ResourceState) string {
 	if host == "" {
 		return ""
 	}
-	return "http://" + host + ":" + strconv.Itoa(b.ManagerPort)
+	return "https://" + host + ":" + strconv.Itoa(b.ManagerPort)
 }
 
 // Prepare is the provision.Engine Prepare hook.
@@ -77,6 +78,7 @@ func (b *Bootstrap) Prepare(st *provision.State, c *provision.Change, p provisio
 	a := provision.Attrs{
 		"join_token":   b.Secret.JoinToken(manager.MemberID(c.Address)),
 		"overlay_port": int64(port),
+		"cluster_ca":   string(b.CA.CertPEM),
 	}
 	mAddr := provision.NodeAddress(mn)
 	if c.Address == mAddr {
@@ -84,9 +86,14 @@ func (b *Bootstrap) Prepare(st *provision.State, c *provision.Change, p provisio
 		if err != nil {
 			return nil, err
 		}
+		cert, key, err := b.CA.IssueServer()
+		if err != nil {
+			return nil, err
+		}
 		a["cluster_secret"] = b.Secret.String()
 		a["template"] = string(tb)
-		a["manager_url"] = "http://127.0.0.1:" + strconv.Itoa(b.ManagerPort)
+		a["tls_cert"], a["tls_key"] = string(cert), string(key)
+		a["manager_url"] = "https://127.0.0.1:" + strconv.Itoa(b.ManagerPort)
 		return a, nil
 	}
 	url := b.ManagerURL(st.Resource(mAddr))

@@ -61,7 +61,8 @@ func (a *Agent) startLocal(rt manager.Runtime) error {
 	l := scheduler.NewLocal(a.cfg.Site, rt.SiteCache)
 	l.GlobalSite, l.NodeCache = rt.GlobalSite, rt.NodeCache
 	srv := &manager.LocalServer{Local: l, SiteSecret: secret, CacheDir: filepath.Join(a.cfg.Dir, "site-cache"),
-		GlobalURL: strings.TrimSuffix(a.cfg.attr("manager_url"), "/"), Credential: a.cred}
+		GlobalURL: strings.TrimSuffix(a.cfg.attr("manager_url"), "/"), Credential: a.cred,
+		HTTP: &http.Client{Timeout: 10 * time.Minute, Transport: a.http.Transport}}
 	ln, err := net.Listen("tcp", net.JoinHostPort(addr.String(), strconv.Itoa(manager.LocalManagerPort)))
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
