@@ -147,6 +147,7 @@ TaskPlugin=task/none
 JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
 SchedulerType=sched/backfill
+${SCHED_PARAMS:+SchedulerParameters=$SCHED_PARAMS}
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 ReturnToService=2

@@ -43,6 +43,22 @@ type clusterData struct {
 	Secret string `json:"secret"`
 	CACert string `json:"ca_cert,omitempty"`
 	CAKey  string `json:"ca_key,omitempty"`
+	// Created is when the cluster was first applied: its ttl runs from
+	// here, so every resource carries the same expiry.
+	Created time.Time `json:"created,omitzero"`
+}
+
+// clusterCreated returns when the cluster was first applied (now, and
+// recorded in st, on first use).
+func clusterCreated(st *provision.State) time.Time {
+	var cd clusterData
+	json.Unmarshal(st.Data["cluster"], &cd)
+	if cd.Created.IsZero() {
+		cd.Created = time.Now().UTC()
+		b, _ := json.Marshal(cd)
+		st.Data["cluster"] = b
+	}
+	return cd.Created
 }
 
 // clusterSecret returns the cluster secret and CA from st, creating
@@ -88,6 +104,9 @@ func (s *session) bootstrap(st *provision.State) error {
 	}
 	s.boot = b
 	s.eng.Prepare = b.Prepare
+	if ttl := s.cfg.Cluster.TTL; ttl > 0 {
+		s.eng.ExpiresAt = clusterCreated(st).Add(ttl)
+	}
 	return nil
 }
 

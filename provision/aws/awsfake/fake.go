@@ -113,10 +113,15 @@ func (s *Server) Throttle(n int) {
 }
 
 // Fail makes the next n calls of action fail with code and message
-// (HTTP 400, or 500/503 for InternalError/Unavailable).
+// (HTTP 400, or 500/503 for InternalError/Unavailable). n <= 0 clears
+// the action's pending faults.
 func (s *Server) Fail(action, code, message string, n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if n <= 0 {
+		delete(s.faults, action)
+		return
+	}
 	status := http.StatusBadRequest
 	switch code {
 	case "InternalError":

@@ -1,0 +1,78 @@
+package cli
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+
+	"github.com/hvctl/hvctl/elastic"
+	"github.com/hvctl/hvctl/provision"
+)
+
+func init() {
+	register(&command{name: "elastic", usage: "simulate -f TEMPLATE -w WORKLOAD [-json] [-report FILE.html] [-seed N]", help: "Elasticity: the simulator over a workload file", run: runElastic})
+}
+
+func runElastic(a *App, args []string) int {
+	if len(args) == 0 || args[0] != "simulate" {
+		if len(args) > 0 && (args[0] == "-help" || args[0] == "--help" || args[0] == "-h") {
+			fmt.Fprintln(a.Stderr, "Usage: hvctl elastic simulate -f TEMPLATE -w WORKLOAD [-json] [-report FILE.html] [-seed N]")
+			return exitOK
+		}
+		return a.fail("Usage: hvctl elastic simulate -f TEMPLATE -w WORKLOAD", "simulate replays a workload (JSON or CSV) on a virtual clock with the same policy the daemon runs, and reports makespan, node-hours, efficiency and cost. (elastic run, the daemon, is not built yet.)")
+	}
+	c := findCommand("elastic")
+	fs := a.flagSet(c)
+	var t tmplFlags
+	t.add(fs)
+	tmpl := fs.String("f", "", "template (.hcl file or directory)")
+	wl := fs.String("w", "", "workload file (JSON or CSV)")
+	jsonOut := fs.Bool("json", false, "print the report as JSON")
+	report := fs.String("report", "", "write an HTML report with plots to FILE")
+	seed := fs.Int64("seed", 1, "random seed (same seed, same figures)")
+	if _, code, ok := a.parse(fs, args[1:]); !ok {
+		return code
+	}
+	if *tmpl == "" || *wl == "" {
+		return a.fail("simulate needs -f TEMPLATE and -w WORKLOAD", "Example: hvctl elastic simulate -f examples/hybrid-audio.hcl -w examples/workloads/hybrid-audio.json")
+	}
+	cfg, ok := a.load(*tmpl, t.vars)
+	if !ok {
+		return exitError
+	}
+	f, err := os.Open(*wl)
+	if err != nil {
+		return a.failErr(err)
+	}
+	defer f.Close()
+	w, err := elastic.ParseWorkload(*wl, f)
+	if err != nil {
+		return a.fail("Invalid workload", err.Error())
+	}
+	rep, err := elastic.Simulate(cfg, w, *seed)
+	if err != nil {
+		return a.failErr(err)
+	}
+	if *report != "" {
+		var buf bytes.Buffer
+		if err := rep.WriteHTML(&buf); err != nil {
+			return a.failErr(err)
+		}
+		if err := provision.WriteFileAtomic(*report, buf.Bytes()); err != nil {
+			return a.failErr(err)
+		}
+	}
+	if *jsonOut {
+		if err := rep.WriteJSON(a.Stdout); err != nil {
+			return a.failErr(err)
+		}
+		return exitOK
+	}
+	if err := rep.WriteText(a.Stdout); err != nil {
+		return a.failErr(err)
+	}
+	if *report != "" {
+		fmt.Fprintf(a.Stdout, "\nReport written to %s\n", *report)
+	}
+	return exitOK
+}

@@ -1,0 +1,62 @@
+package cli_test
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestGCSim: gc destroys only clusters whose ttl has passed, found by
+// their tags in the sim cloud, and -dry-run destroys nothing.
+func TestGCSim(t *testing.T) {
+	dir := t.TempDir()
+	tmpl := func(name, ttl string) string {
+		return strings.Replace(strings.Replace(simTemplate, `cluster "%s" {`, `cluster "`+name+`" {
+  ttl = "`+ttl+`"`, 1), `boot_time = "%s"`, `boot_time = "0s"`, 1)
+	}
+	for _, c := range []struct{ file, name, ttl string }{{"old.hcl", "old", "1s"}, {"new.hcl", "new", "1h"}} {
+		src := strings.Replace(strings.Replace(tmpl(c.name, c.ttl), "count = %d", "count = 1", 1), "min = %d", "min = 0", 1)
+		os.WriteFile(filepath.Join(dir, c.file), []byte(src), 0o644)
+		if r := hv(t, dir, "", "up", "-state", ".hvctl/"+c.name+".json", c.file); r.code != 0 {
+			t.Fatalf("up %s: %s", c.name, r.stderr)
+		}
+	}
+	live := func() map[string]int {
+		out := map[string]int{}
+		for _, it := range simList(t, dir) {
+			out[it.Cluster]++
+		}
+		return out
+	}
+	if got := live(); got["old"] != 4 || got["new"] != 4 {
+		t.Fatalf("before gc: %v", got)
+	}
+	time.Sleep(1100 * time.Millisecond) // let the 1 s ttl pass
+	r := hv(t, dir, "", "gc", "-dry-run", "-json", "-state", ".hvctl/x.json", "old.hcl")
+	var doc struct {
+		Expired []struct {
+			Cluster   string
+			Resources []json.RawMessage
+		}
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil || len(doc.Expired) != 1 || doc.Expired[0].Cluster != "old" || len(doc.Expired[0].Resources) != 4 {
+		t.Fatalf("gc -dry-run -json: %v %s %s", err, r.stdout, r.stderr)
+	}
+	if got := live(); got["old"] != 4 {
+		t.Fatalf("dry run destroyed something: %v", got)
+	}
+	if r := hv(t, dir, "", "gc", "-state", ".hvctl/x.json", "old.hcl"); r.code != 0 || !strings.Contains(r.stdout, "of expired cluster old") {
+		t.Fatalf("gc: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	if got := live(); got["old"] != 0 || got["new"] != 4 {
+		t.Errorf("after gc: %v, want only the expired cluster gone", got)
+	}
+	// The expired cluster's own state learns it is gone on refresh.
+	if r := hv(t, dir, "", "plan", "-state", ".hvctl/old.json", "old.hcl"); !strings.Contains(r.stdout, "has been deleted outside hvctl") {
+		t.Errorf("plan of the collected cluster:\n%s", r.stdout)
+	}
+	hv(t, dir, "", "down", "-state", ".hvctl/new.json", "new.hcl")
+}
