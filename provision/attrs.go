@@ -27,7 +27,7 @@ var (
 	// in plans; sensitive ones are redacted everywhere else.
 	internalAttrs = map[string]bool{
 		"join_token": true, "cluster_secret": true, "template": true, "manager_url": true, "overlay_port": true,
-		"tls_cert": true, "tls_key": true, "cluster_ca": true,
+		"tls_cert": true, "tls_key": true, "cluster_ca": true, "elastic_token": true,
 	}
 )
 

@@ -44,23 +44,21 @@ type Global struct {
 	jobs  map[string]*Job
 	order []string
 	sites map[string]*siteRec
-	// undelivered are jobs routed to a site that has no local manager
-	// yet (an elastic site with no node): they wait there, and are the
-	// demand that makes the pool grow.
-	undelivered map[string][]*Job
+	// waiting are queued jobs not yet given to a site: they go to a site
+	// when it has room. They are the demand that makes pools grow.
+	waiting []*Job
 }
 
 // NewGlobal returns a global manager over sites.
 func NewGlobal(sites []SiteInfo) *Global {
-	g := &Global{Clock: time.Now, jobs: map[string]*Job{}, sites: map[string]*siteRec{}, undelivered: map[string][]*Job{}}
+	g := &Global{Clock: time.Now, jobs: map[string]*Job{}, sites: map[string]*siteRec{}}
 	for _, s := range sites {
 		g.sites[s.Name] = &siteRec{info: s}
 	}
 	return g
 }
 
-// SetLink connects (or, with nil, disconnects) a site's local manager
-// and delivers the jobs waiting for it.
+// SetLink connects (or, with nil, disconnects) a site's local manager.
 func (g *Global) SetLink(site string, l SiteLink) {
 	g.mu.Lock()
 	s := g.sites[site]
@@ -70,12 +68,89 @@ func (g *Global) SetLink(site string, l SiteLink) {
 	}
 	s.link = l
 	s.version = 0
-	waiting := g.undelivered[site]
+	if l == nil {
+		s.state = SiteState{Site: site}
+	}
 	g.mu.Unlock()
-	if l != nil && len(waiting) > 0 {
-		if err := l.Enqueue(waiting); err == nil {
+}
+
+// dispatch gives waiting jobs, in queue order, to sites with room for
+// them now (Route among those), counting what each takes.
+func (g *Global) dispatch() {
+	g.mu.Lock()
+	if len(g.waiting) == 0 {
+		g.mu.Unlock()
+		return
+	}
+	QueueOrder(g.waiting)
+	var views []*SiteView
+	for _, v := range g.viewsLocked() {
+		if g.sites[v.Name].link != nil {
+			views = append(views, v)
+		}
+	}
+	// Work on copies of the sites' nodes, with the CPU slots the jobs
+	// already queued at each site will take counted as used.
+	byName := map[string]*SiteView{}
+	for _, v := range views {
+		byName[v.Name] = v
+		pending := v.Pending
+		for i, n := range v.Nodes {
+			c := *n
+			take := min(max(c.FreeSlots(), 0), pending)
+			c.UsedCPUs += take
+			pending -= take
+			v.Nodes[i] = &c
+		}
+	}
+	fits := func(v *SiteView, r Resources) *Node {
+		for _, n := range v.Nodes {
+			if n.Fits(r) {
+				return n
+			}
+		}
+		return nil
+	}
+	bySite := map[string][]*Job{}
+	keep := g.waiting[:0]
+	for _, j := range g.waiting {
+		if j.State != Queued {
+			continue // cancelled while waiting
+		}
+		var room []*SiteView
+		for _, v := range views {
+			if fits(v, j.Spec.Resources) != nil {
+				room = append(room, v)
+			}
+		}
+		site := Route(j, room)
+		if site == "" {
+			keep = append(keep, j)
+			continue
+		}
+		fits(byName[site], j.Spec.Resources).take(j.Spec.Resources)
+		byName[site].Pending += j.Spec.Resources.CPUSlots()
+		j.Site = site
+		c := *j
+		bySite[site] = append(bySite[site], &c)
+	}
+	g.waiting = keep
+	links := map[string]SiteLink{}
+	for site, js := range bySite {
+		links[site] = g.sites[site].link
+		g.sites[site].state.Pending += len(js) * js[0].Spec.Resources.CPUSlots()
+	}
+	g.mu.Unlock()
+	for site, l := range links {
+		if err := l.Enqueue(bySite[site]); err != nil {
+			// Not delivered: back to waiting.
 			g.mu.Lock()
-			delete(g.undelivered, site)
+			for _, c := range bySite[site] {
+				if j := g.jobs[c.ID]; j != nil && j.State == Queued {
+					j.Site = ""
+					g.waiting = append(g.waiting, j)
+				}
+			}
 			g.mu.Unlock()
 		}
 	}
@@ -102,55 +177,31 @@ func (g *Global) Submit(spec *Spec) ([]*Job, error) {
 		arrayID = newID()
 	}
 	g.mu.Lock()
-	views := g.viewsLocked()
-	byName := map[string]*SiteView{}
-	for _, v := range views {
-		byName[v.Name] = v
-	}
 	probe := &Job{Spec: *spec}
-	if Route(probe, views) == "" {
+	if Route(probe, g.viewsLocked()) == "" {
 		g.mu.Unlock()
 		return nil, &SpecError{"resources", fmt.Sprintf("no site can run this job (it needs %d CPUs, %d MiB, %d GPUs, labels %v%s)",
 			spec.Resources.CPUSlots(), spec.Resources.MemoryMiB, spec.Resources.GPUs, spec.Resources.Labels, pinned(spec))}
 	}
-	// Route job by job, counting what the earlier ones take, so an array
-	// spreads over the sites with room before it queues anywhere.
+	// Jobs wait here until a site has room for them (dispatch), so work
+	// goes where capacity appears, including nodes an elastic pool adds.
 	jobs := make([]*Job, n)
-	bySite := map[string][]*Job{}
 	for i := range jobs {
 		id := newID()
 		if arrayID != "" {
 			id = fmt.Sprintf("%s.%d", arrayID, i)
 		}
-		site := Route(probe, views)
-		byName[site].Pending += spec.Resources.CPUSlots()
-		j := &Job{ID: id, ArrayID: arrayID, Index: i, Spec: *spec, State: Queued, Site: site, Submitted: now}
+		j := &Job{ID: id, ArrayID: arrayID, Index: i, Spec: *spec, State: Queued, Submitted: now}
 		j.Spec.Count = 0
 		g.jobs[id] = j
 		g.order = append(g.order, id)
+		g.waiting = append(g.waiting, j)
 		jobs[i] = j
-		c := *j
-		bySite[site] = append(bySite[site], &c)
-	}
-	links := map[string]SiteLink{}
-	for site, js := range bySite {
-		s := g.sites[site]
-		if s.link == nil {
-			g.undelivered[site] = append(g.undelivered[site], js...)
-		} else {
-			links[site] = s.link
-		}
-		// Count the new demand until the site reports it.
-		s.state.Pending += len(js) * spec.Resources.CPUSlots()
 	}
 	g.mu.Unlock()
-	for site, l := range links {
-		if err := l.Enqueue(bySite[site]); err != nil {
-			g.mu.Lock()
-			g.undelivered[site] = append(g.undelivered[site], bySite[site]...)
-			g.mu.Unlock()
-		}
-	}
+	g.dispatch()
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	out := make([]*Job, n)
 	for i, j := range jobs {
 		c := *j
@@ -176,9 +227,6 @@ func (g *Global) viewsLocked() []*SiteView {
 	for _, n := range names {
 		s := g.sites[n]
 		v := &SiteView{Name: n, Tier: s.info.Tier, Shapes: s.info.Shapes, Pending: s.state.Pending, Cached: map[string]bool{}}
-		for _, u := range g.undelivered[n] {
-			v.Pending += u.Spec.Resources.CPUSlots()
-		}
 		for _, ns := range s.state.Nodes {
 			if !ns.Lost {
 				c := ns.Node
@@ -203,22 +251,12 @@ func (g *Global) Sync() error {
 		since uint64
 	}
 	var pulls []pull
-	var waiting []string
 	for n, s := range g.sites {
 		if s.link != nil {
 			pulls = append(pulls, pull{n, s.link, s.version})
-			if len(g.undelivered[n]) > 0 {
-				waiting = append(waiting, n)
-			}
 		}
 	}
 	g.mu.Unlock()
-	for _, n := range waiting {
-		g.mu.Lock()
-		l := g.sites[n].link
-		g.mu.Unlock()
-		g.SetLink(n, l)
-	}
 	var first error
 	for _, p := range pulls {
 		st, err := p.link.State(p.since)
@@ -241,6 +279,7 @@ func (g *Global) Sync() error {
 		}
 		g.mu.Unlock()
 	}
+	g.dispatch()
 	return first
 }
 
@@ -284,15 +323,12 @@ func (g *Global) Cancel(id string) (*Job, error) {
 		g.mu.Unlock()
 		return &c, nil
 	}
-	// Still waiting for its site's local manager: cancel here.
-	for i, u := range g.undelivered[j.Site] {
-		if u.ID == id {
-			g.undelivered[j.Site] = append(g.undelivered[j.Site][:i], g.undelivered[j.Site][i+1:]...)
-			j.State, j.Ended = Cancelled, g.Clock()
-			c := *j
-			g.mu.Unlock()
-			return &c, nil
-		}
+	// Still waiting for a site: cancel here (dispatch skips it).
+	if j.Site == "" {
+		j.State, j.Ended = Cancelled, g.Clock()
+		c := *j
+		g.mu.Unlock()
+		return &c, nil
 	}
 	link := g.sites[j.Site].link
 	g.mu.Unlock()
@@ -333,7 +369,10 @@ func (g *Global) Output(id string) ([]byte, error) {
 type Signals struct {
 	Time  time.Time     `json:"time"`
 	Sites []SiteSignals `json:"sites"`
-	Cache CacheSignals  `json:"cache"`
+	// Waiting is the demand not yet given to any site: jobs wait for a
+	// site with room. Its groups carry the site a job is pinned to.
+	Waiting SiteSignals  `json:"waiting"`
+	Cache   CacheSignals `json:"cache"`
 }
 
 // CacheSignals sums the sites' cache figures.
@@ -353,6 +392,18 @@ type SiteSignals struct {
 	FreeSlots   int         `json:"free_slots"`
 	RunningJobs int         `json:"running_jobs"`
 	Nodes       []NodeState `json:"nodes"`
+	// Demand groups the queued jobs by what they need.
+	Demand []DemandGroup `json:"demand,omitempty"`
+}
+
+// DemandGroup is queued jobs that need the same resources.
+type DemandGroup struct {
+	Count     int       `json:"count"`
+	Resources Resources `json:"resources"`
+	// Oldest is when the longest-waiting of them was submitted.
+	Oldest time.Time `json:"oldest"`
+	// Site is the site the jobs are pinned to ("" = any).
+	Site string `json:"site,omitempty"`
 }
 
 // Signals reports queue depth, free slots, running jobs and each node's
@@ -369,6 +420,8 @@ func (g *Global) Signals() Signals {
 	for _, n := range names {
 		s := g.sites[n]
 		ss := SiteSignals{Site: n, Nodes: s.state.Nodes}
+		groups := map[string]*DemandGroup{}
+		var keys []string
 		for _, j := range g.jobs {
 			if j.Site != n {
 				continue
@@ -377,6 +430,18 @@ func (g *Global) Signals() Signals {
 			case Queued:
 				ss.PendingJobs++
 				ss.PendingSlots += j.Spec.Resources.CPUSlots()
+				r := j.Spec.Resources
+				k := fmt.Sprint(r.CPUSlots(), r.MemoryMiB, r.GPUs, r.Labels)
+				dg := groups[k]
+				if dg == nil {
+					dg = &DemandGroup{Resources: r, Oldest: j.Submitted}
+					groups[k] = dg
+					keys = append(keys, k)
+				}
+				dg.Count++
+				if j.Submitted.Before(dg.Oldest) {
+					dg.Oldest = j.Submitted
+				}
 			case Assigned, Running:
 				ss.RunningJobs++
 			}
@@ -386,8 +451,40 @@ func (g *Global) Signals() Signals {
 				ss.FreeSlots += ns.FreeSlots()
 			}
 		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			ss.Demand = append(ss.Demand, *groups[k])
+		}
 		out.Sites = append(out.Sites, ss)
 	}
+	// Jobs not yet given to a site: demand anywhere (or at their pin).
+	ws := SiteSignals{Site: ""}
+	groups := map[string]*DemandGroup{}
+	var keys []string
+	for _, j := range g.waiting {
+		if j.State != Queued {
+			continue
+		}
+		ws.PendingJobs++
+		ws.PendingSlots += j.Spec.Resources.CPUSlots()
+		r := j.Spec.Resources
+		k := fmt.Sprint(r.CPUSlots(), r.MemoryMiB, r.GPUs, r.Labels, j.Spec.Site)
+		dg := groups[k]
+		if dg == nil {
+			dg = &DemandGroup{Resources: r, Oldest: j.Submitted, Site: j.Spec.Site}
+			groups[k] = dg
+			keys = append(keys, k)
+		}
+		dg.Count++
+		if j.Submitted.Before(dg.Oldest) {
+			dg.Oldest = j.Submitted
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		ws.Demand = append(ws.Demand, *groups[k])
+	}
+	out.Waiting = ws
 	out.Cache.FetchesByTier = map[Tier]int64{}
 	for _, s := range g.sites {
 		for k, v := range s.state.Fetched {

@@ -104,7 +104,7 @@ func TestNodeLostRunsElsewhereExactlyOnce(t *testing.T) {
 	g.Sync()
 	jobs, err := g.Submit(&Spec{Command: []string{"x"}})
 	if err != nil || jobs[0].Site != "onprem" {
-		t.Fatalf("submit: %v %+v", err, jobs)
+		t.Fatalf("submit: %v %+v", err, jobs[0])
 	}
 	w := l.Poll(a, 0)
 	if len(w) != 1 {
@@ -169,26 +169,29 @@ func TestFailureRetriesAndCancel(t *testing.T) {
 	}
 }
 
-func TestRoutingToEmptyElasticSite(t *testing.T) {
+func TestJobsWaitForRoom(t *testing.T) {
 	g := NewGlobal([]SiteInfo{{Name: "onprem"}, {Name: "cloud", Tier: 1, Shapes: []*Node{{CPUs: 4, GPUs: 1}}}})
 	jobs, err := g.Submit(&Spec{Command: []string{"x"}, Resources: Resources{GPUs: 1}, Count: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if jobs[0].Site != "cloud" {
-		t.Fatalf("routed to %s", jobs[0].Site)
+	if jobs[0].Site != "" {
+		t.Fatalf("a job was given to site %q with no node", jobs[0].Site)
 	}
-	sig := g.Signals()
-	for _, s := range sig.Sites {
-		if s.Site == "cloud" && (s.PendingJobs != 3 || s.PendingSlots != 3) {
-			t.Errorf("cloud signals = %+v", s)
-		}
+	if w := g.Signals().Waiting; w.PendingJobs != 3 || len(w.Demand) != 1 || w.Demand[0].Count != 3 || w.Demand[0].Resources.GPUs != 1 {
+		t.Errorf("waiting demand = %+v", w)
 	}
-	// The site's first node brings a local manager: the jobs are delivered.
+	// The cloud's first node brings a local manager: jobs go there as
+	// far as it has room (one GPU: one job).
 	l := NewLocal("cloud", 0)
 	g.SetLink("cloud", LocalLink{l})
+	l.Poll(Node{ID: "c", CPUs: 4, GPUs: 1}, 0)
+	g.Sync()
 	if w := l.Poll(Node{ID: "c", CPUs: 4, GPUs: 1}, 0); len(w) != 1 {
-		t.Errorf("first cloud node got %d jobs, want 1 (one GPU)", len(w))
+		t.Errorf("first cloud node got %d jobs, want 1", len(w))
+	}
+	if w := g.Signals().Waiting; w.PendingJobs != 2 {
+		t.Errorf("still waiting = %d, want 2", w.PendingJobs)
 	}
 	if _, err := g.Submit(&Spec{Command: []string{"x"}, Resources: Resources{CPUs: 99}}); err == nil {
 		t.Errorf("a job no site can run was accepted")

@@ -10,16 +10,19 @@ import (
 )
 
 func init() {
-	register(&command{name: "elastic", usage: "simulate -f TEMPLATE -w WORKLOAD [-json] [-report FILE.html] [-seed N]", help: "Elasticity: the simulator over a workload file", run: runElastic})
+	register(&command{name: "elastic", usage: "run [PATH] | simulate -f TEMPLATE -w WORKLOAD [-json] [-report FILE.html] [-seed N]", help: "Elasticity: the daemon, and the simulator over a workload file", run: runElastic})
 }
 
 func runElastic(a *App, args []string) int {
+	if len(args) > 0 && args[0] == "run" {
+		return runElasticRun(a, args[1:])
+	}
 	if len(args) == 0 || args[0] != "simulate" {
 		if len(args) > 0 && (args[0] == "-help" || args[0] == "--help" || args[0] == "-h") {
 			fmt.Fprintln(a.Stderr, "Usage: hvctl elastic simulate -f TEMPLATE -w WORKLOAD [-json] [-report FILE.html] [-seed N]")
 			return exitOK
 		}
-		return a.fail("Usage: hvctl elastic simulate -f TEMPLATE -w WORKLOAD", "simulate replays a workload (JSON or CSV) on a virtual clock with the same policy the daemon runs, and reports makespan, node-hours, efficiency and cost. (elastic run, the daemon, is not built yet.)")
+		return a.fail("Usage: hvctl elastic simulate -f TEMPLATE -w WORKLOAD", "simulate replays a workload (JSON or CSV) on a virtual clock with the same policy the daemon runs, and reports makespan, node-hours, efficiency and cost. hvctl elastic run [PATH] runs the daemon against a live cluster.")
 	}
 	c := findCommand("elastic")
 	fs := a.flagSet(c)

@@ -76,7 +76,7 @@ func upRuntime(t *testing.T, caches bool) (dir string, api *apiClient) {
 		local.Cleanup(filepath.Join(dir, ".hvctl"), "")
 	})
 	if r := hv(t, dir, "", "up", "-join-timeout=90s", "main.hcl"); r.code != 0 {
-		t.Fatalf("up: %s\n%s", r.stderr, agentLogs(dir))
+		t.Fatalf("up: exit %d\n%s\n%s\n%s", r.code, r.stdout, r.stderr, agentLogs(dir))
 	}
 	return dir, newAPI(t, dir)
 }

@@ -24,6 +24,12 @@ import (
 // own default). Tests shorten it; the code path is the same.
 var maxBackoff = 20 * time.Second
 
+// attemptCost is what each attempt takes from the adaptive retryer's
+// client-side token bucket, which (after throttling) refills at the rate
+// EC2 accepted, from 0.5 calls per second up. Tests set it to 0 so that
+// recovering from injected throttling takes milliseconds, not seconds.
+var attemptCost = retry.DefaultRequestCost
+
 // loadConfig builds the SDK configuration: the default credential chain
 // (or static keys, or an assumed role), the region, and the adaptive
 // retry mode, which retries throttling (RequestLimitExceeded) and 5xx
@@ -33,6 +39,7 @@ func loadConfig(ctx context.Context, s Settings) (aws.Config, error) {
 		config.WithRegion(s.Region),
 		config.WithRetryer(func() aws.Retryer {
 			return retry.NewAdaptiveMode(func(o *retry.AdaptiveModeOptions) {
+				o.RequestCost = attemptCost
 				o.StandardOptions = append(o.StandardOptions, func(so *retry.StandardOptions) {
 					so.MaxAttempts = s.MaxRetries + 1
 					so.MaxBackoff = maxBackoff

@@ -34,6 +34,8 @@ const (
 
 func TestMain(m *testing.M) {
 	maxBackoff = 5 * time.Millisecond
+	attemptCost = 0
+	limits = provision.Limits{}
 	defaultPollInterval = 2 * time.Millisecond
 	os.Exit(m.Run())
 }
@@ -237,7 +239,7 @@ cluster "%s" {
     site "zone-b" {
       gateway = "router"
       network {
-        cidr = "10.4.7.0/24"
+        cidr = "10.5.7.0/24"
       }
       node "router" {
         roles = ["gateway"]
@@ -269,26 +271,32 @@ func newEngine(t *testing.T, cfg *templates.Config, dir string) *provision.Engin
 	if d.HasErrors() {
 		t.Fatal(d)
 	}
-	p, _ := e.Provider("provider.aws.cloud")
-	p.(*Provider).SetPollInterval(time.Millisecond)
-	e.Prepare = func(st *provision.State, c *provision.Change, p provision.Provider) (provision.Attrs, error) {
+	e.Prepare = prepare(cfg)
+	return e
+}
+
+// prepare is an Engine.Prepare hook that gives nodes what
+// agent.Bootstrap gives them: a join token and the manager's URL, and on
+// the manager node the cluster secret.
+func prepare(cfg *templates.Config) func(st *provision.State, c *provision.Change, p provision.Provider) (provision.Attrs, error) {
+	hubAddr := provision.NodeAddress(provision.ManagerNode(cfg.Cluster))
+	return func(st *provision.State, c *provision.Change, p provision.Provider) (provision.Attrs, error) {
 		if c.Kind != provision.KindInstance {
 			return nil, nil
 		}
 		a := provision.Attrs{"join_token": testJoinToken + "-" + c.Address, "overlay_port": int64(51820)}
-		if c.Address == "site.cloud.node.hub" {
+		if c.Address == hubAddr {
 			a["cluster_secret"] = testClusterSecret
 			a["manager_url"] = "http://127.0.0.1:51821"
 			return a, nil
 		}
-		hub := st.Resource("site.cloud.node.hub")
+		hub := st.Resource(hubAddr)
 		if hub == nil {
 			return nil, fmt.Errorf("no hub yet")
 		}
 		a["manager_url"] = "http://" + hub.Attrs["public_address"].(string) + ":51821"
 		return a, nil
 	}
-	return e
 }
 
 func plan(t *testing.T, e *provision.Engine, destroy bool) (*provision.Plan, *provision.State) {

@@ -77,14 +77,8 @@ func (p *Provider) createNetwork(ctx context.Context, req *provision.CreateReque
 	// The VPC: the parent's, or one of its own.
 	if parent != nil {
 		info.VpcID, info.RouteTableID = parent.VpcID, parent.RouteTableID
-		out, err := p.client.DescribeVpcs(ctx, &ec2.DescribeVpcsInput{VpcIds: []string{parent.VpcID}})
-		if err != nil {
-			return nil, p.mapErr("DescribeVpcs", err)
-		}
-		if len(out.Vpcs) == 1 {
-			if vc, err := netip.ParsePrefix(aws.ToString(out.Vpcs[0].CidrBlock)); err == nil && (!vc.Contains(cidr.Addr()) || vc.Bits() > cidr.Bits()) {
-				return nil, fmt.Errorf("aws: network %s: cidr %s is not inside its parent site's VPC %s (%s): a nested site's network is a subnet of its parent's", req.Address, cidr, parent.VpcID, vc)
-			}
+		if err := p.nestedCIDR(ctx, req, parent, cidr); err != nil {
+			return nil, err
 		}
 	} else {
 		out, err := p.client.DescribeVpcs(ctx, &ec2.DescribeVpcsInput{Filters: []types.Filter{tokenFilter(req.ClientToken)}})
@@ -187,6 +181,61 @@ func (p *Provider) createNetwork(ctx context.Context, req *provision.CreateReque
 	}
 	p.remember(info)
 	return &provision.CreateResponse{ID: info.ID, Attrs: provision.Attrs{}}, nil
+}
+
+// nestedCIDR makes room for a nested site's subnet in its parent's VPC:
+// the parent site's own subnet holds the VPC's primary block, so the
+// nested site's cidr must lie outside it and becomes a secondary CIDR
+// block of the VPC (unless a block already holds it).
+func (p *Provider) nestedCIDR(ctx context.Context, req *provision.CreateRequest, parent *netInfo, cidr netip.Prefix) error {
+	if pc, err := netip.ParsePrefix(parent.CIDR); err == nil && pc.Overlaps(cidr) {
+		return fmt.Errorf("aws: network %s: cidr %s overlaps its parent site's subnet %s (%s). On AWS a nested site is another subnet of its parent's VPC, so its cidr must lie outside the parent site's own network cidr; hvctl adds it to the VPC as a secondary CIDR block", req.Address, cidr, pc, parent.SubnetID)
+	}
+	out, err := p.client.DescribeVpcs(ctx, &ec2.DescribeVpcsInput{VpcIds: []string{parent.VpcID}})
+	if err != nil {
+		return p.mapErr("DescribeVpcs", err)
+	}
+	if len(out.Vpcs) == 0 {
+		return fmt.Errorf("aws: network %s: its parent's VPC %s does not exist", req.Address, parent.VpcID)
+	}
+	for _, a := range out.Vpcs[0].CidrBlockAssociationSet {
+		b, err := netip.ParsePrefix(aws.ToString(a.CidrBlock))
+		if err != nil || (a.CidrBlockState != nil && (a.CidrBlockState.State == types.VpcCidrBlockStateCodeDisassociated || a.CidrBlockState.State == types.VpcCidrBlockStateCodeFailed)) {
+			continue
+		}
+		if b.Overlaps(cidr) {
+			if b.Bits() <= cidr.Bits() {
+				return nil // inside a block already
+			}
+			return fmt.Errorf("aws: network %s: cidr %s overlaps the VPC %s block %s without fitting in it", req.Address, cidr, parent.VpcID, b)
+		}
+	}
+	if _, err := p.client.AssociateVpcCidrBlock(ctx, &ec2.AssociateVpcCidrBlockInput{VpcId: aws.String(parent.VpcID), CidrBlock: aws.String(cidr.String())}); err != nil {
+		return p.mapErr("AssociateVpcCidrBlock", err)
+	}
+	return nil
+}
+
+// releaseCIDR disassociates a VPC's secondary block that is exactly
+// cidr (a nested site's, once its subnet is gone).
+func (p *Provider) releaseCIDR(ctx context.Context, vpcID, cidr string) error {
+	out, err := p.client.DescribeVpcs(ctx, &ec2.DescribeVpcsInput{VpcIds: []string{vpcID}})
+	if isNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return p.mapErr("DescribeVpcs", err)
+	}
+	for _, v := range out.Vpcs {
+		for _, a := range v.CidrBlockAssociationSet {
+			if aws.ToString(a.CidrBlock) == cidr && cidr != aws.ToString(v.CidrBlock) {
+				if _, err := p.client.DisassociateVpcCidrBlock(ctx, &ec2.DisassociateVpcCidrBlockInput{AssociationId: a.AssociationId}); err != nil && !isNotFound(err) {
+					return p.mapErr("DisassociateVpcCidrBlock", err)
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // adoptSubnet uses an existing subnet for a site: hvctl makes only a
@@ -489,6 +538,9 @@ func (p *Provider) deleteByToken(ctx context.Context, token string) error {
 	for _, s := range sns.Subnets {
 		if _, err := p.client.DeleteSubnet(ctx, &ec2.DeleteSubnetInput{SubnetId: s.SubnetId}); err != nil && !isNotFound(err) {
 			return p.mapErr("DeleteSubnet", err)
+		}
+		if err := p.releaseCIDR(ctx, aws.ToString(s.VpcId), aws.ToString(s.CidrBlock)); err != nil {
+			return err
 		}
 	}
 	rts, err := p.client.DescribeRouteTables(ctx, &ec2.DescribeRouteTablesInput{Filters: f})

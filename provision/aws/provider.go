@@ -85,10 +85,14 @@ func (p *Provider) Client() *ec2.Client { return p.client }
 // SetPollInterval changes how often WaitReady and Delete poll EC2.
 func (p *Provider) SetPollInterval(d time.Duration) { p.pollInterval = d }
 
-// Limits paces the engine under EC2's request-rate buckets: mutating
-// calls refill at 5 per second (RunInstances at 2), and one hvctl create
-// is several calls. The SDK's adaptive retryer absorbs the rest.
-func (p *Provider) Limits() provision.Limits { return provision.Limits{APIRate: 2, Burst: 10} }
+// Limits paces the engine under EC2's request-rate buckets (mutating
+// calls refill at about 5 per second, RunInstances slower), and one
+// hvctl operation is several calls. The SDK's adaptive retryer absorbs
+// the rest.
+func (p *Provider) Limits() provision.Limits { return limits }
+
+// limits are what Limits reports; tests lift them.
+var limits = provision.Limits{APIRate: 5, Burst: 20}
 
 // RunsAgents is true: every instance runs hvctl agent (provision.AgentHost).
 func (p *Provider) RunsAgents() bool { return true }

@@ -26,8 +26,8 @@ func TestRegistered(t *testing.T) {
 	if !p.RunsAgents() {
 		t.Error("RunsAgents() = false; aws machines run hvctl agent")
 	}
-	if l := p.Limits(); l.APIRate <= 0 || l.Burst < 1 {
-		t.Errorf("Limits() = %+v, want a positive rate", l)
+	if l := p.Limits(); l != limits {
+		t.Errorf("Limits() = %+v, want %+v", l, limits)
 	}
 }
 
@@ -295,8 +295,10 @@ func TestErrors(t *testing.T) {
 			wantLeft: map[string]int{"instance": 0, "address": 0},
 		},
 		{
-			name:  "vcpu quota",
-			setup: func(f *awsfake.Server) { f.Fail("RunInstances", "VcpuLimitExceeded", "You have requested more vCPU capacity than your current vCPU limit of 32 allows.", 1) },
+			name: "vcpu quota",
+			setup: func(f *awsfake.Server) {
+				f.Fail("RunInstances", "VcpuLimitExceeded", "You have requested more vCPU capacity than your current vCPU limit of 32 allows.", 1)
+			},
 			check: func(t *testing.T, err error) {
 				var qe *QuotaError
 				if !errors.As(err, &qe) || qe.QuotaID != "L-1216C47A" {
@@ -311,8 +313,10 @@ func TestErrors(t *testing.T) {
 			wantLeft: map[string]int{"instance": 0},
 		},
 		{
-			name:   "address quota",
-			setup:  func(f *awsfake.Server) { f.Fail("AllocateAddress", "AddressLimitExceeded", "The maximum number of addresses has been reached.", 1) },
+			name: "address quota",
+			setup: func(f *awsfake.Server) {
+				f.Fail("AllocateAddress", "AddressLimitExceeded", "The maximum number of addresses has been reached.", 1)
+			},
 			public: true,
 			check: func(t *testing.T, err error) {
 				if !strings.Contains(err.Error(), "EC2-VPC Elastic IPs") || !strings.Contains(err.Error(), "L-0263D0A3") {
@@ -332,8 +336,10 @@ func TestErrors(t *testing.T) {
 			wantLeft: map[string]int{"instance": 0},
 		},
 		{
-			name:  "bad image",
-			setup: func(f *awsfake.Server) { f.Fail("RunInstances", "InvalidAMIID.NotFound", "The image id '[ami-0123456789abcdef0]' does not exist", 1) },
+			name: "bad image",
+			setup: func(f *awsfake.Server) {
+				f.Fail("RunInstances", "InvalidAMIID.NotFound", "The image id '[ami-0123456789abcdef0]' does not exist", 1)
+			},
 			check: func(t *testing.T, err error) {
 				var ae *APIError
 				if !errors.As(err, &ae) || ae.Code != "InvalidAMIID.NotFound" || provision.IsRetryable(err) {

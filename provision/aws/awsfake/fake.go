@@ -288,7 +288,19 @@ func (s *Server) Routes(id string) []string {
 // VPC is a fake VPC.
 type VPC struct {
 	ID, CIDR string
-	Tags     map[string]string
+	// Secondary CIDR blocks by association ID (the primary's association
+	// is ID+"-cidr0").
+	Secondary map[string]string
+	Tags      map[string]string
+}
+
+// cidrs are the VPC's blocks, primary first.
+func (v *VPC) cidrs() []netip.Prefix {
+	out := []netip.Prefix{netip.MustParsePrefix(v.CIDR)}
+	for _, a := range sortedKeys(v.Secondary) {
+		out = append(out, netip.MustParsePrefix(v.Secondary[a]))
+	}
+	return out
 }
 
 // Subnet is a fake subnet.

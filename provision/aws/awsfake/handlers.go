@@ -19,6 +19,8 @@ func init() {
 		"CreateVpc":                     (*Server).createVpc,
 		"DescribeVpcs":                  (*Server).describeVpcs,
 		"DeleteVpc":                     (*Server).deleteVpc,
+		"AssociateVpcCidrBlock":         (*Server).associateVpcCidr,
+		"DisassociateVpcCidrBlock":      (*Server).disassociateVpcCidr,
 		"CreateSubnet":                  (*Server).createSubnet,
 		"DescribeSubnets":               (*Server).describeSubnets,
 		"DeleteSubnet":                  (*Server).deleteSubnet,
@@ -79,7 +81,7 @@ func (s *Server) createVpc(f form) ([]byte, *apiError) {
 	if !ok || cidr.Bits() < 16 || cidr.Bits() > 28 {
 		return nil, errf("InvalidVpc.Range", "The CIDR '%s' is invalid.", f.get("CidrBlock"))
 	}
-	v := &VPC{ID: s.id("vpc"), CIDR: cidr.String(), Tags: f.tags("vpc")}
+	v := &VPC{ID: s.id("vpc"), CIDR: cidr.String(), Secondary: map[string]string{}, Tags: f.tags("vpc")}
 	s.vpcs[v.ID] = v
 	main := &RouteTable{ID: s.id("rtb"), VpcID: v.ID, Routes: []Route{{Destination: v.CIDR, GatewayID: "local"}}, main: true, Associations: map[string]string{}}
 	main.mainAssoc = s.id("rtbassoc")
@@ -90,8 +92,55 @@ func (s *Server) createVpc(f form) ([]byte, *apiError) {
 }
 
 func (s *Server) xVpc(v *VPC) xVpc {
-	return xVpc{VpcID: v.ID, OwnerID: OwnerID, State: "available", CidrBlock: v.CIDR, DhcpOptionsID: "dopt-0default",
-		InstanceTenancy: "default", TagSet: tagSet(v.Tags)}
+	x := xVpc{VpcID: v.ID, OwnerID: OwnerID, State: "available", CidrBlock: v.CIDR, DhcpOptionsID: "dopt-0default",
+		InstanceTenancy: "default", TagSet: tagSet(v.Tags),
+		CidrAssocs: set([]xCidrAssoc{{AssociationID: v.ID + "-cidr0", CidrBlock: v.CIDR, CidrBlockState: xCidrState{"associated"}}})}
+	for _, a := range sortedKeys(v.Secondary) {
+		x.CidrAssocs.Item = append(x.CidrAssocs.Item, xCidrAssoc{AssociationID: a, CidrBlock: v.Secondary[a], CidrBlockState: xCidrState{"associated"}})
+	}
+	return x
+}
+
+func (s *Server) associateVpcCidr(f form) ([]byte, *apiError) {
+	v := s.vpcs[f.get("VpcId")]
+	if v == nil {
+		return nil, notFound("InvalidVpcID.NotFound", f.get("VpcId"))
+	}
+	cidr, ok := parsePrefix(f.get("CidrBlock"))
+	if !ok || cidr.Bits() < 16 || cidr.Bits() > 28 {
+		return nil, errf("InvalidVpc.Range", "The CIDR '%s' is invalid.", f.get("CidrBlock"))
+	}
+	for _, c := range v.cidrs() {
+		if c.Overlaps(cidr) {
+			return nil, errf("InvalidVpc.Range", "The CIDR '%s' overlaps with the CIDR block '%s' of %s", cidr, c, v.ID)
+		}
+	}
+	if len(v.Secondary) >= 4 {
+		return nil, errf("CidrLimitExceeded", "This network '%s' has met its maximum number of allowed CIDRs: 5", v.ID)
+	}
+	a := s.id("vpc-cidr-assoc")
+	v.Secondary[a] = cidr.String()
+	return cat(el("cidrBlockAssociation", xCidrAssoc{AssociationID: a, CidrBlock: cidr.String(), CidrBlockState: xCidrState{"associating"}}), el("vpcId", v.ID)), nil
+}
+
+func (s *Server) disassociateVpcCidr(f form) ([]byte, *apiError) {
+	a := f.get("AssociationId")
+	for _, v := range s.vpcs {
+		if c, ok := v.Secondary[a]; ok {
+			cp := netip.MustParsePrefix(c)
+			for _, sn := range s.subnets {
+				if sn.VpcID == v.ID && cp.Overlaps(netip.MustParsePrefix(sn.CIDR)) {
+					return nil, errf("InvalidCidrBlock.InUse", "The vpc %s currently has a subnet within CIDR block %s", v.ID, c)
+				}
+			}
+			delete(v.Secondary, a)
+			return cat(el("cidrBlockAssociation", xCidrAssoc{AssociationID: a, CidrBlock: c, CidrBlockState: xCidrState{"disassociating"}}), el("vpcId", v.ID)), nil
+		}
+		if a == v.ID+"-cidr0" {
+			return nil, errf("InvalidParameterValue", "The vpc CIDR block with association ID %s may not be disassociated. It is the primary IPv4 CIDR block of the VPC", a)
+		}
+	}
+	return nil, errf("InvalidVpcCidrBlockAssociationId.NotFound", "The vpc CIDR block association ID '%s' does not exist", a)
 }
 
 func (s *Server) describeVpcs(f form) ([]byte, *apiError) {
@@ -111,8 +160,14 @@ func (s *Server) describeVpcs(f form) ([]byte, *apiError) {
 			switch n {
 			case "vpc-id":
 				return []string{v.ID}, true
-			case "cidr", "cidr-block-association.cidr-block":
+			case "cidr":
 				return []string{v.CIDR}, true
+			case "cidr-block-association.cidr-block":
+				var out []string
+				for _, c := range v.cidrs() {
+					out = append(out, c.String())
+				}
+				return out, true
 			case "state":
 				return []string{"available"}, true
 			}
@@ -176,8 +231,13 @@ func (s *Server) createSubnet(f form) ([]byte, *apiError) {
 		return nil, notFound("InvalidVpcID.NotFound", f.get("VpcId"))
 	}
 	cidr, ok := parsePrefix(f.get("CidrBlock"))
-	vc := netip.MustParsePrefix(v.CIDR)
-	if !ok || cidr.Bits() > 28 || cidr.Bits() < vc.Bits() || !vc.Contains(cidr.Addr()) {
+	inside := false
+	for _, vc := range v.cidrs() {
+		if ok && cidr.Bits() >= vc.Bits() && vc.Contains(cidr.Addr()) {
+			inside = true
+		}
+	}
+	if !ok || cidr.Bits() > 28 || !inside {
 		return nil, errf("InvalidSubnet.Range", "The CIDR '%s' is invalid.", f.get("CidrBlock"))
 	}
 	for _, o := range s.subnets {

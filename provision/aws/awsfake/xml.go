@@ -42,15 +42,26 @@ func tagSet(m map[string]string) *items[xTag] {
 	return out
 }
 
+type xCidrState struct {
+	State string `xml:"state"`
+}
+
+type xCidrAssoc struct {
+	AssociationID  string     `xml:"associationId"`
+	CidrBlock      string     `xml:"cidrBlock"`
+	CidrBlockState xCidrState `xml:"cidrBlockState"`
+}
+
 type xVpc struct {
-	VpcID           string       `xml:"vpcId"`
-	OwnerID         string       `xml:"ownerId"`
-	State           string       `xml:"state"`
-	CidrBlock       string       `xml:"cidrBlock"`
-	DhcpOptionsID   string       `xml:"dhcpOptionsId"`
-	InstanceTenancy string       `xml:"instanceTenancy"`
-	IsDefault       bool         `xml:"isDefault"`
-	TagSet          *items[xTag] `xml:"tagSet,omitempty"`
+	VpcID           string             `xml:"vpcId"`
+	OwnerID         string             `xml:"ownerId"`
+	State           string             `xml:"state"`
+	CidrBlock       string             `xml:"cidrBlock"`
+	CidrAssocs      *items[xCidrAssoc] `xml:"cidrBlockAssociationSet"`
+	DhcpOptionsID   string             `xml:"dhcpOptionsId"`
+	InstanceTenancy string             `xml:"instanceTenancy"`
+	IsDefault       bool               `xml:"isDefault"`
+	TagSet          *items[xTag]       `xml:"tagSet,omitempty"`
 }
 
 type xSubnet struct {

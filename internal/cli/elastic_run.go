@@ -1,0 +1,262 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/hvctl/hvctl/elastic"
+	"github.com/hvctl/hvctl/provision"
+	"github.com/hvctl/hvctl/scheduler"
+	"github.com/hvctl/hvctl/scheduler/manager"
+	"github.com/hvctl/hvctl/templates"
+)
+
+// queueSource reads the builtin scheduler's queue signals from the
+// cluster manager (elastic.QueueSource).
+type queueSource struct {
+	a  *App
+	mc *managerClient
+}
+
+func (q *queueSource) Observe(ctx context.Context) (elastic.QueueView, error) {
+	var sig scheduler.Signals
+	if _, err := q.mc.send(q.a, "GET", "/v1/queue", nil, &sig); err != nil {
+		return elastic.QueueView{}, err
+	}
+	var v elastic.QueueView
+	demand := func(site string, groups []scheduler.DemandGroup) {
+		for _, g := range groups {
+			pin := site
+			if pin == "" {
+				pin = g.Site
+			}
+			v.Queue = append(v.Queue, elastic.Demand{Count: g.Count, Site: pin, Since: g.Oldest, Labels: g.Resources.Labels,
+				Resources: elastic.Resources{CPUs: g.Resources.CPUSlots(), Memory: g.Resources.MemoryMiB << 20, GPUs: g.Resources.GPUs}})
+		}
+	}
+	demand("", sig.Waiting.Demand)
+	for _, s := range sig.Sites {
+		demand(s.Site, s.Demand)
+		for _, n := range s.Nodes {
+			qn := elastic.QueueNode{Name: n.ID, Up: !n.Lost, Running: n.Running,
+				Used:     elastic.Resources{CPUs: n.UsedCPUs, Memory: n.UsedMiB << 20, GPUs: n.UsedGPUs},
+				Capacity: elastic.Resources{CPUs: max(n.CPUs, 1), Memory: n.MemoryMiB << 20, GPUs: n.GPUs}}
+			if n.Running == 0 && n.IdleFor > 0 {
+				qn.Since = sig.Time.Add(-time.Duration(n.IdleFor * float64(time.Second)))
+			}
+			v.Nodes = append(v.Nodes, qn)
+		}
+	}
+	return v, nil
+}
+
+// engineProvisioner creates and destroys elastic pool nodes through the
+// provision engine, under the state lock, recording the daemon's token on
+// each node so a retried create finds it (elastic.Provisioner).
+type engineProvisioner struct {
+	a    *App
+	tmpl string
+	o    opFlags
+	mc   *managerClient
+	mu   sync.Mutex // one engine operation at a time in this process
+	wg   sync.WaitGroup
+	errs chan error
+}
+
+func (p *engineProvisioner) pools(cfg *templates.Config) map[string]*templates.Pool {
+	out := map[string]*templates.Pool{}
+	for _, s := range cfg.Cluster.AllSites() {
+		for _, pl := range s.Pools {
+			if pl.Elastic() {
+				out[pl.Path()] = pl
+			}
+		}
+	}
+	return out
+}
+
+func (p *engineProvisioner) Machines(ctx context.Context) ([]elastic.Machine, error) {
+	st, err := p.o.store(p.tmpl).Load()
+	if err != nil {
+		return nil, err
+	}
+	var out []elastic.Machine
+	for _, r := range st.Resources {
+		pool, _ := r.Attrs["pool"].(string)
+		if r.Kind != provision.KindInstance || pool == "" {
+			continue
+		}
+		m := elastic.Machine{Name: manager.MemberID(r.Address), Pool: pool, CreatedAt: r.Created}
+		m.Token, _ = r.Attrs["elastic_token"].(string)
+		switch r.Status {
+		case provision.StatusReady:
+			m.State = elastic.MachineRunning
+		case provision.StatusTainted:
+			m.State = elastic.MachineFailed
+		default:
+			m.State = elastic.MachinePending
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// apply runs one change through the engine under the state lock, in the
+// background: boots take a while and the daemon keeps deciding meanwhile
+// (its journal counts the create as in flight).
+func (p *engineProvisioner) apply(what string, build func(s *session) (*provision.Change, error)) {
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		o := p.o
+		o.lockTimeout = 5 * time.Minute
+		quiet := &App{Stdin: p.a.Stdin, Stdout: p.a.Stderr, Stderr: p.a.Stderr, Environ: p.a.Environ, Ctx: p.a.Ctx}
+		s, ok := quiet.open(p.tmpl, &o, "elastic "+what)
+		if !ok {
+			return
+		}
+		defer s.close()
+		c, err := build(s)
+		if err != nil || c == nil {
+			if err != nil {
+				slog.Error("elastic "+what, "err", err)
+			}
+			return
+		}
+		if err := s.bootstrap(s.st); err != nil {
+			slog.Error("elastic "+what, "err", err)
+			return
+		}
+		plan := &provision.Plan{FormatVersion: "1.0", Lineage: s.st.Lineage, Serial: s.st.Serial, Cluster: s.cfg.Cluster.Name, Changes: []*provision.Change{c}}
+		s.eng.UI = &provision.TextUI{R: &provision.Renderer{W: p.a.Stderr}}
+		if res := s.eng.Apply(context.WithoutCancel(p.a.Ctx), s.st, plan); res.Err() != nil {
+			slog.Error("elastic "+what, "address", c.Address, "err", res.Err())
+		}
+	}()
+}
+
+func (p *engineProvisioner) Create(ctx context.Context, pool, token string) error {
+	p.apply("create", func(s *session) (*provision.Change, error) {
+		pl := p.pools(s.cfg)[pool]
+		if pl == nil {
+			return nil, fmt.Errorf("no elastic pool %s in the template", pool)
+		}
+		used := map[int]bool{}
+		for _, r := range s.st.Resources {
+			if t, _ := r.Attrs["elastic_token"].(string); t == token {
+				return nil, nil // made already: the create was retried
+			}
+			if i, ok := provision.PoolIndex(provision.PoolPrefix(pl), r.Address); ok {
+				used[i] = true
+			}
+		}
+		idx := -1
+		for i := 0; i < pl.Max; i++ {
+			if !used[i] {
+				idx = i
+				break
+			}
+		}
+		if idx < 0 {
+			return nil, fmt.Errorf("pool %s is at its max of %d", pool, pl.Max)
+		}
+		attrs := provision.PoolNodeAttrs(pl, idx)
+		attrs["elastic_token"] = token
+		deps := []string{provision.NetworkAddress(pl.Site)}
+		if mn := provision.ManagerNode(s.cfg.Cluster); mn != nil {
+			deps = append(deps, provision.NodeAddress(mn))
+		}
+		return &provision.Change{Address: provision.PoolNodeAddress(pl, idx), Type: pl.Site.Provider.Type + "_instance",
+			Kind: provision.KindInstance, Provider: pl.Site.Provider.Ref(), Action: provision.ActionCreate, After: attrs, Deps: deps}, nil
+	})
+	return nil
+}
+
+func (p *engineProvisioner) Destroy(ctx context.Context, name string) error {
+	p.apply("destroy", func(s *session) (*provision.Change, error) {
+		for _, r := range s.st.Resources {
+			if r.Kind == provision.KindInstance && manager.MemberID(r.Address) == name {
+				if p.mc != nil {
+					p.mc.send(p.a, "DELETE", "/v1/nodes/"+name, nil, nil)
+				}
+				return &provision.Change{Address: r.Address, Type: r.Type, Kind: r.Kind, Provider: r.Provider,
+					Action: provision.ActionDelete, Before: r.Attrs, BeforeID: r.ID, Deps: r.Deps}, nil
+			}
+		}
+		return nil, nil // gone already
+	})
+	return nil
+}
+
+func runElasticRun(a *App, args []string) int {
+	c := findCommand("elastic")
+	fs := a.flagSet(c)
+	var o opFlags
+	o.add(fs)
+	metrics := fs.String("metrics", "", "serve Prometheus metrics on this address (e.g. 127.0.0.1:9108)")
+	steps := fs.Int("steps", 0, "stop after this many decisions (0 = run until interrupted)")
+	pos, code, ok := a.parse(fs, args)
+	if !ok {
+		return code
+	}
+	tmpl := templatePath(pos)
+	o.lock = false
+	s, mc, ok := a.runtimeSession(tmpl, &o)
+	if !ok {
+		return exitError
+	}
+	cfg, store := s.cfg, s.store
+	s.close()
+	pools := elastic.PoolsOf(cfg)
+	elasticPools := 0
+	for _, p := range pools {
+		if p.Min < p.Max {
+			elasticPools++
+		}
+	}
+	if elasticPools == 0 {
+		return a.fail("No elastic pools", "The template has no pool with min < max: there is nothing for the daemon to size.")
+	}
+	logger := slog.New(slog.NewTextHandler(a.Stderr, nil))
+	slog.SetDefault(logger)
+	prov := &engineProvisioner{a: a, tmpl: tmpl, o: o, mc: mc}
+	d := &elastic.Daemon{Pools: pools, Settings: cfg.Cluster.Elastic, Queue: &queueSource{a: a, mc: mc}, Cloud: prov,
+		Journal: elastic.FileJournal{Path: store.Dir() + "/elastic-journal.json"}, Log: logger}
+	if *metrics != "" {
+		reg := prometheus.NewRegistry()
+		m, err := elastic.NewMetrics(reg)
+		if err != nil {
+			return a.failErr(err)
+		}
+		d.Metrics = m
+		srv := &http.Server{Addr: *metrics, Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})}
+		go srv.ListenAndServe()
+		defer srv.Close()
+	}
+	logger.Info("elastic daemon started", "cluster", cfg.Cluster.Name, "pools", elasticPools, "interval", cfg.Cluster.Elastic.Interval.String())
+	iv := cfg.Cluster.Elastic.Interval
+	for i := 0; *steps == 0 || i < *steps; i++ {
+		if err := d.Step(a.Ctx); err != nil && a.Ctx.Err() == nil {
+			logger.Error("elastic step", "err", err)
+		}
+		select {
+		case <-a.Ctx.Done():
+			i = -2
+		case <-time.After(iv):
+		}
+		if i == -2 {
+			break
+		}
+	}
+	prov.wg.Wait()
+	return exitOK
+}
