@@ -21,8 +21,10 @@ import (
 	"golang.org/x/term"
 
 	"github.com/hvctl/hvctl/provision"
-	_ "github.com/hvctl/hvctl/provision/local" // registers the local provider
-	_ "github.com/hvctl/hvctl/provision/sim"   // registers the sim provider
+	_ "github.com/hvctl/hvctl/provision/aws"       // registers the aws provider
+	_ "github.com/hvctl/hvctl/provision/local"     // registers the local provider
+	_ "github.com/hvctl/hvctl/provision/openstack" // registers the openstack provider
+	_ "github.com/hvctl/hvctl/provision/sim"       // registers the sim provider
 	"github.com/hvctl/hvctl/templates"
 )
 

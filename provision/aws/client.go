@@ -117,6 +117,14 @@ var (
 	}
 )
 
+// eventualOps are calls that name resources hvctl made moments before:
+// EC2 is eventually consistent, so a *.NotFound from them is retried.
+var eventualOps = map[string]bool{
+	"CreateSubnet": true, "AttachInternetGateway": true, "CreateRouteTable": true, "CreateRoute": true,
+	"AssociateRouteTable": true, "CreateSecurityGroup": true, "AuthorizeSecurityGroupIngress": true,
+	"AssociateVpcCidrBlock": true, "AssociateAddress": true, "ModifyInstanceAttribute": true,
+}
+
 // quota describes an EC2 or VPC service quota.
 type quota struct {
 	Name    string // as Service Quotas names it
@@ -212,7 +220,7 @@ func (p *Provider) mapErr(op string, err error) error {
 		case quotaCodes[code] != (quota{}):
 			q := quotaCodes[code]
 			return &QuotaError{Op: op, Code: code, Message: msg, Quota: q.Name, Service: q.Service, QuotaID: q.Code, Region: p.settings.Region}
-		case throttle || transientCodes[code]:
+		case throttle || transientCodes[code] || (eventualOps[op] && isNotFound(err)):
 			return &provision.RetryableError{Err: &APIError{Op: op, Code: code, Message: msg, RequestID: reqID}}
 		}
 		if code == "AuthFailure" || code == "UnauthorizedOperation" {

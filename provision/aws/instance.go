@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -352,6 +353,10 @@ func (p *Provider) readInstance(ctx context.Context, req *provision.ReadRequest)
 	return &provision.ReadResponse{Exists: true, ID: id, Attrs: instanceAttrs(*inst)}, nil
 }
 
+// notFoundGrace is how long WaitReady keeps looking for an instance
+// DescribeInstances does not know yet.
+var notFoundGrace = 2 * time.Minute
+
 // WaitReady polls until an instance runs, then associates its Elastic
 // IP and, on a site gateway, turns source/destination checks off and
 // routes the overlay through it. An instance that ends terminated (a
@@ -360,16 +365,21 @@ func (p *Provider) WaitReady(ctx context.Context, req *provision.ReadRequest) (*
 	if req.Kind == provision.KindNetwork {
 		return p.readNetwork(ctx, req)
 	}
+	start := time.Now()
 	for {
 		inst, err := p.describe(ctx, req.ID, req.ClientToken)
-		if err != nil {
+		switch {
+		case err != nil:
 			if !provision.IsRetryable(err) {
 				return nil, err
 			}
-		} else {
-			if inst == nil {
+		case inst == nil:
+			// EC2 is eventually consistent: a new instance may be
+			// unknown to DescribeInstances for a little while.
+			if time.Since(start) > notFoundGrace {
 				return nil, fmt.Errorf("aws: instance %s (%s) does not exist", req.ID, req.Address)
 			}
+		default:
 			id := aws.ToString(inst.InstanceId)
 			switch state(*inst) {
 			case "running":

@@ -79,6 +79,7 @@ func (b *Bootstrap) Prepare(st *provision.State, c *provision.Change, p provisio
 		"join_token":   b.Secret.JoinToken(manager.MemberID(c.Address)),
 		"overlay_port": int64(port),
 		"cluster_ca":   string(b.CA.CertPEM),
+		"overlay_cidr": b.Cluster.Overlay.CIDR.String(),
 	}
 	mAddr := provision.NodeAddress(mn)
 	if c.Address == mAddr {

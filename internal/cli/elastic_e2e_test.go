@@ -1,0 +1,187 @@
+package cli_test
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hvctl/hvctl/provision"
+	"github.com/hvctl/hvctl/provision/local"
+	"github.com/hvctl/hvctl/scheduler"
+)
+
+const elasticTemplate = `
+provider "local" "lab" {}
+provider "local" "cloud" { boot_time = "1s" }
+
+cluster "%s" {
+  overlay {
+    cidr = "10.203.0.0/16"
+    hubs = ["onprem.frontend"]
+  }
+  site "onprem" {
+    provider = provider.local.lab
+    network { cidr = "192.168.80.0/24" }
+    node "frontend" {
+      roles     = ["hub", "manager"]
+      public_ip = true
+    }
+    pool "wn" {
+      count = 1
+      instance { cpus = 2 }
+    }
+  }
+  site "cloud" {
+    provider = provider.local.cloud
+    tier     = 1
+    gateway  = "gw"
+    network { cidr = "10.63.0.0/24" }
+    node "gw" { roles = ["gateway"] }
+    pool "burst" {
+      min = 0
+      max = 3
+      instance { cpus = 2 }
+    }
+  }
+  elastic {
+    interval        = "1s"
+    idle_time       = "6s"
+    scale_up_window = "1s"
+  }
+}
+`
+
+func upElastic(t *testing.T) string {
+	t.Helper()
+	requireRoot(t)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "main.hcl"), []byte(fmt.Sprintf(elasticTemplate, fmt.Sprintf("el%d", rand.IntN(1e6)))), 0o644)
+	t.Cleanup(func() {
+		hv(t, dir, "", "down", "main.hcl")
+		local.Cleanup(filepath.Join(dir, ".hvctl"), "")
+	})
+	if r := hv(t, dir, "", "up", "-join-timeout=90s", "main.hcl"); r.code != 0 {
+		t.Fatalf("up: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	return dir
+}
+
+// daemon starts hvctl elastic run; its log is returned by the func.
+func daemon(t *testing.T, dir string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	cmd := exec.Command(hvctl, "elastic", "run", "main.hcl")
+	cmd.Dir = dir
+	var log bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+	})
+	return cmd, &log
+}
+
+func burstNodes(t *testing.T, dir string) (inState []string, namespaces []string) {
+	t.Helper()
+	for _, r := range loadState(t, dir).Resources {
+		if strings.Contains(r.Address, ".pool.burst.") {
+			inState = append(inState, r.Address)
+		}
+	}
+	items, _ := local.List(filepath.Join(dir, ".hvctl"))
+	for _, it := range items {
+		if it.Kind == provision.KindInstance && strings.Contains(it.Address, ".pool.burst.") && it.NetnsExists {
+			namespaces = append(namespaces, it.Address)
+		}
+	}
+	return
+}
+
+func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, limit)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// TestElasticBurst: a burst larger than onprem grows the cloud pool, the
+// jobs finish (some in the cloud), and the pool shrinks back to min.
+func TestElasticBurst(t *testing.T) {
+	dir := upElastic(t)
+	if r := hv(t, dir, "", "submit", "-n", "16", "main.hcl", "--", "sh", "-c", "sleep 2; echo $HVCTL_NODE"); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	_, log := daemon(t, dir)
+	jobs := waitJobs(t, dir, 16, 2*time.Minute)
+	cloud := 0
+	for _, j := range jobs {
+		if j.State != scheduler.Done {
+			t.Errorf("job %s: %s", j.ID, j.State)
+		}
+		if strings.HasPrefix(j.Node, "cloud.burst[") {
+			cloud++
+		}
+	}
+	if cloud == 0 {
+		t.Errorf("no job ran on a burst node; daemon log:\n%s", log)
+	}
+	if !strings.Contains(log.String(), "scale-up cloud.burst") {
+		t.Errorf("the daemon never scaled up:\n%s", log)
+	}
+	waitFor(t, "the pool shrinks back to min (0)", 90*time.Second, func() bool {
+		s, n := burstNodes(t, dir)
+		return len(s) == 0 && len(n) == 0
+	})
+	if !strings.Contains(log.String(), "scale-down cloud.burst") {
+		t.Errorf("no scale-down in the log:\n%s", log)
+	}
+}
+
+// TestElasticRestartNoDuplicates: the daemon is killed during a scale-up
+// and restarted; no node is made twice.
+func TestElasticRestartNoDuplicates(t *testing.T) {
+	dir := upElastic(t)
+	if r := hv(t, dir, "", "submit", "-n", "16", "main.hcl", "--", "sh", "-c", "sleep 3"); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	first, log := daemon(t, dir)
+	waitFor(t, "a scale-up starts", 60*time.Second, func() bool { return strings.Contains(log.String(), "scale-up cloud.burst") })
+	first.Process.Signal(syscall.SIGKILL)
+	first.Wait()
+	loadState(t, dir) // parses
+	_, log2 := daemon(t, dir)
+	waitJobs(t, dir, 16, 2*time.Minute)
+	inState, ns := burstNodes(t, dir)
+	seen := map[string]bool{}
+	for _, a := range ns {
+		if seen[a] {
+			t.Errorf("two namespaces for %s", a)
+		}
+		seen[a] = true
+	}
+	if len(inState) > 3 || len(ns) > 3 {
+		t.Errorf("burst nodes: %v in state, %v namespaces (max 3)\nfirst daemon:\n%s\nsecond:\n%s", inState, ns, log, log2)
+	}
+	for _, a := range ns {
+		found := false
+		for _, b := range inState {
+			found = found || a == b
+		}
+		if !found {
+			t.Errorf("orphan burst node %s (not in state)", a)
+		}
+	}
+}
