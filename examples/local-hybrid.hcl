@@ -81,7 +81,7 @@ cluster "demo" {
 
   elastic {
     interval  = "2s"
-    idle_time = "30s"
+    idle_time = "15s"
   }
 }
 

@@ -48,12 +48,36 @@ if [ "$tmpl" = local-hybrid.hcl ]; then
   done
   [ "$fails" = 0 ] || { echo "demo: $fails pings failed" >&2; exit 1; }
   step overlay show "$tmpl"
+
+  # Bursting: more work than onprem can take (2 workers x 2 CPUs). The
+  # elastic daemon grows the cloud pool, the jobs run in both sites, and
+  # the pool shrinks back after idle_time.
+  step submit -n 24 "$tmpl" -- sh -c 'sleep 4; echo ran on $HVCTL_NODE'
+  printf '\n\033[1m$ hvctl elastic run %s &\033[0m   (the daemon, in the background; log in elastic.log)\n' "$tmpl"
+  "$hv" elastic run "$tmpl" > elastic.log 2>&1 &
+  daemon=$!
+  for i in $(seq 1 60); do
+    sleep 2
+    line=$("$hv" status -json "$tmpl" | grep -c '"pool": "cloud.burst"' || true)
+    left=$("$hv" jobs -json "$tmpl" | grep -c '"state": "\(queued\|assigned\|running\)"' || true)
+    printf '  [%3ss] cloud burst nodes: %s   jobs not finished: %s\n' "$((i * 2))" "$line" "$left"
+    [ "$left" = 0 ] && [ "$line" = 0 ] && [ "$i" -gt 3 ] && break
+  done
+  grep -o 'action="[^"]*"' elastic.log | cut -d'"' -f2 | cut -c1-100 | sed 's/^/  decision: /'
+  kill "$daemon" 2>/dev/null; wait "$daemon" 2>/dev/null || true
+  printf '\n\033[1mJobs by node:\033[0m\n'
+  "$hv" jobs "$tmpl" | awk 'NR>1 {print $4}' | sort | uniq -c | sed 's/^/  /'
 else
   step sim list "$tmpl"
 fi
 
 step plan -detailed-exitcode "$tmpl"
 step down "$tmpl"
+
+# The elasticity simulator on paper 003's published workload, with its
+# HTML report (node states, queue depth, cost over time).
+report="$root/demo-report.html"
+step elastic simulate -f "$root/examples/hybrid-audio.hcl" -w "$root/examples/workloads/hybrid-audio.json" -report "$report"
 
 if [ "$tmpl" = local-hybrid.hcl ]; then
   left=$(ip netns list | grep -c '^hv-demo-' || true)
