@@ -171,6 +171,29 @@ func (e *Engine) awaitReady(ctx context.Context, st *State, c *Change) (err erro
 	}
 	done := e.progress(c.Address, ActionCreate)
 	defer func() { done(cur.ID, err) }()
+	// hvctl stopped while this resource was being made. Create again with
+	// the same token and the full attributes recorded in the state: the
+	// provider returns the same resource, and finishes whatever the crash
+	// left undone with everything it needs (a node's join token, say).
+	e.stateMu.Lock()
+	deps := map[string]string{}
+	for _, d := range cur.Deps {
+		if r := st.Resource(d); r != nil {
+			deps[d] = r.ID
+		}
+	}
+	e.stateMu.Unlock()
+	err = e.call(ctx, c.Provider, func(ctx context.Context) error {
+		resp, err := p.Create(ctx, &CreateRequest{Address: c.Address, Kind: c.Kind, Cluster: st.Cluster, Lineage: st.Lineage,
+			ClientToken: cur.Token, Attrs: cur.Attrs, Deps: deps, ExpiresAt: e.expiresAt()})
+		if err == nil && resp.ID != cur.ID {
+			return fmt.Errorf("provider returned %s for the token of %s", resp.ID, cur.ID)
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("create %s: finish after an interruption: %w", c.Address, err)
+	}
 	rr, werr := w.WaitReady(ctx, &ReadRequest{Address: c.Address, Kind: c.Kind, ID: cur.ID, ClientToken: cur.Token})
 	if rr != nil {
 		cur.Attrs = mergeAttrs(cur.Attrs, rr.Attrs)

@@ -90,13 +90,19 @@ func (g *Global) dispatch() {
 		}
 	}
 	// Work on copies of the sites' nodes, with the CPU slots the jobs
-	// already queued at each site will take counted as used.
+	// already queued at each site will take counted as used. Each node
+	// may hold a few rounds of work beyond what runs now (backlog), so its
+	// next jobs are already at its site when slots free (no wait for the
+	// next sync); the rest waits here, where capacity that appears
+	// elsewhere (a new pool node) can take it.
+	const backlog = 4
 	byName := map[string]*SiteView{}
 	for _, v := range views {
 		byName[v.Name] = v
 		pending := v.Pending
 		for i, n := range v.Nodes {
 			c := *n
+			c.CPUs, c.MemoryMiB, c.GPUs = backlog*c.slots(), backlog*c.MemoryMiB, backlog*c.GPUs
 			take := min(max(c.FreeSlots(), 0), pending)
 			c.UsedCPUs += take
 			pending -= take

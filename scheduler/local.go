@@ -219,6 +219,7 @@ func (l *Local) Poll(info Node, wait time.Duration) []Work {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	n.lastSeen = l.Clock()
+	l.scheduleLocked() // woken by freed capacity or new work: match now
 	return l.workLocked(info.ID)
 }
 

@@ -249,7 +249,7 @@ func TestLocalCrashRecovery(t *testing.T) {
 		hv(t, dir, "", "down", "main.hcl")
 		local.Cleanup(filepath.Join(dir, ".hvctl"), "")
 	})
-	for _, d := range []time.Duration{150 * time.Millisecond, 600 * time.Millisecond} {
+	for _, d := range []time.Duration{100 * time.Millisecond, 300 * time.Millisecond, 600 * time.Millisecond, 1200 * time.Millisecond} {
 		startKilled(t, dir, d, "up", "main.hcl")
 		loadState(t, dir)
 	}

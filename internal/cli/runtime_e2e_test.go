@@ -156,7 +156,7 @@ func waitJobs(t *testing.T, dir string, want int, limit time.Duration) []schedul
 
 func TestRuntime200Jobs(t *testing.T) {
 	dir, _ := upRuntime(t, false)
-	r := hv(t, dir, "", "submit", "-n", "200", "main.hcl", "--", "sh", "-c", "echo out-$HVCTL_ARRAY_INDEX")
+	r := hv(t, dir, "", "submit", "-n", "200", "main.hcl", "--", "sh", "-c", "sleep 0.3; echo out-$HVCTL_ARRAY_INDEX")
 	if r.code != 0 {
 		t.Fatalf("submit: %s", r.stderr)
 	}

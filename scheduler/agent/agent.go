@@ -50,6 +50,7 @@ type Agent struct {
 	localStarted bool
 	mgr          *manager.Manager
 	fetching     map[string]*sync.Mutex
+	guarded      string
 }
 
 // New prepares an agent; logs go to w.
@@ -313,11 +314,13 @@ func (a *Agent) callURL(ctx context.Context, base, method, path, bearer string, 
 
 func (a *Agent) apply(v uint64, ps *overlay.PeerSet) error {
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	if err := a.dev.Apply(ps); err != nil {
+		a.mu.Unlock()
 		return fmt.Errorf("apply peer set version %d: %w", v, err)
 	}
 	a.version, a.ps = v, ps
+	a.mu.Unlock()
+	a.guard(ps)
 	return nil
 }
 

@@ -138,7 +138,7 @@ func globalSite(c *templates.Cluster) string {
 
 // Run keeps the global manager's view of the sites fresh until ctx ends.
 func (m *Manager) Run(ctx context.Context) {
-	t := time.NewTicker(500 * time.Millisecond)
+	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
 	for {
 		m.global.Sync()
