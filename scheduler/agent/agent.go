@@ -318,9 +318,26 @@ func (a *Agent) apply(v uint64, ps *overlay.PeerSet) error {
 		a.mu.Unlock()
 		return fmt.Errorf("apply peer set version %d: %w", v, err)
 	}
+	old := a.ps
 	a.version, a.ps = v, ps
+	pinger := a.pinger
 	a.mu.Unlock()
 	a.guard(ps)
+	// Greet new peers at once: a peer behind NAT may have sent its first
+	// handshake before this node knew it; a packet from here starts the
+	// handshake now instead of at the peer's next retry (5 s).
+	if pinger != nil && a.ctx != nil {
+		for _, p := range ps.Peers {
+			if old != nil && old.Peer(p.Node) != nil {
+				continue
+			}
+			go func(dst netip.Addr) {
+				ctx, cancel := context.WithTimeout(a.ctx, time.Second)
+				defer cancel()
+				pinger.Ping(ctx, dst)
+			}(p.Address)
+		}
+	}
 	return nil
 }
 
