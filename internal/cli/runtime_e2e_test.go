@@ -264,6 +264,33 @@ func TestRuntimeRejectsBadRequests(t *testing.T) {
 	}
 }
 
+// TestRuntimeResults: files a job leaves in $HVCTL_OUTPUT_DIR are on the
+// global tier, listed and served by the API, when the job is done.
+func TestRuntimeResults(t *testing.T) {
+	dir, api := upRuntime(t, false)
+	r := hv(t, dir, "", "submit", "-json", "main.hcl", "--", "sh", "-c", "printf 'result %s' $HVCTL_ARRAY_INDEX > $HVCTL_OUTPUT_DIR/out.txt")
+	var sub []scheduler.Job
+	if err := json.Unmarshal([]byte(r.stdout), &sub); err != nil || len(sub) != 1 {
+		t.Fatalf("submit: %v %s %s", err, r.stdout, r.stderr)
+	}
+	jobs := waitJobs(t, dir, 1, time.Minute)
+	if jobs[0].State != scheduler.Done {
+		t.Fatalf("job: %+v", jobs[0])
+	}
+	code, b := api.do(t, "GET", "/v1/jobs/"+sub[0].ID+"/results", api.token, nil)
+	if code != 200 || !strings.Contains(string(b), `"name":"out.txt"`) || !strings.Contains(string(b), `"bytes":8`) {
+		t.Fatalf("results: %d %s", code, b)
+	}
+	code, b = api.do(t, "GET", "/v1/jobs/"+sub[0].ID+"/results/out.txt", api.token, nil)
+	if code != 200 || string(b) != "result 0" {
+		t.Errorf("result file: %d %q", code, b)
+	}
+	// Only nodes may upload, and only to jobs that exist.
+	if code, _ := api.do(t, "PUT", "/v1/jobs/"+sub[0].ID+"/results/x", api.token, []byte("x")); code != 401 {
+		t.Errorf("upload with the cluster token: %d, want 401", code)
+	}
+}
+
 // TestRuntimeCaches: a workload that reuses its inputs moves fewer bytes
 // between sites with caches than the same workload with caches off.
 func TestRuntimeCaches(t *testing.T) {

@@ -140,14 +140,26 @@ func (a *Agent) runJob(ctx context.Context, rt manager.Runtime, w scheduler.Work
 	if fetchErr != nil {
 		rep.State, rep.ExitCode, rep.Error = scheduler.Failed, -1, "fetch inputs: "+fetchErr.Error()
 	} else {
+		outDir := filepath.Join(a.cfg.Dir, "results", j.ID+"."+strconv.Itoa(w.Attempt))
+		os.RemoveAll(outDir)
+		os.MkdirAll(outDir, 0o700)
+		defer os.RemoveAll(outDir)
 		cmd := exec.CommandContext(ctx, j.Spec.Command[0], j.Spec.Command[1:]...)
 		cmd.Env = append(os.Environ(), "HVCTL_JOB_ID="+j.ID, "HVCTL_ARRAY_INDEX="+strconv.Itoa(j.Index),
-			"HVCTL_NODE="+a.id, "HVCTL_SITE="+a.cfg.Site, "HVCTL_INPUT_DIR="+cacheDir, "HVCTL_ATTEMPT="+strconv.Itoa(w.Attempt))
+			"HVCTL_NODE="+a.id, "HVCTL_SITE="+a.cfg.Site, "HVCTL_INPUT_DIR="+cacheDir, "HVCTL_ATTEMPT="+strconv.Itoa(w.Attempt),
+			"HVCTL_OUTPUT_DIR="+outDir)
 		cmd.Dir = cacheDir
 		lw := &limitWriter{w: &out, n: scheduler.MaxOutput}
 		cmd.Stdout, cmd.Stderr = lw, lw
 		err := cmd.Run()
 		var ee *exec.ExitError
+		if err == nil {
+			// Results go to the global tier before the job is reported
+			// done, so they are there when it shows as done.
+			if uerr := a.uploadResults(ctx, j.ID, outDir); uerr != nil {
+				err = uerr
+			}
+		}
 		switch {
 		case err == nil:
 		case errors.As(err, &ee):
@@ -230,4 +242,39 @@ func (l *limitWriter) Write(p []byte) (int, error) {
 	l.n -= len(q)
 	l.w.Write(q)
 	return len(p), nil
+}
+
+// uploadResults sends the files a job left in its output directory to
+// the global manager, with this node's credential.
+func (a *Agent) uploadResults(ctx context.Context, job, dir string) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	for _, e := range ents {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		f, err := os.Open(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return err
+		}
+		url := strings.TrimSuffix(a.cfg.attr("manager_url"), "/") + "/v1/jobs/" + job + "/results/" + e.Name()
+		req, err := http.NewRequestWithContext(ctx, "PUT", url, f)
+		if err != nil {
+			f.Close()
+			return err
+		}
+		req.Header.Set("Authorization", "Bearer "+a.cred)
+		resp, err := a.http.Do(req)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("upload result %s: %w", e.Name(), err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("upload result %s: %s", e.Name(), resp.Status)
+		}
+	}
+	return nil
 }

@@ -21,6 +21,7 @@ import (
 //	GET  /v1/jobs/{id}         one job
 //	POST /v1/jobs/{id}/cancel  cancel
 //	GET  /v1/jobs/{id}/logs    its captured output
+//	GET  /v1/jobs/{id}/results[/{name}]  files it left in $HVCTL_OUTPUT_DIR
 //	GET  /v1/queue             queue-depth signals per site
 //	GET/HEAD/PUT /v1/datasets/{name}  the global data tier (node credentials may read)
 //	GET  /metrics              Prometheus metrics
@@ -81,6 +82,39 @@ func (m *Manager) jobRoutes(mux *http.ServeMux) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Write(out)
 	}))
+	mux.HandleFunc("PUT /v1/jobs/{id}/results/{name}", m.putResult)
+	mux.HandleFunc("GET /v1/jobs/{id}/results", m.admin(func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		if _, ok := m.global.Get(id); !ok || !validDataset(id) {
+			writeJSON(w, http.StatusNotFound, apiError{Error: "no job " + id})
+			return
+		}
+		type file struct {
+			Name  string `json:"name"`
+			Bytes int64  `json:"bytes"`
+		}
+		files := []file{}
+		ents, _ := os.ReadDir(filepath.Join(m.datasets, "results", id))
+		for _, e := range ents {
+			if info, err := e.Info(); err == nil && e.Type().IsRegular() {
+				files = append(files, file{e.Name(), info.Size()})
+			}
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"job": id, "files": files})
+	}))
+	mux.HandleFunc("GET /v1/jobs/{id}/results/{name}", m.admin(func(w http.ResponseWriter, r *http.Request) {
+		id, name := r.PathValue("id"), r.PathValue("name")
+		path := filepath.Join(m.datasets, "results", id, name)
+		if !validDataset(id) || !validDataset(name) {
+			writeJSON(w, http.StatusNotFound, apiError{Error: "no such result"})
+			return
+		}
+		if _, err := os.Stat(path); err != nil {
+			writeJSON(w, http.StatusNotFound, apiError{Error: "no such result"})
+			return
+		}
+		http.ServeFile(w, r, path)
+	}))
 	mux.HandleFunc("GET /v1/queue", m.admin(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, m.global.Signals())
 	}))
@@ -116,6 +150,39 @@ func writeSpecErr(w http.ResponseWriter, err error) {
 		return
 	}
 	writeErr(w, err)
+}
+
+// putResult stores a result file of a job; the node running it uploads
+// with its node credential.
+func (m *Manager) putResult(w http.ResponseWriter, r *http.Request) {
+	if _, err := m.cfg.Secret.checkNodeCredential(bearer(r)); err != nil {
+		writeJSON(w, http.StatusUnauthorized, apiError{Error: "a node credential is required"})
+		return
+	}
+	id, name := r.PathValue("id"), r.PathValue("name")
+	if _, ok := m.global.Get(id); !ok || !validDataset(id) || !validDataset(name) {
+		writeErr(w, &BadRequest{Field: "name", Msg: "no such job, or not a plain file name"})
+		return
+	}
+	dir := filepath.Join(m.datasets, "results", id)
+	os.MkdirAll(dir, 0o700)
+	tmp, err := os.CreateTemp(dir, "."+name+".*")
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	_, err = io.Copy(tmp, http.MaxBytesReader(w, r.Body, 1<<30))
+	tmp.Close()
+	if err != nil {
+		os.Remove(tmp.Name())
+		writeErr(w, &BadRequest{Field: "body", Msg: err.Error()})
+		return
+	}
+	if err := os.Rename(tmp.Name(), filepath.Join(dir, name)); err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"stored": name})
 }
 
 func (m *Manager) putDataset(w http.ResponseWriter, r *http.Request) {
