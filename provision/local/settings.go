@@ -194,45 +194,7 @@ func asString(v cty.Value) (string, bool) {
 	return c.AsString(), true
 }
 
-func show(v cty.Value) string {
-	switch {
-	case v.Type() == cty.String:
-		return fmt.Sprintf("%q", v.AsString())
-	case v.Type() == cty.Number:
-		return v.AsBigFloat().Text('g', -1)
-	case v.Type() == cty.Bool:
-		return fmt.Sprint(v.True())
-	}
-	return "a " + v.Type().FriendlyName()
-}
+func show(v cty.Value) string { return provision.ShowValue(v) }
 
 // nearest returns the candidate closest to name, or "" when none is close.
-func nearest(name string, candidates []string) string {
-	best, bestD := "", len(name)/2+2
-	for _, c := range candidates {
-		if d := editDistance(strings.ToLower(name), c); d < bestD {
-			best, bestD = c, d
-		}
-	}
-	return best
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
-}
+func nearest(name string, candidates []string) string { return provision.Nearest(name, candidates) }
