@@ -51,6 +51,10 @@ type Agent struct {
 	mgr          *manager.Manager
 	fetching     map[string]*sync.Mutex
 	guarded      string
+	// portOverride replaces the manager's listen port after the path
+	// through the NAT wedged (see heartbeatLoop); 0 = none.
+	portOverride int
+	probeFails   int
 }
 
 // New prepares an agent; logs go to w.
@@ -314,6 +318,11 @@ func (a *Agent) callURL(ctx context.Context, base, method, path, bearer string, 
 
 func (a *Agent) apply(v uint64, ps *overlay.PeerSet) error {
 	a.mu.Lock()
+	if a.portOverride != 0 {
+		c := *ps
+		c.ListenPort = a.portOverride
+		ps = &c
+	}
 	if err := a.dev.Apply(ps); err != nil {
 		a.mu.Unlock()
 		return fmt.Errorf("apply peer set version %d: %w", v, err)
@@ -400,6 +409,7 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 
 func (a *Agent) beat(ctx context.Context) {
 	hb := manager.Heartbeat{ProbeOK: a.probe(ctx), Peers: map[string]manager.PeerStatus{}}
+	a.unwedge(hb.ProbeOK)
 	a.mu.Lock()
 	ps := a.ps
 	a.mu.Unlock()
@@ -466,4 +476,35 @@ func first(a, b string) string {
 		return a
 	}
 	return b
+}
+
+// unwedge rebinds WireGuard to a fresh port when probes through the
+// tunnel have failed for four heartbeats in a row on a node behind NAT.
+// A NAT can hold a flow's conntrack entry without a translation (seen
+// with Linux masquerade); WireGuard's retries keep the entry alive, so
+// the path never recovers by itself. A new source port is a new flow,
+// translated afresh; the hub learns the new endpoint when the node's
+// next handshake arrives (roaming).
+func (a *Agent) unwedge(ok bool) {
+	a.mu.Lock()
+	if ok {
+		a.probeFails = 0
+		a.mu.Unlock()
+		return
+	}
+	a.probeFails++
+	fails, ps, v := a.probeFails, a.ps, a.version
+	public := a.cfg.PublicAddress != "" || a.cfg.attr("public_address") != ""
+	a.mu.Unlock()
+	if fails < 4 || public || ps == nil {
+		return
+	}
+	port := 40000 + int(time.Now().UnixNano()%20000)
+	a.log.Printf("probes through the overlay failed %d times in a row: moving WireGuard from port %d to %d", fails, ps.ListenPort, port)
+	a.mu.Lock()
+	a.portOverride, a.probeFails = port, 0
+	a.mu.Unlock()
+	if err := a.apply(v, ps); err != nil {
+		a.log.Printf("rebind: %v", err)
+	}
 }
