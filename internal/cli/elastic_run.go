@@ -65,10 +65,18 @@ type engineProvisioner struct {
 	tmpl string
 	o    opFlags
 	mc   *managerClient
-	mu   sync.Mutex // one engine operation at a time in this process
 	wg   sync.WaitGroup
-	errs chan error
+
+	// Changes asked for are queued and applied together, one engine
+	// apply at a time: a scale-up of n nodes boots them in parallel.
+	qmu     sync.Mutex
+	queue   []changeFunc
+	running bool
 }
+
+// changeFunc builds one change against the locked state; taken holds the
+// addresses already changed in the same batch.
+type changeFunc func(s *session, taken map[string]bool) (*provision.Change, error)
 
 func (p *engineProvisioner) pools(cfg *templates.Config) map[string]*templates.Pool {
 	out := map[string]*templates.Pool{}
@@ -108,44 +116,75 @@ func (p *engineProvisioner) Machines(ctx context.Context) ([]elastic.Machine, er
 	return out, nil
 }
 
-// apply runs one change through the engine under the state lock, in the
-// background: boots take a while and the daemon keeps deciding meanwhile
-// (its journal counts the create as in flight).
-func (p *engineProvisioner) apply(what string, build func(s *session) (*provision.Change, error)) {
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		o := p.o
-		o.lockTimeout = 5 * time.Minute
-		quiet := &App{Stdin: p.a.Stdin, Stdout: p.a.Stderr, Stderr: p.a.Stderr, Environ: p.a.Environ, Ctx: p.a.Ctx}
-		s, ok := quiet.open(p.tmpl, &o, "elastic "+what)
-		if !ok {
+// apply queues a change; a background worker applies what is queued,
+// batch by batch, through the engine under the state lock. Boots take a
+// while and the daemon keeps deciding meanwhile (its journal counts the
+// create as in flight).
+func (p *engineProvisioner) apply(build changeFunc) {
+	p.qmu.Lock()
+	defer p.qmu.Unlock()
+	p.queue = append(p.queue, build)
+	if !p.running {
+		p.running = true
+		p.wg.Add(1)
+		go p.drain()
+	}
+}
+
+func (p *engineProvisioner) drain() {
+	defer p.wg.Done()
+	for {
+		p.qmu.Lock()
+		batch := p.queue
+		p.queue = nil
+		if len(batch) == 0 {
+			p.running = false
+			p.qmu.Unlock()
 			return
 		}
-		defer s.close()
-		c, err := build(s)
-		if err != nil || c == nil {
-			if err != nil {
-				slog.Error("elastic "+what, "err", err)
-			}
-			return
+		p.qmu.Unlock()
+		p.applyBatch(batch)
+	}
+}
+
+func (p *engineProvisioner) applyBatch(batch []changeFunc) {
+	o := p.o
+	o.lockTimeout = 5 * time.Minute
+	quiet := &App{Stdin: p.a.Stdin, Stdout: p.a.Stderr, Stderr: p.a.Stderr, Environ: p.a.Environ, Ctx: p.a.Ctx}
+	s, ok := quiet.open(p.tmpl, &o, "elastic")
+	if !ok {
+		return
+	}
+	defer s.close()
+	taken := map[string]bool{}
+	var changes []*provision.Change
+	for _, build := range batch {
+		c, err := build(s, taken)
+		if err != nil {
+			slog.Error("elastic change", "err", err)
+			continue
 		}
-		if err := s.bootstrap(s.st); err != nil {
-			slog.Error("elastic "+what, "err", err)
-			return
+		if c != nil {
+			taken[c.Address] = true
+			changes = append(changes, c)
 		}
-		plan := &provision.Plan{FormatVersion: "1.0", Lineage: s.st.Lineage, Serial: s.st.Serial, Cluster: s.cfg.Cluster.Name, Changes: []*provision.Change{c}}
-		s.eng.UI = &provision.TextUI{R: &provision.Renderer{W: p.a.Stderr}}
-		if res := s.eng.Apply(context.WithoutCancel(p.a.Ctx), s.st, plan); res.Err() != nil {
-			slog.Error("elastic "+what, "address", c.Address, "err", res.Err())
-		}
-	}()
+	}
+	if len(changes) == 0 {
+		return
+	}
+	if err := s.bootstrap(s.st); err != nil {
+		slog.Error("elastic change", "err", err)
+		return
+	}
+	plan := &provision.Plan{FormatVersion: "1.0", Lineage: s.st.Lineage, Serial: s.st.Serial, Cluster: s.cfg.Cluster.Name, Changes: changes}
+	s.eng.UI = &provision.TextUI{R: &provision.Renderer{W: p.a.Stderr}}
+	if res := s.eng.Apply(context.WithoutCancel(p.a.Ctx), s.st, plan); res.Err() != nil {
+		slog.Error("elastic changes", "err", res.Err())
+	}
 }
 
 func (p *engineProvisioner) Create(ctx context.Context, pool, token string) error {
-	p.apply("create", func(s *session) (*provision.Change, error) {
+	p.apply(func(s *session, taken map[string]bool) (*provision.Change, error) {
 		pl := p.pools(s.cfg)[pool]
 		if pl == nil {
 			return nil, fmt.Errorf("no elastic pool %s in the template", pool)
@@ -161,7 +200,7 @@ func (p *engineProvisioner) Create(ctx context.Context, pool, token string) erro
 		}
 		idx := -1
 		for i := 0; i < pl.Max; i++ {
-			if !used[i] {
+			if !used[i] && !taken[provision.PoolNodeAddress(pl, i)] {
 				idx = i
 				break
 			}
@@ -182,9 +221,9 @@ func (p *engineProvisioner) Create(ctx context.Context, pool, token string) erro
 }
 
 func (p *engineProvisioner) Destroy(ctx context.Context, name string) error {
-	p.apply("destroy", func(s *session) (*provision.Change, error) {
+	p.apply(func(s *session, taken map[string]bool) (*provision.Change, error) {
 		for _, r := range s.st.Resources {
-			if r.Kind == provision.KindInstance && manager.MemberID(r.Address) == name {
+			if r.Kind == provision.KindInstance && manager.MemberID(r.Address) == name && !taken[r.Address] {
 				if p.mc != nil {
 					p.mc.send(p.a, "DELETE", "/v1/nodes/"+name, nil, nil)
 				}
