@@ -32,24 +32,9 @@ const (
 	MaxUserData = 16 << 10
 )
 
-// AgentConfig is the file `hvctl agent -config` reads
-// (scheduler/agent.Config): the same JSON fields, written by cloud-init.
-type AgentConfig struct {
-	Cluster       string            `json:"cluster"`
-	Address       string            `json:"address"`
-	Name          string            `json:"name"`
-	Site          string            `json:"site"`
-	Pool          string            `json:"pool,omitempty"`
-	Roles         []string          `json:"roles"`
-	Labels        map[string]string `json:"labels,omitempty"`
-	CPUs          int64             `json:"cpus"`
-	MemoryMiB     int64             `json:"memory_mib"`
-	GPUs          int64             `json:"gpus,omitempty"`
-	PrivateIP     string            `json:"private_ip,omitempty"`
-	PublicAddress string            `json:"public_address,omitempty"`
-	Attrs         map[string]any    `json:"attrs,omitempty"`
-	Dir           string            `json:"dir,omitempty"`
-}
+// AgentConfig is what cloud-init writes to AgentConfigPath for the node
+// agent: the shared provider-agent contract.
+type AgentConfig = provision.AgentConfig
 
 // agentConfig builds a node's agent configuration from its create
 // request. Every attribute goes into attrs (join_token, manager_url,
@@ -62,9 +47,9 @@ func agentConfig(req *provision.CreateRequest, publicAddress string) *AgentConfi
 		Name:          strAttr(req.Attrs, "name"),
 		Site:          strAttr(req.Attrs, "site"),
 		Pool:          strAttr(req.Attrs, "pool"),
-		CPUs:          intAttr(req.Attrs, "cpus"),
+		CPUs:          int(intAttr(req.Attrs, "cpus")),
 		MemoryMiB:     intAttr(req.Attrs, "memory_mib"),
-		GPUs:          intAttr(req.Attrs, "gpus"),
+		GPUs:          int(intAttr(req.Attrs, "gpus")),
 		PrivateIP:     privateIPPlaceholder,
 		PublicAddress: publicAddress,
 		Dir:           AgentDir,

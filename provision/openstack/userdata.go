@@ -23,25 +23,9 @@ const (
 // maxUserData is Nova's limit on base64 user data.
 const maxUserData = 65535
 
-// AgentConfig is the node agent's configuration as cloud-init writes it
-// to AgentConfigPath (mode 0600): the JSON that scheduler/agent.Config
-// reads.
-type AgentConfig struct {
-	Cluster       string            `json:"cluster"`
-	Address       string            `json:"address"`
-	Name          string            `json:"name"`
-	Site          string            `json:"site"`
-	Pool          string            `json:"pool,omitempty"`
-	Roles         []string          `json:"roles"`
-	Labels        map[string]string `json:"labels,omitempty"`
-	CPUs          int               `json:"cpus"`
-	MemoryMiB     int64             `json:"memory_mib"`
-	GPUs          int               `json:"gpus,omitempty"`
-	PrivateIP     string            `json:"private_ip,omitempty"`
-	PublicAddress string            `json:"public_address,omitempty"`
-	Attrs         map[string]any    `json:"attrs,omitempty"`
-	Dir           string            `json:"dir,omitempty"`
-}
+// AgentConfig is what cloud-init writes to AgentConfigPath for the node
+// agent: the shared provider-agent contract.
+type AgentConfig = provision.AgentConfig
 
 func agentConfig(req *provision.CreateRequest, privateIP, publicIP string) *AgentConfig {
 	c := &AgentConfig{

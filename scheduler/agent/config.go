@@ -3,6 +3,7 @@ package agent
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/hvctl/hvctl/provision"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,26 +15,7 @@ const DefaultManagerPort = 51821
 // Config is what an agent is started with: the provider writes it to a
 // file (mode 0600) beside the node's other files.
 type Config struct {
-	Cluster   string            `json:"cluster"`
-	Address   string            `json:"address"` // hvctl address of the node
-	Name      string            `json:"name"`
-	Site      string            `json:"site"`
-	Pool      string            `json:"pool,omitempty"`
-	Roles     []string          `json:"roles"`
-	Labels    map[string]string `json:"labels,omitempty"`
-	CPUs      int               `json:"cpus"`
-	MemoryMiB int64             `json:"memory_mib"`
-	GPUs      int               `json:"gpus,omitempty"`
-	// The node's addresses, as its provider made them.
-	PrivateIP     string `json:"private_ip,omitempty"`
-	PublicAddress string `json:"public_address,omitempty"`
-	// Attrs are the resource attributes the engine passed to the
-	// provider: join_token, manager_url, and on the hub cluster_secret
-	// and template; private_ip and public_address when known.
-	Attrs map[string]any `json:"attrs,omitempty"`
-	// Dir is where the agent keeps its key and credential; default: the
-	// config file's directory.
-	Dir string `json:"dir,omitempty"`
+	provision.AgentConfig
 }
 
 // LoadConfig reads an agent config file, checking what the agent needs.
