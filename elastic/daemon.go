@@ -188,6 +188,9 @@ type Daemon struct {
 	loaded bool
 	state  JournalState
 	since  map[string]nodeSeen
+	// created maps the machines of the current step to when they were
+	// made (the identity a destroy records).
+	created map[string]time.Time
 }
 
 type nodeSeen struct {
@@ -268,6 +271,10 @@ func (d *Daemon) step(ctx context.Context) ([]Action, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list machines: %w", err)
 	}
+	d.created = make(map[string]time.Time, len(machines))
+	for _, m := range machines {
+		d.created[m.Name] = m.CreatedAt
+	}
 	if err := d.settle(ctx, machines); err != nil {
 		return nil, err
 	}
@@ -327,10 +334,10 @@ func (a powerOffDone) String() string {
 // creates still in flight from before a restart.
 func (d *Daemon) settle(ctx context.Context, machines []Machine) error {
 	byToken := map[string]bool{}
-	byName := map[string]bool{}
+	byName := map[string]time.Time{}
 	for _, m := range machines {
 		byToken[m.Token] = true
-		byName[m.Name] = true
+		byName[m.Name] = m.CreatedAt
 	}
 	kept := d.state.InFlight[:0]
 	var errs []error
@@ -351,7 +358,9 @@ func (d *Daemon) settle(ctx context.Context, machines []Machine) error {
 				}
 			}
 		case OpDestroy:
-			if !byName[op.Node] {
+			// Done when the machine is gone; a later machine in the same
+			// pool slot (a replacement) is another machine.
+			if created, ok := byName[op.Node]; !ok || !op.On(op.Node, created) {
 				continue
 			}
 			if err := d.Cloud.Destroy(ctx, op.Node); err != nil {
@@ -505,7 +514,7 @@ func (d *Daemon) act(ctx context.Context, now time.Time, a Action) error {
 }
 
 func (d *Daemon) destroy(ctx context.Context, now time.Time, node, pool string) error {
-	op := Operation{ID: newToken(), Kind: OpDestroy, Pool: pool, Node: node, Started: now}
+	op := Operation{ID: newToken(), Kind: OpDestroy, Pool: pool, Node: node, NodeCreated: d.created[node], Started: now}
 	d.state.InFlight = append(d.state.InFlight, op)
 	if err := d.Journal.Save(d.state); err != nil {
 		return err

@@ -107,7 +107,7 @@ type decision struct {
 	now      time.Time
 	pools    map[string]*poolCalc
 	ordered  []*poolCalc
-	opOn     map[string]OpKind // node → operation in flight on it
+	opOn     map[string]Operation // node → operation in flight on it
 	booting  int               // booting nodes, creates in flight and planned
 	entries  []*capEntry       // capacity of existing, booting and planned nodes
 	planned  []*capEntry       // capacity this decision adds
@@ -118,7 +118,7 @@ type decision struct {
 }
 
 func newDecision(s Snapshot) *decision {
-	d := &decision{s: s, now: s.Now, pools: make(map[string]*poolCalc, len(s.Pools)), opOn: map[string]OpKind{}}
+	d := &decision{s: s, now: s.Now, pools: make(map[string]*poolCalc, len(s.Pools)), opOn: map[string]Operation{}}
 	for i := range s.Pools {
 		p := &s.Pools[i]
 		if _, dup := d.pools[p.Name]; dup {
@@ -145,7 +145,7 @@ func newDecision(s Snapshot) *decision {
 			}
 		default:
 			if op.Node != "" {
-				d.opOn[op.Node] = op.Kind
+				d.opOn[op.Node] = op
 			}
 		}
 	}
@@ -165,7 +165,7 @@ func (d *decision) observeNodes() {
 		if offer == (Resources{}) && pc != nil {
 			offer = pc.p.Node
 		}
-		if _, busy := d.opOn[n.Name]; busy {
+		if op, busy := d.opOn[n.Name]; busy && op.On(n.Name, n.CreatedAt) {
 			continue // being destroyed or reconciled: leave it alone
 		}
 		switch n.State {

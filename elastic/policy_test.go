@@ -487,3 +487,34 @@ func bigSnapshot(nodes, npools, queued int) Snapshot {
 	}
 	return s
 }
+
+// TestDestroyedSlotReused: a failed node is destroyed and its pool slot
+// is taken again by its replacement while the destroy is still in
+// flight. The destroy covers the old machine only: the replacement
+// counts as booting (max_booting holds), and a destroy recorded without
+// the machine's creation time still covers any machine of that name.
+func TestDestroyedSlotReused(t *testing.T) {
+	cases := []struct {
+		name        string
+		nodeCreated time.Time
+		want        []string
+	}{
+		{"replacement counted", t0.Add(-time.Minute), nil},
+		{"old journal: name only", time.Time{}, []string{"up aws.burst +1"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := Snapshot{Now: t0, Settings: settings(), Pools: pools(), Queue: jobs(4, t0.Add(-time.Minute))}
+			s.Settings.MaxBooting = 1
+			s.Nodes = append(busyOnprem(), node("aws.burst[0]", "aws.burst", Booting, 5*time.Second))
+			s.InFlight = []Operation{{ID: "d1", Kind: OpDestroy, Pool: "aws.burst", Node: "aws.burst[0]", NodeCreated: c.nodeCreated, Started: t0.Add(-10 * time.Second)}}
+			var got []string
+			for _, a := range Decide(s) {
+				got = append(got, brief(a))
+			}
+			if !slices.Equal(got, c.want) {
+				t.Errorf("actions = %v, want %v", got, c.want)
+			}
+		})
+	}
+}

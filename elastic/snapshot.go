@@ -250,5 +250,15 @@ type Operation struct {
 	Kind    OpKind    `json:"kind"`
 	Pool    string    `json:"pool"`
 	Node    string    `json:"node,omitempty"` // "" for a create
-	Started time.Time `json:"started"`
+	// NodeCreated is when the machine the operation acts on was made:
+	// pool slots are reused, and a machine made later under the same
+	// name (a replacement) is not the one being destroyed. Zero when
+	// unknown (any machine of that name).
+	NodeCreated time.Time `json:"node_created,omitzero"`
+	Started     time.Time `json:"started"`
+}
+
+// On reports whether op acts on node n.
+func (op Operation) On(name string, created time.Time) bool {
+	return op.Node == name && (op.NodeCreated.IsZero() || created.IsZero() || op.NodeCreated.Equal(created))
 }

@@ -185,3 +185,129 @@ func TestElasticRestartNoDuplicates(t *testing.T) {
 		}
 	}
 }
+
+// failingTemplate has a tier-1 site whose nodes never boot
+// (boot_fail_rate = 1) before a healthy tier-2 site.
+const failingTemplate = `
+provider "local" "lab" {}
+provider "local" "flaky" {
+  boot_time      = "1s"
+  boot_fail_rate = 1
+}
+provider "local" "cloud" { boot_time = "1s" }
+
+cluster "%s" {
+  overlay {
+    cidr = "10.204.0.0/16"
+    hubs = ["onprem.frontend"]
+  }
+  site "onprem" {
+    provider = provider.local.lab
+    network { cidr = "192.168.81.0/24" }
+    node "frontend" {
+      roles     = ["hub", "manager"]
+      public_ip = true
+    }
+    pool "wn" {
+      count = 1
+      instance { cpus = 2 }
+    }
+  }
+  site "flaky" {
+    provider = provider.local.flaky
+    tier     = 1
+    network { cidr = "10.64.0.0/24" }
+    pool "burst" {
+      min = 0
+      max = 3
+      instance { cpus = 2 }
+    }
+  }
+  site "cloud" {
+    provider = provider.local.cloud
+    tier     = 2
+    gateway  = "gw"
+    network { cidr = "10.65.0.0/24" }
+    node "gw" { roles = ["gateway"] }
+    pool "burst" {
+      min = 0
+      max = 3
+      instance { cpus = 2 }
+    }
+  }
+  elastic {
+    interval        = "1s"
+    idle_time       = "6s"
+    scale_up_window = "1s"
+    max_booting     = 1
+    max_failures    = 2
+    hold_time       = "10m"
+  }
+}
+`
+
+// TestElasticBootFailures: nodes of the flaky pool never boot. The first
+// failure is replaced, the second holds the pool, and the work goes to
+// the next site; no failed node is left behind.
+func TestElasticBootFailures(t *testing.T) {
+	requireRoot(t)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "main.hcl"), []byte(fmt.Sprintf(failingTemplate, fmt.Sprintf("ef%d", rand.IntN(1e6)))), 0o644)
+	t.Cleanup(func() {
+		hv(t, dir, "", "down", "main.hcl")
+		local.Cleanup(filepath.Join(dir, ".hvctl"), "")
+	})
+	if r := hv(t, dir, "", "up", "-join-timeout=90s", "main.hcl"); r.code != 0 {
+		t.Fatalf("up: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if r := hv(t, dir, "", "submit", "-n", "16", "main.hcl", "--", "sh", "-c", "sleep 5"); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	_, log := daemon(t, dir)
+	jobs := waitJobs(t, dir, 16, 3*time.Minute)
+	cloud := 0
+	for _, j := range jobs {
+		if j.State != scheduler.Done {
+			t.Errorf("job %s: %s", j.ID, j.State)
+		}
+		if strings.HasPrefix(j.Node, "flaky.") {
+			t.Errorf("job %s ran on %s, a node that never booted", j.ID, j.Node)
+		}
+		if strings.HasPrefix(j.Node, "cloud.burst[") {
+			cloud++
+		}
+	}
+	out := log.String()
+	t.Logf("daemon log:\n%s", out)
+	for _, want := range []string{"replace flaky.burst[", "hold flaky.burst", "2 consecutive failures (max_failures 2)", "scale-up cloud.burst"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("daemon log lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "replace flaky.burst[") && strings.Index(out, "replace flaky.burst[") > strings.Index(out, "hold flaky.burst") {
+		t.Errorf("the pool was held before its first failure was replaced:\n%s", out)
+	}
+	if cloud == 0 {
+		t.Errorf("no job ran in the next site (cloud.burst); daemon log:\n%s", out)
+	}
+	// max_booting 1: the first node, then its replacement; then held.
+	if n := strings.Count(out, "failed to boot (injected"); n != 2 {
+		t.Errorf("%d flaky nodes were made, want 2 (the first and its replacement, one at a time)", n)
+	}
+	// Failed nodes are destroyed, not kept: nothing of the flaky pool
+	// is left in state or as a namespace.
+	waitFor(t, "the failed flaky nodes are removed", 60*time.Second, func() bool {
+		for _, r := range loadState(t, dir).Resources {
+			if strings.Contains(r.Address, "site.flaky.pool.burst") {
+				return false
+			}
+		}
+		items, _ := local.List(filepath.Join(dir, ".hvctl"))
+		for _, it := range items {
+			if strings.Contains(it.Address, "site.flaky.pool.burst") && it.NetnsExists {
+				return false
+			}
+		}
+		return true
+	})
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -302,6 +303,7 @@ func (p *Provider) instanceIntent(w *world, req *provision.CreateRequest) (*reco
 	r := p.newRecord(w, req, site)
 	r.Name = name
 	r.ReadyAt = r.CreatedAt.Add(p.settings.BootTime)
+	r.BootFail = p.settings.BootFailRate > 0 && rand.Float64() < p.settings.BootFailRate
 	r.Netns = uniqueNetns(w, netnsName(req.Cluster, site, name))
 	r.NetworkID = network.ID
 	r.RouterNetns = network.Netns
@@ -703,6 +705,10 @@ func (p *Provider) WaitReady(ctx context.Context, req *provision.ReadRequest) (*
 			case <-time.After(min(wait, 100*time.Millisecond)):
 			}
 			continue
+		}
+		if r.BootFail {
+			return &provision.ReadResponse{Exists: true, ID: r.ID, Attrs: p.computed(r)},
+				fmt.Errorf("local: node %s failed to boot (injected: boot_fail_rate %g)", r.Address, p.settings.BootFailRate)
 		}
 		r, exited, err := p.startAgent(ctx, r.ID)
 		if err != nil {

@@ -25,6 +25,11 @@ type Settings struct {
 	// BootTime is how long a node stays "pending" after Create before
 	// its agent starts.
 	BootTime time.Duration // boot_time, default 0s
+	// BootFailRate is the probability that a node fails to boot: its
+	// agent is never started and WaitReady reports the failure, as a
+	// cloud reports an instance that never comes up. For testing the
+	// elastic daemon's replace-and-hold rules on real namespaces.
+	BootFailRate float64 // boot_fail_rate, 0..1, default 0
 	// AgentCommand is the node agent's command line; the provider
 	// appends "-config PATH". Empty means the package's AgentCommand,
 	// and when that is empty too, this executable with "agent".
@@ -37,7 +42,7 @@ type Settings struct {
 var AgentCommand []string
 
 // settingNames are the arguments a local provider block accepts.
-var settingNames = []string{"boot_time"}
+var settingNames = []string{"boot_fail_rate", "boot_time"}
 
 // Capability bits of /proc/self/status CapEff.
 const (
@@ -159,6 +164,18 @@ func ParseSettings(cfg *templates.Provider) (Settings, hcl.Diagnostics) {
 			}
 			if detail != "" {
 				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid boot_time", Detail: detail, Subject: subject(name)})
+			}
+		case "boot_fail_rate":
+			f, err := convert.Convert(v, cty.Number)
+			var rate float64
+			if err == nil && !f.IsNull() {
+				rate, _ = f.AsBigFloat().Float64()
+			}
+			if err != nil || f.IsNull() || rate < 0 || rate > 1 {
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid boot_fail_rate",
+					Detail: fmt.Sprintf("boot_fail_rate = %s: must be a probability from 0 to 1, like 0.2.", show(v)), Subject: subject(name)})
+			} else {
+				s.BootFailRate = rate
 			}
 		default:
 			detail := fmt.Sprintf("The local provider has no argument %q.", name)

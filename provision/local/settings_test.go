@@ -31,16 +31,22 @@ func TestParseSettings(t *testing.T) {
 		attrs   map[string]cty.Value
 		want    time.Duration
 		errPart string // "" = no error
+		rate    float64
 	}{
-		{"empty", nil, 0, ""},
-		{"boot_time", map[string]cty.Value{"boot_time": cty.StringVal("5s")}, 5 * time.Second, ""},
-		{"null", map[string]cty.Value{"boot_time": cty.NullVal(cty.String)}, 0, ""},
-		{"bad duration", map[string]cty.Value{"boot_time": cty.StringVal("soon")}, 0, `must be a duration`},
-		{"number", map[string]cty.Value{"boot_time": cty.NumberIntVal(5)}, 0, `must be a duration`},
-		{"negative", map[string]cty.Value{"boot_time": cty.StringVal("-1s")}, 0, "must not be negative"},
-		{"unknown", map[string]cty.Value{"boot_time": cty.UnknownVal(cty.String)}, 0, "must be known"},
-		{"typo", map[string]cty.Value{"boot_tme": cty.StringVal("1s")}, 0, `Did you mean "boot_time"?`},
-		{"sim setting", map[string]cty.Value{"api_rate": cty.NumberIntVal(1)}, 0, `no argument "api_rate"`},
+		{"empty", nil, 0, "", 0},
+		{"boot_time", map[string]cty.Value{"boot_time": cty.StringVal("5s")}, 5 * time.Second, "", 0},
+		{"null", map[string]cty.Value{"boot_time": cty.NullVal(cty.String)}, 0, "", 0},
+		{"bad duration", map[string]cty.Value{"boot_time": cty.StringVal("soon")}, 0, `must be a duration`, 0},
+		{"number", map[string]cty.Value{"boot_time": cty.NumberIntVal(5)}, 0, `must be a duration`, 0},
+		{"negative", map[string]cty.Value{"boot_time": cty.StringVal("-1s")}, 0, "must not be negative", 0},
+		{"unknown", map[string]cty.Value{"boot_time": cty.UnknownVal(cty.String)}, 0, "must be known", 0},
+		{"typo", map[string]cty.Value{"boot_tme": cty.StringVal("1s")}, 0, `Did you mean "boot_time"?`, 0},
+		{"boot_fail_rate", map[string]cty.Value{"boot_fail_rate": cty.NumberFloatVal(0.25)}, 0, "", 0.25},
+		{"boot_fail_rate string", map[string]cty.Value{"boot_fail_rate": cty.StringVal("0.5")}, 0, "", 0.5},
+		{"boot_fail_rate above 1", map[string]cty.Value{"boot_fail_rate": cty.NumberFloatVal(1.5)}, 0, "must be a probability", 0},
+		{"boot_fail_rate negative", map[string]cty.Value{"boot_fail_rate": cty.NumberFloatVal(-0.1)}, 0, "must be a probability", 0},
+		{"boot_fail_rate words", map[string]cty.Value{"boot_fail_rate": cty.StringVal("often")}, 0, "must be a probability", 0},
+		{"sim setting", map[string]cty.Value{"api_rate": cty.NumberIntVal(1)}, 0, `no argument "api_rate"`, 0},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -52,6 +58,9 @@ func TestParseSettings(t *testing.T) {
 				}
 				if s.BootTime != c.want {
 					t.Errorf("BootTime = %v, want %v", s.BootTime, c.want)
+				}
+				if s.BootFailRate != c.rate {
+					t.Errorf("BootFailRate = %v, want %v", s.BootFailRate, c.rate)
 				}
 				return
 			}

@@ -79,6 +79,9 @@ type record struct {
 	CreatedAt   time.Time      `json:"created_at"`
 	ReadyAt     time.Time      `json:"ready_at,omitzero"`
 	ExpiresAt   time.Time      `json:"expires_at,omitzero"`
+	// BootFail is drawn at create from boot_fail_rate: the node never
+	// boots (its agent is not started).
+	BootFail bool `json:"boot_fail,omitempty"`
 
 	// What exists on the machine.
 	Netns string   `json:"netns"`
