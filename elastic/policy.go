@@ -108,10 +108,10 @@ type decision struct {
 	pools    map[string]*poolCalc
 	ordered  []*poolCalc
 	opOn     map[string]Operation // node → operation in flight on it
-	booting  int               // booting nodes, creates in flight and planned
-	entries  []*capEntry       // capacity of existing, booting and planned nodes
-	planned  []*capEntry       // capacity this decision adds
-	powering []*Node           // nodes whose power-off is pending
+	booting  int                  // booting nodes, creates in flight and planned
+	entries  []*capEntry          // capacity of existing, booting and planned nodes
+	planned  []*capEntry          // capacity this decision adds
+	powering []*Node              // nodes whose power-off is pending
 	groups   []*group
 
 	repairs, holds, cancels, ups, downs []Action

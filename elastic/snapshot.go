@@ -246,10 +246,10 @@ func (k *OpKind) UnmarshalText(b []byte) error {
 type Operation struct {
 	// ID is unique and stable across restarts; for a create it is the
 	// provider's idempotency (client) token.
-	ID      string    `json:"id"`
-	Kind    OpKind    `json:"kind"`
-	Pool    string    `json:"pool"`
-	Node    string    `json:"node,omitempty"` // "" for a create
+	ID   string `json:"id"`
+	Kind OpKind `json:"kind"`
+	Pool string `json:"pool"`
+	Node string `json:"node,omitempty"` // "" for a create
 	// NodeCreated is when the machine the operation acts on was made:
 	// pool slots are reused, and a machine made later under the same
 	// name (a replacement) is not the one being destroyed. Zero when
