@@ -76,6 +76,11 @@ type AgentRestarter interface {
 	RestartAgent(ctx context.Context, node string) error
 }
 
+// ErrBusy is returned (wrapped) by Provisioner.Machines while someone
+// else changes the cluster (an apply holds the state lock): the daemon
+// skips the step, since what it would decide may be done by then.
+var ErrBusy = errors.New("the cluster is being changed")
+
 // MachineState is a machine's state in the cloud.
 type MachineState string
 
@@ -191,6 +196,7 @@ type Daemon struct {
 	// created maps the machines of the current step to when they were
 	// made (the identity a destroy records).
 	created map[string]time.Time
+	busy    bool
 }
 
 type nodeSeen struct {
@@ -268,6 +274,14 @@ func (d *Daemon) step(ctx context.Context) ([]Action, error) {
 		return nil, fmt.Errorf("observe queue: %w", err)
 	}
 	machines, err := d.Cloud.Machines(ctx)
+	if errors.Is(err, ErrBusy) {
+		if !d.busy {
+			d.log().Info("elastic daemon waits", "why", err.Error())
+		}
+		d.busy = true
+		return nil, nil
+	}
+	d.busy = false
 	if err != nil {
 		return nil, fmt.Errorf("list machines: %w", err)
 	}

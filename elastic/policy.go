@@ -411,9 +411,9 @@ func (d *decision) cancelPowerOffs() {
 // it has waited scale_up_window.
 func (d *decision) scaleUp() {
 	st := d.s.Settings
-	// Restore pools below min first.
+	// Restore elastic pools below min first (fixed pools are apply's).
 	for _, pc := range d.ordered {
-		if pc.held || pc.live >= pc.p.Min {
+		if pc.held || !pc.p.Elastic() || pc.live >= pc.p.Min {
 			continue
 		}
 		n := min(pc.p.Min-pc.live, pc.p.Max-pc.size)

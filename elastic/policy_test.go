@@ -270,9 +270,18 @@ func TestDecide(t *testing.T) {
 			want: []string{"replace aws-1"},
 		},
 		{
-			name: "a pool below min is grown",
+			name: "an elastic pool below min is grown",
+			edit: func(s *Snapshot) {
+				s.Pools[1].Min = 2
+				s.Nodes = append(s.Nodes, node("aws-1", "aws.burst", Idle, time.Minute))
+			},
+			want: []string{"up aws.burst +1"},
+		},
+		{
+			// Fixed pools are sized by apply (up), not by the daemon.
+			name: "a fixed pool below min is left to apply",
 			edit: func(s *Snapshot) { s.Nodes = s.Nodes[:1] },
-			want: []string{"up onprem.wn +1"},
+			want: nil,
 		},
 	}
 	for _, tt := range tests {

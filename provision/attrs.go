@@ -28,7 +28,7 @@ var (
 	internalAttrs = map[string]bool{
 		"join_token": true, "cluster_secret": true, "template": true, "manager_url": true, "overlay_port": true,
 		"tls_cert": true, "tls_key": true, "cluster_ca": true, "elastic_token": true,
-		"overlay_cidr": true,
+		"overlay_cidr": true, "hvctl_command": true,
 	}
 )
 

@@ -19,6 +19,19 @@ type AgentHost interface {
 	RunsAgents() bool
 }
 
+// HostLocal is implemented by providers whose machines run on the host
+// hvctl itself runs on (the local provider). The cluster manager can then
+// run hvctl against the cluster's own state and template: it starts the
+// elastic daemon, and SLURM's power-saving programs call hvctl. Cloud
+// machines cannot (they hold no cloud credentials), and there the daemon
+// runs where hvctl runs.
+type HostLocal interface {
+	// HostCommand wraps argv so that, started on one of the provider's
+	// machines, it runs as hvctl runs here (the local provider: in this
+	// host's network namespace).
+	HostCommand(argv []string) []string
+}
+
 // DefaultParallelism is apply's default bound on concurrent operations.
 const DefaultParallelism = 10
 

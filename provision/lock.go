@@ -147,6 +147,18 @@ func (st *Store) readLockInfo() *LockInfo {
 	return &li
 }
 
+// LockInfoHint returns the lock holder's info as its info file says,
+// without touching the lock (LockHolder probes it, which can make a
+// concurrent Lock fail): nil when there is no info file or its process
+// is gone. A hint only: the lock is the flock.
+func (st *Store) LockInfoHint() *LockInfo {
+	li := st.readLockInfo()
+	if li == nil || li.PID <= 0 || unix.Kill(li.PID, 0) == unix.ESRCH {
+		return nil
+	}
+	return li
+}
+
 // LockHolder returns the current lock holder's info, or nil when unlocked.
 func (st *Store) LockHolder() *LockInfo {
 	f, err := os.OpenFile(st.lockPath(), os.O_RDWR, 0o600)

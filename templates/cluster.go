@@ -57,7 +57,7 @@ var (
 	elasticSchema   = &hcl.BodySchema{Attributes: attrSchema(
 		"interval", "idle_time", "scale_up_window", "max_booting", "boot_timeout",
 		"max_failures", "hold_time", "keep_idle")}
-	schedulerSchema    = &hcl.BodySchema{Attributes: attrSchema("type")}
+	schedulerSchema    = &hcl.BodySchema{Attributes: attrSchema("type", "elastic_mode")}
 	clusterCacheSchema = &hcl.BodySchema{Attributes: attrSchema("node", "global")}
 )
 
@@ -65,6 +65,7 @@ var (
 	topologies     = []string{"star", "mesh", "hierarchical"}
 	roles          = []string{"hub", "manager", "gateway", "worker"}
 	schedulerTypes = []string{"builtin", "slurm"}
+	elasticModes   = []string{"hvctl", "power_save"}
 )
 
 // Defaults from the template specification.
@@ -131,7 +132,7 @@ func (l *loader) decodeCluster(b *hcl.Block) *Cluster {
 		DeclRange: b.DefRange,
 		Overlay:   Overlay{Topology: Star, Port: DefaultPort, Keepalive: DefaultKeepalive},
 		Elastic:   DefaultElastic,
-		Scheduler: Scheduler{Type: "builtin"},
+		Scheduler: Scheduler{Type: "builtin", ElasticMode: "hvctl"},
 	}}
 	c := d.c
 	content, diags := b.Body.Content(clusterSchema)
@@ -169,6 +170,21 @@ func (l *loader) decodeCluster(b *hcl.Block) *Cluster {
 				} else {
 					l.diags = append(l.diags, errorf(a.Expr.Range(), "Unknown scheduler type",
 						"There is no scheduler type %q.%s The scheduler type is %s.", s, didYouMean(s, schedulerTypes), quotedList(schedulerTypes)))
+				}
+			}
+		}
+		if a, v, ok := l.value(sc.Attributes, "elastic_mode"); ok {
+			var s string
+			if l.toString(a, v, &s) {
+				switch {
+				case !contains(elasticModes, s):
+					l.diags = append(l.diags, errorf(a.Expr.Range(), "Unknown elastic mode",
+						"There is no elastic_mode %q.%s It is %s: hvctl's elastic daemon sizes the pools, or SLURM's power saving asks hvctl for nodes.", s, didYouMean(s, elasticModes), quotedList(elasticModes)))
+				case s == "power_save" && c.Scheduler.Type != "slurm":
+					l.diags = append(l.diags, errorf(a.Expr.Range(), "Power saving needs SLURM",
+						"elastic_mode = \"power_save\" hands sizing to SLURM's power saving, so it needs type = \"slurm\"; the builtin scheduler is sized by hvctl's elastic daemon (elastic_mode = \"hvctl\", the default)."))
+				default:
+					c.Scheduler.ElasticMode = s
 				}
 			}
 		}

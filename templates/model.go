@@ -205,6 +205,10 @@ type Elastic struct {
 // Scheduler selects the runtime scheduler.
 type Scheduler struct {
 	Type string // builtin | slurm
+	// ElasticMode is who sizes elastic pools: "hvctl" (hvctl's elastic
+	// daemon, the default) or "power_save" (SLURM's power saving calls
+	// hvctl to resume and suspend nodes; slurm only).
+	ElasticMode string
 }
 
 // ClusterCache is the cluster-level cache block.

@@ -396,6 +396,12 @@ func (a *App) execute(s *session, plan *provision.Plan, st *provision.State, des
 		}
 		return exitError
 	}
+	if destroy && len(s.st.Resources) == 0 {
+		// The cluster is gone: so is its elastic daemon's journal.
+		for _, f := range []string{"elastic-journal.json", "elastic.lock", "elastic.lock.info"} {
+			os.Remove(filepath.Join(s.store.Dir(), f))
+		}
+	}
 	if quiet {
 		return exitOK
 	}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sort"
 	"time"
 
@@ -101,6 +103,15 @@ func (s *session) bootstrap(st *provision.State) error {
 	b, err := agent.NewBootstrap(s.cfg, secret, ca)
 	if err != nil {
 		return err
+	}
+	if exe, err := os.Executable(); err == nil {
+		dir, _ := os.Getwd()
+		statePath, _ := filepath.Abs(s.store.Path)
+		args := []string{"-state", statePath}
+		for _, v := range s.vars {
+			args = append(args, "-var", v.Name+"="+v.Value)
+		}
+		b.Host = &agent.HostCommand{Argv: []string{exe}, Dir: dir, Args: append(args, s.tmpl)}
 	}
 	s.boot = b
 	s.eng.Prepare = b.Prepare

@@ -1,11 +1,10 @@
 package cli_test
 
 import (
-	"bytes"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -73,21 +72,50 @@ func upElastic(t *testing.T) string {
 	return dir
 }
 
-// daemon starts hvctl elastic run; its log is returned by the func.
-func daemon(t *testing.T, dir string) (*exec.Cmd, *bytes.Buffer) {
+// hubLog is the log of the elastic daemon the hub's manager runs (the
+// local provider's machines share this host: provision.HostLocal).
+type hubLog struct {
+	t    *testing.T
+	path string
+}
+
+func (l hubLog) String() string {
+	b, _ := os.ReadFile(l.path)
+	return string(b)
+}
+
+// hubDaemon finds the elastic daemon the hub's manager started.
+func hubDaemon(t *testing.T, dir string) hubLog {
 	t.Helper()
-	cmd := exec.Command(hvctl, "elastic", "run", "main.hcl")
-	cmd.Dir = dir
-	var log bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
+	items, err := local.List(filepath.Join(dir, ".hvctl"))
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-	})
-	return cmd, &log
+	for _, it := range items {
+		if it.Kind == provision.KindInstance && strings.HasSuffix(it.Address, ".node.frontend") {
+			l := hubLog{t: t, path: filepath.Join(it.Dir, "elastic.log")}
+			waitFor(t, "the hub starts the elastic daemon", 30*time.Second, func() bool {
+				return strings.Contains(l.String(), "elastic daemon started")
+			})
+			return l
+		}
+	}
+	t.Fatal("no frontend node in the local provider's list")
+	return hubLog{}
+}
+
+// daemonPID is the pid of the process holding the elastic daemon's lock.
+func daemonPID(t *testing.T, dir string) int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, ".hvctl", "elastic.lock.info"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info provision.LockInfo
+	if err := json.Unmarshal(b, &info); err != nil || info.PID == 0 {
+		t.Fatalf("elastic.lock.info: %v %s", err, b)
+	}
+	return info.PID
 }
 
 func burstNodes(t *testing.T, dir string) (inState []string, namespaces []string) {
@@ -124,7 +152,7 @@ func TestElasticBurst(t *testing.T) {
 	if r := hv(t, dir, "", "submit", "-n", "16", "main.hcl", "--", "sh", "-c", "sleep 2; echo $HVCTL_NODE"); r.code != 0 {
 		t.Fatal(r.stderr)
 	}
-	_, log := daemon(t, dir)
+	log := hubDaemon(t, dir)
 	jobs := waitJobs(t, dir, 16, 2*time.Minute)
 	cloud := 0
 	for _, j := range jobs {
@@ -150,19 +178,29 @@ func TestElasticBurst(t *testing.T) {
 	}
 }
 
-// TestElasticRestartNoDuplicates: the daemon is killed during a scale-up
-// and restarted; no node is made twice.
+// TestElasticRestartNoDuplicates: the daemon the hub runs is killed
+// during a scale-up; the hub restarts it, and no node is made twice. A
+// second daemon started by hand is refused while one runs.
 func TestElasticRestartNoDuplicates(t *testing.T) {
 	dir := upElastic(t)
 	if r := hv(t, dir, "", "submit", "-n", "16", "main.hcl", "--", "sh", "-c", "sleep 3"); r.code != 0 {
 		t.Fatal(r.stderr)
 	}
-	first, log := daemon(t, dir)
+	log := hubDaemon(t, dir)
+	if r := hv(t, dir, "", "elastic", "run", "main.hcl"); r.code != 1 || !strings.Contains(r.stderr, "The elastic daemon already runs") {
+		t.Errorf("a second daemon: exit %d\n%s", r.code, r.stderr)
+	}
 	waitFor(t, "a scale-up starts", 60*time.Second, func() bool { return strings.Contains(log.String(), "scale-up cloud.burst") })
-	first.Process.Signal(syscall.SIGKILL)
-	first.Wait()
+	first := daemonPID(t, dir)
+	syscall.Kill(first, syscall.SIGKILL)
 	loadState(t, dir) // parses
-	_, log2 := daemon(t, dir)
+	waitFor(t, "the hub restarts the daemon", 60*time.Second, func() bool {
+		return strings.Count(log.String(), "elastic daemon started") >= 2
+	})
+	if again := daemonPID(t, dir); again == first {
+		t.Errorf("the daemon's pid is still %d", again)
+	}
+	log2 := log
 	waitJobs(t, dir, 16, 2*time.Minute)
 	inState, ns := burstNodes(t, dir)
 	seen := map[string]bool{}
@@ -263,7 +301,7 @@ func TestElasticBootFailures(t *testing.T) {
 	if r := hv(t, dir, "", "submit", "-n", "16", "main.hcl", "--", "sh", "-c", "sleep 5"); r.code != 0 {
 		t.Fatal(r.stderr)
 	}
-	_, log := daemon(t, dir)
+	log := hubDaemon(t, dir)
 	jobs := waitJobs(t, dir, 16, 3*time.Minute)
 	cloud := 0
 	for _, j := range jobs {

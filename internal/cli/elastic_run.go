@@ -2,9 +2,12 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -70,8 +73,17 @@ type engineProvisioner struct {
 	// Changes asked for are queued and applied together, one engine
 	// apply at a time: a scale-up of n nodes boots them in parallel.
 	qmu     sync.Mutex
-	queue   []changeFunc
+	queue   []queuedChange
 	running bool
+	// queued are the tokens of creates queued or being applied: the
+	// daemon re-issues a create until its machine shows, and a token
+	// must not make two machines.
+	queued map[string]bool
+}
+
+type queuedChange struct {
+	build changeFunc
+	token string // a create's token; "" for a destroy
 }
 
 // changeFunc builds one change against the locked state; taken holds the
@@ -91,7 +103,14 @@ func (p *engineProvisioner) pools(cfg *templates.Config) map[string]*templates.P
 }
 
 func (p *engineProvisioner) Machines(ctx context.Context) ([]elastic.Machine, error) {
-	st, err := p.o.store(p.tmpl).Load()
+	store := p.o.store(p.tmpl)
+	p.qmu.Lock()
+	ours := p.running
+	p.qmu.Unlock()
+	if h := store.LockInfoHint(); h != nil && !ours && h.PID != os.Getpid() {
+		return nil, fmt.Errorf("%w: %s (pid %d) holds the state lock", elastic.ErrBusy, h.Operation, h.PID)
+	}
+	st, err := store.Load()
 	if err != nil {
 		return nil, err
 	}
@@ -120,10 +139,10 @@ func (p *engineProvisioner) Machines(ctx context.Context) ([]elastic.Machine, er
 // batch by batch, through the engine under the state lock. Boots take a
 // while and the daemon keeps deciding meanwhile (its journal counts the
 // create as in flight).
-func (p *engineProvisioner) apply(build changeFunc) {
+func (p *engineProvisioner) apply(token string, build changeFunc) {
 	p.qmu.Lock()
 	defer p.qmu.Unlock()
-	p.queue = append(p.queue, build)
+	p.queue = append(p.queue, queuedChange{build: build, token: token})
 	if !p.running {
 		p.running = true
 		p.wg.Add(1)
@@ -133,6 +152,9 @@ func (p *engineProvisioner) apply(build changeFunc) {
 
 func (p *engineProvisioner) drain() {
 	defer p.wg.Done()
+	// The daemon issues a step's actions one after another: let them
+	// gather, so a scale-up of n boots n nodes in one apply.
+	time.Sleep(300 * time.Millisecond)
 	for {
 		p.qmu.Lock()
 		batch := p.queue
@@ -144,10 +166,15 @@ func (p *engineProvisioner) drain() {
 		}
 		p.qmu.Unlock()
 		p.applyBatch(batch)
+		var tokens []string
+		for _, q := range batch {
+			tokens = append(tokens, q.token)
+		}
+		p.forget(tokens)
 	}
 }
 
-func (p *engineProvisioner) applyBatch(batch []changeFunc) {
+func (p *engineProvisioner) applyBatch(batch []queuedChange) {
 	o := p.o
 	o.lockTimeout = 5 * time.Minute
 	quiet := &App{Stdin: p.a.Stdin, Stdout: p.a.Stderr, Stderr: p.a.Stderr, Environ: p.a.Environ, Ctx: p.a.Ctx}
@@ -158,8 +185,8 @@ func (p *engineProvisioner) applyBatch(batch []changeFunc) {
 	defer s.close()
 	taken := map[string]bool{}
 	var changes []*provision.Change
-	for _, build := range batch {
-		c, err := build(s, taken)
+	for _, q := range batch {
+		c, err := q.build(s, taken)
 		if err != nil {
 			slog.Error("elastic change", "err", err)
 			continue
@@ -183,8 +210,28 @@ func (p *engineProvisioner) applyBatch(batch []changeFunc) {
 	}
 }
 
+// forget drops the tokens of an applied batch: from now on the state
+// answers whether their machines exist.
+func (p *engineProvisioner) forget(tokens []string) {
+	p.qmu.Lock()
+	defer p.qmu.Unlock()
+	for _, t := range tokens {
+		delete(p.queued, t)
+	}
+}
+
 func (p *engineProvisioner) Create(ctx context.Context, pool, token string) error {
-	p.apply(func(s *session, taken map[string]bool) (*provision.Change, error) {
+	p.qmu.Lock()
+	if p.queued == nil {
+		p.queued = map[string]bool{}
+	}
+	dup := p.queued[token]
+	p.queued[token] = true
+	p.qmu.Unlock()
+	if dup {
+		return nil // queued already: it shows once its batch is applied
+	}
+	p.apply(token, func(s *session, taken map[string]bool) (*provision.Change, error) {
 		pl := p.pools(s.cfg)[pool]
 		if pl == nil {
 			return nil, fmt.Errorf("no elastic pool %s in the template", pool)
@@ -208,20 +255,26 @@ func (p *engineProvisioner) Create(ctx context.Context, pool, token string) erro
 		if idx < 0 {
 			return nil, fmt.Errorf("pool %s is at its max of %d", pool, pl.Max)
 		}
-		attrs := provision.PoolNodeAttrs(pl, idx)
-		attrs["elastic_token"] = token
-		deps := []string{provision.NetworkAddress(pl.Site)}
-		if mn := provision.ManagerNode(s.cfg.Cluster); mn != nil {
-			deps = append(deps, provision.NodeAddress(mn))
-		}
-		return &provision.Change{Address: provision.PoolNodeAddress(pl, idx), Type: pl.Site.Provider.Type + "_instance",
-			Kind: provision.KindInstance, Provider: pl.Site.Provider.Ref(), Action: provision.ActionCreate, After: attrs, Deps: deps}, nil
+		c := poolNodeCreate(s, pl, idx)
+		c.After["elastic_token"] = token
+		return c, nil
 	})
 	return nil
 }
 
+// poolNodeCreate is the change that creates slot idx of pool pl.
+func poolNodeCreate(s *session, pl *templates.Pool, idx int) *provision.Change {
+	attrs := provision.PoolNodeAttrs(pl, idx)
+	deps := []string{provision.NetworkAddress(pl.Site)}
+	if mn := provision.ManagerNode(s.cfg.Cluster); mn != nil {
+		deps = append(deps, provision.NodeAddress(mn))
+	}
+	return &provision.Change{Address: provision.PoolNodeAddress(pl, idx), Type: pl.Site.Provider.Type + "_instance",
+		Kind: provision.KindInstance, Provider: pl.Site.Provider.Ref(), Action: provision.ActionCreate, After: attrs, Deps: deps}
+}
+
 func (p *engineProvisioner) Destroy(ctx context.Context, name string) error {
-	p.apply(func(s *session, taken map[string]bool) (*provision.Change, error) {
+	p.apply("", func(s *session, taken map[string]bool) (*provision.Change, error) {
 		for _, r := range s.st.Resources {
 			if r.Kind == provision.KindInstance && manager.MemberID(r.Address) == name && !taken[r.Address] {
 				if p.mc != nil {
@@ -265,6 +318,20 @@ func runElasticRun(a *App, args []string) int {
 	if elasticPools == 0 {
 		return a.fail("No elastic pools", "The template has no pool with min < max: there is nothing for the daemon to size.")
 	}
+	// One daemon per cluster: the hub's manager starts one where it can
+	// (provision.HostLocal), and people start them by hand.
+	dl, err := (&provision.Store{Path: filepath.Join(store.Dir(), "elastic")}).Lock(a.Ctx, "elastic run", 0)
+	if err != nil {
+		var le *provision.LockError
+		if errors.As(err, &le) && le.Holder != nil {
+			return a.fail("The elastic daemon already runs",
+				fmt.Sprintf("Process %d (%s, since %s) runs the elastic daemon of cluster %s; one runs per cluster. "+
+					"Stop it first (kill %d), or leave it running. When the cluster's manager runs on this host it starts one itself.",
+					le.Holder.PID, le.Holder.Who, le.Holder.Created.Format(time.RFC3339), cfg.Cluster.Name, le.Holder.PID))
+		}
+		return a.failErr(err)
+	}
+	defer dl.Unlock()
 	logger := slog.New(slog.NewTextHandler(a.Stderr, nil))
 	slog.SetDefault(logger)
 	prov := &engineProvisioner{a: a, tmpl: tmpl, o: o, mc: mc}

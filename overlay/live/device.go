@@ -86,10 +86,11 @@ func Open(cfg Config) (d *Device, err error) {
 	if cfg.Name == "" || len(cfg.Name) > unix.IFNAMSIZ-1 {
 		return nil, fmt.Errorf("open overlay device: bad interface name %q", cfg.Name)
 	}
-	d = &Device{name: cfg.Name, ns: netns.None(), endpoints: map[wgtypes.Key]netip.AddrPort{}}
+	dev := &Device{name: cfg.Name, ns: netns.None(), endpoints: map[wgtypes.Key]netip.AddrPort{}}
+	d = dev
 	defer func() {
 		if err != nil {
-			d.Close()
+			dev.Close() // d is nil by now
 		}
 	}()
 	if cfg.NetNS != "" {

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -186,7 +187,8 @@ func (p *Provider) networkIntent(ctx context.Context, w *world, req *provision.C
 			return nil, err
 		}
 		h := newHex(w)
-		in = &internet{Cluster: req.Cluster, Bridge: linkName(h, sufBridge), Prefix: pp.String(), Table: nftTable + "_" + h, Next: 2}
+		in = &internet{Cluster: req.Cluster, Bridge: linkName(h, sufBridge), Prefix: pp.String(), Table: nftTable + "_" + h, Next: 2,
+			HostNetns: hostNetnsName(req.Cluster)}
 		w.Internets = append(w.Internets, in)
 	}
 	r := p.newRecord(w, req, site)
@@ -426,6 +428,11 @@ func makeInternet(ctx context.Context, in *internet) error {
 	}
 	if err := ensureBridge(ctx, "", in.Bridge); err != nil {
 		return err
+	}
+	if in.HostNetns != "" && !netnsExists(in.HostNetns) {
+		if err := ip(ctx, "", "netns", "attach", in.HostNetns, strconv.Itoa(os.Getpid())); err != nil {
+			return err
+		}
 	}
 	if err := ip(ctx, "", "addr", "replace", netip.PrefixFrom(hostAt(pp, 1), 24).String(), "dev", in.Bridge); err != nil {
 		return err
@@ -816,9 +823,11 @@ func (p *Provider) startAgent(ctx context.Context, id string) (*record, <-chan s
 			return false, err
 		}
 		defer devnull.Close()
-		args := append([]string{"netns", "exec", r.Netns}, argv...)
+		// nsenter, not ip netns exec: the agent stays in the host's
+		// mount namespace (see HostCommand).
+		args := append([]string{"--net=" + filepath.Join(netnsDir, r.Netns), "--"}, argv...)
 		args = append(args, "-config", config)
-		cmd := exec.Command("ip", args...)
+		cmd := exec.Command("nsenter", args...)
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, logf, logf
 		cmd.Dir = r.Dir
 		cmd.Env = append(os.Environ(), "HVCTL_NODE_CONFIG="+config)
@@ -946,6 +955,13 @@ func dropIdleInternets(ctx context.Context, w *world) error {
 			errs = append(errs, err)
 			continue
 		}
+		if in.HostNetns != "" && netnsExists(in.HostNetns) {
+			// Unmounts the name only: the namespace is the host's.
+			if err := ip(ctx, "", "netns", "delete", in.HostNetns); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+		}
 		w.removeInternet(in.Cluster)
 	}
 	return errors.Join(errs...)
@@ -1016,6 +1032,7 @@ func (p *Provider) Exec(ctx context.Context, id string, argv []string, stdin io.
 	}
 	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", r.Netns}, argv...)...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
+	cmd.Env = append(os.Environ(), nodeEnv(r.Dir)...)
 	err = cmd.Run()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
@@ -1025,6 +1042,36 @@ func (p *Provider) Exec(ctx context.Context, id string, argv []string, stdin io.
 		return -1, fmt.Errorf("local: exec in %s: %w", r.Address, err)
 	}
 	return 0, nil
+}
+
+// HostCommand runs argv in the network namespace hvctl ran in when it
+// made the cluster's internet, where the provider builds namespaces
+// (provision.HostLocal). Agents share the host's mount namespace (they
+// are started with nsenter, not ip netns exec), so the namespaces hvctl
+// makes from there are seen by all.
+func (p *Provider) HostCommand(argv []string) []string {
+	return append([]string{"nsenter", "--net=" + filepath.Join(netnsDir, hostNetnsName(p.env.Cluster)), "--"}, argv...)
+}
+
+// hostNetnsName names the handle on the network namespace hvctl runs
+// in ("." cannot be in a site name, so no router or node has it).
+func hostNetnsName(cluster string) string { return netnsName(cluster) + ".host" }
+
+// nodeEnv is the environment the node's agent asks commands run on it
+// to have (DIR/node.env, KEY=VALUE lines: SLURM_CONF in a SLURM
+// cluster), as a login on a real machine would.
+func nodeEnv(dir string) []string {
+	b, err := os.ReadFile(filepath.Join(dir, "node.env"))
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if k, _, ok := strings.Cut(l, "="); ok && k != "" && !strings.ContainsAny(k, " \t") {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // RunsAgents reports that local nodes run hvctl agent (provision.AgentHost).

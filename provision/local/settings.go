@@ -109,7 +109,7 @@ func Preflight(cfg *templates.Provider) hcl.Diagnostics {
 		})
 		return diags
 	}
-	for _, tool := range []struct{ bin, pkg string }{{"ip", "iproute2"}, {"nft", "nftables"}} {
+	for _, tool := range []struct{ bin, pkg string }{{"ip", "iproute2"}, {"nft", "nftables"}, {"nsenter", "util-linux"}} {
 		if _, err := lookPath(tool.bin); err != nil {
 			diags = append(diags, &hcl.Diagnostic{
 				Severity: hcl.DiagError,

@@ -51,6 +51,10 @@ type internet struct {
 	// Table is the root-namespace nft table (family inet) that keeps
 	// the internet from being routed out of the machine.
 	Table string `json:"table,omitempty"`
+	// HostNetns names the network namespace hvctl ran in when it made
+	// the internet (/run/netns/NAME): machines run hvctl there
+	// (Provider.HostCommand).
+	HostNetns string `json:"host_netns,omitempty"`
 	// Next is the host offset the next public address allocation tries
 	// first (sequential, wrapping, never a live one).
 	Next int `json:"next"`

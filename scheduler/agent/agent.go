@@ -49,6 +49,9 @@ type Agent struct {
 	rt           manager.Runtime
 	localStarted bool
 	mgr          *manager.Manager
+	cluster      *templates.Cluster // the hub's template
+	slurmHub     *slurmHub          // the hub of a SLURM cluster
+	slurm        *slurmNode         // SLURM's daemons on this node
 	fetching     map[string]*sync.Mutex
 	guarded      string
 	// portOverride replaces the manager's listen port after the path
@@ -131,6 +134,22 @@ func (a *Agent) Run(ctx context.Context) error {
 	loops := []func(context.Context){a.pollLoop, a.heartbeatLoop, func(ctx context.Context) { a.mon.Run(ctx) }, a.runLoop}
 	if a.mgr != nil {
 		loops = append(loops, a.mgr.Run)
+		if a.hostCommand() != nil && hasElasticPools(a.cluster) && a.cluster.Scheduler.ElasticMode != "power_save" {
+			loops = append(loops, a.elasticLoop)
+		}
+	}
+	if rt := a.runtime(); rt.Slurm != nil {
+		sn, err := a.startSlurm(ctx, rt.Slurm)
+		if err != nil {
+			return fmt.Errorf("slurm: %w", err)
+		}
+		a.mu.Lock()
+		a.slurm = sn
+		a.mu.Unlock()
+		defer sn.stop()
+		if rt.Slurm.Controller && a.slurmHub != nil {
+			loops = append(loops, func(ctx context.Context) { sn.controlLoop(ctx, a.slurmHub) })
+		}
 	}
 	for _, f := range loops {
 		wg.Add(1)
@@ -170,12 +189,30 @@ func (a *Agent) startManager() (*http.Server, error) {
 			datasets = path
 		}
 	}
-	m, err := manager.New(manager.Config{Cluster: cfg.Cluster, Secret: secret, Datasets: datasets,
-		StateFile: filepath.Join(c.Dir, "manager.json"), Logf: a.log.Printf})
+	mc := manager.Config{Cluster: cfg.Cluster, Secret: secret, Datasets: datasets,
+		StateFile: filepath.Join(c.Dir, "manager.json"), Logf: a.log.Printf}
+	if cfg.Cluster.Scheduler.Type == "slurm" {
+		h, err := newSlurmHub(cfg.Cluster, secret)
+		if err != nil {
+			return nil, fmt.Errorf("hub: %w", err)
+		}
+		h.confPath = a.slurmConfPath
+		a.slurmHub = h
+		mc.Reserve = slurmReserve(cfg.Cluster, h.controller, h.nodes)
+		mc.Slurm = h.setup
+		mc.Signals = h.signals
+	}
+	m, err := manager.New(mc)
 	if err != nil {
 		return nil, err
 	}
+	if a.slurmHub != nil {
+		if err := a.slurmHub.render(m.Addresses()); err != nil {
+			return nil, fmt.Errorf("hub: %w", err)
+		}
+	}
 	a.mgr = m
+	a.cluster = cfg.Cluster
 	port := DefaultManagerPort
 	if u := c.attr("manager_url"); u != "" {
 		if i := strings.LastIndex(u, ":"); i > 0 {

@@ -25,6 +25,27 @@ type Bootstrap struct {
 	CA          *manager.CA
 	Template    Template
 	ManagerPort int
+	// Host, when set, is how hvctl was run; a manager node whose
+	// provider is provision.HostLocal gets it (wrapped) to run hvctl
+	// against the same state.
+	Host *HostCommand
+}
+
+// HostCommand is how the manager node runs hvctl against the cluster's
+// own state and template: the elastic daemon, SLURM's power-saving
+// programs. argv + VERB + Args is the command line.
+type HostCommand struct {
+	Argv []string `json:"argv"` // the hvctl executable, wrapped by the provider
+	Dir  string   `json:"dir"`  // working directory
+	// Args follow the verb: -state, -var and the template path.
+	Args []string `json:"args"`
+}
+
+// Command is the command line of an hvctl verb (with its own flags
+// before the template arguments).
+func (h *HostCommand) Command(verb []string, flags ...string) []string {
+	out := append(append([]string(nil), h.Argv...), verb...)
+	return append(append(out, flags...), h.Args...)
 }
 
 // NewBootstrap packs a loaded template for the manager node.
@@ -95,6 +116,15 @@ func (b *Bootstrap) Prepare(st *provision.State, c *provision.Change, p provisio
 		a["template"] = string(tb)
 		a["tls_cert"], a["tls_key"] = string(cert), string(key)
 		a["manager_url"] = "https://127.0.0.1:" + strconv.Itoa(b.ManagerPort)
+		if hl, ok := p.(provision.HostLocal); ok && b.Host != nil {
+			h := *b.Host
+			h.Argv = hl.HostCommand(h.Argv)
+			hb, err := json.Marshal(h)
+			if err != nil {
+				return nil, err
+			}
+			a["hvctl_command"] = string(hb)
+		}
 		return a, nil
 	}
 	url := b.ManagerURL(st.Resource(mAddr))

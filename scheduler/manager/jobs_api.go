@@ -116,6 +116,15 @@ func (m *Manager) jobRoutes(mux *http.ServeMux) {
 		http.ServeFile(w, r, path)
 	}))
 	mux.HandleFunc("GET /v1/queue", m.admin(func(w http.ResponseWriter, r *http.Request) {
+		if m.cfg.Signals != nil {
+			sig, err := m.cfg.Signals()
+			if err != nil {
+				writeJSON(w, http.StatusServiceUnavailable, apiError{Error: "read the queue: " + err.Error()})
+				return
+			}
+			writeJSON(w, http.StatusOK, sig)
+			return
+		}
 		writeJSON(w, http.StatusOK, m.global.Signals())
 	}))
 	mux.HandleFunc("PUT /v1/datasets/{name}", m.admin(m.putDataset))

@@ -86,6 +86,30 @@ type Config struct {
 	Datasets string
 	Clock    func() time.Time
 	Logf     func(format string, args ...any)
+	// Reserve are member IDs that get overlay addresses before they
+	// join (a SLURM cluster's slurm.conf names every slot's address).
+	// Hubs come first in the order given, so they keep the lowest.
+	Reserve []string
+	// Slurm, when set, gives each joining member its SLURM setup.
+	Slurm func(memberID string) *SlurmSetup
+	// Signals, when set, replaces the builtin scheduler's queue signals
+	// (GET /v1/queue): a SLURM cluster reads squeue and sinfo.
+	Signals func() (scheduler.Signals, error)
+}
+
+// SlurmSetup is what a node needs to run SLURM: sent at join, over TLS,
+// to authenticated members only (the munge key is the cluster's SLURM
+// secret).
+type SlurmSetup struct {
+	// Conf is slurm.conf, with @DIR@ where the node's own SLURM
+	// directory goes.
+	Conf     string `json:"conf"`
+	MungeKey []byte `json:"munge_key"`
+	// NodeName is the member's SLURM node name; "" when it is not a
+	// compute node.
+	NodeName string `json:"node_name,omitempty"`
+	// Controller is set for the member that runs slurmctld.
+	Controller bool `json:"controller,omitempty"`
 }
 
 // Manager is the join service and node registry.
@@ -193,13 +217,31 @@ func (m *Manager) replan() {
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
-	addrs, err := overlay.Allocate(m.cfg.Cluster.Overlay.CIDR, m.addrs, ids)
+	all := ids
+	if len(m.cfg.Reserve) > 0 {
+		all = append([]string(nil), m.cfg.Reserve...)
+		seen := map[string]bool{}
+		for _, id := range all {
+			seen[id] = true
+		}
+		for _, id := range ids {
+			if !seen[id] {
+				all = append(all, id)
+			}
+		}
+	}
+	addrs, err := overlay.Allocate(m.cfg.Cluster.Overlay.CIDR, m.addrs, all)
 	if err != nil {
 		m.topo, m.topoErr = nil, err
 		return
 	}
 	m.addrs = addrs
 	members := make([]overlay.Member, 0, len(ids))
+	joined := make(map[string]netip.Addr, len(ids))
+	for _, id := range ids {
+		joined[id] = addrs[id]
+	}
+	addrs = joined
 	for _, id := range ids {
 		n := m.nodes[id]
 		n.OverlayIP = addrs[id]
@@ -213,6 +255,18 @@ func (m *Manager) replan() {
 		})
 	}
 	m.topo, m.topoErr = overlay.Plan(m.cfg.Cluster, members, addrs)
+}
+
+// Addresses returns the overlay address of every member and reserved
+// ID.
+func (m *Manager) Addresses() map[string]netip.Addr {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make(map[string]netip.Addr, len(m.addrs))
+	for k, v := range m.addrs {
+		out[k] = v
+	}
+	return out
 }
 
 // JoinRequest is what an agent sends to join.
@@ -247,6 +301,8 @@ type Runtime struct {
 	NodeCache      int64  `json:"node_cache_bytes,omitempty"`
 	SiteCache      int64  `json:"site_cache_bytes,omitempty"`
 	GlobalSite     string `json:"global_site,omitempty"`
+	// Slurm is set in a SLURM cluster.
+	Slurm *SlurmSetup `json:"slurm,omitempty"`
 }
 
 // predictEndpoint gives a NAT'd node without a known endpoint the

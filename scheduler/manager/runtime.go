@@ -118,6 +118,9 @@ func (m *Manager) runtimeLocked(id string) Runtime {
 	if m.designated[n.Site] == id {
 		rt.RunLocal = site.String()
 	}
+	if m.cfg.Slurm != nil {
+		rt.Slurm = m.cfg.Slurm(id)
+	}
 	return rt
 }
 

@@ -1,0 +1,180 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hvctl/hvctl/provision"
+	"github.com/hvctl/hvctl/scheduler/manager"
+	"github.com/hvctl/hvctl/scheduler/slurm"
+	"github.com/hvctl/hvctl/templates"
+)
+
+func init() {
+	register(&command{name: "slurm", usage: "resume|suspend [PATH] NODELIST",
+		help: "SLURM power saving: create (resume) or destroy (suspend) the named elastic nodes", run: runSlurm})
+}
+
+// runSlurm is SLURM's ResumeProgram, SuspendProgram and
+// ResumeFailProgram (power_save mode): slurmctld runs it with a SLURM
+// hostlist ("cloud-burst-[0-2]"), or with SLURM_RESUME_FILE, and it
+// creates or destroys those elastic pool slots through the engine under
+// the state lock. Names that are not elastic slots of the template are
+// refused before anything changes.
+func runSlurm(a *App, args []string) int {
+	usage := "Usage: hvctl slurm resume|suspend [-reason WHY] [PATH] NODELIST"
+	if len(args) == 0 || (args[0] != "resume" && args[0] != "suspend") {
+		if len(args) > 0 && (args[0] == "-help" || args[0] == "--help" || args[0] == "-h") {
+			fmt.Fprintln(a.Stderr, usage)
+			return exitOK
+		}
+		return a.fail(usage, "SLURM's power saving runs these: resume creates the named elastic nodes, suspend destroys them. "+
+			"hvctl writes them as ResumeProgram, SuspendProgram and ResumeFailProgram when the template has scheduler { type = \"slurm\", elastic_mode = \"power_save\" }.")
+	}
+	verb := args[0]
+	c := findCommand("slurm")
+	fs := a.flagSet(c)
+	var o opFlags
+	o.add(fs)
+	reason := fs.String("reason", "", "what asked (logged): resume, suspend, resume-fail")
+	pos, code, ok := a.parse(fs, args[1:])
+	if !ok {
+		return code
+	}
+	tmpl, list := ".", ""
+	switch len(pos) {
+	case 1:
+		list = pos[0]
+	case 2:
+		tmpl, list = pos[0], pos[1]
+	case 0:
+	default:
+		return a.fail(usage, fmt.Sprintf("Too many arguments: %q.", pos))
+	}
+	if list == "" && verb == "resume" {
+		if f := os.Getenv("SLURM_RESUME_FILE"); f != "" {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				return a.failErr(err)
+			}
+			rf, err := slurm.ParseResumeFile(data)
+			if err != nil {
+				return a.fail("Bad SLURM_RESUME_FILE", fmt.Sprintf("%s: %v", f, err))
+			}
+			list = rf.AllNodes
+		}
+	}
+	names, err := slurm.ExpandHostlist(list)
+	if err != nil || len(names) == 0 {
+		return a.fail("No nodes to "+verb, fmt.Sprintf("NODELIST %q: %v. Give a SLURM hostlist such as cloud-burst-[0-2].", list, err))
+	}
+	if o.lockTimeout == 0 {
+		o.lockTimeout = 10 * time.Minute // SLURM runs these concurrently
+	}
+	fmt.Fprintf(a.Stdout, "%s hvctl slurm %s %s (%s)\n", time.Now().UTC().Format(time.RFC3339), verb, list, *reason)
+	s, ok := a.open(tmpl, &o, "slurm "+verb)
+	if !ok {
+		return exitError
+	}
+	defer s.close()
+	slots, bad := slurmSlots(s.cfg.Cluster, names)
+	if len(bad) > 0 {
+		return a.fail("Not elastic nodes of this cluster", fmt.Sprintf("%s: SLURM asked to %s %s, which are not slots of an elastic pool of cluster %s. Nothing was changed.",
+			tmpl, verb, strings.Join(bad, ", "), s.cfg.Cluster.Name))
+	}
+	var changes []*provision.Change
+	mc := s.managerFor(s.st)
+	for _, sl := range slots {
+		addr := provision.PoolNodeAddress(sl.pool, sl.index)
+		r := s.st.Resource(addr)
+		switch {
+		case verb == "resume" && r == nil:
+			changes = append(changes, poolNodeCreate(s, sl.pool, sl.index))
+		case verb == "resume" && r.Status == provision.StatusTainted:
+			// A failed boot: make it again.
+			changes = append(changes, &provision.Change{Address: r.Address, Type: r.Type, Kind: r.Kind, Provider: r.Provider,
+				Action: provision.ActionDelete, Before: r.Attrs, BeforeID: r.ID, Deps: r.Deps})
+			changes = append(changes, poolNodeCreate(s, sl.pool, sl.index))
+		case verb == "suspend" && r != nil:
+			if mc != nil {
+				mc.send(a, "DELETE", "/v1/nodes/"+manager.MemberID(addr), nil, nil)
+			}
+			changes = append(changes, &provision.Change{Address: r.Address, Type: r.Type, Kind: r.Kind, Provider: r.Provider,
+				Action: provision.ActionDelete, Before: r.Attrs, BeforeID: r.ID, Deps: r.Deps})
+		}
+	}
+	if len(changes) == 0 {
+		fmt.Fprintf(a.Stdout, "Nothing to do: %s %s already.\n", list, map[string]string{"resume": "exist", "suspend": "are gone"}[verb])
+		return exitOK
+	}
+	if err := s.bootstrap(s.st); err != nil {
+		return a.failErr(err)
+	}
+	// A replaced slot's delete and create cannot share one apply (one
+	// address): deletes first.
+	var dels, creates []*provision.Change
+	for _, c := range changes {
+		if c.Action == provision.ActionDelete {
+			dels = append(dels, c)
+		} else {
+			creates = append(creates, c)
+		}
+	}
+	s.eng.UI = &provision.TextUI{R: &provision.Renderer{W: a.Stdout}}
+	for _, batch := range [][]*provision.Change{dels, creates} {
+		if len(batch) == 0 {
+			continue
+		}
+		plan := &provision.Plan{FormatVersion: "1.0", Lineage: s.st.Lineage, Serial: s.st.Serial, Cluster: s.cfg.Cluster.Name, Changes: batch}
+		if res := s.eng.Apply(context.WithoutCancel(a.Ctx), s.st, plan); res.Err() != nil {
+			return a.failErr(res.Err())
+		}
+	}
+	return exitOK
+}
+
+type poolSlot struct {
+	pool  *templates.Pool
+	index int
+}
+
+// slurmSlots maps SLURM node names to elastic pool slots; bad lists the
+// names that are not one.
+func slurmSlots(c *templates.Cluster, names []string) (slots []poolSlot, bad []string) {
+	nodes, err := slurm.Nodes(c)
+	if err != nil {
+		return nil, names
+	}
+	pools := map[string]*templates.Pool{}
+	for _, s := range c.AllSites() {
+		for _, p := range s.Pools {
+			pools[p.Path()] = p
+		}
+	}
+	byName := map[string]slurm.Node{}
+	for _, n := range nodes {
+		byName[n.Name] = n
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		n, ok := byName[name]
+		pl := pools[n.Pool]
+		i := strings.LastIndexByte(n.MemberID, '[')
+		if !ok || !n.Cloud || pl == nil || i < 0 {
+			bad = append(bad, name)
+			continue
+		}
+		idx, err := strconv.Atoi(strings.TrimSuffix(n.MemberID[i+1:], "]"))
+		if err != nil {
+			bad = append(bad, name)
+			continue
+		}
+		slots = append(slots, poolSlot{pool: pl, index: idx})
+	}
+	return slots, bad
+}

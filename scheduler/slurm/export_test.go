@@ -1,0 +1,7 @@
+package slurm
+
+// For the external tests.
+var (
+	LabTemplate = labTemplate
+	Load        = load
+)
