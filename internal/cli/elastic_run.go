@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -58,6 +59,21 @@ func (q *queueSource) Observe(ctx context.Context) (elastic.QueueView, error) {
 		}
 	}
 	return v, nil
+}
+
+// Drain asks the manager to give node no new work (elastic.Drainer);
+// a scheduler that cannot (the builtin) is not an error.
+func (q *queueSource) Drain(ctx context.Context, node string) error { return q.drain(node, true) }
+
+// Resume gives a drained node work again (elastic.Drainer).
+func (q *queueSource) Resume(ctx context.Context, node string) error { return q.drain(node, false) }
+
+func (q *queueSource) drain(node string, on bool) error {
+	code, err := q.mc.send(q.a, "POST", "/v1/nodes/"+node+"/drain", strings.NewReader(fmt.Sprintf(`{"drain": %v}`, on)), nil)
+	if code == http.StatusNotImplemented {
+		return nil
+	}
+	return err
 }
 
 // engineProvisioner creates and destroys elastic pool nodes through the

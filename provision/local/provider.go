@@ -825,7 +825,7 @@ func (p *Provider) startAgent(ctx context.Context, id string) (*record, <-chan s
 		defer devnull.Close()
 		// nsenter, not ip netns exec: the agent stays in the host's
 		// mount namespace (see HostCommand).
-		args := append([]string{"--net=" + filepath.Join(netnsDir, r.Netns), "--"}, argv...)
+		args := append([]string{"--net=" + filepath.Join(netnsDir, r.Netns), "--"}, bootNow(argv)...)
 		args = append(args, "-config", config)
 		cmd := exec.Command("nsenter", args...)
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, logf, logf
@@ -1056,6 +1056,39 @@ func (p *Provider) HostCommand(argv []string) []string {
 // hostNetnsName names the handle on the network namespace hvctl runs
 // in ("." cannot be in a site name, so no router or node has it).
 func hostNetnsName(cluster string) string { return netnsName(cluster) + ".host" }
+
+// bootNow wraps argv so that it runs in a time namespace whose boot
+// time is now: nodes share the host's kernel, but each should look
+// freshly booted (SLURM's power saving waits for a resumed node to have
+// rebooted). Without time namespaces (Linux < 5.6) argv is unchanged.
+func bootNow(argv []string) []string {
+	if _, err := os.Stat("/proc/self/ns/time"); err != nil {
+		return argv
+	}
+	b, err := os.ReadFile("/proc/uptime")
+	if err != nil {
+		return argv
+	}
+	up, err := strconv.ParseFloat(strings.Fields(string(b) + " 0")[0], 64)
+	if err != nil {
+		return argv
+	}
+	// The offset is from the host's boot: hvctl itself may run in a
+	// node's time namespace (SLURM's resume program on the hub).
+	if off, err := os.ReadFile("/proc/self/timens_offsets"); err == nil {
+		for _, l := range strings.Split(string(off), "\n") {
+			if f := strings.Fields(l); len(f) == 3 && f[0] == "boottime" {
+				if sec, err := strconv.ParseFloat(f[1], 64); err == nil {
+					up -= sec
+				}
+			}
+		}
+	}
+	if up < 2 {
+		return argv
+	}
+	return append([]string{"unshare", "--time", "--fork", "--kill-child=SIGTERM", "--boottime", strconv.Itoa(-int(up) + 1), "--"}, argv...)
+}
 
 // nodeEnv is the environment the node's agent asks commands run on it
 // to have (DIR/node.env, KEY=VALUE lines: SLURM_CONF in a SLURM

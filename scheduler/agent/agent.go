@@ -201,6 +201,7 @@ func (a *Agent) startManager() (*http.Server, error) {
 		mc.Reserve = slurmReserve(cfg.Cluster, h.controller, h.nodes)
 		mc.Slurm = h.setup
 		mc.Signals = h.signals
+		mc.Drain = h.drain
 	}
 	m, err := manager.New(mc)
 	if err != nil {

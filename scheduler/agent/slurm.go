@@ -146,6 +146,25 @@ func (h *slurmHub) render(addrs map[string]netip.Addr) error {
 	return nil
 }
 
+// drain drains a node for a pending power-off, or resumes it
+// (manager.Config.Drain).
+func (h *slurmHub) drain(id string, on bool) error {
+	n, ok := h.byMember[id]
+	if !ok {
+		return fmt.Errorf("%s is not a SLURM node of the cluster", id)
+	}
+	conf := h.confPath()
+	if conf == "" {
+		return errors.New("slurmctld is not running yet")
+	}
+	args := []string{"update", "nodename=" + n.Name, "state=resume"}
+	if on {
+		args = []string{"update", "nodename=" + n.Name, "state=drain", "reason=hvctl: powering off"}
+	}
+	_, err := slurmCmd(conf, "scontrol", args...)
+	return err
+}
+
 // setup is a member's SLURM setup (manager.Config.Slurm).
 func (h *slurmHub) setup(id string) *manager.SlurmSetup {
 	s := &manager.SlurmSetup{Conf: h.conf, MungeKey: h.key, Controller: id == h.controller}
@@ -350,7 +369,9 @@ func waitFile(ctx context.Context, path string, limit time.Duration) error {
 func (n *slurmNode) writePowerPrograms() error {
 	h := n.a.hostCommand()
 	for _, p := range []struct{ file, verb string }{{"resume", "resume"}, {"suspend", "suspend"}, {"resume-fail", "suspend"}} {
-		script := "#!/bin/sh\n# Written by hvctl agent: SLURM power saving asks hvctl for nodes.\n"
+		// slurmctld runs these with next to no environment.
+		script := "#!/bin/sh\n# Written by hvctl agent: SLURM power saving asks hvctl for nodes.\n" +
+			"PATH=" + shellQuote(os.Getenv("PATH")+":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin") + "\nexport PATH\n"
 		if h == nil {
 			script += "echo \"hvctl: this cluster's manager cannot run hvctl (its provider does not share the host); run: hvctl slurm " + p.verb + " TEMPLATE $*\" >&2\nexit 1\n"
 		} else {

@@ -47,6 +47,26 @@ func (m *Manager) Handler() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"removed": r.PathValue("id")})
 	}))
+	// A pending power-off: the queue system gives the node no new work
+	// (SLURM: drain), or gets it back ({"drain": false}).
+	mux.HandleFunc("POST /v1/nodes/{id}/drain", m.admin(func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Drain bool `json:"drain"`
+		}
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<10)).Decode(&req); err != nil {
+			writeJSON(w, http.StatusBadRequest, apiError{Error: "body: want {\"drain\": true|false}: " + err.Error()})
+			return
+		}
+		if m.cfg.Drain == nil {
+			writeJSON(w, http.StatusNotImplemented, apiError{Error: "this cluster's scheduler cannot drain nodes"})
+			return
+		}
+		if err := m.cfg.Drain(r.PathValue("id"), req.Drain); err != nil {
+			writeJSON(w, http.StatusBadGateway, apiError{Error: err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"node": r.PathValue("id"), "drain": req.Drain})
+	}))
 	mux.HandleFunc("GET /v1/overlay", m.admin(func(w http.ResponseWriter, r *http.Request) {
 		v, sets, err := m.PeerSets()
 		if err != nil {

@@ -95,6 +95,9 @@ type Config struct {
 	// Signals, when set, replaces the builtin scheduler's queue signals
 	// (GET /v1/queue): a SLURM cluster reads squeue and sinfo.
 	Signals func() (scheduler.Signals, error)
+	// Drain, when set, stops (on) or restarts the queue system giving
+	// a node work: the elastic daemon's pending power-off.
+	Drain func(memberID string, on bool) error
 }
 
 // SlurmSetup is what a node needs to run SLURM: sent at join, over TLS,

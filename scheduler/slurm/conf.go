@@ -193,6 +193,8 @@ func Conf(in ConfInput) (string, error) {
 	line("SelectType", "select/cons_tres")
 	line("SelectTypeParameters", "CR_Core")
 	line("ReturnToService", "2")
+	// A machine hvctl destroyed is noticed in half a minute, not five.
+	line("SlurmdTimeout", "30")
 	b.WriteString("# Each node's copy names its own paths.\n")
 	line("DebugFlags", "NO_CONF_HASH")
 	b.WriteString("# A node with less real memory or CPUs than its template says is not drained.\n")
