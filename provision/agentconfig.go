@@ -1,5 +1,11 @@
 package provision
 
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"path/filepath"
+)
+
 // AgentConfig is the contract between a provider and the node agent: the
 // JSON file a provider puts on each machine (mode 0600: its attrs hold
 // the join token, and on the manager node the cluster secret) and that
@@ -25,4 +31,13 @@ type AgentConfig struct {
 	// Dir is where the agent keeps its key and credential; default: the
 	// config file's directory.
 	Dir string `json:"dir,omitempty"`
+}
+
+// ShortDir is a short path (under /run/hvctl) that a node's agent links
+// to a directory of its own, for paths with length limits: unix socket
+// paths (108 bytes) that SLURM and munge build under their directories.
+// Providers remove it with the node.
+func ShortDir(dir string) string {
+	h := sha256.Sum256([]byte(dir))
+	return filepath.Join("/run/hvctl", "n-"+hex.EncodeToString(h[:6]))
 }

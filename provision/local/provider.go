@@ -912,6 +912,9 @@ func teardown(ctx context.Context, r *record) error {
 		r.Proc.stop()
 	}
 	killNetnsProcs(ctx, r.Netns)
+	if r.Dir != "" {
+		os.Remove(provision.ShortDir(r.Dir)) // the agent's link (SLURM)
+	}
 	for _, t := range r.NftTables {
 		if netnsExists(r.Netns) {
 			// Gone with the namespace anyway; removed first so nothing

@@ -239,6 +239,7 @@ type slurmNode struct {
 	conf  string
 	mu    sync.Mutex
 	pids  []string // pid files of what was started, to stop
+	short string   // the link to dir (provision.ShortDir)
 }
 
 // slurmConfPath is this node's slurm.conf once SLURM runs, else "".
@@ -263,7 +264,21 @@ func (a *Agent) startSlurm(ctx context.Context, s *manager.SlurmSetup) (*slurmNo
 		return nil, err
 	}
 	os.Chmod(filepath.Join(dir, "munge", "munge.key"), 0o400)
-	conf := strings.ReplaceAll(s.Conf, dirMark, dir)
+	// SLURM's paths go through a short link: slurmstepd makes unix
+	// sockets under the spool directory, and the node's own directory
+	// can be too deep for them (108 bytes).
+	short := provision.ShortDir(a.cfg.Dir)
+	if err := os.MkdirAll(filepath.Dir(short), 0o755); err != nil {
+		return nil, err
+	}
+	if cur, err := os.Readlink(short); err != nil || cur != dir {
+		os.Remove(short)
+		if err := os.Symlink(dir, short); err != nil {
+			return nil, err
+		}
+	}
+	n.short = short
+	conf := strings.ReplaceAll(s.Conf, dirMark, short)
 	if err := os.WriteFile(n.conf, []byte(conf), 0o644); err != nil {
 		return nil, err
 	}
@@ -333,6 +348,9 @@ func (n *slurmNode) stop() {
 			time.Sleep(100 * time.Millisecond)
 		}
 		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	if n.short != "" {
+		os.Remove(n.short)
 	}
 }
 
