@@ -396,10 +396,15 @@ func (a *App) execute(s *session, plan *provision.Plan, st *provision.State, des
 		}
 		return exitError
 	}
-	if destroy && len(s.st.Resources) == 0 {
-		// The cluster is gone: so is its elastic daemon's journal.
-		for _, f := range []string{"elastic-journal.json", "elastic.lock", "elastic.lock.info"} {
-			os.Remove(filepath.Join(s.store.Dir(), f))
+	if st, err := s.store.Load(); destroy && err == nil && len(st.Resources) == 0 {
+		// The cluster is gone: so is its elastic daemon (it stops with
+		// the hub's agent) and, once it has let go of its lock, its
+		// journal.
+		el := &provision.Store{Path: filepath.Join(s.store.Dir(), "elastic")}
+		if l, err := el.Lock(a.Ctx, "down", 30*time.Second); err == nil {
+			os.Remove(filepath.Join(s.store.Dir(), "elastic-journal.json"))
+			l.Unlock()
+			os.Remove(filepath.Join(s.store.Dir(), "elastic.lock"))
 		}
 	}
 	if quiet {
