@@ -278,6 +278,12 @@ func (p *engineProvisioner) Create(ctx context.Context, pool, token string) erro
 	return nil
 }
 
+// deleteChange is the change that deletes r.
+func deleteChange(r *provision.ResourceState) *provision.Change {
+	return &provision.Change{Address: r.Address, Type: r.Type, Kind: r.Kind, Provider: r.Provider,
+		Action: provision.ActionDelete, Before: r.Attrs, BeforeID: r.ID, Deps: r.Deps}
+}
+
 // poolNodeCreate is the change that creates slot idx of pool pl.
 func poolNodeCreate(s *session, pl *templates.Pool, idx int) *provision.Change {
 	attrs := provision.PoolNodeAttrs(pl, idx)
@@ -296,8 +302,7 @@ func (p *engineProvisioner) Destroy(ctx context.Context, name string) error {
 				if p.mc != nil {
 					p.mc.send(p.a, "DELETE", "/v1/nodes/"+name, nil, nil)
 				}
-				return &provision.Change{Address: r.Address, Type: r.Type, Kind: r.Kind, Provider: r.Provider,
-					Action: provision.ActionDelete, Before: r.Attrs, BeforeID: r.ID, Deps: r.Deps}, nil
+				return deleteChange(r), nil
 			}
 		}
 		return nil, nil // gone already

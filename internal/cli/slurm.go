@@ -97,15 +97,13 @@ func runSlurm(a *App, args []string) int {
 			changes = append(changes, poolNodeCreate(s, sl.pool, sl.index))
 		case verb == "resume" && r.Status == provision.StatusTainted:
 			// A failed boot: make it again.
-			changes = append(changes, &provision.Change{Address: r.Address, Type: r.Type, Kind: r.Kind, Provider: r.Provider,
-				Action: provision.ActionDelete, Before: r.Attrs, BeforeID: r.ID, Deps: r.Deps})
+			changes = append(changes, deleteChange(r))
 			changes = append(changes, poolNodeCreate(s, sl.pool, sl.index))
 		case verb == "suspend" && r != nil:
 			if mc != nil {
 				mc.send(a, "DELETE", "/v1/nodes/"+manager.MemberID(addr), nil, nil)
 			}
-			changes = append(changes, &provision.Change{Address: r.Address, Type: r.Type, Kind: r.Kind, Provider: r.Provider,
-				Action: provision.ActionDelete, Before: r.Attrs, BeforeID: r.ID, Deps: r.Deps})
+			changes = append(changes, deleteChange(r))
 		}
 	}
 	if len(changes) == 0 {

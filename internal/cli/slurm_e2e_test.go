@@ -50,6 +50,22 @@ func TestSlurmElastic(t *testing.T) {
 			exe := func(cmd string) result {
 				return hv(t, dir, "", append([]string{"exec", "onprem.frontend"}, append(vars, "main.hcl", "--", "sh", "-c", cmd)...)...)
 			}
+			t.Cleanup(func() { // runs before down: say why a wait failed
+				if !t.Failed() {
+					return
+				}
+				t.Logf("squeue:\n%s", exe("squeue -a").stdout)
+				t.Logf("sinfo:\n%s", exe("sinfo -N -p all").stdout)
+				logs, _ := filepath.Glob(filepath.Join(dir, ".hvctl/local/nodes/*/slurm/log/power.log"))
+				logs2, _ := filepath.Glob(filepath.Join(dir, ".hvctl/local/nodes/*/elastic.log"))
+				for _, f := range append(logs, logs2...) {
+					b, _ := os.ReadFile(f)
+					if len(b) > 4000 {
+						b = b[len(b)-4000:]
+					}
+					t.Logf("%s (end):\n%s", f, b)
+				}
+			})
 			waitFor(t, "SLURM knows the on-prem nodes idle", 60*time.Second, func() bool {
 				r := exe("sinfo -h -N -p onprem -o '%N %T'")
 				return strings.Count(r.stdout, " idle") == 2
