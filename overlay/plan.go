@@ -184,9 +184,16 @@ type siteInfo struct {
 	site   *templates.Site
 	parent *siteInfo
 	gw     *member // nil when the site has no gateway
-	// net is the site's network, or for a nested site without one its
-	// nearest ancestor's: the underlay its nodes are on.
-	net netip.Prefix
+	// private is the private network the site lies in, shared with its
+	// ancestors and descendants on the same provider (see endpoints.go).
+	private *privateNet
+}
+
+// privateNet is one private network: a top-level site and its nested
+// sites.
+type privateNet struct {
+	root *siteInfo
+	nets []netip.Prefix // the site networks in it, masked
 }
 
 // routed reports whether the site's network is routed over the overlay.
@@ -249,12 +256,18 @@ func Plan(c *templates.Cluster, members []Member, addrs map[string]netip.Addr) (
 			si.parent = t.sites[si.site.Parent.Path]
 		}
 	}
-	for _, si := range t.sites {
-		for p := si; p != nil; p = p.parent {
-			if p.site.Network.CIDR.IsValid() {
-				si.net = p.site.Network.CIDR.Masked()
-				break
-			}
+	privs := map[*templates.Site]*privateNet{}
+	for _, s := range c.AllSites() {
+		si := t.sites[s.Path]
+		root := privateRoot(s)
+		pn := privs[root]
+		if pn == nil {
+			pn = &privateNet{root: t.sites[root.Path]}
+			privs[root] = pn
+		}
+		si.private = pn
+		if s.Network.CIDR.IsValid() {
+			pn.nets = append(pn.nets, s.Network.CIDR.Masked())
 		}
 	}
 
@@ -602,14 +615,13 @@ type builder struct {
 }
 
 // filter drops the prefixes x must not route into the overlay: anything
-// overlapping x's own site network (nested sites share their underlay).
-// It returns in itself when nothing is dropped.
+// on x's own private network (a site and its nested sites share their
+// underlay). It returns in itself when nothing is dropped.
 func (b *builder) filter(in []netip.Prefix) []netip.Prefix {
-	own := b.x.site.net
-	if !own.IsValid() {
+	if len(b.x.site.private.nets) == 0 {
 		return in
 	}
-	keep := func(p netip.Prefix) bool { return !p.Overlaps(own) || p == b.t.cidr }
+	keep := func(p netip.Prefix) bool { return !b.localNet(p) }
 	for i, p := range in {
 		if !keep(p) {
 			out := slices.Clone(in[:i])
@@ -701,17 +713,7 @@ func (b *builder) toHubs(own func(h *member) []netip.Prefix) {
 	}
 }
 
-// canConnect reports whether x and p can reach each other directly: one
-// of them knows where the other is. Sibling gateways that cannot (both
-// behind NAT, neither endpoint known) reach each other through their
-// upstream instead.
-func (b *builder) canConnect(p *member) bool {
-	x := b.x
-	if sameUnderlay(x, p) && x.SiteAddr.IsValid() && p.SiteAddr.IsValid() {
-		return true
-	}
-	return x.Endpoint.IsValid() || p.Endpoint.IsValid()
-}
+func (b *builder) canConnect(p *member) bool { return b.t.canConnect(b.x, p) }
 
 // add appends peer p with allowed IPs ips.
 func (b *builder) add(p *member, ips []netip.Prefix) {
@@ -723,16 +725,7 @@ func (b *builder) add(p *member, ips []netip.Prefix) {
 		role = PeerGateway
 	}
 	peer := Peer{Node: p.ID, Role: role, Address: p.addr, PublicKey: p.PublicKey, AllowedIPs: ips}
-	x := b.x
-	switch {
-	case sameUnderlay(x, p) && p.SiteAddr.IsValid():
-		peer.Endpoint = netip.AddrPortFrom(p.SiteAddr, uint16(b.t.listenPort(p)))
-	case p.Endpoint.IsValid():
-		peer.Endpoint = p.Endpoint
-		if x.NAT {
-			peer.Keepalive = b.t.keepalive
-		}
-	}
+	peer.Endpoint, peer.Keepalive = b.t.endpointFor(b.x, p)
 	b.ps.Peers = append(b.ps.Peers, peer)
 }
 
@@ -749,22 +742,12 @@ func (b *builder) routes() []netip.Prefix {
 			if seen[q] {
 				continue
 			}
-			if own := b.x.site.net; own.IsValid() && q.Overlaps(own) {
-				continue // reached on the site network itself
+			if b.localNet(q) {
+				continue // reached on the private network itself
 			}
 			seen[q] = true
 			out = append(out, q)
 		}
 	}
 	return out
-}
-
-// sameUnderlay reports whether x and p reach each other on their site
-// networks: the same site, or sites whose networks nest.
-func sameUnderlay(x, p *member) bool {
-	if x.site == p.site {
-		return true
-	}
-	a, b := x.site.net, p.site.net
-	return a.IsValid() && b.IsValid() && a.Overlaps(b)
 }

@@ -18,9 +18,12 @@ type Site struct {
 	Name    string
 	CIDR    string // "" = no network block
 	Gateway string // node name, "" = none
-	Nodes   []Node
-	Pools   []Pool
-	Sites   []Site
+	// Public gives every node of the site (pool members too) a public
+	// address; otherwise only nodes marked Public (and hubs) have one.
+	Public bool
+	Nodes  []Node
+	Pools  []Pool
+	Sites  []Site
 }
 
 // Node is a named node.
@@ -54,6 +57,9 @@ type Built struct {
 	Members []overlay.Member
 	Addrs   map[string]netip.Addr
 	Keys    map[string]wgtypes.Key // private keys, by member ID
+	// NATAddr is the public address of each top-level site's NAT: a
+	// site and its nested sites form one private network behind it.
+	NATAddr map[string]netip.Addr
 }
 
 // Key derives a deterministic private key from id.
@@ -80,7 +86,7 @@ func Build(s Spec) (*Built, error) {
 			Hubs:     s.Hubs,
 		},
 	}
-	b := &Built{Cluster: c, Keys: map[string]wgtypes.Key{}}
+	b := &Built{Cluster: c, Keys: map[string]wgtypes.Key{}, NATAddr: map[string]netip.Addr{}}
 	hubs := map[string]bool{}
 	for _, h := range s.Hubs {
 		hubs[h] = true
@@ -104,7 +110,15 @@ func Build(s Spec) (*Built, error) {
 				}
 				ts.Network.CIDR = p
 			}
-			nat := netip.AddrFrom4([4]byte{198, 51, byte(siteNo / 250), byte(siteNo%250 + 1)})
+			top := ts
+			for top.Parent != nil {
+				top = top.Parent
+			}
+			nat, ok := b.NATAddr[top.Path]
+			if !ok {
+				nat = netip.AddrFrom4([4]byte{198, 51, byte(siteNo / 250), byte(siteNo%250 + 1)})
+				b.NATAddr[top.Path] = nat
+			}
 			add := func(id string, roles []templates.Role, public bool) {
 				k := Key(id)
 				b.Keys[id] = k
@@ -139,13 +153,13 @@ func Build(s Spec) (*Built, error) {
 			for _, n := range sp.Nodes {
 				tn := &templates.Node{Name: n.Name, Site: ts, Roles: n.Roles, PublicIP: n.Public}
 				ts.Nodes = append(ts.Nodes, tn)
-				add(tn.Path(), n.Roles, n.Public || hubs[tn.Path()])
+				add(tn.Path(), n.Roles, n.Public || sp.Public || hubs[tn.Path()])
 			}
 			for _, p := range sp.Pools {
 				tp := &templates.Pool{Name: p.Name, Site: ts, Min: p.Count, Max: p.Count}
 				ts.Pools = append(ts.Pools, tp)
 				for i := 0; i < p.Count; i++ {
-					add(fmt.Sprintf("%s[%d]", tp.Path(), i), nil, false)
+					add(fmt.Sprintf("%s[%d]", tp.Path(), i), nil, sp.Public)
 				}
 			}
 			kids, err := build(sp.Sites, ts)
@@ -250,30 +264,52 @@ func Large(topo templates.Topology, nSites, perSite int) Spec {
 	return s
 }
 
-// Random is a random cluster: up to depth levels of nested sites, random
-// gateways, one to three hubs, sizes from rng.
+// Random is a random cluster drawn from rng: one to three top-level
+// sites, nested up to three levels deep; sites whose nodes are all public
+// mixed with sites behind NAT; nested sites whose network lies inside
+// their parent's, nested sites with a network of their own routed inside
+// the parent's (as the local provider makes them), and nested sites with
+// none; gateways in about two sites of three; one to three nodes per site;
+// one to three public hubs. NAT'd nodes have the endpoints their NATs use
+// (as the manager predicts and learns them) always in a mesh and in half
+// of the other draws.
 func Random(rng *rand.Rand, topo templates.Topology) Spec {
-	s := Spec{Topology: topo, CIDR: "10.200.0.0/16", Reflexive: topo == templates.Mesh}
+	s := Spec{Topology: topo, CIDR: "10.200.0.0/16", Reflexive: topo == templates.Mesh || rng.IntN(2) == 0}
 	next := 0
 	var hubCandidates []string
-	var gen func(depth int, prefix string, base netip.Prefix) []Site
-	gen = func(depth int, prefix string, base netip.Prefix) []Site {
+	var gen func(depth int, prefix string, parent netip.Prefix) []Site
+	gen = func(depth int, prefix string, parent netip.Prefix) []Site {
 		var out []Site
 		n := 1 + rng.IntN(3)
+		if depth > 1 {
+			n = rng.IntN(3)
+		}
 		for i := 0; i < n; i++ {
 			next++
-			st := Site{Name: fmt.Sprintf("s%d", next)}
+			st := Site{Name: fmt.Sprintf("s%d", next), Public: rng.IntN(4) == 0}
 			path := st.Name
 			if prefix != "" {
 				path = prefix + "." + st.Name
 			}
 			var cidr netip.Prefix
-			if base.IsValid() {
-				if rng.IntN(4) > 0 {
-					cidr = netip.PrefixFrom(addByte(base.Addr(), 2, byte(i+1)), 24)
+			switch {
+			case depth == 1:
+				if rng.IntN(5) > 0 {
+					cidr = netip.PrefixFrom(netip.AddrFrom4([4]byte{172, byte(16 + next), 0, 0}), 16)
 				}
-			} else {
-				cidr = netip.PrefixFrom(netip.AddrFrom4([4]byte{172, byte(16 + next), 0, 0}), 16)
+			default:
+				switch k := rng.IntN(3); {
+				case k == 0 && parent.IsValid() && parent.Bits() <= 24:
+					// inside the parent's network: subnets 4 to 6 of eight, above the parent's own hosts
+					bits := parent.Bits() + 3
+					a := parent.Addr().As4()
+					v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
+					v |= uint32(i+4) << (32 - bits)
+					cidr = netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}), bits)
+				case k <= 1:
+					// a network of its own, routed inside the parent's
+					cidr = netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(100 + next), 0, 0}), 24)
+				}
 			}
 			if cidr.IsValid() {
 				st.CIDR = cidr.String()
@@ -283,27 +319,25 @@ func Random(rng *rand.Rand, topo templates.Topology) Spec {
 				st.Nodes[0].Roles = []templates.Role{templates.RoleGateway}
 				st.Gateway = "n0"
 			}
-			if rng.IntN(3) == 0 {
+			if rng.IntN(4) == 0 {
 				st.Nodes = append(st.Nodes, Node{Name: "h", Roles: []templates.Role{templates.RoleHub}, Public: true})
 				hubCandidates = append(hubCandidates, path+".h")
 			}
-			st.Pools = []Pool{{Name: "p", Count: rng.IntN(4)}}
-			if depth > 1 && rng.IntN(2) == 0 {
-				sub := base
+			if k := rng.IntN(3); k > 0 {
+				st.Pools = []Pool{{Name: "p", Count: k}}
+			}
+			if depth < 3 && rng.IntN(2) == 0 {
+				sub := cidr
 				if !sub.IsValid() {
-					sub = cidr
+					sub = parent
 				}
-				if cidr.IsValid() && cidr.Bits() == 16 {
-					st.Sites = gen(depth-1, path, cidr)
-				} else if !base.IsValid() {
-					st.Sites = gen(depth-1, path, netip.Prefix{})
-				}
+				st.Sites = gen(depth+1, path, sub)
 			}
 			out = append(out, st)
 		}
 		return out
 	}
-	s.Sites = gen(3, "", netip.Prefix{})
+	s.Sites = gen(1, "", netip.Prefix{})
 	if len(hubCandidates) == 0 {
 		s.Sites[0].Nodes = append(s.Sites[0].Nodes, Node{Name: "h", Roles: []templates.Role{templates.RoleHub}, Public: true})
 		hubCandidates = append(hubCandidates, s.Sites[0].Name+".h")
@@ -313,10 +347,4 @@ func Random(rng *rand.Rand, topo templates.Topology) Spec {
 	}
 	s.Hubs = hubCandidates
 	return s
-}
-
-func addByte(a netip.Addr, i int, v byte) netip.Addr {
-	b := a.As4()
-	b[i] = v
-	return netip.AddrFrom4(b)
 }

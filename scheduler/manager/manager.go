@@ -386,7 +386,7 @@ func (m *Manager) JoinFrom(req *JoinRequest, credential string, from netip.Addr)
 
 // freePortLocked picks a node's WireGuard port: overlay.port, or for a
 // node behind NAT the lowest port from overlay.port up that no other
-// NAT'd node of its top-level site uses (nested sites may share their
+// NAT'd node of its private network uses (nested sites share their
 // parent's NAT, as zones share a region's NAT gateway).
 func (m *Manager) freePortLocked(n *Node) int {
 	base := m.cfg.Cluster.Overlay.Port
@@ -398,7 +398,7 @@ func (m *Manager) freePortLocked(n *Node) int {
 	}
 	used := map[int]bool{}
 	for id, o := range m.nodes {
-		if id != n.ID && o.NAT && topSite(o.Site) == topSite(n.Site) {
+		if id != n.ID && o.NAT && m.samePrivateNetwork(o.Site, n.Site) {
 			used[o.ListenPort] = true
 		}
 	}
@@ -473,9 +473,7 @@ func (m *Manager) Beat(id string, hb *Heartbeat) error {
 		learnt := false
 		for pid, ps := range hb.Peers {
 			p := m.nodes[pid]
-			// Only what a node of another site sees is the NAT's mapping;
-			// a peer in the reporter's own site is seen at its site address.
-			if p != nil && p.NAT && p.Site != n.Site && ps.Endpoint.IsValid() && ps.Endpoint.Addr() != p.SiteAddr && p.Endpoint != ps.Endpoint {
+			if p != nil && m.learnsEndpoint(n, p, ps.Endpoint) {
 				p.Endpoint = ps.Endpoint
 				learnt = true
 			}
@@ -553,10 +551,4 @@ func (m *Manager) PeerSets() (uint64, []*overlay.PeerSet, error) {
 		return 0, nil, fmt.Errorf("overlay plan: %v", m.topoErr)
 	}
 	return m.version, m.topo.All(), nil
-}
-
-// topSite is the top-level site of a site path: "cloud" for "cloud.zone-a".
-func topSite(site string) string {
-	top, _, _ := strings.Cut(site, ".")
-	return top
 }
