@@ -3,8 +3,10 @@ package scheduler
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
 	"time"
 
@@ -82,6 +84,37 @@ func (e *SpecError) Error() string { return fmt.Sprintf("job %s: %s", e.Field, e
 // MaxArray bounds array jobs.
 const MaxArray = 100000
 
+// Job size limits, checked once at submit: a job that passes them is
+// never refused further down (sites take batches that fit any job).
+const (
+	// MaxSpecBytes bounds one job spec as JSON. Bigger data goes in a
+	// dataset (inputs), not in the command line.
+	MaxSpecBytes = 256 << 10
+	// MaxSubmitBytes bounds a whole submit: the spec's size times its
+	// count (each job of an array carries the spec).
+	MaxSubmitBytes = 256 << 20
+)
+
+// SizeError is a job spec over a size limit (the API answers 413).
+type SizeError struct{ Msg string }
+
+func (e *SizeError) Error() string { return "job spec too large: " + e.Msg }
+
+// checkSize enforces MaxSpecBytes and MaxSubmitBytes.
+func (s *Spec) checkSize() error {
+	b, err := json.Marshal(s)
+	if err != nil {
+		return &SpecError{"body", err.Error()}
+	}
+	if len(b) > MaxSpecBytes {
+		return &SizeError{fmt.Sprintf("the spec is %d bytes; the limit is %d KiB (put large data in a dataset and name it in inputs)", len(b), MaxSpecBytes>>10)}
+	}
+	if n := int64(len(b)) * int64(max(s.Count, 1)); n > MaxSubmitBytes {
+		return &SizeError{fmt.Sprintf("%d jobs of %d bytes each make %d MiB; one submit may hold at most %d MiB of job specs (submit fewer at a time)", max(s.Count, 1), len(b), n>>20, MaxSubmitBytes>>20)}
+	}
+	return nil
+}
+
 // Check validates a spec.
 func (s *Spec) Check() error {
 	switch {
@@ -103,7 +136,7 @@ func (s *Spec) Check() error {
 			return &SpecError{"inputs", fmt.Sprintf("dataset name %q is not a plain name", in)}
 		}
 	}
-	return nil
+	return s.checkSize()
 }
 
 // CPUSlots is the CPU slots a job takes (at least one).
@@ -127,8 +160,20 @@ type jsonSpec struct {
 
 // DecodeJSON reads a job spec in JSON: {"command": [...], "resources":
 // {"cpus": 2, "memory": "4GiB"}, ...}. Unknown fields are errors.
+// A body over MaxSpecBytes is a *SizeError.
 func DecodeJSON(r io.Reader) (*Spec, error) {
-	dec := json.NewDecoder(io.LimitReader(r, 4<<20))
+	b, err := io.ReadAll(io.LimitReader(r, MaxSpecBytes+1))
+	if err != nil {
+		var mb *http.MaxBytesError
+		if errors.As(err, &mb) {
+			return nil, &SizeError{fmt.Sprintf("the request body is over %d KiB", mb.Limit>>10)}
+		}
+		return nil, &SpecError{"body", "read: " + err.Error()}
+	}
+	if len(b) > MaxSpecBytes {
+		return nil, &SizeError{fmt.Sprintf("the request body is over %d KiB (put large data in a dataset and name it in inputs)", MaxSpecBytes>>10)}
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	var js jsonSpec
 	if err := dec.Decode(&js); err != nil {

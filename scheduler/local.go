@@ -20,6 +20,9 @@ type Work struct {
 	Job     *Job    `json:"job"`
 	Attempt int     `json:"attempt"`
 	Fetches []Fetch `json:"fetches,omitempty"`
+	// ResultGrant lets the node store this attempt's results on the
+	// global tier (set by the site's local manager server).
+	ResultGrant string `json:"result_grant,omitempty"`
 }
 
 // Report is what a node says about a job it was given.

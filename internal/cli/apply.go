@@ -170,7 +170,7 @@ type planFile struct {
 }
 
 func savePlan(path string, p *provision.Plan) error {
-	b, err := json.MarshalIndent(planFile{Format: 1, Plan: p}, "", "  ")
+	b, err := json.MarshalIndent(planFile{Format: 1, Plan: redactPlan(p)}, "", "  ")
 	if err != nil {
 		return err
 	}
@@ -361,6 +361,9 @@ func (a *App) applySaved(plan *provision.Plan, o *opFlags) int {
 		return a.fail("Saved plan is stale",
 			fmt.Sprintf("The state was changed after this plan was made (plan: lineage %s serial %d; state: lineage %s serial %d). Nothing was applied. Run hvctl plan again.",
 				plan.Lineage, plan.Serial, s.st.Lineage, s.st.Serial))
+	}
+	if err := restorePlan(plan, s.st); err != nil {
+		return a.failErr(err)
 	}
 	refreshed := s.st
 	if len(plan.Drift) > 0 {

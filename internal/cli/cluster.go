@@ -73,9 +73,15 @@ func clusterSecret(st *provision.State) (manager.Secret, *manager.CA, error) {
 		}
 	}
 	if cd.Secret == "" {
+		if err := lostClusterData(st, "secret"); err != nil {
+			return nil, nil, err
+		}
 		cd.Secret = manager.NewSecret().String()
 	}
-	if cd.CACert == "" {
+	if cd.CACert == "" || cd.CAKey == "" {
+		if err := lostClusterData(st, "certificate authority"); err != nil {
+			return nil, nil, err
+		}
 		ca, err := manager.NewCA(st.Cluster)
 		if err != nil {
 			return nil, nil, err

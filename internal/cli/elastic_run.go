@@ -365,7 +365,8 @@ func runElasticRun(a *App, args []string) int {
 			return a.failErr(err)
 		}
 		d.Metrics = m
-		srv := &http.Server{Addr: *metrics, Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})}
+		srv := manager.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), manager.Timeouts{})
+		srv.Addr = *metrics
 		go srv.ListenAndServe()
 		defer srv.Close()
 	}

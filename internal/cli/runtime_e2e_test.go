@@ -232,7 +232,7 @@ func TestRuntimeRejectsBadRequests(t *testing.T) {
 	}{
 		{"no token", "", `{"command":["true"]}`, 401},
 		{"wrong token", "hva1.nope", `{"command":["true"]}`, 401},
-		{"node credential is not the cluster token", manager.NewSecret().NodeCredential("onprem.wn[0]"), `{"command":["true"]}`, 401},
+		{"node credential is not the cluster token", manager.NewSecret().NodeCredential("onprem.wn[0]", "g"), `{"command":["true"]}`, 401},
 		{"not json", api.token, `{`, 400},
 		{"unknown field", api.token, `{"command":["true"],"cpu":1}`, 400},
 		{"no command", api.token, `{"resources":{"cpus":1}}`, 400},

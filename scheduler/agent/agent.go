@@ -226,7 +226,7 @@ func (a *Agent) startManager() (*http.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hub: manager listen: %w", err)
 	}
-	srv := &http.Server{Handler: m.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	srv := manager.NewServer(m.Handler(), manager.Timeouts{})
 	if strings.HasPrefix(c.attr("manager_url"), "https:") {
 		tc, err := manager.ServerTLS([]byte(c.attr("tls_cert")), []byte(c.attr("tls_key")))
 		if err != nil {
@@ -300,7 +300,7 @@ func (a *Agent) join(ctx context.Context) (*manager.JoinResponse, error) {
 		if code == http.StatusUnauthorized && a.cred != "" {
 			// The credential was not accepted (new cluster?): fall back to the token.
 			a.cred = ""
-		} else if code == http.StatusUnauthorized || code == http.StatusBadRequest {
+		} else if code == http.StatusUnauthorized || code == http.StatusForbidden || code == http.StatusBadRequest {
 			return nil, &fatalError{err}
 		}
 		return nil, err

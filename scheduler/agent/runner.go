@@ -67,7 +67,7 @@ func (a *Agent) startLocal(rt manager.Runtime) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	hs := manager.NewServer(srv.Handler(), manager.Timeouts{})
 	go hs.Serve(ln)
 	go srv.Sweep(a.ctx, time.Second)
 	go func() { <-a.ctx.Done(); hs.Close() }()
@@ -156,7 +156,7 @@ func (a *Agent) runJob(ctx context.Context, rt manager.Runtime, w scheduler.Work
 		if err == nil {
 			// Results go to the global tier before the job is reported
 			// done, so they are there when it shows as done.
-			if uerr := a.uploadResults(ctx, j.ID, outDir); uerr != nil {
+			if uerr := a.uploadResults(ctx, j.ID, w.ResultGrant, outDir); uerr != nil {
 				err = uerr
 			}
 		}
@@ -246,7 +246,7 @@ func (l *limitWriter) Write(p []byte) (int, error) {
 
 // uploadResults sends the files a job left in its output directory to
 // the global manager, with this node's credential.
-func (a *Agent) uploadResults(ctx context.Context, job, dir string) error {
+func (a *Agent) uploadResults(ctx context.Context, job, grant, dir string) error {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return nil
@@ -266,6 +266,7 @@ func (a *Agent) uploadResults(ctx context.Context, job, dir string) error {
 			return err
 		}
 		req.Header.Set("Authorization", "Bearer "+a.cred)
+		req.Header.Set(manager.ResultGrantHeader, grant)
 		resp, err := a.http.Do(req)
 		f.Close()
 		if err != nil {

@@ -12,9 +12,6 @@ import (
 	"time"
 )
 
-// MaxRequestBytes bounds every request body.
-const MaxRequestBytes = 1 << 20
-
 // Handler serves the manager API:
 //
 //	POST   /v1/join         join with a join token (or rejoin with a node credential)
@@ -41,11 +38,11 @@ func (m *Manager) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]any{"nodes": m.Nodes()})
 	}))
 	mux.HandleFunc("DELETE /v1/nodes/{id}", m.admin(func(w http.ResponseWriter, r *http.Request) {
-		if err := m.Leave(r.PathValue("id")); err != nil {
+		if err := m.Revoke(r.PathValue("id")); err != nil {
 			writeErr(w, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]string{"removed": r.PathValue("id")})
+		writeJSON(w, http.StatusOK, map[string]string{"removed": r.PathValue("id"), "revoked": r.PathValue("id")})
 	}))
 	// A pending power-off: the queue system gives the node no new work
 	// (SLURM: drain), or gets it back ({"drain": false}).
@@ -79,7 +76,10 @@ func (m *Manager) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	return mux
+	// Uploads set their own, larger limits.
+	return limitBodies(mux, MaxRequestBytes, func(r *http.Request) bool {
+		return r.Method == "PUT" && (strings.HasPrefix(r.URL.Path, "/v1/datasets/") || strings.HasPrefix(r.URL.Path, "/v1/jobs/"))
+	})
 }
 
 func bearer(r *http.Request) string {
@@ -92,9 +92,9 @@ func bearer(r *http.Request) string {
 
 func (m *Manager) node(f func(http.ResponseWriter, *http.Request, string)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		id, err := m.cfg.Secret.checkNodeCredential(bearer(r))
+		id, err := m.authNode(bearer(r))
 		if err != nil {
-			writeJSON(w, http.StatusUnauthorized, apiError{Error: "a valid node credential is required (Authorization: Bearer ...)"})
+			writeJSON(w, http.StatusUnauthorized, apiError{Error: "a valid node credential is required (Authorization: Bearer ...): " + err.Error()})
 			return
 		}
 		f(w, r, id)
@@ -124,11 +124,17 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 
 func writeErr(w http.ResponseWriter, err error) {
 	var br *BadRequest
+	if tl, ok := tooLarge(err); ok {
+		writeJSON(w, http.StatusRequestEntityTooLarge, apiError{Error: tl.Error(), Field: "body"})
+		return
+	}
 	switch {
 	case errors.As(err, &br):
 		writeJSON(w, http.StatusBadRequest, apiError{Error: br.Msg, Field: br.Field})
 	case errors.Is(err, ErrUnauthorized):
 		writeJSON(w, http.StatusUnauthorized, apiError{Error: err.Error()})
+	case errors.Is(err, ErrForbidden):
+		writeJSON(w, http.StatusForbidden, apiError{Error: err.Error()})
 	default:
 		writeJSON(w, http.StatusServiceUnavailable, apiError{Error: err.Error()})
 	}
@@ -157,11 +163,16 @@ func DecodeJoin(r io.Reader) (*JoinRequest, error) {
 }
 
 // decodeStrict decodes one JSON object, rejecting unknown fields and
-// trailing data, and names the field that is wrong.
+// trailing data, and names the field that is wrong. A body over
+// MaxRequestBytes is an errTooLarge (413); servers bound bodies with
+// http.MaxBytesReader before this (limitBodies).
 func decodeStrict(r io.Reader, v any) error {
-	dec := json.NewDecoder(io.LimitReader(r, MaxRequestBytes))
+	dec := json.NewDecoder(&capReader{r: r, n: MaxSiteBatchBytes})
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
+		if tl, ok := tooLarge(err); ok {
+			return tl
+		}
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
 			return &BadRequest{Field: te.Field, Msg: fmt.Sprintf("expected %s", te.Type)}
@@ -175,6 +186,25 @@ func decodeStrict(r io.Reader, v any) error {
 		return &BadRequest{Field: "body", Msg: "trailing data after the JSON object"}
 	}
 	return nil
+}
+
+// capReader is a last bound for a body no server limited: past n bytes
+// it fails with errTooLarge instead of truncating silently.
+type capReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *capReader) Read(b []byte) (int, error) {
+	if c.n <= 0 {
+		return 0, &errTooLarge{limit: MaxSiteBatchBytes}
+	}
+	if int64(len(b)) > c.n {
+		b = b[:c.n]
+	}
+	n, err := c.r.Read(b)
+	c.n -= int64(n)
+	return n, err
 }
 
 func (m *Manager) handleJoin(w http.ResponseWriter, r *http.Request) {

@@ -2,11 +2,13 @@ package manager
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -27,7 +29,7 @@ import (
 //	GET  /metrics              Prometheus metrics
 func (m *Manager) jobRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/jobs", m.admin(func(w http.ResponseWriter, r *http.Request) {
-		spec, err := scheduler.DecodeJSON(r.Body)
+		spec, err := scheduler.DecodeJSON(http.MaxBytesReader(w, r.Body, scheduler.MaxSpecBytes))
 		if err != nil {
 			writeSpecErr(w, err)
 			return
@@ -113,7 +115,7 @@ func (m *Manager) jobRoutes(mux *http.ServeMux) {
 			writeJSON(w, http.StatusNotFound, apiError{Error: "no such result"})
 			return
 		}
-		http.ServeFile(w, r, path)
+		http.ServeFile(downloading(w), r, path)
 	}))
 	mux.HandleFunc("GET /v1/queue", m.admin(func(w http.ResponseWriter, r *http.Request) {
 		if m.cfg.Signals != nil {
@@ -129,7 +131,7 @@ func (m *Manager) jobRoutes(mux *http.ServeMux) {
 	}))
 	mux.HandleFunc("PUT /v1/datasets/{name}", m.admin(m.putDataset))
 	readDataset := func(w http.ResponseWriter, r *http.Request) {
-		if _, err := m.cfg.Secret.checkNodeCredential(bearer(r)); err != nil && !m.cfg.Secret.checkAdmin(bearer(r)) {
+		if _, err := m.authNode(bearer(r)); err != nil && !m.cfg.Secret.checkAdmin(bearer(r)) {
 			writeJSON(w, http.StatusUnauthorized, apiError{Error: "a node credential or the cluster token is required"})
 			return
 		}
@@ -143,7 +145,7 @@ func (m *Manager) jobRoutes(mux *http.ServeMux) {
 			writeJSON(w, http.StatusNotFound, apiError{Error: "no dataset " + name})
 			return
 		}
-		http.ServeFile(w, r, path)
+		http.ServeFile(downloading(w), r, path)
 	}
 	mux.HandleFunc("GET /v1/datasets/{name}", readDataset)
 	mux.HandleFunc("HEAD /v1/datasets/{name}", readDataset)
@@ -154,6 +156,11 @@ func (m *Manager) jobRoutes(mux *http.ServeMux) {
 
 func writeSpecErr(w http.ResponseWriter, err error) {
 	var se *scheduler.SpecError
+	var ze *scheduler.SizeError
+	if errors.As(err, &ze) {
+		writeJSON(w, http.StatusRequestEntityTooLarge, apiError{Error: ze.Error(), Field: "body"})
+		return
+	}
 	if errors.As(err, &se) {
 		writeErr(w, &BadRequest{Field: se.Field, Msg: se.Msg})
 		return
@@ -161,29 +168,60 @@ func writeSpecErr(w http.ResponseWriter, err error) {
 	writeErr(w, err)
 }
 
-// putResult stores a result file of a job; the node running it uploads
-// with its node credential.
+// ResultGrantHeader carries the result grant of the attempt a node
+// uploads results for (scheduler.Work.ResultGrant).
+const ResultGrantHeader = "Hvctl-Result-Grant"
+
+// putResult stores a result file of a job. Only the node running the
+// job's current attempt may: its node credential, and the grant its
+// site's local manager gave it with that attempt. A job's files together
+// stay within MaxResultBytes.
 func (m *Manager) putResult(w http.ResponseWriter, r *http.Request) {
-	if _, err := m.cfg.Secret.checkNodeCredential(bearer(r)); err != nil {
-		writeJSON(w, http.StatusUnauthorized, apiError{Error: "a node credential is required"})
+	node, err := m.authNode(bearer(r))
+	if err != nil {
+		writeJSON(w, http.StatusUnauthorized, apiError{Error: "a node credential is required: " + err.Error()})
 		return
 	}
 	id, name := r.PathValue("id"), r.PathValue("name")
-	if _, ok := m.global.Get(id); !ok || !validDataset(id) || !validDataset(name) {
+	j, ok := m.global.Get(id)
+	if !ok || !validDataset(id) || !validDataset(name) {
 		writeErr(w, &BadRequest{Field: "name", Msg: "no such job, or not a plain file name"})
 		return
 	}
+	if err := m.mayStoreResult(j, node, r.Header.Get(ResultGrantHeader)); err != nil {
+		writeErr(w, err)
+		return
+	}
 	dir := filepath.Join(m.datasets, "results", id)
+	var used int64
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if info, err := e.Info(); err == nil && e.Type().IsRegular() && e.Name() != name && !strings.HasPrefix(e.Name(), ".") {
+			used += info.Size()
+		}
+	}
+	left := m.cfg.ResultQuota - used
+	if r.ContentLength > left || left <= 0 {
+		writeJSON(w, http.StatusRequestEntityTooLarge, apiError{Field: "body",
+			Error: fmt.Sprintf("job %s's results would be over their quota of %s (%s stored)", id, byteSize(m.cfg.ResultQuota), byteSize(used))})
+		return
+	}
+	body, _ := streaming(w, r, left)
 	os.MkdirAll(dir, 0o700)
 	tmp, err := os.CreateTemp(dir, "."+name+".*")
 	if err != nil {
 		writeErr(w, err)
 		return
 	}
-	_, err = io.Copy(tmp, http.MaxBytesReader(w, r.Body, 1<<30))
+	_, err = io.Copy(tmp, body)
 	tmp.Close()
 	if err != nil {
 		os.Remove(tmp.Name())
+		if _, ok := tooLarge(err); ok {
+			writeJSON(w, http.StatusRequestEntityTooLarge, apiError{Field: "body",
+				Error: fmt.Sprintf("job %s's results would be over their quota of %s (%s stored)", id, byteSize(m.cfg.ResultQuota), byteSize(used))})
+			return
+		}
 		writeErr(w, &BadRequest{Field: "body", Msg: err.Error()})
 		return
 	}
@@ -192,6 +230,23 @@ func (m *Manager) putResult(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"stored": name})
+}
+
+// mayStoreResult says whether node may store results for job j with
+// grant: the grant must be the one j's site gave node for an attempt
+// that is still j's latest, and j must not have ended.
+func (m *Manager) mayStoreResult(j *scheduler.Job, node, grant string) error {
+	if j.Site == "" || grant == "" {
+		return fmt.Errorf("%w: node %s was not given job %s", ErrForbidden, node, j.ID)
+	}
+	attempt, ok := m.cfg.Secret.Site(j.Site).checkResultGrant(grant, j.ID, node)
+	if !ok {
+		return fmt.Errorf("%w: node %s was not given job %s (no valid result grant)", ErrForbidden, node, j.ID)
+	}
+	if attempt < j.Attempt || (attempt == j.Attempt && j.Node != "" && j.Node != node) || j.State.Final() {
+		return fmt.Errorf("%w: attempt %d of job %s is no longer current; its results are not taken", ErrForbidden, attempt, j.ID)
+	}
+	return nil
 }
 
 func (m *Manager) putDataset(w http.ResponseWriter, r *http.Request) {
@@ -210,10 +265,15 @@ func (m *Manager) putDataset(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	n, err := io.Copy(tmp, http.MaxBytesReader(w, r.Body, 16<<30))
+	body, _ := streaming(w, r, MaxDatasetBytes)
+	n, err := io.Copy(tmp, body)
 	tmp.Close()
 	if err != nil {
 		os.Remove(tmp.Name())
+		if _, ok := tooLarge(err); ok {
+			writeErr(w, err)
+			return
+		}
 		writeErr(w, &BadRequest{Field: "body", Msg: err.Error()})
 		return
 	}

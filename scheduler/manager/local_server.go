@@ -46,7 +46,7 @@ func (s *LocalServer) Handler() http.Handler {
 	mux := http.NewServeMux()
 	node := func(f func(http.ResponseWriter, *http.Request, string)) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
-			id, err := s.SiteSecret.checkNodeCredential(bearer(r))
+			id, err := s.SiteSecret.checkSiteCredential(bearer(r))
 			if err != nil {
 				writeJSON(w, http.StatusUnauthorized, apiError{Error: "a site credential is required"})
 				return
@@ -74,11 +74,15 @@ func (s *LocalServer) Handler() http.Handler {
 		if wait < 0 || wait > time.Minute {
 			wait = 0
 		}
-		writeJSON(w, http.StatusOK, s.Local.Poll(n, wait))
+		works := s.Local.Poll(n, wait)
+		for i := range works {
+			works[i].ResultGrant = s.SiteSecret.ResultGrant(works[i].Job.ID, id, works[i].Attempt)
+		}
+		writeJSON(w, http.StatusOK, works)
 	}))
 	mux.HandleFunc("POST /v1/report", node(func(w http.ResponseWriter, r *http.Request, id string) {
 		var rep scheduler.Report
-		if err := decodeStrict(r.Body, &rep); err != nil {
+		if err := decodeStrict(limited(w, r, MaxReportBytes), &rep); err != nil {
 			writeErr(w, err)
 			return
 		}
@@ -93,7 +97,7 @@ func (s *LocalServer) Handler() http.Handler {
 	}))
 	mux.HandleFunc("POST /v1/site/jobs", global(func(w http.ResponseWriter, r *http.Request) {
 		var jobs []*scheduler.Job
-		if err := decodeStrict(r.Body, &jobs); err != nil {
+		if err := decodeStrict(limited(w, r, MaxSiteBatchBytes), &jobs); err != nil {
 			writeErr(w, err)
 			return
 		}
@@ -121,7 +125,9 @@ func (s *LocalServer) Handler() http.Handler {
 		w.Header().Set("Content-Type", "text/plain")
 		w.Write(out)
 	}))
-	return mux
+	return limitBodies(mux, MaxRequestBytes, func(r *http.Request) bool {
+		return r.URL.Path == "/v1/report" || r.URL.Path == "/v1/site/jobs"
+	})
 }
 
 // Sweep loses silent nodes every interval until ctx ends.
@@ -170,7 +176,7 @@ func (s *LocalServer) serveDataset(w http.ResponseWriter, r *http.Request, name 
 			return
 		}
 	}
-	http.ServeFile(w, r, path)
+	http.ServeFile(downloading(w), r, path)
 }
 
 func (s *LocalServer) fill(name, path string) error {
@@ -240,9 +246,28 @@ func (l *SiteLink) do(method, path string, in, out any) error {
 	return json.Unmarshal(b, out)
 }
 
-// Enqueue hands jobs to the site.
+// Enqueue hands jobs to the site, in batches that fit the site's
+// MaxSiteBatchBytes (any job that passed submit fits in one).
 func (l *SiteLink) Enqueue(jobs []*scheduler.Job) error {
-	return l.do("POST", "/v1/site/jobs", jobs, nil)
+	for len(jobs) > 0 {
+		n, size := 0, 2
+		for n < len(jobs) {
+			b, err := json.Marshal(jobs[n])
+			if err != nil {
+				return err
+			}
+			if n > 0 && size+len(b)+1 > MaxSiteBatchBytes/2 {
+				break
+			}
+			size += len(b) + 1
+			n++
+		}
+		if err := l.do("POST", "/v1/site/jobs", jobs[:n], nil); err != nil {
+			return err
+		}
+		jobs = jobs[n:]
+	}
+	return nil
 }
 
 // Cancel cancels a job at the site.

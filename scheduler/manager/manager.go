@@ -84,8 +84,11 @@ type Config struct {
 	Heartbeat time.Duration
 	// Datasets is the global data tier's directory (cache.global's path).
 	Datasets string
-	Clock    func() time.Time
-	Logf     func(format string, args ...any)
+	// ResultQuota bounds a job's result files together (default
+	// MaxResultBytes).
+	ResultQuota int64
+	Clock       func() time.Time
+	Logf        func(format string, args ...any)
 	// Reserve are member IDs that get overlay addresses before they
 	// join (a SLURM cluster's slurm.conf names every slot's address).
 	// Hubs come first in the order given, so they keep the lowest.
@@ -121,7 +124,8 @@ type Manager struct {
 
 	mu      sync.Mutex
 	nodes   map[string]*Node
-	used    map[string]bool // join token nonces already spent
+	used    map[string]bool   // join token nonces already spent
+	creds   map[string]string // member ID -> its credential's generation; none = revoked
 	addrs   map[string]netip.Addr
 	version uint64
 	changed chan struct{} // closed and replaced whenever version moves
@@ -141,6 +145,9 @@ type persisted struct {
 	Used       map[string]bool       `json:"used_nonces"`
 	Addrs      map[string]netip.Addr `json:"addresses"`
 	Version    uint64                `json:"version"`
+	// Credentials is each member's credential generation (authz.go);
+	// a member without one is revoked.
+	Credentials map[string]string `json:"credentials,omitempty"`
 }
 
 // New returns a manager, loading its registry from cfg.StateFile.
@@ -154,10 +161,13 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}
+	if cfg.ResultQuota <= 0 {
+		cfg.ResultQuota = MaxResultBytes
+	}
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
 	}
-	m := &Manager{cfg: cfg, nodes: map[string]*Node{}, used: map[string]bool{}, addrs: map[string]netip.Addr{}, changed: make(chan struct{}),
+	m := &Manager{cfg: cfg, nodes: map[string]*Node{}, used: map[string]bool{}, creds: map[string]string{}, addrs: map[string]netip.Addr{}, changed: make(chan struct{}),
 		designated: map[string]string{}, datasets: cfg.Datasets}
 	m.global = scheduler.NewGlobal(siteInfos(cfg.Cluster))
 	m.global.Clock = cfg.Clock
@@ -182,6 +192,9 @@ func New(cfg Config) (*Manager, error) {
 			if p.Designated != nil {
 				m.designated = p.Designated
 			}
+			if p.Credentials != nil {
+				m.creds = p.Credentials
+			}
 		case !errors.Is(err, os.ErrNotExist):
 			return nil, fmt.Errorf("read manager state: %w", err)
 		}
@@ -198,7 +211,7 @@ func (m *Manager) saveLocked() error {
 	if m.cfg.StateFile == "" {
 		return nil
 	}
-	b, err := json.MarshalIndent(persisted{Nodes: m.nodes, Used: m.used, Addrs: m.addrs, Version: m.version, Designated: m.designated}, "", "  ")
+	b, err := json.MarshalIndent(persisted{Nodes: m.nodes, Used: m.used, Addrs: m.addrs, Version: m.version, Designated: m.designated, Credentials: m.creds}, "", "  ")
 	if err != nil {
 		return err
 	}
@@ -320,44 +333,68 @@ func (n *Node) predictEndpoint() {
 // ErrUnauthorized is returned for bad tokens and credentials.
 var ErrUnauthorized = errors.New("unauthorized")
 
+// ErrForbidden is returned for a valid credential asking for more than
+// it may have (roles, site or capacity the engine did not give its node;
+// another node's job).
+var ErrForbidden = errors.New("forbidden")
+
 // Join admits a node with a single-use join token, or with its node
 // credential when it rejoins after a restart.
 func (m *Manager) Join(req *JoinRequest, credential string) (*JoinResponse, error) {
 	return m.JoinFrom(req, credential, netip.Addr{})
 }
 
-// JoinFrom is Join for a request that came from address from.
+// JoinFrom is Join for a request that came from address from. The
+// node's site, pool, roles and capacity come from the cluster's model
+// (what the engine created at the address the token is bound to); a
+// request that claims more is refused and nothing changes.
 func (m *Manager) JoinFrom(req *JoinRequest, credential string, from netip.Addr) (*JoinResponse, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var id string
+	var id, gen, nonce string
 	if credential != "" {
-		cid, err := m.cfg.Secret.checkNodeCredential(credential)
+		cid, cgen, err := m.cfg.Secret.checkNodeCredential(credential)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrUnauthorized, err)
 		}
-		id = cid
+		if err := m.currentLocked(cid, cgen); err != nil {
+			return nil, err
+		}
+		id, gen = cid, cgen
 	} else {
-		tid, nonce, err := m.cfg.Secret.checkJoinToken(req.Token)
+		c, err := m.cfg.Secret.checkJoinToken(req.Token, m.cfg.Clock())
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrUnauthorized, err)
 		}
-		if m.used[nonce] {
+		if m.used[c.Nonce] {
 			return nil, fmt.Errorf("%w: this join token was already used; a node joins once with its token, then with its credential", ErrUnauthorized)
 		}
-		m.used[nonce] = true
-		id = tid
+		id, nonce = c.ID, c.Nonce
 	}
 	if want := MemberID(req.Address); want != id {
 		return nil, fmt.Errorf("%w: the token is for %s, not %s", ErrUnauthorized, id, req.Address)
 	}
+	spec, ok := modelMember(m.cfg.Cluster, req.Address)
+	if !ok {
+		return nil, fmt.Errorf("%w: the cluster's template has no node %s", ErrForbidden, req.Address)
+	}
+	if err := spec.checkClaims(req); err != nil {
+		return nil, err
+	}
 	if _, err := parseKey(req.PublicKey); err != nil {
 		return nil, &BadRequest{Field: "public_key", Msg: "not a WireGuard public key"}
 	}
+	if nonce != "" {
+		// Spent only once the request is known good, so a malformed
+		// request does not burn the node's token.
+		m.used[nonce] = true
+		gen = newGeneration()
+		m.creds[id] = gen
+	}
 	now := m.cfg.Clock()
-	n := &Node{ID: id, Address: req.Address, Site: req.Site, Pool: req.Pool, Roles: req.Roles,
+	n := &Node{ID: id, Address: req.Address, Site: spec.Site, Pool: spec.Pool, Roles: spec.Roles,
 		PublicKey: req.PublicKey, Endpoint: req.Endpoint, SiteAddr: req.SiteAddr, NAT: req.NAT,
-		Caps: req.Caps, JoinedAt: now, LastSeen: now}
+		Caps: spec.Caps, JoinedAt: now, LastSeen: now}
 	if old := m.nodes[id]; old != nil {
 		n.JoinedAt = old.JoinedAt
 		n.ListenPort = old.ListenPort
@@ -375,13 +412,13 @@ func (m *Manager) JoinFrom(req *JoinRequest, credential string, from netip.Addr)
 	if err := m.saveLocked(); err != nil {
 		return nil, err
 	}
-	m.cfg.Logf("node %s joined (site %s, key %s)", id, req.Site, req.PublicKey)
+	m.cfg.Logf("node %s joined (site %s, key %s)", id, n.Site, req.PublicKey)
 	m.designateLocked(n)
 	ps, err := m.peerSetLocked(id)
 	if err != nil {
 		return nil, err
 	}
-	return &JoinResponse{ID: id, Credential: m.cfg.Secret.NodeCredential(id), Version: m.version, PeerSet: ps, Runtime: m.runtimeLocked(id)}, nil
+	return &JoinResponse{ID: id, Credential: m.cfg.Secret.NodeCredential(id, gen), Version: m.version, PeerSet: ps, Runtime: m.runtimeLocked(id)}, nil
 }
 
 // freePortLocked picks a node's WireGuard port: overlay.port, or for a

@@ -110,7 +110,7 @@ func TestJoinFlow(t *testing.T) {
 	h := m.Handler()
 	hubTok := s.JoinToken("onprem.frontend")
 	hub := JoinRequest{Token: hubTok, Address: "site.onprem.node.frontend", Site: "onprem",
-		Roles: []templates.Role{"hub"}, PublicKey: key(t), Caps: Capabilities{CPUs: 2, MemoryMiB: 4096}}
+		Roles: []templates.Role{"hub"}, PublicKey: key(t)}
 	w, out := post(t, h, "/v1/join", "", hub)
 	if w.Code != 200 {
 		t.Fatalf("hub join: %d %v", w.Code, out)

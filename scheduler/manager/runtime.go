@@ -108,7 +108,7 @@ func (m *Manager) runtimeLocked(id string) Runtime {
 		return Runtime{}
 	}
 	site := m.cfg.Secret.Site(n.Site)
-	rt := Runtime{LocalManager: m.localURL(m.designated[n.Site]), SiteCredential: site.NodeCredential(id),
+	rt := Runtime{LocalManager: m.localURL(m.designated[n.Site]), SiteCredential: site.SiteCredential(id),
 		NodeCache: m.cfg.Cluster.Cache.Node, GlobalSite: globalSite(m.cfg.Cluster)}
 	for _, s := range m.cfg.Cluster.AllSites() {
 		if s.Path == n.Site && s.Cache != nil {

@@ -8,7 +8,9 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // Secret is a cluster's root secret. hvctl creates it at the first apply
@@ -43,54 +45,135 @@ func (s Secret) mac(parts ...string) string {
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
-// JoinToken mints a single-use join token for node id: hvctl gives one to
-// each node it creates. The manager accepts each token once.
+// JoinTokenTTL is how long a join token admits its node. A token only
+// has to live from the node's create to its first join (minutes: the
+// default join timeout of up is 5m); a day covers the slowest boot hvctl
+// waits for (cloud capacity retries, a static machine set up by hand the
+// same day) and clock skew between the machine that ran hvctl and the
+// hub, while a token read later from user data, a disk image or an old
+// state backup admits nothing. Single use covers the normal case: a
+// token is spent at the first join.
+const JoinTokenTTL = 24 * time.Hour
+
+// JoinToken mints a single-use join token for node id that expires after
+// JoinTokenTTL: hvctl gives one to each node it creates. The manager
+// accepts each token once.
 func (s Secret) JoinToken(id string) string {
+	return s.JoinTokenUntil(id, time.Now().Add(JoinTokenTTL))
+}
+
+// JoinTokenUntil mints a join token for node id that expires at exp. The
+// expiry is inside what the MAC covers, so it cannot be extended.
+func (s Secret) JoinTokenUntil(id string, exp time.Time) string {
 	n := make([]byte, 12)
 	if _, err := rand.Read(n); err != nil {
 		panic(err)
 	}
 	nonce := base64.RawURLEncoding.EncodeToString(n)
-	return "hvj1." + base64.RawURLEncoding.EncodeToString([]byte(id)) + "." + nonce + "." + s.mac("join", id, nonce)
+	e := strconv.FormatInt(exp.Unix(), 10)
+	return "hvj2." + base64.RawURLEncoding.EncodeToString([]byte(id)) + "." + nonce + "." + e + "." + s.mac("join2", id, nonce, e)
 }
 
-// checkJoinToken verifies a join token and returns its node and nonce.
-func (s Secret) checkJoinToken(tok string) (id, nonce string, err error) {
+// joinClaims is what a valid join token says.
+type joinClaims struct {
+	ID, Nonce string
+	Expires   time.Time
+}
+
+// checkJoinToken verifies a join token's MAC and expiry at now and
+// returns what it says.
+func (s Secret) checkJoinToken(tok string, now time.Time) (joinClaims, error) {
 	parts := strings.Split(tok, ".")
-	if len(parts) != 4 || parts[0] != "hvj1" {
-		return "", "", errors.New("malformed join token")
+	if len(parts) == 4 && parts[0] == "hvj1" {
+		return joinClaims{}, errors.New("join token has the old format (no expiry), which this manager no longer accepts; create the node again (hvctl apply -replace ADDRESS)")
+	}
+	if len(parts) != 5 || parts[0] != "hvj2" {
+		return joinClaims{}, errors.New("malformed join token")
 	}
 	b, err := base64.RawURLEncoding.DecodeString(parts[1])
 	if err != nil {
-		return "", "", errors.New("malformed join token")
+		return joinClaims{}, errors.New("malformed join token")
 	}
-	id, nonce = string(b), parts[2]
-	if subtle.ConstantTimeCompare([]byte(s.mac("join", id, nonce)), []byte(parts[3])) != 1 {
-		return "", "", errors.New("join token is not valid for this cluster")
+	exp, err := strconv.ParseInt(parts[3], 10, 64)
+	if err != nil {
+		return joinClaims{}, errors.New("malformed join token")
 	}
-	return id, nonce, nil
+	c := joinClaims{ID: string(b), Nonce: parts[2], Expires: time.Unix(exp, 0)}
+	if subtle.ConstantTimeCompare([]byte(s.mac("join2", c.ID, c.Nonce, parts[3])), []byte(parts[4])) != 1 {
+		return joinClaims{}, errors.New("join token is not valid for this cluster")
+	}
+	if !now.Before(c.Expires) {
+		return joinClaims{}, fmt.Errorf("join token for %s expired at %s; a node that did not join in time is created again (hvctl apply replaces it)", c.ID, c.Expires.UTC().Format(time.RFC3339))
+	}
+	return c, nil
 }
 
 // NodeCredential is what a node uses after joining (heartbeats, peer
-// updates, rejoining after a restart).
-func (s Secret) NodeCredential(id string) string {
-	return "hvn1." + base64.RawURLEncoding.EncodeToString([]byte(id)) + "." + s.mac("node", id)
+// updates, rejoining after a restart). gen is the generation the
+// manager gave the node when it joined with a join token: revoking a
+// node forgets it, so every earlier credential stops working.
+func (s Secret) NodeCredential(id, gen string) string {
+	return "hvn2." + base64.RawURLEncoding.EncodeToString([]byte(id)) + "." + gen + "." + s.mac("node2", id, gen)
 }
 
-func (s Secret) checkNodeCredential(cred string) (string, error) {
+// checkNodeCredential verifies a node credential's MAC and returns its
+// node and generation; whether that generation is current is the
+// manager's to say (Manager.authNode).
+func (s Secret) checkNodeCredential(cred string) (id, gen string, err error) {
 	parts := strings.Split(cred, ".")
-	if len(parts) != 3 || parts[0] != "hvn1" {
-		return "", errors.New("malformed node credential")
+	if len(parts) != 4 || parts[0] != "hvn2" {
+		return "", "", errors.New("malformed node credential")
 	}
 	b, err := base64.RawURLEncoding.DecodeString(parts[1])
 	if err != nil {
-		return "", errors.New("malformed node credential")
+		return "", "", errors.New("malformed node credential")
+	}
+	id, gen = string(b), parts[2]
+	if subtle.ConstantTimeCompare([]byte(s.mac("node2", id, gen)), []byte(parts[3])) != 1 {
+		return "", "", fmt.Errorf("node credential is not valid")
+	}
+	return id, gen, nil
+}
+
+// SiteCredential is a node's credential for its site's local manager,
+// made from the site's secret (Secret.Site).
+func (s Secret) SiteCredential(id string) string {
+	return "hvn1." + base64.RawURLEncoding.EncodeToString([]byte(id)) + "." + s.mac("node", id)
+}
+
+func (s Secret) checkSiteCredential(cred string) (string, error) {
+	parts := strings.Split(cred, ".")
+	if len(parts) != 3 || parts[0] != "hvn1" {
+		return "", errors.New("malformed site credential")
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return "", errors.New("malformed site credential")
 	}
 	id := string(b)
 	if subtle.ConstantTimeCompare([]byte(s.mac("node", id)), []byte(parts[2])) != 1 {
-		return "", fmt.Errorf("node credential is not valid")
+		return "", fmt.Errorf("site credential is not valid")
 	}
 	return id, nil
+}
+
+// ResultGrant is what a site's local manager gives a node with each
+// attempt it hands out (s is the site secret): with it, and its own node
+// credential, the node may store that attempt's results on the global
+// tier, and nothing else.
+func (s Secret) ResultGrant(job, node string, attempt int) string {
+	a := strconv.Itoa(attempt)
+	return a + "." + s.mac("result", job, node, a)
+}
+
+// checkResultGrant verifies a result grant and returns its attempt.
+func (s Secret) checkResultGrant(grant, job, node string) (int, bool) {
+	a, mac, ok := strings.Cut(grant, ".")
+	n, err := strconv.Atoi(a)
+	if !ok || err != nil || n < 1 {
+		return 0, false
+	}
+	return n, subtle.ConstantTimeCompare([]byte(s.mac("result", job, node, a)), []byte(mac)) == 1
 }
 
 // AdminToken is the cluster token hvctl uses for the manager API.
@@ -109,8 +192,8 @@ func (s Secret) Site(site string) Secret {
 	return m.Sum(nil)
 }
 
-// CheckNodeCredential verifies a node credential and returns its node.
-func (s Secret) CheckNodeCredential(cred string) (string, error) { return s.checkNodeCredential(cred) }
+// CheckSiteCredential verifies a site credential and returns its node.
+func (s Secret) CheckSiteCredential(cred string) (string, error) { return s.checkSiteCredential(cred) }
 
 // CheckAdmin verifies an admin token.
 func (s Secret) CheckAdmin(tok string) bool { return s.checkAdmin(tok) }
