@@ -23,6 +23,9 @@ type Work struct {
 	// ResultGrant lets the node store this attempt's results on the
 	// global tier (set by the site's local manager server).
 	ResultGrant string `json:"result_grant,omitempty"`
+	// Cancel tells the node to kill this attempt of the job (cancelled,
+	// or run elsewhere after the node was lost); Job has only its ID.
+	Cancel bool `json:"cancel,omitempty"`
 }
 
 // Report is what a node says about a job it was given.
@@ -72,6 +75,7 @@ type Local struct {
 	changed    map[string]uint64 // job id -> version of its last change
 	moved      int64             // bytes fetched across sites
 	fetched    map[Tier]int64
+	cancels    map[string][]Work // node -> attempts it must kill
 }
 
 // NewLocal makes the local manager of site with a site cache of
@@ -79,7 +83,7 @@ type Local struct {
 func NewLocal(site string, cacheBytes int64) *Local {
 	return &Local{Site: site, LossAfter: DefaultLossAfter, Clock: time.Now, DatasetSize: func(string) int64 { return 0 },
 		jobs: map[string]*Job{}, queued: map[string]*Job{}, output: map[string][]byte{}, nodes: map[string]*nodeEntry{}, cache: NewLRU(cacheBytes),
-		changed: map[string]uint64{}, fetched: map[Tier]int64{}}
+		changed: map[string]uint64{}, fetched: map[Tier]int64{}, cancels: map[string][]Work{}}
 }
 
 func (l *Local) touch(j *Job) {
@@ -124,6 +128,9 @@ func (l *Local) Cancel(id string) (*Job, error) {
 		if n := l.nodes[j.Node]; n != nil && (j.State == Assigned || j.State == Running) {
 			n.Release(j.Spec.Resources)
 			l.dirty = true
+			if j.State == Running {
+				l.cancelOnLocked(j.Node, j)
+			}
 			l.wakeLocked(n)
 		}
 		j.State, j.Ended = Cancelled, l.Clock()
@@ -131,6 +138,11 @@ func (l *Local) Cancel(id string) (*Job, error) {
 	}
 	c := *j
 	return &c, nil
+}
+
+// cancelOnLocked tells node, at its next poll, to kill its attempt of j.
+func (l *Local) cancelOnLocked(node string, j *Job) {
+	l.cancels[node] = append(l.cancels[node], Work{Job: &Job{ID: j.ID}, Attempt: j.Attempt, Cancel: true})
 }
 
 func (l *Local) wakeLocked(n *nodeEntry) {
@@ -226,9 +238,11 @@ func (l *Local) Poll(info Node, wait time.Duration) []Work {
 	return l.workLocked(info.ID)
 }
 
-// workLocked hands out the node's assigned jobs, marking them running.
+// workLocked hands out the node's assigned jobs, marking them running,
+// after the attempts it must kill.
 func (l *Local) workLocked(node string) []Work {
-	var out []Work
+	out := l.cancels[node]
+	delete(l.cancels, node)
 	for _, j := range l.jobs {
 		if j.State != Assigned || j.Node != node {
 			continue
@@ -252,7 +266,12 @@ func (l *Local) workLocked(node string) []Work {
 		w.Job = &c
 		out = append(out, w)
 	}
-	sort.Slice(out, func(a, b int) bool { return out[a].Job.ID < out[b].Job.ID })
+	sort.SliceStable(out, func(a, b int) bool {
+		if out[a].Cancel != out[b].Cancel {
+			return out[a].Cancel
+		}
+		return out[a].Job.ID < out[b].Job.ID
+	})
 	return out
 }
 
@@ -330,6 +349,9 @@ func (l *Local) Sweep() []string {
 		lost = append(lost, id)
 		for _, j := range l.jobs {
 			if j.Node == id && (j.State == Assigned || j.State == Running) {
+				if j.State == Running {
+					l.cancelOnLocked(id, j) // should it come back
+				}
 				j.State, j.Node = Queued, ""
 				j.Error = "node " + id + " was lost; running again"
 				l.touch(j)

@@ -289,6 +289,54 @@ func TestRuntimeResults(t *testing.T) {
 	if code, _ := api.do(t, "PUT", "/v1/jobs/"+sub[0].ID+"/results/x", api.token, []byte("x")); code != 401 {
 		t.Errorf("upload with the cluster token: %d, want 401", code)
 	}
+	t.Run("cancel kills the job's processes", func(t *testing.T) { cancelKills(t, dir) })
+}
+
+// jobProcesses lists the processes (on any node: they are all on this
+// host) whose environment says they belong to job id.
+func jobProcesses(id string) []string {
+	var out []string
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		env, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+		if err == nil && bytes.Contains(env, []byte("\x00HVCTL_JOB_ID="+id+"\x00")) {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
+
+// cancelKills: cancelling a running job kills every process it started,
+// background ones included, on its node.
+func cancelKills(t *testing.T, dir string) {
+	r := hv(t, dir, "", "submit", "-json", "main.hcl", "--", "sh", "-c", "sleep 300 & (sleep 300 &); sleep 300")
+	var sub []scheduler.Job
+	if err := json.Unmarshal([]byte(r.stdout), &sub); err != nil || len(sub) != 1 {
+		t.Fatalf("submit: %v %s %s", err, r.stdout, r.stderr)
+	}
+	id := sub[0].ID
+	deadline := time.Now().Add(time.Minute)
+	for len(jobProcesses(id)) < 4 {
+		if time.Now().After(deadline) {
+			t.Fatalf("job %s did not start its 4 processes: %v\n%s", id, jobProcesses(id), agentLogs(dir))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if r := hv(t, dir, "", "cancel", "main.hcl", id); r.code != 0 || !strings.Contains(r.stdout, "cancelled") {
+		t.Fatalf("cancel: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	deadline = time.Now().Add(time.Minute)
+	for len(jobProcesses(id)) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("processes of cancelled job %s still run a minute later: %v\n%s", id, jobProcesses(id), agentLogs(dir))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for _, j := range listJobs(t, dir) {
+		if j.ID == id && j.State != scheduler.Cancelled {
+			t.Errorf("job %s is %s after cancel", id, j.State)
+		}
+	}
 }
 
 // TestRuntimeCaches: a workload that reuses its inputs moves fewer bytes

@@ -53,6 +53,8 @@ type Agent struct {
 	slurmHub     *slurmHub          // the hub of a SLURM cluster
 	slurm        *slurmNode         // SLURM's daemons on this node
 	fetching     map[string]*sync.Mutex
+	running      map[string]*runningJob // job ID -> its attempt here (runner.go)
+	lastPoll     time.Time              // last work poll the local manager answered
 	guarded      string
 	// portOverride replaces the manager's listen port after the path
 	// through the NAT wedged (see heartbeatLoop); 0 = none.

@@ -82,6 +82,7 @@ func (a *Agent) runLoop(ctx context.Context) {
 	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	go a.fenceLoop(ctx)
 	for ctx.Err() == nil {
 		rt := a.runtime()
 		if rt.LocalManager == "" || rt.SiteCredential == "" {
@@ -97,12 +98,136 @@ func (a *Agent) runLoop(ctx context.Context) {
 			}
 			continue
 		}
+		a.mu.Lock()
+		a.lastPoll = time.Now()
+		a.mu.Unlock()
 		for _, w := range works {
+			if w.Cancel {
+				a.killJob(w.Job.ID, w.Attempt, "cancelled")
+				continue
+			}
+			a.expect(w.Job.ID, w.Attempt)
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				a.runJob(ctx, rt, w)
 			}()
+		}
+	}
+}
+
+// runningJob is an attempt of a job given to this node: proc is nil
+// until its command starts (inputs are fetched first).
+type runningJob struct {
+	attempt   int
+	proc      *JobProcess
+	cancelled bool
+}
+
+// expect records that attempt of job id was given to this node, so a
+// cancel that comes before its command starts is not lost.
+func (a *Agent) expect(id string, attempt int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.running == nil {
+		a.running = map[string]*runningJob{}
+	}
+	a.running[id] = &runningJob{attempt: attempt}
+}
+
+// attach records the process of attempt of job id; false when the
+// attempt was cancelled meanwhile (the process is then killed).
+func (a *Agent) attach(id string, attempt int, p *JobProcess) bool {
+	a.mu.Lock()
+	r := a.running[id]
+	if r == nil || r.attempt != attempt {
+		r = &runningJob{attempt: attempt}
+		if a.running == nil {
+			a.running = map[string]*runningJob{}
+		}
+		a.running[id] = r
+	}
+	r.proc = p
+	cancelled := r.cancelled
+	a.mu.Unlock()
+	if cancelled {
+		p.Kill()
+	}
+	return !cancelled
+}
+
+// cancelled reports whether attempt of job id was cancelled here.
+func (a *Agent) cancelled(id string, attempt int) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	r := a.running[id]
+	return r != nil && r.attempt == attempt && r.cancelled
+}
+
+func (a *Agent) forget(id string, attempt int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if r := a.running[id]; r != nil && r.attempt == attempt {
+		delete(a.running, id)
+	}
+}
+
+// killJob kills attempt of job id if it runs here.
+func (a *Agent) killJob(id string, attempt int, why string) {
+	a.mu.Lock()
+	r := a.running[id]
+	var p *JobProcess
+	if r != nil && r.attempt == attempt {
+		r.cancelled = true
+		p = r.proc
+	}
+	a.mu.Unlock()
+	if r != nil && r.attempt == attempt {
+		if p != nil {
+			p.Kill()
+		}
+		a.log.Printf("job %s attempt %d: killed (%s)", id, attempt, why)
+	}
+}
+
+// FenceAfter is how long a node runs jobs without hearing from its
+// site's local manager: under the local manager's loss time
+// (scheduler.DefaultLossAfter), after which it runs them elsewhere, so
+// a job never runs twice at once.
+const FenceAfter = scheduler.DefaultLossAfter - 3*time.Second
+
+// fenceLoop kills every job of this node once the local manager has not
+// answered a poll for FenceAfter.
+func (a *Agent) fenceLoop(ctx context.Context) {
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		a.mu.Lock()
+		silent := !a.lastPoll.IsZero() && time.Since(a.lastPoll) > FenceAfter
+		var kill []*JobProcess
+		var ids []string
+		if silent {
+			for id, r := range a.running {
+				if !r.cancelled {
+					r.cancelled = true
+					ids = append(ids, fmt.Sprintf("%s attempt %d", id, r.attempt))
+					if r.proc != nil {
+						kill = append(kill, r.proc)
+					}
+				}
+			}
+		}
+		a.mu.Unlock()
+		for _, p := range kill {
+			p.Kill()
+		}
+		for _, id := range ids {
+			a.log.Printf("job %s: killed (no answer from the local manager for %s; it runs the job elsewhere)", id, FenceAfter)
 		}
 	}
 }
@@ -118,6 +243,7 @@ func sleep(ctx context.Context, d time.Duration) {
 // and reports the result with its output.
 func (a *Agent) runJob(ctx context.Context, rt manager.Runtime, w scheduler.Work) {
 	j := w.Job
+	defer a.forget(j.ID, w.Attempt)
 	rep := scheduler.Report{JobID: j.ID, Attempt: w.Attempt, State: scheduler.Done}
 	cacheDir := filepath.Join(a.cfg.Dir, "node-cache")
 	os.MkdirAll(cacheDir, 0o700)
@@ -137,6 +263,9 @@ func (a *Agent) runJob(ctx context.Context, rt manager.Runtime, w scheduler.Work
 		}
 	}
 	var out bytes.Buffer
+	if a.cancelled(j.ID, w.Attempt) {
+		return
+	}
 	if fetchErr != nil {
 		rep.State, rep.ExitCode, rep.Error = scheduler.Failed, -1, "fetch inputs: "+fetchErr.Error()
 	} else {
@@ -144,14 +273,23 @@ func (a *Agent) runJob(ctx context.Context, rt manager.Runtime, w scheduler.Work
 		os.RemoveAll(outDir)
 		os.MkdirAll(outDir, 0o700)
 		defer os.RemoveAll(outDir)
-		cmd := exec.CommandContext(ctx, j.Spec.Command[0], j.Spec.Command[1:]...)
-		cmd.Env = append(os.Environ(), "HVCTL_JOB_ID="+j.ID, "HVCTL_ARRAY_INDEX="+strconv.Itoa(j.Index),
-			"HVCTL_NODE="+a.id, "HVCTL_SITE="+a.cfg.Site, "HVCTL_INPUT_DIR="+cacheDir, "HVCTL_ATTEMPT="+strconv.Itoa(w.Attempt),
-			"HVCTL_OUTPUT_DIR="+outDir)
-		cmd.Dir = cacheDir
 		lw := &limitWriter{w: &out, n: scheduler.MaxOutput}
-		cmd.Stdout, cmd.Stderr = lw, lw
-		err := cmd.Run()
+		proc, err := StartJob(ctx, func() *exec.Cmd {
+			cmd := exec.Command(j.Spec.Command[0], j.Spec.Command[1:]...)
+			cmd.Env = append(os.Environ(), "HVCTL_JOB_ID="+j.ID, "HVCTL_ARRAY_INDEX="+strconv.Itoa(j.Index),
+				"HVCTL_NODE="+a.id, "HVCTL_SITE="+a.cfg.Site, "HVCTL_INPUT_DIR="+cacheDir, "HVCTL_ATTEMPT="+strconv.Itoa(w.Attempt),
+				"HVCTL_OUTPUT_DIR="+outDir)
+			cmd.Dir = cacheDir
+			cmd.Stdout, cmd.Stderr = lw, lw
+			return cmd
+		})
+		if err == nil {
+			a.attach(j.ID, w.Attempt, proc)
+			err = proc.Wait()
+			if a.cancelled(j.ID, w.Attempt) {
+				return // cancelled or fenced: the local manager has moved on
+			}
+		}
 		var ee *exec.ExitError
 		if err == nil {
 			// Results go to the global tier before the job is reported
