@@ -211,3 +211,28 @@ func memberPtr(b *overlaytest.Built, id string) *overlay.Member {
 	}
 	panic("no member " + id)
 }
+
+func TestProbeTargets(t *testing.T) {
+	tests := []struct {
+		name string
+		spec overlaytest.Spec
+		node string
+		want []string
+	}{
+		{"hierarchical worker: the hub and every gateway", nestedInNAT(templates.Hierarchical), "edge.far.w",
+			[]string{"core.hub", "core.gw", "edge.gw", "edge.far.gw2"}},
+		{"hierarchical gateway: not itself", nestedInNAT(templates.Hierarchical), "edge.gw",
+			[]string{"core.hub", "core.gw", "edge.far.gw2"}},
+		{"star hub", nestedInNAT(templates.Star), "core.hub", []string{"core.gw", "edge.gw", "edge.far.gw2"}},
+		{"mesh: every other node", campusMesh(), "cloud.w", []string{"campus.hub", "campus.w", "campus.lab.w", "campus.lab.rack.w"}},
+		{"not a member", campusMesh(), "mars.w", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, tp, _ := plan(t, tt.spec)
+			if got := tp.ProbeTargets(tt.node); !slices.Equal(got, tt.want) {
+				t.Errorf("ProbeTargets(%s) = %v, want %v", tt.node, got, tt.want)
+			}
+		})
+	}
+}

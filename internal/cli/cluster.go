@@ -243,21 +243,22 @@ func (a *App) waitJoined(s *session, timeout time.Duration) ([]manager.Node, err
 					missing = append(missing, id)
 				}
 			}
-			if probed == len(want) {
-				fmt.Fprintf(a.Stdout, "All %d nodes joined; the overlay carries traffic (probes answered) after %s.\n", len(want), time.Since(start).Round(time.Second))
+			dead := deadPaths(nodes, want)
+			if probed == len(want) && len(dead) == 0 {
+				fmt.Fprintf(a.Stdout, "All %d nodes joined; every overlay path they need answers after %s.\n", len(want), time.Since(start).Round(time.Second))
 				return nodes, nil
 			}
 			if time.Since(lastReport) >= 10*time.Second {
-				fmt.Fprintf(a.Stdout, "Still waiting... [%s elapsed] %d/%d joined, %d/%d probes answered\n", time.Since(start).Round(time.Second), joined, len(want), probed, len(want))
+				fmt.Fprintf(a.Stdout, "Still waiting... [%s elapsed] %d/%d joined, %d/%d probes answered, %d overlay paths dead\n", time.Since(start).Round(time.Second), joined, len(want), probed, len(want), len(dead))
 				lastReport = time.Now()
 			}
 			sort.Strings(missing)
-			lastErr = fmt.Errorf("not joined with a working overlay: %v", missing)
+			lastErr = notReadyError(missing, dead)
 		} else {
 			lastErr = err
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("nodes did not join within %s: %v\nEach node's agent log is in the state directory (%s); hvctl status shows what joined.", timeout, lastErr, s.store.Dir())
+			return nil, fmt.Errorf("the overlay was not ready within %s (-join-timeout): %v\nEach node's agent log is in the state directory (%s); hvctl status shows what joined.", timeout, lastErr, s.store.Dir())
 		}
 		select {
 		case <-a.Ctx.Done():

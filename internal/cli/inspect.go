@@ -35,6 +35,7 @@ type NodeStatus struct {
 	PublicAddress string    `json:"public_address,omitempty"`
 	OverlayIP     string    `json:"overlay_ip,omitempty"`
 	Peers         []PeerRow `json:"peers,omitempty"`
+	Paths         []PathRow `json:"paths,omitempty"`
 }
 
 // PeerRow is one overlay peer of a node, as its device sees it.
@@ -169,6 +170,7 @@ func (a *App) statusOnce(s *session, jsonOut bool) int {
 		}
 		tw.Flush()
 	}
+	a.printPaths(rows)
 	if mc := s.managerFor(st); mc != nil && mgrErr == nil {
 		var sig scheduler.Signals
 		if _, err := mc.send(a, "GET", "/v1/queue", nil, &sig); err == nil {
@@ -266,6 +268,7 @@ func mergeManager(rows []NodeStatus, nodes []manager.Node) {
 			rows[i].Peers = append(rows[i].Peers, ps)
 		}
 		sort.Slice(rows[i].Peers, func(a, b int) bool { return rows[i].Peers[a].Peer < rows[i].Peers[b].Peer })
+		rows[i].Paths = pathRows(n)
 	}
 }
 

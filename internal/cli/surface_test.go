@@ -10,7 +10,7 @@ import (
 )
 
 var verbs = []string{"validate", "fmt", "plan", "apply", "up", "destroy", "down", "status", "show",
-	"state", "output", "graph", "sim", "version", "completion"}
+	"state", "output", "graph", "sim", "version", "completion", "check"}
 
 func TestHelpOnEveryVerb(t *testing.T) {
 	for _, v := range verbs {

@@ -397,6 +397,9 @@ func (p *Provider) complete(ctx context.Context, id string, attrs provision.Attr
 		}
 		if r.NetworkID != "" {
 			err = makeNestedNetwork(ctx, r, w.byID(r.NetworkID))
+			if err == nil {
+				err = nestedRoutes(ctx, w, r)
+			}
 		} else {
 			err = makeNetwork(ctx, r, in)
 		}
@@ -716,6 +719,9 @@ func (p *Provider) WaitReady(ctx context.Context, req *provision.ReadRequest) (*
 		if r.BootFail {
 			return &provision.ReadResponse{Exists: true, ID: r.ID, Attrs: p.computed(r)},
 				fmt.Errorf("local: node %s failed to boot (injected: boot_fail_rate %g)", r.Address, p.settings.BootFailRate)
+		}
+		if err := publicNodeRoutes(ctx, w, r); err != nil {
+			return nil, err
 		}
 		r, exited, err := p.startAgent(ctx, r.ID)
 		if err != nil {

@@ -60,6 +60,7 @@ type Agent struct {
 	// through the NAT wedged (see heartbeatLoop); 0 = none.
 	portOverride int
 	probeFails   int
+	paths        pathTracker // health of the paths to the runtime's probe targets
 }
 
 // New prepares an agent; logs go to w.
@@ -133,7 +134,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.setRuntime(resp.Runtime)
 
 	var wg sync.WaitGroup
-	loops := []func(context.Context){a.pollLoop, a.heartbeatLoop, func(ctx context.Context) { a.mon.Run(ctx) }, a.runLoop}
+	loops := []func(context.Context){a.pollLoop, a.heartbeatLoop, func(ctx context.Context) { a.mon.Run(ctx) }, a.runLoop, a.pathLoop}
 	if a.mgr != nil {
 		loops = append(loops, a.mgr.Run)
 		if a.hostCommand() != nil && hasElasticPools(a.cluster) && a.cluster.Scheduler.ElasticMode != "power_save" {
@@ -448,7 +449,7 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 }
 
 func (a *Agent) beat(ctx context.Context) {
-	hb := manager.Heartbeat{ProbeOK: a.probe(ctx), Peers: map[string]manager.PeerStatus{}}
+	hb := manager.Heartbeat{ProbeOK: a.probe(ctx), Peers: map[string]manager.PeerStatus{}, Paths: a.paths.report()}
 	a.unwedge(hb.ProbeOK)
 	a.mu.Lock()
 	ps := a.ps

@@ -150,7 +150,7 @@ func (m *Manager) jobRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/datasets/{name}", readDataset)
 	mux.HandleFunc("HEAD /v1/datasets/{name}", readDataset)
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(&collector{m: m})
+	reg.MustRegister(&collector{m: m}, &pathCollector{m: m})
 	mux.Handle("GET /metrics", m.admin(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}).ServeHTTP))
 }
 

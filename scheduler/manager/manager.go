@@ -71,7 +71,10 @@ type Node struct {
 	// the hub) got an answer.
 	ProbeOK bool                  `json:"probe_ok"`
 	Peers   map[string]PeerStatus `json:"peers,omitempty"`
-	State   string                `json:"state"`
+	// Paths is the health of the node's path to every overlay address
+	// it must reach (paths.go); filled in by Nodes.
+	Paths []PathHealth `json:"paths,omitempty"`
+	State string       `json:"state"`
 }
 
 // Config configures a Manager.
@@ -319,6 +322,8 @@ type Runtime struct {
 	GlobalSite     string `json:"global_site,omitempty"`
 	// Slurm is set in a SLURM cluster.
 	Slurm *SlurmSetup `json:"slurm,omitempty"`
+	// Probe lists the overlay addresses the node keeps probing (paths.go).
+	Probe []ProbeTarget `json:"probe,omitempty"`
 }
 
 // predictEndpoint gives a NAT'd node without a known endpoint the
@@ -490,6 +495,7 @@ func (m *Manager) Peers(id string, since uint64, wait time.Duration) (uint64, *o
 type Heartbeat struct {
 	ProbeOK bool                  `json:"probe_ok"`
 	Peers   map[string]PeerStatus `json:"peers,omitempty"`
+	Paths   []PathHealth          `json:"paths,omitempty"`
 }
 
 // Beat records a heartbeat from node id. When the reporter is a public
@@ -505,6 +511,7 @@ func (m *Manager) Beat(id string, hb *Heartbeat) error {
 	n.LastSeen = m.cfg.Clock()
 	n.ProbeOK = hb.ProbeOK
 	n.Peers = hb.Peers
+	n.Paths = hb.Paths
 	if !n.NAT {
 		// A public node sees where NAT'd peers' packets come from.
 		learnt := false
@@ -548,6 +555,7 @@ func (m *Manager) Nodes() []Node {
 	for _, n := range m.nodes {
 		c := *n
 		c.State = StateJoined
+		c.Paths = m.pathsLocked(n.ID, n.Paths)
 		if now.Sub(n.LastSeen) > FailAfter*m.cfg.Heartbeat {
 			c.State = StateFailed
 			c.ProbeOK = false

@@ -121,6 +121,7 @@ func (m *Manager) runtimeLocked(id string) Runtime {
 	if m.cfg.Slurm != nil {
 		rt.Slurm = m.cfg.Slurm(id)
 	}
+	rt.Probe = m.probeTargetsLocked(id)
 	return rt
 }
 

@@ -1,0 +1,82 @@
+package local
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/hvctl/hvctl/provision"
+)
+
+// Routes inside one private network (a top-level site and the sites
+// nested in it). A nested site's router sits on its parent's site
+// network, and its parent's router routes the nested network to it. Two
+// more kinds of routes make every site address of the private network
+// reachable from every node of it, as a VPC's router does:
+//
+//   - every router further up (the grandparent's and above) routes the
+//     nested network to the router of its child on the way down;
+//   - a public node, whose default route is the internet, routes every
+//     network nested below its site to its site router (otherwise its
+//     replies to nested sites would leave through the internet).
+
+// ancestors lists the network records above network n, nearest first.
+func ancestors(w *world, n *record) []*record {
+	var out []*record
+	for cur := n; cur != nil && cur.NetworkID != ""; {
+		up := w.byID(cur.NetworkID)
+		if up == nil || up.Kind != provision.KindNetwork {
+			break
+		}
+		out = append(out, up)
+		cur = up
+	}
+	return out
+}
+
+// nestedRoutes adds, for the nested network r (whose router exists), the
+// routes in the routers above its parent and in the public nodes of its
+// ancestor sites.
+func nestedRoutes(ctx context.Context, w *world, r *record) error {
+	up := ancestors(w, r)
+	// up[0] is the parent, which already routes r; up[i] (i ≥ 1) reaches
+	// r through the router of up[i-1], at that router's PrivateIP.
+	for i := 1; i < len(up); i++ {
+		if err := ip(ctx, up[i].Netns, "route", "replace", r.CIDR, "via", up[i-1].PrivateIP, "dev", siteBridge); err != nil {
+			return fmt.Errorf("local: route nested site %s in %s: %w", r.Site, up[i].Netns, err)
+		}
+	}
+	inAncestor := map[string]bool{}
+	for _, a := range up {
+		inAncestor[a.ID] = true
+	}
+	for _, o := range w.Resources {
+		if o.Kind == provision.KindInstance && o.PublicAddress != "" && inAncestor[o.NetworkID] && netnsExists(o.Netns) {
+			if err := ip(ctx, o.Netns, "route", "replace", r.CIDR, "via", o.Gateway, "dev", nodeSite); err != nil {
+				return fmt.Errorf("local: route nested site %s on node %s: %w", r.Site, o.Address, err)
+			}
+		}
+	}
+	return nil
+}
+
+// publicNodeRoutes routes, on public node n, every network nested below
+// its site to its site router.
+func publicNodeRoutes(ctx context.Context, w *world, n *record) error {
+	if n.PublicAddress == "" {
+		return nil
+	}
+	for _, o := range w.Resources {
+		if o.Kind != provision.KindNetwork || o.NetworkID == "" || o.CIDR == "" {
+			continue
+		}
+		for _, a := range ancestors(w, o) {
+			if a.ID == n.NetworkID {
+				if err := ip(ctx, n.Netns, "route", "replace", o.CIDR, "via", n.Gateway, "dev", nodeSite); err != nil {
+					return fmt.Errorf("local: route nested site %s on node %s: %w", o.Site, n.Address, err)
+				}
+				break
+			}
+		}
+	}
+	return nil
+}
