@@ -44,10 +44,14 @@ func (s *LocalServer) Handler() http.Handler {
 	os.MkdirAll(s.CacheDir, 0o700)
 	s.Local.DatasetSize = s.datasetSize
 	mux := http.NewServeMux()
+	claimsOf := func(r *http.Request) (string, SiteClaims, bool) {
+		id, c, err := s.SiteSecret.checkSiteCredential(bearer(r))
+		return id, c, err == nil
+	}
 	node := func(f func(http.ResponseWriter, *http.Request, string)) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
-			id, err := s.SiteSecret.checkSiteCredential(bearer(r))
-			if err != nil {
+			id, _, ok := claimsOf(r)
+			if !ok {
 				writeJSON(w, http.StatusUnauthorized, apiError{Error: "a site credential is required"})
 				return
 			}
@@ -69,7 +73,14 @@ func (s *LocalServer) Handler() http.Handler {
 			writeErr(w, err)
 			return
 		}
-		n.ID = id
+		// The node's capacity and labels are what the engine gave it
+		// (its credential's claims), whatever the poll says.
+		_, c, _ := claimsOf(r)
+		if !c.Worker {
+			writeJSON(w, http.StatusForbidden, apiError{Error: "node " + id + " has no worker role: it runs no jobs"})
+			return
+		}
+		n.ID, n.CPUs, n.MemoryMiB, n.GPUs, n.Labels = id, c.CPUs, c.MemoryMiB, c.GPUs, c.Labels
 		wait, _ := time.ParseDuration(r.URL.Query().Get("wait"))
 		if wait < 0 || wait > time.Minute {
 			wait = 0

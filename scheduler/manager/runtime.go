@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -108,7 +109,9 @@ func (m *Manager) runtimeLocked(id string) Runtime {
 		return Runtime{}
 	}
 	site := m.cfg.Secret.Site(n.Site)
-	rt := Runtime{LocalManager: m.localURL(m.designated[n.Site]), SiteCredential: site.SiteCredential(id),
+	claims := SiteClaims{Worker: slices.Contains(n.Roles, templates.RoleWorker), CPUs: n.Caps.CPUs, MemoryMiB: n.Caps.MemoryMiB,
+		GPUs: n.Caps.GPUs, Labels: n.Caps.Labels}
+	rt := Runtime{LocalManager: m.localURL(m.designated[n.Site]), SiteCredential: site.SiteCredential(id, claims),
 		NodeCache: m.cfg.Cluster.Cache.Node, GlobalSite: globalSite(m.cfg.Cluster)}
 	for _, s := range m.cfg.Cluster.AllSites() {
 		if s.Path == n.Site && s.Cache != nil {

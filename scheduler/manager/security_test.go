@@ -129,8 +129,12 @@ func (c *secCluster) snapshot(t *testing.T) string {
 	for _, j := range c.m.global.List("") {
 		fmt.Fprintf(&b, "job %s %s %s %d\n", j.ID, j.State, j.Node, j.Attempt)
 	}
-	for _, j := range c.local.State(0).Jobs {
+	st := c.local.State(0)
+	for _, j := range st.Jobs {
 		fmt.Fprintf(&b, "site job %s %s %s %d\n", j.ID, j.State, j.Node, j.Attempt)
+	}
+	for _, n := range st.Nodes {
+		fmt.Fprintf(&b, "site node %s %d %d %d %v\n", n.ID, n.CPUs, n.MemoryMiB, n.GPUs, n.Labels)
 	}
 	filepath.Walk(filepath.Join(c.dir, "global"), func(p string, info os.FileInfo, err error) error {
 		if err == nil && !info.IsDir() {
@@ -217,6 +221,10 @@ func TestForgedRequests(t *testing.T) {
 			req{"PUT", "/v1/jobs/" + jobID + "/results/big", c.creds["onprem.wn[0]"], map[string]string{ResultGrantHeader: grant}, bytes.Repeat([]byte("x"), 2<<10)}, 413, "quota"},
 		{"report on another node's job at the site",
 			req{"POST", "/v1/report", "site:onprem.frontend", nil, jsonBody(scheduler.Report{JobID: jobID, Attempt: c.work.Attempt, State: scheduler.Done})}, 200, ""},
+		{"hub polls its site for work (it has no worker role)",
+			req{"POST", "/v1/work", "site:onprem.frontend", nil, jsonBody(scheduler.Node{CPUs: 8})}, 403, "no worker role"},
+		{"work poll claims more CPUs and a label (the claim is ignored)",
+			req{"POST", "/v1/work", "site:onprem.wn[0]", nil, jsonBody(scheduler.Node{CPUs: 64, GPUs: 8, Labels: map[string]string{"gpu": "a100"}})}, 200, ""},
 		{"revoked credential heartbeats", req{"POST", "/v1/heartbeat", revoked, nil, []byte(`{"probe_ok":true}`)}, 401, "revoked"},
 		{"revoked credential rejoins", req{"POST", "/v1/join", revoked, nil, jsonBody(JoinRequest{Address: wn1, Site: "onprem", PublicKey: key(t)})}, 401, "revoked"},
 		{"revoked credential reads a dataset", req{"GET", "/v1/datasets/x", revoked, nil, nil}, 401, ""},

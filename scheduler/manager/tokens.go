@@ -6,12 +6,17 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
 )
+
+// strict decodes the base64 parts of tokens: one spelling per value, so
+// no second form of a token passes its MAC.
+var strict = base64.RawURLEncoding.Strict()
 
 // Secret is a cluster's root secret. hvctl creates it at the first apply
 // and keeps it in the state (mode 0600); the hub's manager gets it to
@@ -90,7 +95,7 @@ func (s Secret) checkJoinToken(tok string, now time.Time) (joinClaims, error) {
 	if len(parts) != 5 || parts[0] != "hvj2" {
 		return joinClaims{}, errors.New("malformed join token")
 	}
-	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	b, err := strict.DecodeString(parts[1])
 	if err != nil {
 		return joinClaims{}, errors.New("malformed join token")
 	}
@@ -124,7 +129,7 @@ func (s Secret) checkNodeCredential(cred string) (id, gen string, err error) {
 	if len(parts) != 4 || parts[0] != "hvn2" {
 		return "", "", errors.New("malformed node credential")
 	}
-	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	b, err := strict.DecodeString(parts[1])
 	if err != nil {
 		return "", "", errors.New("malformed node credential")
 	}
@@ -135,26 +140,46 @@ func (s Secret) checkNodeCredential(cred string) (id, gen string, err error) {
 	return id, gen, nil
 }
 
-// SiteCredential is a node's credential for its site's local manager,
-// made from the site's secret (Secret.Site).
-func (s Secret) SiteCredential(id string) string {
-	return "hvn1." + base64.RawURLEncoding.EncodeToString([]byte(id)) + "." + s.mac("node", id)
+// SiteClaims are what a node may do at its site's local manager, as
+// the engine created it: run jobs (the worker role) of at most its
+// capacity, with its labels. They travel inside the site credential,
+// under its MAC, so the local manager needs no registry to check a
+// work poll.
+type SiteClaims struct {
+	Worker    bool              `json:"w,omitempty"`
+	CPUs      int               `json:"c,omitempty"`
+	MemoryMiB int64             `json:"m,omitempty"`
+	GPUs      int               `json:"g,omitempty"`
+	Labels    map[string]string `json:"l,omitempty"`
 }
 
-func (s Secret) checkSiteCredential(cred string) (string, error) {
+// SiteCredential is a node's credential for its site's local manager,
+// made from the site's secret (Secret.Site), carrying its claims.
+func (s Secret) SiteCredential(id string, c SiteClaims) string {
+	cb, _ := json.Marshal(c)
+	enc := base64.RawURLEncoding.EncodeToString(cb)
+	return "hvs1." + base64.RawURLEncoding.EncodeToString([]byte(id)) + "." + enc + "." + s.mac("site-node", id, enc)
+}
+
+func (s Secret) checkSiteCredential(cred string) (string, SiteClaims, error) {
 	parts := strings.Split(cred, ".")
-	if len(parts) != 3 || parts[0] != "hvn1" {
-		return "", errors.New("malformed site credential")
+	if len(parts) != 4 || parts[0] != "hvs1" {
+		return "", SiteClaims{}, errors.New("malformed site credential")
 	}
-	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	b, err := strict.DecodeString(parts[1])
 	if err != nil {
-		return "", errors.New("malformed site credential")
+		return "", SiteClaims{}, errors.New("malformed site credential")
 	}
 	id := string(b)
-	if subtle.ConstantTimeCompare([]byte(s.mac("node", id)), []byte(parts[2])) != 1 {
-		return "", fmt.Errorf("site credential is not valid")
+	if subtle.ConstantTimeCompare([]byte(s.mac("site-node", id, parts[2])), []byte(parts[3])) != 1 {
+		return "", SiteClaims{}, fmt.Errorf("site credential is not valid")
 	}
-	return id, nil
+	var c SiteClaims
+	cb, err := strict.DecodeString(parts[2])
+	if err != nil || json.Unmarshal(cb, &c) != nil {
+		return "", SiteClaims{}, errors.New("malformed site credential")
+	}
+	return id, c, nil
 }
 
 // ResultGrant is what a site's local manager gives a node with each
@@ -192,8 +217,11 @@ func (s Secret) Site(site string) Secret {
 	return m.Sum(nil)
 }
 
-// CheckSiteCredential verifies a site credential and returns its node.
-func (s Secret) CheckSiteCredential(cred string) (string, error) { return s.checkSiteCredential(cred) }
+// CheckSiteCredential verifies a site credential and returns its node
+// and claims.
+func (s Secret) CheckSiteCredential(cred string) (string, SiteClaims, error) {
+	return s.checkSiteCredential(cred)
+}
 
 // CheckAdmin verifies an admin token.
 func (s Secret) CheckAdmin(tok string) bool { return s.checkAdmin(tok) }
