@@ -32,6 +32,15 @@ type siteRec struct {
 	link    SiteLink // nil until the site has a local manager
 	state   SiteState
 	version uint64
+	// gen counts SetLink calls: the answer of a pull through an older
+	// link is dropped.
+	gen     uint64
+	pulling bool // a State pull is in flight (sync.go)
+	// down says why the site's local manager is unreachable ("" =
+	// reachable): its last pull or enqueue failed. No job is routed
+	// there until a pull succeeds again.
+	down      string
+	downSince time.Time
 }
 
 // Global is the global manager's job table: it takes submissions, routes
@@ -39,6 +48,8 @@ type siteRec struct {
 // one, and follows its state from the sites' reports.
 type Global struct {
 	Clock func() time.Time
+	// SyncWait bounds how long Sync waits for the sites (sync.go).
+	SyncWait time.Duration
 
 	mu    sync.Mutex
 	jobs  map[string]*Job
@@ -47,6 +58,9 @@ type Global struct {
 	// waiting are queued jobs not yet given to a site: they go to a site
 	// when it has room. They are the demand that makes pools grow.
 	waiting []*Job
+	// keys are the idempotency keys of recent submits (submit.go).
+	keys     map[string]*submission
+	keyOrder []string
 }
 
 // NewGlobal returns a global manager over sites.
@@ -68,6 +82,9 @@ func (g *Global) SetLink(site string, l SiteLink) {
 	}
 	s.link = l
 	s.version = 0
+	s.gen++
+	s.pulling = false
+	s.down, s.downSince = "", time.Time{}
 	if l == nil {
 		s.state = SiteState{Site: site}
 	}
@@ -83,10 +100,24 @@ func (g *Global) dispatch() {
 		return
 	}
 	QueueOrder(g.waiting)
-	var views []*SiteView
+	var views, downViews []*SiteView
 	for _, v := range g.viewsLocked() {
-		if g.sites[v.Name].link != nil {
+		switch s := g.sites[v.Name]; {
+		case s.link == nil:
+		case s.down != "":
+			downViews = append(downViews, v)
+		default:
 			views = append(views, v)
+		}
+	}
+	// What reachable sites could ever run, for the reason a job waits
+	// (views' nodes are changed below).
+	var upViews []*SiteView
+	if len(downViews) > 0 {
+		for _, v := range g.viewsLocked() {
+			if s := g.sites[v.Name]; s.link != nil && s.down == "" {
+				upViews = append(upViews, v)
+			}
 		}
 	}
 	// Work on copies of the sites' nodes, with the CPU slots the jobs
@@ -97,11 +128,15 @@ func (g *Global) dispatch() {
 	// elsewhere (a new pool node) can take it.
 	const backlog = 4
 	byName := map[string]*SiteView{}
+	// The backlog copies are larger than their nodes: a job must also
+	// be one the node itself can run.
+	orig := map[*Node]*Node{}
 	for _, v := range views {
 		byName[v.Name] = v
 		pending := v.Pending
 		for i, n := range v.Nodes {
 			c := *n
+			orig[&c] = n
 			c.CPUs, c.MemoryMiB, c.GPUs = backlog*c.slots(), backlog*c.MemoryMiB, backlog*c.GPUs
 			take := min(max(c.FreeSlots(), 0), pending)
 			c.UsedCPUs += take
@@ -111,7 +146,7 @@ func (g *Global) dispatch() {
 	}
 	fits := func(v *SiteView, r Resources) *Node {
 		for _, n := range v.Nodes {
-			if n.Fits(r) {
+			if orig[n].Capable(r) && n.Fits(r) {
 				return n
 			}
 		}
@@ -131,9 +166,11 @@ func (g *Global) dispatch() {
 		}
 		site := Route(j, room)
 		if site == "" {
+			j.Reason = g.waitReasonLocked(j, upViews, downViews)
 			keep = append(keep, j)
 			continue
 		}
+		j.Reason = ""
 		fits(byName[site], j.Spec.Resources).take(j.Spec.Resources)
 		byName[site].Pending += j.Spec.Resources.CPUSlots()
 		j.Site = site
@@ -147,10 +184,23 @@ func (g *Global) dispatch() {
 		g.sites[site].state.Pending += len(js) * js[0].Spec.Resources.CPUSlots()
 	}
 	g.mu.Unlock()
+	// Each site's batch goes on its own: a slow site never holds up
+	// another's.
+	var wg sync.WaitGroup
 	for site, l := range links {
-		if err := l.Enqueue(bySite[site]); err != nil {
-			// Not delivered: back to waiting.
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := l.Enqueue(bySite[site])
+			if err == nil {
+				return
+			}
+			// Not delivered: back to waiting, and no more routing there
+			// until the site answers a sync.
 			g.mu.Lock()
+			if s := g.sites[site]; s != nil && s.link == l {
+				g.markDownLocked(s, fmt.Errorf("enqueue: %w", err))
+			}
 			for _, c := range bySite[site] {
 				if j := g.jobs[c.ID]; j != nil && j.State == Queued {
 					j.Site = ""
@@ -158,8 +208,9 @@ func (g *Global) dispatch() {
 				}
 			}
 			g.mu.Unlock()
-		}
+		}()
 	}
+	wg.Wait()
 }
 
 func newID() string {
@@ -170,8 +221,16 @@ func newID() string {
 
 // Submit expands a spec into its jobs, routes and delivers them.
 func (g *Global) Submit(spec *Spec) ([]*Job, error) {
+	jobs, _, err := g.SubmitKey(spec, "")
+	return jobs, err
+}
+
+// SubmitKey is Submit with an idempotency key: a submit with a key
+// seen before (within KeyTTL) returns the jobs the first made, and
+// replayed is true. "" is no key.
+func (g *Global) SubmitKey(spec *Spec, key string) (jobs []*Job, replayed bool, err error) {
 	if err := spec.Check(); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	n := spec.Count
 	if n < 1 {
@@ -183,15 +242,19 @@ func (g *Global) Submit(spec *Spec) ([]*Job, error) {
 		arrayID = newID()
 	}
 	g.mu.Lock()
+	if prev, err := g.replayLocked(key, spec); prev != nil || err != nil {
+		g.mu.Unlock()
+		return prev, err == nil, err
+	}
 	probe := &Job{Spec: *spec}
 	if Route(probe, g.viewsLocked()) == "" {
 		g.mu.Unlock()
-		return nil, &SpecError{"resources", fmt.Sprintf("no site can run this job (it needs %d CPUs, %d MiB, %d GPUs, labels %v%s)",
+		return nil, false, &SpecError{"resources", fmt.Sprintf("no site can run this job (it needs %d CPUs, %d MiB, %d GPUs, labels %v%s)",
 			spec.Resources.CPUSlots(), spec.Resources.MemoryMiB, spec.Resources.GPUs, spec.Resources.Labels, pinned(spec))}
 	}
 	// Jobs wait here until a site has room for them (dispatch), so work
 	// goes where capacity appears, including nodes an elastic pool adds.
-	jobs := make([]*Job, n)
+	jobs = make([]*Job, n)
 	for i := range jobs {
 		id := newID()
 		if arrayID != "" {
@@ -204,6 +267,7 @@ func (g *Global) Submit(spec *Spec) ([]*Job, error) {
 		g.waiting = append(g.waiting, j)
 		jobs[i] = j
 	}
+	g.rememberLocked(key, spec, jobs)
 	g.mu.Unlock()
 	g.dispatch()
 	g.mu.Lock()
@@ -213,7 +277,7 @@ func (g *Global) Submit(spec *Spec) ([]*Job, error) {
 		c := *j
 		out[i] = &c
 	}
-	return out, nil
+	return out, false, nil
 }
 
 func pinned(s *Spec) string {
@@ -245,48 +309,6 @@ func (g *Global) viewsLocked() []*SiteView {
 		out = append(out, v)
 	}
 	return out
-}
-
-// Sync pulls every site's state and updates the job table; it returns
-// the first error (a site that cannot be reached keeps its last state).
-func (g *Global) Sync() error {
-	g.mu.Lock()
-	type pull struct {
-		name  string
-		link  SiteLink
-		since uint64
-	}
-	var pulls []pull
-	for n, s := range g.sites {
-		if s.link != nil {
-			pulls = append(pulls, pull{n, s.link, s.version})
-		}
-	}
-	g.mu.Unlock()
-	var first error
-	for _, p := range pulls {
-		st, err := p.link.State(p.since)
-		if err != nil {
-			if first == nil {
-				first = fmt.Errorf("site %s: %w", p.name, err)
-			}
-			continue
-		}
-		g.mu.Lock()
-		s := g.sites[p.name]
-		s.version = st.Version
-		jobs := st.Jobs
-		st.Jobs = nil
-		s.state = st
-		for _, j := range jobs {
-			if cur := g.jobs[j.ID]; cur != nil && (!cur.State.Final() || cur.State == Cancelled) {
-				*cur = *j
-			}
-		}
-		g.mu.Unlock()
-	}
-	g.dispatch()
-	return first
 }
 
 // Get returns a job.
@@ -398,6 +420,9 @@ type SiteSignals struct {
 	FreeSlots   int         `json:"free_slots"`
 	RunningJobs int         `json:"running_jobs"`
 	Nodes       []NodeState `json:"nodes"`
+	// Unreachable says why the site's local manager cannot be reached
+	// ("" = it can): no job is routed there meanwhile.
+	Unreachable string `json:"unreachable,omitempty"`
 	// Demand groups the queued jobs by what they need.
 	Demand []DemandGroup `json:"demand,omitempty"`
 }
@@ -426,6 +451,9 @@ func (g *Global) Signals() Signals {
 	for _, n := range names {
 		s := g.sites[n]
 		ss := SiteSignals{Site: n, Nodes: s.state.Nodes}
+		if s.down != "" {
+			ss.Unreachable = g.downReasonLocked(s)
+		}
 		groups := map[string]*DemandGroup{}
 		var keys []string
 		for _, j := range g.jobs {

@@ -71,6 +71,9 @@ type Job struct {
 	Submitted time.Time `json:"submitted"`
 	Started   time.Time `json:"started,omitzero"`
 	Ended     time.Time `json:"ended,omitzero"`
+	// Reason says why a queued job is not running yet, when the
+	// global manager knows (its site's local manager is unreachable).
+	Reason string `json:"reason,omitempty"`
 }
 
 // SpecError is a rejected job description, naming the field.

@@ -1,11 +1,8 @@
 package cli
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -125,75 +122,6 @@ func (s *session) bootstrap(st *provision.State) error {
 		s.eng.ExpiresAt = clusterCreated(st).Add(ttl)
 	}
 	return nil
-}
-
-// managerClient talks to the cluster manager with the cluster token.
-type managerClient struct {
-	url   string
-	token string
-	http  *http.Client
-}
-
-// managerFor returns a client for the cluster's manager, or nil when the
-// cluster runs no agents (sim) or has no manager node yet.
-func (s *session) managerFor(st *provision.State) *managerClient {
-	if s.boot == nil {
-		if st.Data["cluster"] == nil {
-			return nil
-		}
-		secret, ca, err := clusterSecret(st.Clone())
-		if err != nil {
-			return nil
-		}
-		b, _ := agent.NewBootstrap(s.cfg, secret, ca)
-		s.boot = b
-	}
-	mn := provision.ManagerNode(s.cfg.Cluster)
-	if mn == nil {
-		return nil
-	}
-	r := st.Resource(provision.NodeAddress(mn))
-	if r == nil {
-		return nil
-	}
-	if p, ok := s.eng.Provider(r.Provider); !ok {
-		return nil
-	} else if h, ok := p.(provision.AgentHost); !ok || !h.RunsAgents() {
-		return nil
-	}
-	url := s.boot.ManagerURL(r)
-	if url == "" {
-		return nil
-	}
-	hc := &http.Client{Timeout: 10 * time.Second}
-	if tc, err := manager.ClientTLS(s.boot.CA.CertPEM); err == nil {
-		hc.Transport = &http.Transport{TLSClientConfig: tc}
-	}
-	return &managerClient{url: url, token: s.boot.Secret.AdminToken(), http: hc}
-}
-
-func (m *managerClient) nodes(ctx context.Context) ([]manager.Node, error) {
-	req, err := http.NewRequestWithContext(ctx, "GET", m.url+"/v1/nodes", nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+m.token)
-	resp, err := m.http.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("cluster manager at %s: %w", m.url, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if resp.StatusCode != 200 {
-		return nil, fmt.Errorf("cluster manager at %s: %s: %s", m.url, resp.Status, b)
-	}
-	var out struct {
-		Nodes []manager.Node `json:"nodes"`
-	}
-	if err := json.Unmarshal(b, &out); err != nil {
-		return nil, fmt.Errorf("cluster manager at %s: bad answer: %w", m.url, err)
-	}
-	return out.Nodes, nil
 }
 
 // waitJoined waits until every agent-running node in st has joined and

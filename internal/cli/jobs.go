@@ -1,11 +1,9 @@
 package cli
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -14,6 +12,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 
 	"github.com/hvctl/hvctl/scheduler"
+	"github.com/hvctl/hvctl/scheduler/manager"
 	"github.com/hvctl/hvctl/templates"
 )
 
@@ -22,39 +21,6 @@ func init() {
 	register(&command{name: "jobs", usage: "[PATH] [-status S] [-json]", help: "List jobs", run: runJobs})
 	register(&command{name: "cancel", usage: "[PATH] JOB...", help: "Cancel jobs", run: runCancel})
 	register(&command{name: "logs", usage: "[PATH] JOB", help: "Print a job's output", run: runLogs})
-}
-
-func (m *managerClient) send(a *App, method, path string, body io.Reader, out any) (int, error) {
-	req, err := http.NewRequestWithContext(a.Ctx, method, m.url+path, body)
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("Authorization", "Bearer "+m.token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := m.http.Do(req)
-	if err != nil {
-		return 0, fmt.Errorf("cluster manager at %s: %w", m.url, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if resp.StatusCode != 200 {
-		var e struct{ Error, Field string }
-		if json.Unmarshal(b, &e) == nil && e.Error != "" {
-			if e.Field != "" {
-				return resp.StatusCode, fmt.Errorf("%s: %s", e.Field, e.Error)
-			}
-			return resp.StatusCode, fmt.Errorf("%s", e.Error)
-		}
-		return resp.StatusCode, fmt.Errorf("cluster manager: %s: %s", resp.Status, bytes.TrimSpace(b))
-	}
-	if p, ok := out.(*[]byte); ok {
-		*p = b
-		return 200, nil
-	}
-	if out != nil {
-		return 200, json.Unmarshal(b, out)
-	}
-	return 200, nil
 }
 
 // runtimeSession opens the cluster for a runtime verb and returns its
@@ -154,28 +120,96 @@ func runSubmit(a *App, args []string) int {
 		return exitError
 	}
 	defer s.close()
-	var all []*scheduler.Job
+	var sums []*manager.SubmitSummary
 	for _, sp := range specs {
-		b, _ := json.Marshal(sp)
-		var out struct{ Jobs []*scheduler.Job }
-		if _, err := mc.send(a, "POST", "/v1/jobs", bytes.NewReader(b), &out); err != nil {
-			return a.fail("Job rejected", err.Error())
+		// One key per spec: a retry after a timeout or a lost connection
+		// returns the jobs of the first attempt, never new ones.
+		sum, err := mc.Submit(a.Ctx, sp, manager.NewIdempotencyKey())
+		if err != nil {
+			return a.failManager("Job rejected", err)
 		}
-		all = append(all, out.Jobs...)
+		sums = append(sums, sum)
 	}
 	if *jsonOut {
-		return a.writeJSON(all)
+		return a.writeSubmitted(mc, sums)
 	}
-	if len(all) == 1 {
-		fmt.Fprintf(a.Stdout, "Submitted job %s to site %s.\n", all[0].ID, all[0].Site)
-	} else {
-		sites := map[string]int{}
-		for _, j := range all {
-			sites[j.Site]++
+	total, sites := 0, map[string]int{}
+	for _, sum := range sums {
+		total += sum.Count
+		for site, n := range sum.BySite {
+			sites[site] += n
 		}
-		fmt.Fprintf(a.Stdout, "Submitted %d jobs (%s ... %s), by site: %v.\n", len(all), all[0].ID, all[len(all)-1].ID, sites)
+	}
+	switch {
+	case total == 1:
+		site := ""
+		for s := range sites {
+			site = s
+		}
+		fmt.Fprintf(a.Stdout, "Submitted job %s to site %s.\n", sums[0].First, site)
+	default:
+		fmt.Fprintf(a.Stdout, "Submitted %d jobs (%s ... %s), by site: %v.\n", total, sums[0].First, sums[len(sums)-1].Last, sites)
 	}
 	return exitOK
+}
+
+// writeSubmitted prints the submitted jobs as one JSON array, reading
+// them back page by page (an array of 100,000 is never one answer).
+func (a *App) writeSubmitted(mc *managerClient, sums []*manager.SubmitSummary) int {
+	w := newJSONArray(a.Stdout)
+	for _, sum := range sums {
+		q := manager.JobsQuery{Array: sum.ArrayID}
+		if q.Array == "" {
+			q.Array = sum.First
+		}
+		if err := mc.EachJob(a.Ctx, q, w.add); err != nil {
+			return a.failManager("Read the submitted jobs", err)
+		}
+	}
+	if err := w.close(); err != nil {
+		return a.failErr(err)
+	}
+	return exitOK
+}
+
+// jsonArray writes a JSON array element by element, indented as
+// writeJSON does.
+type jsonArray struct {
+	w   io.Writer
+	n   int
+	err error
+}
+
+func newJSONArray(w io.Writer) *jsonArray { return &jsonArray{w: w} }
+
+func (j *jsonArray) add(v *scheduler.Job) error {
+	if j.err != nil {
+		return j.err
+	}
+	b, err := json.MarshalIndent(v, "  ", "  ")
+	if err != nil {
+		j.err = err
+		return err
+	}
+	sep := ",\n  "
+	if j.n == 0 {
+		sep = "[\n  "
+	}
+	j.n++
+	_, j.err = fmt.Fprintf(j.w, "%s%s", sep, b)
+	return j.err
+}
+
+func (j *jsonArray) close() error {
+	if j.err != nil {
+		return j.err
+	}
+	if j.n == 0 {
+		_, err := io.WriteString(j.w, "[]\n")
+		return err
+	}
+	_, err := io.WriteString(j.w, "\n]\n")
+	return err
 }
 
 type multiString []string
@@ -199,23 +233,20 @@ func runJobs(a *App, args []string) int {
 		return exitError
 	}
 	defer s.close()
-	var out struct{ Jobs []*scheduler.Job }
-	path := "/v1/jobs"
-	if *state != "" {
-		path += "?state=" + *state
-	}
-	if _, err := mc.send(a, "GET", path, nil, &out); err != nil {
-		return a.failErr(err)
-	}
+	q := manager.JobsQuery{State: scheduler.State(*state)}
 	if *jsonOut {
-		if out.Jobs == nil {
-			out.Jobs = []*scheduler.Job{}
+		w := newJSONArray(a.Stdout)
+		if err := mc.EachJob(a.Ctx, q, w.add); err != nil {
+			return a.failManager("Cannot list jobs", err)
 		}
-		return a.writeJSON(out.Jobs)
+		if err := w.close(); err != nil {
+			return a.failErr(err)
+		}
+		return exitOK
 	}
 	tw := tabwriter.NewWriter(a.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tSTATE\tSITE\tNODE\tEXIT\tTRIES\tSUBMITTED\tCOMMAND")
-	for _, j := range out.Jobs {
+	fmt.Fprintln(tw, "ID\tSTATE\tSITE\tNODE\tEXIT\tTRIES\tSUBMITTED\tCOMMAND\tREASON")
+	err := mc.EachJob(a.Ctx, q, func(j *scheduler.Job) error {
 		exit := "-"
 		if j.ExitCode != nil {
 			exit = fmt.Sprint(*j.ExitCode)
@@ -224,10 +255,14 @@ func runJobs(a *App, args []string) int {
 		if len(cmd) > 40 {
 			cmd = cmd[:37] + "..."
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", j.ID, j.State, dash(j.Site), dash(j.Node), exit, j.Attempt,
-			j.Submitted.Local().Format(time.TimeOnly), cmd)
-	}
+		_, err := fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", j.ID, j.State, dash(j.Site), dash(j.Node), exit, j.Attempt,
+			j.Submitted.Local().Format(time.TimeOnly), cmd, dash(j.Reason))
+		return err
+	})
 	tw.Flush()
+	if err != nil {
+		return a.failManager("Cannot list jobs", err)
+	}
 	return exitOK
 }
 
@@ -258,9 +293,9 @@ func runCancel(a *App, args []string) int {
 	defer s.close()
 	failed := false
 	for _, id := range ids {
-		var j scheduler.Job
-		if _, err := mc.send(a, "POST", "/v1/jobs/"+id+"/cancel", nil, &j); err != nil {
-			a.printError("Cannot cancel "+id, err.Error())
+		j, err := mc.Cancel(a.Ctx, id)
+		if err != nil {
+			a.printError("Cannot cancel "+id, managerDetail(err))
 			failed = true
 			continue
 		}
@@ -297,9 +332,9 @@ func runLogs(a *App, args []string) int {
 		return exitError
 	}
 	defer s.close()
-	var b []byte
-	if _, err := mc.send(a, "GET", "/v1/jobs/"+id+"/logs", nil, &b); err != nil {
-		return a.failErr(err)
+	b, err := mc.Logs(a.Ctx, id)
+	if err != nil {
+		return a.failManager("Cannot read the logs of "+id, err)
 	}
 	a.Stdout.Write(b)
 	return exitOK

@@ -1,10 +1,8 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -37,7 +35,7 @@ func (a *App) loadOverlay(s *session) (*overlayView, error) {
 		var out struct {
 			PeerSets []*overlay.PeerSet `json:"peer_sets"`
 		}
-		if err := mc.get(a, "/v1/overlay", &out); err != nil {
+		if err := mc.Overlay(a.Ctx, &out); err != nil {
 			return nil, err
 		}
 		return &overlayView{Source: "manager", PeerSets: out.PeerSets}, nil
@@ -77,24 +75,6 @@ func (a *App) loadOverlay(s *session) (*overlayView, error) {
 }
 
 func str(a provision.Attrs, k string) string { s, _ := a[k].(string); return s }
-
-func (m *managerClient) get(a *App, path string, out any) error {
-	req, err := http.NewRequestWithContext(a.Ctx, "GET", m.url+path, nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+m.token)
-	resp, err := m.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("cluster manager at %s: %w", m.url, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if resp.StatusCode != 200 {
-		return fmt.Errorf("cluster manager at %s: %s: %s", m.url, resp.Status, b)
-	}
-	return json.Unmarshal(b, out)
-}
 
 // jsonPeerSet is a peer set with keys in their usual base64 form.
 type jsonPeerSet struct {

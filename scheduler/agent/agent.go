@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -30,9 +29,12 @@ import (
 
 // Agent is one node's daemon.
 type Agent struct {
-	cfg  *Config
-	log  *log.Logger
-	http *http.Client
+	cfg *Config
+	log *log.Logger
+	// mc calls the cluster manager (every replica it knows); lc calls
+	// the site's local manager (set with the runtime).
+	mc *manager.Client
+	lc *manager.Client
 
 	key  wgtypes.Key
 	cred string
@@ -65,15 +67,16 @@ type Agent struct {
 
 // New prepares an agent; logs go to w.
 func New(cfg *Config, w io.Writer) *Agent {
-	a := &Agent{cfg: cfg, log: log.New(w, "", log.LstdFlags|log.LUTC),
-		http: &http.Client{Timeout: 40 * time.Second}}
+	a := &Agent{cfg: cfg, log: log.New(w, "", log.LstdFlags|log.LUTC)}
+	mcfg := manager.ClientConfig{Endpoints: managerEndpoints(cfg), OnEndpoints: a.saveManagers}
 	if ca := cfg.attr("cluster_ca"); ca != "" {
 		if tc, err := manager.ClientTLS([]byte(ca)); err == nil {
-			a.http.Transport = &http.Transport{TLSClientConfig: tc}
+			mcfg.TLS = tc
 		} else {
 			a.log.Printf("cluster CA: %v", err)
 		}
 	}
+	a.mc = manager.NewClient(mcfg)
 	return a
 }
 
@@ -297,10 +300,9 @@ func (a *Agent) joinLoop(ctx context.Context) (*manager.JoinResponse, error) {
 type fatalError struct{ error }
 
 func (a *Agent) join(ctx context.Context) (*manager.JoinResponse, error) {
-	var resp manager.JoinResponse
-	code, err := a.call(ctx, "POST", "/v1/join", a.cred, a.joinRequest(), &resp)
+	resp, err := a.mc.WithToken(a.cred).Join(ctx, a.joinRequest())
 	if err != nil {
-		if code == http.StatusUnauthorized && a.cred != "" {
+		if code := manager.StatusOf(err); code == http.StatusUnauthorized && a.cred != "" {
 			// The credential was not accepted (new cluster?): fall back to the token.
 			a.cred = ""
 		} else if code == http.StatusUnauthorized || code == http.StatusForbidden || code == http.StatusBadRequest {
@@ -313,48 +315,7 @@ func (a *Agent) join(ctx context.Context) (*manager.JoinResponse, error) {
 		return nil, err
 	}
 	a.log.Printf("joined as %s (overlay address %s)", resp.ID, resp.PeerSet.Address)
-	return &resp, nil
-}
-
-func (a *Agent) call(ctx context.Context, method, path, bearer string, in, out any) (int, error) {
-	return a.callURL(ctx, strings.TrimSuffix(a.cfg.attr("manager_url"), "/"), method, path, bearer, in, out)
-}
-
-func (a *Agent) callURL(ctx context.Context, base, method, path, bearer string, in, out any) (int, error) {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return 0, err
-		}
-		body = bytes.NewReader(b)
-	}
-	url := base + path
-	req, err := http.NewRequestWithContext(ctx, method, url, body)
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+bearer)
-	}
-	resp, err := a.http.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
-	if resp.StatusCode != http.StatusOK {
-		var e struct{ Error, Field string }
-		json.Unmarshal(b, &e)
-		return resp.StatusCode, fmt.Errorf("%s %s: %s: %s %s", method, path, resp.Status, e.Field, e.Error)
-	}
-	if out != nil {
-		if err := json.Unmarshal(b, out); err != nil {
-			return resp.StatusCode, fmt.Errorf("%s %s: bad response: %w", method, path, err)
-		}
-	}
-	return resp.StatusCode, nil
+	return resp, nil
 }
 
 func (a *Agent) apply(v uint64, ps *overlay.PeerSet) error {
@@ -397,17 +358,12 @@ func (a *Agent) pollLoop(ctx context.Context) {
 		a.mu.Lock()
 		since := a.version
 		a.mu.Unlock()
-		var resp struct {
-			Version uint64           `json:"version"`
-			PeerSet *overlay.PeerSet `json:"peer_set"`
-			Runtime manager.Runtime  `json:"runtime"`
-		}
-		code, err := a.call(ctx, "GET", fmt.Sprintf("/v1/peers?version=%d&wait=25s", since), a.cred, nil, &resp)
+		resp, err := a.mc.WithToken(a.cred).Peers(ctx, since, 25*time.Second)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
-			if code == http.StatusUnauthorized {
+			if manager.StatusOf(err) == http.StatusUnauthorized {
 				// The manager forgot us (restarted with a new registry): rejoin.
 				if jr, jerr := a.join(ctx); jerr == nil {
 					a.apply(jr.Version, jr.PeerSet)
@@ -473,7 +429,7 @@ func (a *Agent) beat(ctx context.Context) {
 			}
 		}
 	}
-	if _, err := a.call(ctx, "POST", "/v1/heartbeat", a.cred, &hb, nil); err != nil && ctx.Err() == nil {
+	if err := a.mc.WithToken(a.cred).Heartbeat(ctx, &hb); err != nil && ctx.Err() == nil {
 		a.log.Printf("heartbeat: %v", err)
 	}
 }

@@ -7,12 +7,10 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -26,6 +24,9 @@ const pollWait = 4 * time.Second
 
 func (a *Agent) setRuntime(rt manager.Runtime) {
 	a.mu.Lock()
+	if rt.LocalManager != "" && (a.lc == nil || rt.LocalManager != a.rt.LocalManager || rt.SiteCredential != a.rt.SiteCredential) {
+		a.lc = manager.NewClient(manager.ClientConfig{Endpoints: []string{rt.LocalManager}, Token: rt.SiteCredential})
+	}
 	a.rt = rt
 	start := rt.RunLocal != "" && !a.localStarted
 	if start {
@@ -48,6 +49,14 @@ func (a *Agent) runtime() manager.Runtime {
 	return a.rt
 }
 
+// localClient is the client of the site's local manager (nil until the
+// runtime names one).
+func (a *Agent) localClient() *manager.Client {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.lc
+}
+
 // startLocal runs this site's local manager on the node's overlay
 // address (only nodes of the overlay reach it).
 func (a *Agent) startLocal(rt manager.Runtime) error {
@@ -61,8 +70,7 @@ func (a *Agent) startLocal(rt manager.Runtime) error {
 	l := scheduler.NewLocal(a.cfg.Site, rt.SiteCache)
 	l.GlobalSite, l.NodeCache = rt.GlobalSite, rt.NodeCache
 	srv := &manager.LocalServer{Local: l, SiteSecret: secret, CacheDir: filepath.Join(a.cfg.Dir, "site-cache"),
-		GlobalURL: strings.TrimSuffix(a.cfg.attr("manager_url"), "/"), Credential: a.cred,
-		HTTP: &http.Client{Timeout: 10 * time.Minute, Transport: a.http.Transport}}
+		Global: a.mc.WithToken(a.cred)}
 	ln, err := net.Listen("tcp", net.JoinHostPort(addr.String(), strconv.Itoa(manager.LocalManagerPort)))
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -84,14 +92,14 @@ func (a *Agent) runLoop(ctx context.Context) {
 	defer wg.Wait()
 	go a.fenceLoop(ctx)
 	for ctx.Err() == nil {
-		rt := a.runtime()
-		if rt.LocalManager == "" || rt.SiteCredential == "" {
+		rt, lc := a.runtime(), a.localClient()
+		if rt.LocalManager == "" || rt.SiteCredential == "" || lc == nil {
 			sleep(ctx, time.Second)
 			continue
 		}
 		node := scheduler.Node{CPUs: a.cfg.CPUs, MemoryMiB: a.cfg.MemoryMiB, GPUs: a.cfg.GPUs, Labels: a.cfg.Labels}
-		var works []scheduler.Work
-		if _, err := a.callURL(ctx, rt.LocalManager, "POST", "/v1/work?wait="+pollWait.String(), rt.SiteCredential, node, &works); err != nil {
+		works, err := lc.Work(ctx, node, pollWait)
+		if err != nil {
 			if ctx.Err() == nil {
 				a.log.Printf("work poll: %v", err)
 				sleep(ctx, time.Second)
@@ -110,7 +118,7 @@ func (a *Agent) runLoop(ctx context.Context) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				a.runJob(ctx, rt, w)
+				a.runJob(ctx, lc, w)
 			}()
 		}
 	}
@@ -241,7 +249,7 @@ func sleep(ctx context.Context, d time.Duration) {
 
 // runJob fetches a job's inputs into the node cache, runs its command
 // and reports the result with its output.
-func (a *Agent) runJob(ctx context.Context, rt manager.Runtime, w scheduler.Work) {
+func (a *Agent) runJob(ctx context.Context, lc *manager.Client, w scheduler.Work) {
 	j := w.Job
 	defer a.forget(j.ID, w.Attempt)
 	rep := scheduler.Report{JobID: j.ID, Attempt: w.Attempt, State: scheduler.Done}
@@ -255,7 +263,7 @@ func (a *Agent) runJob(ctx context.Context, rt manager.Runtime, w scheduler.Work
 		unlock := a.lockDataset(f.Dataset)
 		_, statErr := os.Stat(path)
 		if statErr != nil || f.From != scheduler.TierNode {
-			fetchErr = a.download(ctx, rt.LocalManager+"/v1/datasets/"+f.Dataset, rt.SiteCredential, path)
+			fetchErr = lc.Download(ctx, f.Dataset, path)
 		}
 		unlock()
 		if fetchErr != nil {
@@ -311,41 +319,13 @@ func (a *Agent) runJob(ctx context.Context, rt manager.Runtime, w scheduler.Work
 	}
 	rep.Output = out.String()
 	for attempt := 0; attempt < 10; attempt++ {
-		if _, err := a.callURL(ctx, rt.LocalManager, "POST", "/v1/report", rt.SiteCredential, rep, nil); err == nil {
+		if err := lc.Report(ctx, rep); err == nil {
 			return
 		} else {
 			a.log.Printf("report job %s: %v", j.ID, err)
 		}
 		sleep(ctx, time.Second)
 	}
-}
-
-func (a *Agent) download(ctx context.Context, url, cred, path string) error {
-	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+cred)
-	resp, err := a.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(b))
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	_, err = io.Copy(f, resp.Body)
-	f.Close()
-	if err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }
 
 // lockDataset serialises fetches of one dataset on this node.
@@ -393,26 +373,8 @@ func (a *Agent) uploadResults(ctx context.Context, job, grant, dir string) error
 		if !e.Type().IsRegular() {
 			continue
 		}
-		f, err := os.Open(filepath.Join(dir, e.Name()))
-		if err != nil {
-			return err
-		}
-		url := strings.TrimSuffix(a.cfg.attr("manager_url"), "/") + "/v1/jobs/" + job + "/results/" + e.Name()
-		req, err := http.NewRequestWithContext(ctx, "PUT", url, f)
-		if err != nil {
-			f.Close()
-			return err
-		}
-		req.Header.Set("Authorization", "Bearer "+a.cred)
-		req.Header.Set(manager.ResultGrantHeader, grant)
-		resp, err := a.http.Do(req)
-		f.Close()
-		if err != nil {
+		if err := a.mc.WithToken(a.cred).PutResult(ctx, job, e.Name(), filepath.Join(dir, e.Name()), grant); err != nil {
 			return fmt.Errorf("upload result %s: %w", e.Name(), err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("upload result %s: %s", e.Name(), resp.Status)
 		}
 	}
 	return nil

@@ -34,9 +34,13 @@ func (m *Manager) jobRoutes(mux *http.ServeMux) {
 			writeSpecErr(w, err)
 			return
 		}
-		jobs, err := m.global.Submit(spec)
+		jobs, replayed, err := m.global.SubmitKey(spec, r.Header.Get(HeaderIdempotencyKey))
 		if err != nil {
 			writeSpecErr(w, err)
+			return
+		}
+		if r.URL.Query().Get("summary") != "" {
+			writeJSON(w, http.StatusOK, summarize(jobs, replayed))
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"jobs": jobs})
@@ -49,11 +53,18 @@ func (m *Manager) jobRoutes(mux *http.ServeMux) {
 			writeErr(w, &BadRequest{Field: "state", Msg: "one of queued, assigned, running, done, failed, cancelled"})
 			return
 		}
-		jobs := m.global.List(st)
-		if jobs == nil {
-			jobs = []*scheduler.Job{}
+		q, err := pageQuery(r)
+		if err != nil {
+			writeErr(w, err)
+			return
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"jobs": jobs})
+		q.State = st
+		jobs, next, err := m.global.Page(q)
+		if err != nil {
+			writeSpecErr(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, JobPage{Jobs: jobs, Next: next})
 	}))
 	mux.HandleFunc("GET /v1/jobs/{id}", m.admin(func(w http.ResponseWriter, r *http.Request) {
 		j, ok := m.global.Get(r.PathValue("id"))

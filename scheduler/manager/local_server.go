@@ -1,11 +1,8 @@
 package manager
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -30,17 +27,13 @@ type LocalServer struct {
 	SiteSecret Secret
 	// CacheDir holds the site cache's files.
 	CacheDir string
-	// GlobalURL and Credential fetch datasets from the global tier.
-	GlobalURL  string
-	Credential string
-	HTTP       *http.Client
+	// Global fetches datasets from the global tier (with the node's
+	// credential).
+	Global *Client
 }
 
 // Handler is the local manager's API.
 func (s *LocalServer) Handler() http.Handler {
-	if s.HTTP == nil {
-		s.HTTP = &http.Client{Timeout: 10 * time.Minute}
-	}
 	os.MkdirAll(s.CacheDir, 0o700)
 	s.Local.DatasetSize = s.datasetSize
 	mux := http.NewServeMux()
@@ -163,14 +156,7 @@ func (s *LocalServer) datasetSize(name string) int64 {
 	if fi, err := os.Stat(filepath.Join(s.CacheDir, name)); err == nil {
 		return fi.Size()
 	}
-	req, _ := http.NewRequest("HEAD", s.GlobalURL+"/v1/datasets/"+name, nil)
-	req.Header.Set("Authorization", "Bearer "+s.Credential)
-	resp, err := s.HTTP.Do(req)
-	if err != nil {
-		return 0
-	}
-	resp.Body.Close()
-	return resp.ContentLength
+	return s.Global.DatasetSize(context.Background(), name)
 }
 
 // serveDataset serves a dataset from the site cache, filling it from the
@@ -191,111 +177,8 @@ func (s *LocalServer) serveDataset(w http.ResponseWriter, r *http.Request, name 
 }
 
 func (s *LocalServer) fill(name, path string) error {
-	req, err := http.NewRequest("GET", s.GlobalURL+"/v1/datasets/"+name, nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+s.Credential)
-	resp, err := s.HTTP.Do(req)
-	if err != nil {
-		return fmt.Errorf("fetch dataset %s from the global tier: %w", name, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		return fmt.Errorf("fetch dataset %s from the global tier: %s", name, resp.Status)
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return err
-	}
-	f.Close()
-	return os.Rename(f.Name(), path)
-}
-
-// SiteLink reaches a local manager over HTTP (scheduler.SiteLink).
-type SiteLink struct {
-	URL   string
-	Token string
-	HTTP  *http.Client
-}
-
-func (l *SiteLink) do(method, path string, in, out any) error {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, l.URL+path, body)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+l.Token)
-	resp, err := l.HTTP.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if resp.StatusCode != 200 {
-		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, bytes.TrimSpace(b))
-	}
-	if out == nil {
-		return nil
-	}
-	if p, ok := out.(*[]byte); ok {
-		*p = b
-		return nil
-	}
-	return json.Unmarshal(b, out)
-}
-
-// Enqueue hands jobs to the site, in batches that fit the site's
-// MaxSiteBatchBytes (any job that passed submit fits in one).
-func (l *SiteLink) Enqueue(jobs []*scheduler.Job) error {
-	for len(jobs) > 0 {
-		n, size := 0, 2
-		for n < len(jobs) {
-			b, err := json.Marshal(jobs[n])
-			if err != nil {
-				return err
-			}
-			if n > 0 && size+len(b)+1 > MaxSiteBatchBytes/2 {
-				break
-			}
-			size += len(b) + 1
-			n++
-		}
-		if err := l.do("POST", "/v1/site/jobs", jobs[:n], nil); err != nil {
-			return err
-		}
-		jobs = jobs[n:]
+	if err := s.Global.Download(context.Background(), name, path); err != nil {
+		return fmt.Errorf("fill the site cache from the global tier: %w", err)
 	}
 	return nil
-}
-
-// Cancel cancels a job at the site.
-func (l *SiteLink) Cancel(id string) error {
-	return l.do("POST", "/v1/site/jobs/"+id+"/cancel", nil, nil)
-}
-
-// State reads the site's state.
-func (l *SiteLink) State(since uint64) (scheduler.SiteState, error) {
-	var s scheduler.SiteState
-	err := l.do("GET", "/v1/site/state?since="+strconv.FormatUint(since, 10), nil, &s)
-	return s, err
-}
-
-// Output reads a job's output.
-func (l *SiteLink) Output(id string) ([]byte, error) {
-	var b []byte
-	err := l.do("GET", "/v1/site/jobs/"+id+"/output", nil, &b)
-	return b, err
 }

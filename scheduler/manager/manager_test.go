@@ -50,6 +50,10 @@ func (c *clock) now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return 
 func (c *clock) add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
 func newManager(t *testing.T) (*Manager, *clock, Secret) {
+	return newManagerTB(t)
+}
+
+func newManagerTB(t testing.TB) (*Manager, *clock, Secret) {
 	t.Helper()
 	cfg, d := templates.LoadSource(map[string][]byte{"m.hcl": []byte(tmpl)}, ".", templates.LoadOptions{})
 	if d.HasErrors() {

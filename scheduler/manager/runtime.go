@@ -2,7 +2,6 @@ package manager
 
 import (
 	"context"
-	"net/http"
 	"net/netip"
 	"slices"
 	"strings"
@@ -100,7 +99,7 @@ func (m *Manager) linkSiteLocked(site string) {
 	if url == "" {
 		return
 	}
-	m.global.SetLink(site, &SiteLink{URL: url, Token: m.cfg.Secret.Site(site).AdminToken(), HTTP: &http.Client{Timeout: 30 * time.Second}})
+	m.global.SetLink(site, &SiteLink{C: NewClient(ClientConfig{Endpoints: []string{url}, Token: m.cfg.Secret.Site(site).AdminToken()})})
 }
 
 func (m *Manager) runtimeLocked(id string) Runtime {

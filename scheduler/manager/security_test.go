@@ -78,7 +78,7 @@ func newSecCluster(t *testing.T) *secCluster {
 	c.lh = ls.Handler()
 	srv := httptest.NewServer(c.lh)
 	t.Cleanup(srv.Close)
-	m.global.SetLink("onprem", &SiteLink{URL: srv.URL, Token: s.Site("onprem").AdminToken(), HTTP: srv.Client()})
+	m.global.SetLink("onprem", &SiteLink{C: NewClient(ClientConfig{Endpoints: []string{srv.URL}, Token: s.Site("onprem").AdminToken()})})
 	// wn[0] polls (registers its capacity), the global manager learns it,
 	// a job is submitted and routed there, and wn[0] is given it.
 	c.poll(t, "onprem.wn[0]")
