@@ -285,7 +285,7 @@ type Call struct {
 	Out any
 	// Timeout bounds each attempt (default DefaultCallTimeout); Total
 	// bounds the call with its retries on other endpoints (default
-	// twice Timeout, at least 20 s).
+	// Timeout + 5 s, at least 20 s: a new leader serves within 10 s).
 	Timeout, Total time.Duration
 	// MaxResponse bounds the answer (default DefaultMaxResponse).
 	MaxResponse int64
@@ -353,7 +353,7 @@ func (cl *Client) open(ctx context.Context, c *Call) (*http.Response, context.Ca
 	}
 	total := c.Total
 	if total <= 0 {
-		total = max(2*timeout, 20*time.Second)
+		total = max(timeout+5*time.Second, 20*time.Second)
 	}
 	ctx, cancelAll := context.WithTimeout(ctx, total)
 	var body []byte
