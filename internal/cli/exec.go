@@ -20,20 +20,22 @@ type executor interface {
 }
 
 // findNode resolves NODE given as a member ID (onprem.wn[0]), an address
-// (site.onprem.pool.wn.node[0]) or a node name (wn-0, frontend).
+// (site.onprem.pool.wn.node[0]) or a node name (wn-0, frontend). When
+// nothing matches it returns the member IDs and addresses to suggest from.
 func findNode(st *provision.State, node string) (*provision.ResourceState, []string) {
-	var names []string
+	var names, addrs []string
 	for _, r := range st.Resources {
 		if r.Kind != provision.KindInstance {
 			continue
 		}
 		id := manager.MemberID(r.Address)
 		names = append(names, id)
+		addrs = append(addrs, r.Address)
 		if node == id || node == r.Address || node == str(r.Attrs, "name") || node == str(r.Attrs, "site")+"."+str(r.Attrs, "name") {
 			return r, nil
 		}
 	}
-	return nil, names
+	return nil, append(names, addrs...)
 }
 
 func runExec(a *App, args []string) int {

@@ -148,7 +148,7 @@ func (a *App) statusOnce(s *session, jsonOut bool) int {
 	tw := tabwriter.NewWriter(a.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SITE\tPOOL\tNODE\tSTATE\tOVERLAY IP\tPRIVATE IP\tPUBLIC\tID")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Site, dash(r.Pool), r.Name, r.State, dash(r.OverlayIP), dash(r.PrivateIP), dash(r.PublicAddress), r.ID)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Site, dash(r.Pool), r.member(), r.State, dash(r.OverlayIP), dash(r.PrivateIP), dash(r.PublicAddress), r.ID)
 	}
 	tw.Flush()
 	var peers []string
@@ -212,7 +212,7 @@ func (a *App) summary(s *session, elapsed time.Duration, nodes []manager.Node) {
 	tw := tabwriter.NewWriter(a.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SITE\tNODE\tSTATE\tOVERLAY IP\tPRIVATE IP\tPUBLIC")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Site, r.Name, r.State, dash(r.OverlayIP), dash(r.PrivateIP), dash(r.PublicAddress))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Site, r.member(), r.State, dash(r.OverlayIP), dash(r.PrivateIP), dash(r.PublicAddress))
 	}
 	tw.Flush()
 	if ep := hubEndpoint(s, st); ep != "" {
@@ -407,8 +407,11 @@ func runState(a *App, args []string) int {
 			return a.failErr(err)
 		}
 		r := st.Resource(pos[0])
+		var addrs []string
 		if r == nil {
-			var addrs []string
+			r, addrs = findNode(st, pos[0]) // a node by its member name
+		}
+		if r == nil {
 			for _, x := range st.Resources {
 				addrs = append(addrs, x.Address)
 			}

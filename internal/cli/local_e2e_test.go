@@ -71,6 +71,7 @@ cluster "%s" {
 type statusDoc struct {
 	Nodes []struct {
 		Address   string
+		Site      string
 		State     string
 		OverlayIP string `json:"overlay_ip"`
 		ID        string

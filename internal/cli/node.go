@@ -44,9 +44,14 @@ func runNode(a *App, args []string) int {
 	defer s.close()
 	failed := false
 	for _, n := range nodes {
-		id := manager.MemberID(n)
+		id, hint := manager.MemberID(n), ""
+		if r, names := findNode(s.st, n); r != nil {
+			id = manager.MemberID(r.Address)
+		} else {
+			hint = suggest(n, names)
+		}
 		if _, err := mc.send(a, "DELETE", "/v1/nodes/"+url.PathEscape(id), nil, nil); err != nil {
-			a.printError("Cannot revoke "+id, err.Error())
+			a.printError("Cannot revoke "+id, err.Error()+hint)
 			failed = true
 			continue
 		}

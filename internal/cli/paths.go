@@ -84,7 +84,7 @@ func (a *App) printPaths(rows []NodeStatus) {
 	tw.Flush()
 }
 
-func (r NodeStatus) member() string { return manager.MemberID(r.Address) }
+func (r NodeStatus) member() string { return memberName(r.Address) }
 
 // notReadyError says which nodes are not joined with a working overlay
 // (missing) and names every dead path, one a line.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hvctl/hvctl/provision/local"
 	"github.com/hvctl/hvctl/scheduler"
+	"github.com/hvctl/hvctl/scheduler/manager"
 )
 
 // nestedNATTemplate is issue 13's first cluster: core with the public hub
@@ -139,7 +140,7 @@ func deadPairs(t *testing.T, dir string, want int, perPair time.Duration) []stri
 					}
 					if time.Now().After(deadline) {
 						mu.Lock()
-						dead = append(dead, fmt.Sprintf("%s -> %s (%s)", from.ID, to.ID, to.OverlayIP))
+						dead = append(dead, fmt.Sprintf("%s -> %s (%s)", manager.MemberID(from.Address), manager.MemberID(to.Address), to.OverlayIP))
 						mu.Unlock()
 						break
 					}
