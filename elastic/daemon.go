@@ -281,6 +281,9 @@ func (d *Daemon) step(ctx context.Context) ([]Action, error) {
 		d.busy = true
 		return nil, nil
 	}
+	if d.busy {
+		d.log().Info("elastic daemon resumes", "why", "the state lock is free")
+	}
 	d.busy = false
 	if err != nil {
 		return nil, fmt.Errorf("list machines: %w", err)

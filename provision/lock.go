@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/user"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -156,7 +157,45 @@ func (st *Store) LockInfoHint() *LockInfo {
 	if li == nil || li.PID <= 0 || unix.Kill(li.PID, 0) == unix.ESRCH {
 		return nil
 	}
+	// An info file outlives its lock when the holder was killed before
+	// removing it, and its PID may be reused by then (pid_max is 32768
+	// on small machines): ask the kernel whether the lock file is
+	// flocked at all, which does not touch the lock.
+	if held, ok := flocked(st.lockPath()); ok && !held {
+		return nil
+	}
 	return li
+}
+
+// flocked reports whether some process holds an flock on path, from
+// /proc/locks; ok is false when that cannot be told.
+func flocked(path string) (held, ok bool) {
+	var fi unix.Stat_t
+	if err := unix.Stat(path, &fi); err != nil {
+		return false, false
+	}
+	b, err := os.ReadFile("/proc/locks")
+	if err != nil {
+		return false, false
+	}
+	return procLocksHas(string(b), uint64(fi.Dev), fi.Ino), true
+}
+
+// procLocksHas reports whether the /proc/locks text lists an FLOCK on
+// the inode ino of device dev ("1: FLOCK ADVISORY WRITE 123 fe:00:4711 0 EOF").
+func procLocksHas(text string, dev, ino uint64) bool {
+	want := fmt.Sprintf("%02x:%02x:%d", unix.Major(dev), unix.Minor(dev), ino)
+	for _, line := range strings.Split(text, "\n") {
+		f := strings.Fields(line)
+		// "->" marks a waiter, not a holder.
+		if len(f) < 6 || f[1] != "FLOCK" {
+			continue
+		}
+		if f[5] == want {
+			return true
+		}
+	}
+	return false
 }
 
 // LockHolder returns the current lock holder's info, or nil when unlocked.

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestStoreWrite(t *testing.T) {
@@ -175,5 +177,61 @@ func TestRunDAG(t *testing.T) {
 		if id == "w1child" {
 			t.Errorf("w1child ran after its dependency failed")
 		}
+	}
+}
+
+// TestLockInfoHint: the hint names a live holder, and a stale info file
+// (its holder killed before removing it, its PID alive again, reused)
+// is not taken for a lock.
+func TestLockInfoHint(t *testing.T) {
+	dir := t.TempDir()
+	st := &Store{Path: filepath.Join(dir, "state.json")}
+	l, err := st.Lock(context.Background(), "up", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := st.LockInfoHint(); h == nil || h.Operation != "up" {
+		t.Fatalf("hint while locked = %+v, want the holder", h)
+	}
+	info, err := os.ReadFile(st.lockInfoPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Unlock()
+	// The info file of a holder that died, naming a live PID (ours).
+	if err := os.WriteFile(st.lockInfoPath(), info, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if h := st.LockInfoHint(); h != nil {
+		t.Errorf("hint with a stale info file and no lock = %+v, want nil", h)
+	}
+}
+
+func TestProcLocksHas(t *testing.T) {
+	const text = `1: FLOCK  ADVISORY  WRITE 15093 fe:00:9978723 0 EOF
+2: POSIX  ADVISORY  WRITE 10570 fe:00:42 0 EOF
+2: -> FLOCK  ADVISORY  WRITE 10571 fe:00:43 0 EOF
+3: FLOCK  ADVISORY  WRITE 16706 08:11:9982680 0 EOF
+`
+	dev := func(maj, min uint32) uint64 { return uint64(unix.Mkdev(maj, min)) }
+	cases := []struct {
+		name string
+		dev  uint64
+		ino  uint64
+		want bool
+	}{
+		{"held", dev(0xfe, 0), 9978723, true},
+		{"other device", dev(0xfe, 1), 9978723, false},
+		{"posix lock only", dev(0xfe, 0), 42, false},
+		{"a waiter is no holder", dev(0xfe, 0), 43, false},
+		{"two-digit minor", dev(8, 0x11), 9982680, true},
+		{"absent", dev(0xfe, 0), 1, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := procLocksHas(text, c.dev, c.ino); got != c.want {
+				t.Errorf("procLocksHas = %v, want %v", got, c.want)
+			}
+		})
 	}
 }

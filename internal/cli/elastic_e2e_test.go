@@ -317,6 +317,11 @@ func TestElasticBootFailures(t *testing.T) {
 	}
 	out := log.String()
 	t.Logf("daemon log:\n%s", out)
+	if strings.Contains(out, "elastic daemon waits") && !strings.Contains(out, "elastic daemon resumes") {
+		info, _ := os.ReadFile(filepath.Join(dir, ".hvctl", "state.json.lock.info"))
+		locks, _ := os.ReadFile("/proc/locks")
+		t.Errorf("the daemon never resumed after up let go of the state lock; lock info %q; /proc/locks:\n%s", info, locks)
+	}
 	for _, want := range []string{"replace flaky.burst[", "hold flaky.burst", "2 consecutive failures (max_failures 2)", "scale-up cloud.burst"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("daemon log lacks %q:\n%s", want, out)
