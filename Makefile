@@ -18,11 +18,13 @@ build:
 # that they leave no namespace, link or nft table on the machine, and
 # would see each other's.
 test: build
+	./scripts/deps.sh test || [ "$$(id -u)" != 0 ]
 	$(GO) vet $(PKGS)
 	$(GO) test -p 1 -count=1 -timeout 40m $(PKGS)
 
 # The main job: a multi-site cluster, plan -> up -> status -> down.
 demo: build
+	./scripts/deps.sh demo
 	./scripts/demo.sh
 
 # Benchmarks; figures go to docs/benchmarks.md.
