@@ -52,7 +52,8 @@ func (e *Engine) Apply(ctx context.Context, st *State, plan *Plan) *ApplyResult 
 		st.Cluster = plan.Cluster
 	}
 	res := &ApplyResult{Errors: map[string]error{}}
-	if e.refreshChanged(st) {
+	e.resetCommits()
+	if !e.Store.Exists() || e.refreshChanged(st) {
 		// Record what refresh found (resources gone, intents resolved,
 		// machines now ready) even when nothing else is to be done.
 		if err := e.commit(st, func() {}); err != nil {
@@ -114,7 +115,24 @@ func (e *Engine) Apply(ctx context.Context, st *State, plan *Plan) *ApplyResult 
 			res.Errors[strings.SplitN(id, ":", 2)[1]] = err
 		}
 	}
+	// Compact the journal into the state file. Not when a record could
+	// not be written: the state in memory then holds a change that is not
+	// on disk, and the next refresh must find out what is true.
+	e.stateMu.Lock()
+	if e.commits.queued > 0 && e.commitErr() == nil {
+		if err := e.Store.Write(st); err != nil {
+			res.Errors[""] = fmt.Errorf("compact state journal: %w", err)
+		}
+	}
+	e.stateMu.Unlock()
+	e.Store.Close()
 	return res
+}
+
+func (e *Engine) commitErr() error {
+	e.commits.mu.Lock()
+	defer e.commits.mu.Unlock()
+	return e.commits.err
 }
 
 // refreshChanged reports whether st differs from the stored state in
@@ -167,7 +185,7 @@ func (e *Engine) awaitReady(ctx context.Context, st *State, c *Change) (err erro
 	w, ok := p.(Waiter)
 	if !ok {
 		cur.Status = StatusReady
-		return e.commit(st, func() { st.put(&cur) })
+		return e.putResource(st, &cur)
 	}
 	done := e.progress(c.Address, ActionCreate)
 	defer func() { done(cur.ID, err) }()
@@ -200,16 +218,18 @@ func (e *Engine) awaitReady(ctx context.Context, st *State, c *Change) (err erro
 	}
 	if werr != nil {
 		cur.Status = StatusTainted
-		if cerr := e.commit(st, func() { st.put(&cur) }); cerr != nil {
+		if cerr := e.putResource(st, &cur); cerr != nil {
 			return cerr
 		}
 		return fmt.Errorf("create %s: %w", c.Address, werr)
 	}
 	cur.Status = StatusReady
-	return e.commit(st, func() { st.put(&cur) })
+	return e.putResource(st, &cur)
 }
 
-// commit applies f to the state and writes it, under the state mutex.
+// commit applies f to the state and writes it whole (a snapshot), under
+// the state mutex. Resource changes go through the journal instead
+// (putResource, removeResource).
 func (e *Engine) commit(st *State, f func()) error {
 	e.stateMu.Lock()
 	defer e.stateMu.Unlock()
@@ -286,7 +306,7 @@ func (e *Engine) applyCreate(ctx context.Context, st *State, c *Change, res *App
 		Address: c.Address, Type: c.Type, Kind: c.Kind, Provider: c.Provider,
 		Status: StatusPending, Token: token, Attrs: attrs, Deps: c.Deps,
 	}
-	if err := e.commit(st, func() { st.put(rs) }); err != nil {
+	if err := e.putResource(st, rs); err != nil {
 		return err
 	}
 	req := &CreateRequest{
@@ -311,7 +331,7 @@ func (e *Engine) applyCreate(ctx context.Context, st *State, c *Change, res *App
 			// Keep the intent: the next refresh resolves it.
 			return fmt.Errorf("create %s: %w", c.Address, err)
 		}
-		if cerr := e.commit(st, func() { st.remove(c.Address) }); cerr != nil {
+		if cerr := e.removeResource(st, c.Address); cerr != nil {
 			return cerr
 		}
 		return fmt.Errorf("create %s: %w", c.Address, err)
@@ -322,7 +342,7 @@ func (e *Engine) applyCreate(ctx context.Context, st *State, c *Change, res *App
 	created.Status = StatusCreated
 	created.Created = time.Now().UTC()
 	created.Attrs = mergeAttrs(attrs, resp.Attrs)
-	if err := e.commit(st, func() { st.put(&created) }); err != nil {
+	if err := e.putResource(st, &created); err != nil {
 		return err
 	}
 	if w, ok := p.(Waiter); ok {
@@ -333,19 +353,19 @@ func (e *Engine) applyCreate(ctx context.Context, st *State, c *Change, res *App
 			if rr != nil {
 				final.Attrs = mergeAttrs(created.Attrs, rr.Attrs)
 			}
-			if cerr := e.commit(st, func() { st.put(&final) }); cerr != nil {
+			if cerr := e.putResource(st, &final); cerr != nil {
 				return cerr
 			}
 			return fmt.Errorf("create %s: %w", c.Address, werr)
 		}
 		final.Status = StatusReady
 		final.Attrs = mergeAttrs(created.Attrs, rr.Attrs)
-		if err := e.commit(st, func() { st.put(&final) }); err != nil {
+		if err := e.putResource(st, &final); err != nil {
 			return err
 		}
 	} else {
 		created.Status = StatusReady
-		if err := e.commit(st, func() { st.put(&created) }); err != nil {
+		if err := e.putResource(st, &created); err != nil {
 			return err
 		}
 	}
@@ -375,14 +395,15 @@ func (e *Engine) applyUpdate(ctx context.Context, st *State, c *Change, res *App
 	if err != nil {
 		return fmt.Errorf("update %s: %w", c.Address, err)
 	}
-	if err := e.commit(st, func() {
+	if err := e.journal(st, func() *Record {
 		r := st.Resource(c.Address)
 		if r == nil {
-			return
+			return nil
 		}
 		n := *r
 		n.Attrs = mergeAttrs(mergeAttrs(r.Attrs, c.After), resp.Attrs)
 		st.put(&n)
+		return &Record{Op: OpPut, Resource: &n}
 	}); err != nil {
 		return err
 	}
@@ -432,7 +453,7 @@ func (e *Engine) applyDelete(ctx context.Context, st *State, c *Change, res *App
 			return fmt.Errorf("delete %s: %w", c.Address, err)
 		}
 	}
-	if err := e.commit(st, func() { st.remove(c.Address) }); err != nil {
+	if err := e.removeResource(st, c.Address); err != nil {
 		return err
 	}
 	e.stateMu.Lock()

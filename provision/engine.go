@@ -71,6 +71,7 @@ type Engine struct {
 	providers map[string]Provider
 	limiters  map[string]*rate.Limiter
 	stateMu   sync.Mutex
+	commits   committer
 }
 
 // NewEngine configures every provider of cfg (each checks its own

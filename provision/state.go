@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -163,17 +164,37 @@ func DecodeState(name string, b []byte) (*State, error) {
 	return &s, nil
 }
 
-// Store reads and writes one state file.
+// Store reads and writes one state: the state file (a snapshot) and its
+// journal (PATH.journal), the resource changes made since the snapshot
+// (see journal.go). Load returns snapshot + journal; Write writes a new
+// snapshot and empties the journal.
 type Store struct {
 	Path string
-	mu   sync.Mutex
+	// CompactBytes is the journal size at which the engine compacts the
+	// journal into a new snapshot during an operation; 0 means 16 MiB.
+	// Compaction also waits for the journal to reach twice the last
+	// snapshot's size, so that bytes written stay O(changes).
+	CompactBytes int64
+
+	mu       sync.Mutex
+	jf       *os.File // journal open for appends, or nil
+	jsize    int64    // its valid length
+	snapSize int64    // size of the last snapshot written
+	written  atomic.Int64
 }
 
 // Dir is the directory of the state file.
 func (st *Store) Dir() string { return filepath.Dir(st.Path) }
 
-// Load reads the state; a missing file gives a fresh empty state.
+// Load reads the state: the snapshot, then the journal's records after
+// it. A missing file gives a fresh empty state. The journal is read
+// first: a writer compacting meanwhile only makes the snapshot newer,
+// and a snapshot always holds every record journaled before it.
 func (st *Store) Load() (*State, error) {
+	recs, err := st.readJournal()
+	if err != nil {
+		return nil, err
+	}
 	b, err := os.ReadFile(st.Path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return NewState(), nil
@@ -181,7 +202,14 @@ func (st *Store) Load() (*State, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read state: %w", err)
 	}
-	return DecodeState(st.Path, b)
+	s, err := DecodeState(st.Path, b)
+	if err != nil {
+		return nil, err
+	}
+	if err := replay(st.journalPath(), s, recs); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // Exists reports whether the state file exists.
@@ -190,9 +218,10 @@ func (st *Store) Exists() bool {
 	return err == nil
 }
 
-// Write bumps the serial and writes the state atomically: the previous
-// file is kept as PATH.backup, the new one goes to a temp file that is
-// fsynced and renamed over PATH, and the directory is fsynced. Mode 0600.
+// Write bumps the serial and writes the state atomically as a new
+// snapshot: the previous file is kept as PATH.backup, the new one goes
+// to a temp file that is fsynced and renamed over PATH, the directory is
+// fsynced, and then the journal is emptied. Mode 0600.
 func (st *Store) Write(s *State) error {
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -202,6 +231,17 @@ func (st *Store) Write(s *State) error {
 		return fmt.Errorf("encode state: %w", err)
 	}
 	b = append(b, '\n')
+	if err := st.writeSnapshot(b); err != nil {
+		return err
+	}
+	if err := st.resetJournal(); err != nil {
+		return fmt.Errorf("write state: %w", err)
+	}
+	return nil
+}
+
+// writeSnapshot writes the state file's bytes; called with st.mu held.
+func (st *Store) writeSnapshot(b []byte) error {
 	if err := os.MkdirAll(st.Dir(), 0o700); err != nil {
 		return fmt.Errorf("write state: %w", err)
 	}
@@ -209,10 +249,13 @@ func (st *Store) Write(s *State) error {
 		if err := writeFileAtomic(st.Path+".backup", old); err != nil {
 			return fmt.Errorf("write state backup: %w", err)
 		}
+		st.written.Add(int64(len(old)))
 	}
 	if err := writeFileAtomic(st.Path, b); err != nil {
 		return fmt.Errorf("write state: %w", err)
 	}
+	st.written.Add(int64(len(b)))
+	st.snapSize = int64(len(b))
 	return nil
 }
 
