@@ -56,10 +56,16 @@ func appendFrame(b []byte, r *Record) ([]byte, error) {
 	if err != nil {
 		return b, fmt.Errorf("encode journal record: %w", err)
 	}
+	return AppendFrame(b, p), nil
+}
+
+// AppendFrame appends payload p to b as one journal frame (length,
+// CRC-32C, payload). Provider worlds use the same framing.
+func AppendFrame(b, p []byte) []byte {
 	var h [8]byte
 	putFrameHeader(h[:], p)
 	b = append(b, h[:]...)
-	return append(b, p...), nil
+	return append(b, p...)
 }
 
 // putFrameHeader writes the length and checksum of payload p into h[:8].
@@ -68,47 +74,65 @@ func putFrameHeader(h []byte, p []byte) {
 	binary.BigEndian.PutUint32(h[4:8], crc32.Checksum(p, crcTable))
 }
 
-// DecodeJournal parses a journal's bytes; name is used in errors. It
-// returns the records of every whole frame and the length of the bytes
-// they take: a torn last frame (a writer killed mid-append) ends the
-// journal without an error. A damaged frame with more data after it, or
-// a frame whose payload is not a valid record, is an error naming the
-// file and the byte offset.
-func DecodeJournal(name string, b []byte) (recs []*Record, valid int, err error) {
+// SplitFrames returns the payloads of every whole frame in b and the
+// length of the bytes they take. A torn last frame (a writer killed
+// mid-append) or a zero-filled tail ends them without an error; a
+// damaged frame with more data after it is an error naming the file
+// (name) and the byte offset. offsets[i] is where payload i's frame
+// starts.
+func SplitFrames(name string, b []byte) (payloads [][]byte, offsets []int, valid int, err error) {
 	off := 0
 	for off < len(b) {
 		rest := b[off:]
 		if len(rest) < 8 {
-			return recs, off, nil // torn header
+			return payloads, offsets, off, nil // torn header
 		}
 		n := int(binary.BigEndian.Uint32(rest[0:4]))
 		sum := binary.BigEndian.Uint32(rest[4:8])
 		if n == 0 && allZero(rest) {
 			// Preallocated or zero-filled tail (a crash of the machine
 			// on some file systems): nothing was written here.
-			return recs, off, nil
+			return payloads, offsets, off, nil
 		}
 		if n == 0 || n > maxRecord {
-			return recs, off, fmt.Errorf("state journal %s: record at byte %d has invalid length %d", name, off, n)
+			return payloads, offsets, off, fmt.Errorf("journal %s: record at byte %d has invalid length %d", name, off, n)
 		}
 		if len(rest) < 8+n {
-			return recs, off, nil // torn payload
+			return payloads, offsets, off, nil // torn payload
 		}
 		p := rest[8 : 8+n]
 		if crc32.Checksum(p, crcTable) != sum {
 			if len(rest) == 8+n {
-				return recs, off, nil // the last frame, torn
+				return payloads, offsets, off, nil // the last frame, torn
 			}
-			return recs, off, fmt.Errorf("state journal %s: record at byte %d is damaged (checksum mismatch) and more records follow it; restore the state from %s.backup or remove the journal to lose the changes after the last snapshot", name, off, trimJournalSuffix(name))
+			return payloads, offsets, off, fmt.Errorf("journal %s: record at byte %d is damaged (checksum mismatch) and more records follow it", name, off)
 		}
-		r, err := decodeRecord(p)
-		if err != nil {
-			return recs, off, fmt.Errorf("state journal %s: record at byte %d: %w", name, off, err)
-		}
-		recs = append(recs, r)
+		payloads = append(payloads, p)
+		offsets = append(offsets, off)
 		off += 8 + n
 	}
-	return recs, off, nil
+	return payloads, offsets, off, nil
+}
+
+// DecodeJournal parses a state journal's bytes; name is used in errors.
+// It returns the records of every whole frame and the length of the
+// bytes they take: a torn last frame (a writer killed mid-append) ends
+// the journal without an error. A damaged frame with more data after
+// it, or a frame whose payload is not a valid record, is an error naming
+// the file and the byte offset.
+func DecodeJournal(name string, b []byte) (recs []*Record, valid int, err error) {
+	payloads, offsets, valid, err := SplitFrames(name, b)
+	if err != nil {
+		return nil, 0, fmt.Errorf("state %w; restore the state from %s.backup, or remove the journal to lose the changes since the last snapshot", err, trimJournalSuffix(name))
+	}
+	for i, p := range payloads {
+		r, err := decodeRecord(p)
+		if err != nil {
+			return recs, offsets[i], fmt.Errorf("state journal %s: record at byte %d: %w", name, offsets[i], err)
+		}
+		recs = append(recs, r)
+	}
+	return recs, valid, nil
 }
 
 func trimJournalSuffix(name string) string {
