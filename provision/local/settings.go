@@ -5,14 +5,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
-	"github.com/zclconf/go-cty/cty"
-	"github.com/zclconf/go-cty/cty/convert"
 
 	"github.com/hvctl/hvctl/provision"
 	"github.com/hvctl/hvctl/templates"
@@ -40,9 +37,6 @@ type Settings struct {
 // Settings leave it empty (those New makes from a template). Tests and
 // tools set it before applying.
 var AgentCommand []string
-
-// settingNames are the arguments a local provider block accepts.
-var settingNames = []string{"boot_fail_rate", "boot_time"}
 
 // Capability bits of /proc/self/status CapEff.
 const (
@@ -126,66 +120,11 @@ func Preflight(cfg *templates.Provider) hcl.Diagnostics {
 // diagnostic whose Subject is that argument's source range.
 func ParseSettings(cfg *templates.Provider) (Settings, hcl.Diagnostics) {
 	var s Settings
-	var diags hcl.Diagnostics
-	subject := func(name string) *hcl.Range {
-		if r, ok := cfg.AttrRanges[name]; ok {
-			return &r
-		}
-		r := cfg.DeclRange
-		return &r
-	}
-	names := make([]string, 0, len(cfg.Attrs))
-	for name := range cfg.Attrs {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		v := cfg.Attrs[name]
-		if v.IsNull() {
-			continue
-		}
-		if !v.IsWhollyKnown() {
-			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid " + name,
-				Detail: fmt.Sprintf("The value of %s must be known when the provider is configured.", name), Subject: subject(name)})
-			continue
-		}
-		switch name {
-		case "boot_time":
-			str, ok := asString(v)
-			d, err := time.ParseDuration(str)
-			detail := ""
-			switch {
-			case !ok || err != nil:
-				detail = fmt.Sprintf("boot_time = %s: must be a duration like \"5s\".", show(v))
-			case d < 0:
-				detail = fmt.Sprintf("boot_time = %s: must not be negative.", show(v))
-			default:
-				s.BootTime = d
-			}
-			if detail != "" {
-				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid boot_time", Detail: detail, Subject: subject(name)})
-			}
-		case "boot_fail_rate":
-			f, err := convert.Convert(v, cty.Number)
-			var rate float64
-			if err == nil && !f.IsNull() {
-				rate, _ = f.AsBigFloat().Float64()
-			}
-			if err != nil || f.IsNull() || rate < 0 || rate > 1 {
-				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid boot_fail_rate",
-					Detail: fmt.Sprintf("boot_fail_rate = %s: must be a probability from 0 to 1, like 0.2.", show(v)), Subject: subject(name)})
-			} else {
-				s.BootFailRate = rate
-			}
-		default:
-			detail := fmt.Sprintf("The local provider has no argument %q.", name)
-			if near := nearest(name, settingNames); near != "" {
-				detail += fmt.Sprintf(" Did you mean %q?", near)
-			}
-			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Unsupported argument", Detail: detail, Subject: subject(name)})
-		}
-	}
-	return s, diags
+	schema := provision.Schema{Provider: "local", Settings: []provision.Setting{
+		{Name: "boot_time", Into: &s.BootTime, Must: `must be a duration like "5s"`},
+		{Name: "boot_fail_rate", Into: &s.BootFailRate, Valid: provision.Between(0, 1), Must: "must be a probability from 0 to 1, like 0.2"},
+	}}
+	return s, schema.Decode(cfg)
 }
 
 // agentCommand is the command line a provider with settings s starts.
@@ -202,16 +141,3 @@ func (s Settings) agentCommand() ([]string, error) {
 	}
 	return []string{exe, "agent"}, nil
 }
-
-func asString(v cty.Value) (string, bool) {
-	c, err := convert.Convert(v, cty.String)
-	if err != nil || c.IsNull() {
-		return "", false
-	}
-	return c.AsString(), true
-}
-
-func show(v cty.Value) string { return provision.ShowValue(v) }
-
-// nearest returns the candidate closest to name, or "" when none is close.
-func nearest(name string, candidates []string) string { return provision.Nearest(name, candidates) }

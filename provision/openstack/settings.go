@@ -11,8 +11,6 @@ import (
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack/config/clouds"
 	"github.com/hashicorp/hcl/v2"
-	"github.com/zclconf/go-cty/cty"
-	"github.com/zclconf/go-cty/cty/convert"
 	"gopkg.in/yaml.v2"
 
 	"github.com/hvctl/hvctl/provision"
@@ -55,12 +53,6 @@ type Settings struct {
 	CloudsFile string
 }
 
-// settingNames are the arguments an openstack provider block accepts.
-var settingNames = []string{"agent_url", "application_credential_id", "application_credential_secret", "auth_url",
-	"availability_zone", "cloud", "domain_name", "endpoint", "external_network", "flavor", "floating_ip_pool", "image",
-	"insecure", "key_name", "password", "project_domain_name", "project_id", "project_name", "region",
-	"user_domain_name", "username"}
-
 // New is the openstack provider's provision.Factory: it checks the
 // settings and loads the credentials (clouds.yaml, OS_*) without
 // contacting the cloud; the first API call logs in.
@@ -77,80 +69,48 @@ func New(cfg *templates.Provider, env *provision.Env) (provision.Provider, hcl.D
 	return open(env, cfg.Ref(), s, ao, eo, tlsCfg), diags
 }
 
-func subjectOf(cfg *templates.Provider, name string) *hcl.Range {
-	if r, ok := cfg.AttrRanges[name]; ok {
-		return &r
-	}
-	r := cfg.DeclRange
-	return &r
-}
-
 // ParseSettings checks an openstack provider block. Each bad value is an
 // error diagnostic whose Subject is that argument's source range.
 func ParseSettings(cfg *templates.Provider) (Settings, hcl.Diagnostics) {
 	var s Settings
-	var diags hcl.Diagnostics
-	bad := func(name, summary, detail string) {
-		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: detail, Subject: subjectOf(cfg, name)})
+	var floatingPool string
+	str := func(name string, into *string) provision.Setting {
+		return provision.Setting{Name: name, Into: into, Must: "must be a string"}
 	}
-	names := make([]string, 0, len(cfg.Attrs))
-	for name := range cfg.Attrs {
-		names = append(names, name)
+	url := func(name string, into *string) provision.Setting {
+		return provision.Setting{Name: name, Into: into, Must: "must be an http:// or https:// URL",
+			Valid: func(v any) bool {
+				x := v.(string)
+				return x == "" || strings.HasPrefix(x, "http://") || strings.HasPrefix(x, "https://")
+			}}
 	}
-	sort.Strings(names)
-	strs := map[string]*string{
-		"cloud": &s.Cloud, "region": &s.Region, "auth_url": &s.AuthURL, "endpoint": &s.Endpoint,
-		"username": &s.Username, "password": &s.Password, "project_name": &s.ProjectName, "project_id": &s.ProjectID,
-		"user_domain_name": &s.UserDomainName, "project_domain_name": &s.ProjectDomainName, "domain_name": &s.DomainName,
-		"application_credential_id": &s.AppCredID, "application_credential_secret": &s.AppCredSecret,
-		"availability_zone": &s.AvailabilityZone, "key_name": &s.KeyName, "image": &s.Image, "flavor": &s.Flavor,
-		"external_network": &s.ExternalNetwork, "floating_ip_pool": &s.ExternalNetwork, "agent_url": &s.AgentURL,
+	secret := func(name string, into *string) provision.Setting {
+		return provision.Setting{Name: name, Into: into, Must: "must be a string", Secret: true}
 	}
-	for _, name := range names {
-		v := cfg.Attrs[name]
-		if v.IsNull() {
-			continue
+	schema := provision.Schema{Provider: "openstack", Settings: []provision.Setting{
+		str("cloud", &s.Cloud), str("region", &s.Region), url("auth_url", &s.AuthURL), url("endpoint", &s.Endpoint),
+		str("username", &s.Username), secret("password", &s.Password), str("project_name", &s.ProjectName),
+		str("project_id", &s.ProjectID), str("user_domain_name", &s.UserDomainName),
+		str("project_domain_name", &s.ProjectDomainName), str("domain_name", &s.DomainName),
+		str("application_credential_id", &s.AppCredID), secret("application_credential_secret", &s.AppCredSecret),
+		str("availability_zone", &s.AvailabilityZone), str("key_name", &s.KeyName), str("image", &s.Image),
+		str("flavor", &s.Flavor), str("external_network", &s.ExternalNetwork), str("floating_ip_pool", &floatingPool),
+		url("agent_url", &s.AgentURL),
+		{Name: "insecure", Into: &s.Insecure, Must: "must be true or false"},
+	}, Hint: func(name string) string {
+		if name == "network" || name == "network_id" {
+			return "To reuse an existing network, set network { existing_id = \"...\" } on the site."
 		}
-		if !v.IsWhollyKnown() {
-			bad(name, "Invalid "+name, fmt.Sprintf("The value of %s must be known when the provider is configured.", name))
-			continue
+		return ""
+	}}
+	diags := schema.Decode(cfg)
+	if provision.Given(cfg, "floating_ip_pool") {
+		if provision.Given(cfg, "external_network") {
+			diags = append(diags, provision.SettingError(cfg, "floating_ip_pool", "Conflicting arguments",
+				"Set external_network or floating_ip_pool (an older name for it), not both."))
+		} else {
+			s.ExternalNetwork = floatingPool
 		}
-		if name == "insecure" {
-			c, err := convert.Convert(v, cty.Bool)
-			if err != nil {
-				bad(name, "Invalid insecure", "insecure must be true or false.")
-				continue
-			}
-			s.Insecure = c.True()
-			continue
-		}
-		p, ok := strs[name]
-		if !ok {
-			detail := fmt.Sprintf("The openstack provider has no argument %q.", name)
-			if name == "network" || name == "network_id" {
-				detail += " To reuse an existing network, set network { existing_id = \"...\" } on the site."
-			} else if near := nearest(name, settingNames); near != "" {
-				detail += fmt.Sprintf(" Did you mean %q?", near)
-			}
-			bad(name, "Unsupported argument", detail)
-			continue
-		}
-		c, err := convert.Convert(v, cty.String)
-		if err != nil || c.IsNull() {
-			bad(name, "Invalid "+name, fmt.Sprintf("%s must be a string.", name))
-			continue
-		}
-		str := c.AsString()
-		if (name == "auth_url" || name == "endpoint" || name == "agent_url") && str != "" &&
-			!strings.HasPrefix(str, "http://") && !strings.HasPrefix(str, "https://") {
-			bad(name, "Invalid "+name, fmt.Sprintf("%s = %q: must be an http:// or https:// URL.", name, str))
-			continue
-		}
-		if name == "floating_ip_pool" && cfg.Attrs["external_network"].IsKnown() && !cfg.Attrs["external_network"].IsNull() {
-			bad(name, "Conflicting arguments", "Set external_network or floating_ip_pool (an older name for it), not both.")
-			continue
-		}
-		*p = str
 	}
 	return s, diags
 }
@@ -209,7 +169,7 @@ func loadCredentials(cfg *templates.Provider, s *Settings) (gophercloud.AuthOpti
 				Detail: fmt.Sprintf("%s = %q names an entry of clouds.yaml, but there is no clouds.yaml in any of: %s. "+
 					"Download one from Horizon (Project > API Access > Download OpenStack RC File > clouds.yaml), or point OS_CLIENT_CONFIG_FILE at it.",
 					where, cloud, strings.Join(locs, ", ")),
-				Subject: subjectOf(cfg, "cloud")})
+				Subject: provision.Subject(cfg, "cloud")})
 			return ao, eo, nil, diags
 		}
 		opts := []clouds.ParseOption{clouds.WithCloudName(cloud), clouds.WithLocations(found)}
@@ -230,7 +190,7 @@ func loadCredentials(cfg *templates.Provider, s *Settings) (gophercloud.AuthOpti
 					where, cloud, found, strings.Join(locs, ", "), cloudEntries(found))
 			}
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "OpenStack cloud not found",
-				Detail: detail, Subject: subjectOf(cfg, "cloud")})
+				Detail: detail, Subject: provision.Subject(cfg, "cloud")})
 			return ao, eo, nil, diags
 		}
 		ao, eo, tc = a, e, &tlsConfig{cfg: tlsCfg}
@@ -307,9 +267,6 @@ func cloudEntries(path string) string {
 	sort.Strings(names)
 	return strings.Join(names, ", ")
 }
-
-// nearest returns the candidate closest to name, or "" when none is close.
-func nearest(name string, candidates []string) string { return provision.Nearest(name, candidates) }
 
 // Timing are the provider's waits; tests shorten them.
 type Timing struct {

@@ -4,12 +4,9 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math"
-	"sort"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
-	"github.com/zclconf/go-cty/cty"
-	"github.com/zclconf/go-cty/cty/convert"
 
 	"github.com/hvctl/hvctl/provision"
 	"github.com/hvctl/hvctl/templates"
@@ -40,9 +37,6 @@ type Settings struct {
 	Seed int64 // seed
 }
 
-// settingNames are the arguments a sim provider block accepts.
-var settingNames = []string{"api_rate", "boot_fail_rate", "boot_time", "capacity", "fail_rate", "seed"}
-
 // New is the sim's provision.Factory: it checks cfg's settings and opens
 // the world under env.StateDir.
 func New(cfg *templates.Provider, env *provision.Env) (provision.Provider, hcl.Diagnostics) {
@@ -60,96 +54,18 @@ func DefaultSettings() Settings { return Settings{Capacity: Unlimited} }
 // diagnostic whose Subject is that argument's source range.
 func ParseSettings(cfg *templates.Provider, env *provision.Env) (Settings, hcl.Diagnostics) {
 	s := DefaultSettings()
-	var diags hcl.Diagnostics
-	subject := func(name string) *hcl.Range {
-		if r, ok := cfg.AttrRanges[name]; ok {
-			return &r
-		}
-		r := cfg.DeclRange
-		return &r
-	}
-	bad := func(name, detail string) {
-		diags = append(diags, &hcl.Diagnostic{
-			Severity: hcl.DiagError,
-			Summary:  "Invalid " + name,
-			Detail:   detail,
-			Subject:  subject(name),
-		})
-	}
-	names := make([]string, 0, len(cfg.Attrs))
-	for name := range cfg.Attrs {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	seeded := false
-	for _, name := range names {
-		v := cfg.Attrs[name]
-		if v.IsNull() {
-			continue
-		}
-		if !v.IsWhollyKnown() {
-			bad(name, fmt.Sprintf("The value of %s must be known when the provider is configured.", name))
-			continue
-		}
-		switch name {
-		case "boot_time":
-			str, ok := asString(v)
-			d, err := time.ParseDuration(str)
-			switch {
-			case !ok || err != nil:
-				bad(name, fmt.Sprintf("boot_time = %s: must be a duration like \"2s\".", show(v)))
-			case d < 0:
-				bad(name, fmt.Sprintf("boot_time = %s: must not be negative.", show(v)))
-			default:
-				s.BootTime = d
-			}
-		case "api_rate":
-			f, ok := asNumber(v)
-			if !ok || f < 0 {
-				bad(name, fmt.Sprintf("api_rate = %s: must be a number of API calls per second, at least 0 (0 = unlimited).", show(v)))
-				continue
-			}
-			s.APIRate = f
-		case "fail_rate", "boot_fail_rate":
-			f, ok := asNumber(v)
-			if !ok || f < 0 || f > 1 {
-				bad(name, fmt.Sprintf("%s = %s: must be a probability between 0 and 1.", name, show(v)))
-				continue
-			}
-			if name == "fail_rate" {
-				s.FailRate = f
-			} else {
-				s.BootFailRate = f
-			}
-		case "capacity":
-			f, ok := asNumber(v)
-			if !ok || f < 0 || f != math.Trunc(f) || f > math.MaxInt32 {
-				bad(name, fmt.Sprintf("capacity = %s: must be a whole number of machines per site, at least 0.", show(v)))
-				continue
-			}
-			s.Capacity = int(f)
-		case "seed":
-			f, ok := asNumber(v)
-			if !ok || f != math.Trunc(f) || math.Abs(f) > 1<<53 {
-				bad(name, fmt.Sprintf("seed = %s: must be a whole number.", show(v)))
-				continue
-			}
-			s.Seed = int64(f)
-			seeded = true
-		default:
-			detail := fmt.Sprintf("The sim provider has no argument %q.", name)
-			if near := nearest(name, settingNames); near != "" {
-				detail += fmt.Sprintf(" Did you mean %q?", near)
-			}
-			diags = append(diags, &hcl.Diagnostic{
-				Severity: hcl.DiagError,
-				Summary:  "Unsupported argument",
-				Detail:   detail,
-				Subject:  subject(name),
-			})
-		}
-	}
-	if !seeded {
+	schema := provision.Schema{Provider: "sim", Settings: []provision.Setting{
+		{Name: "boot_time", Into: &s.BootTime, Must: `must be a duration like "2s"`},
+		{Name: "api_rate", Into: &s.APIRate, Valid: provision.Between(0, math.MaxFloat64),
+			Must: "must be a number of API calls per second, at least 0 (0 = unlimited)"},
+		{Name: "fail_rate", Into: &s.FailRate, Valid: provision.Between(0, 1), Must: "must be a probability between 0 and 1"},
+		{Name: "boot_fail_rate", Into: &s.BootFailRate, Valid: provision.Between(0, 1), Must: "must be a probability between 0 and 1"},
+		{Name: "capacity", Into: &s.Capacity, Valid: provision.Between(0, math.MaxInt32),
+			Must: "must be a whole number of machines per site, at least 0"},
+		{Name: "seed", Into: &s.Seed, Must: "must be a whole number"},
+	}}
+	diags := schema.Decode(cfg)
+	if !provision.Given(cfg, "seed") {
 		h := fnv.New64a()
 		cluster := ""
 		if env != nil {
@@ -160,29 +76,3 @@ func ParseSettings(cfg *templates.Provider, env *provision.Env) (Settings, hcl.D
 	}
 	return s, diags
 }
-
-func asString(v cty.Value) (string, bool) {
-	c, err := convert.Convert(v, cty.String)
-	if err != nil || c.IsNull() {
-		return "", false
-	}
-	return c.AsString(), true
-}
-
-func asNumber(v cty.Value) (float64, bool) {
-	c, err := convert.Convert(v, cty.Number)
-	if err != nil || c.IsNull() {
-		return 0, false
-	}
-	f, _ := c.AsBigFloat().Float64()
-	if math.IsInf(f, 0) || math.IsNaN(f) {
-		return 0, false
-	}
-	return f, true
-}
-
-// show renders a value for a diagnostic detail.
-func show(v cty.Value) string { return provision.ShowValue(v) }
-
-// nearest returns the candidate closest to name, or "" when none is close.
-func nearest(name string, candidates []string) string { return provision.Nearest(name, candidates) }
