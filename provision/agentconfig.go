@@ -41,3 +41,68 @@ func ShortDir(dir string) string {
 	h := sha256.Sum256([]byte(dir))
 	return filepath.Join("/run/hvctl", "n-"+hex.EncodeToString(h[:6]))
 }
+
+// Where a machine that boots the agent from cloud-init keeps it.
+const (
+	// AgentBinary is where the image must have the hvctl binary (or
+	// cloud-init puts it).
+	AgentBinary = "/usr/local/bin/hvctl"
+	// AgentConfigPath is the agent configuration (mode 0600).
+	AgentConfigPath = "/etc/hvctl/agent.json"
+	// AgentDir is where the agent keeps its key and credential.
+	AgentDir = "/var/lib/hvctl"
+	// AgentUnitName is the agent's systemd unit.
+	AgentUnitName = "hvctl-agent.service"
+)
+
+// NewAgentConfig is the agent configuration of the machine req creates:
+// its identity and size from the instance attributes, and every
+// attribute (join_token, manager_url, overlay_port, ...; on the manager
+// node cluster_secret and template) in Attrs, except user_data, which
+// is the provider's to run. Providers set the addresses (SetAddresses)
+// and Dir.
+func NewAgentConfig(req *CreateRequest) *AgentConfig {
+	in := InstanceOf(req.Attrs)
+	c := &AgentConfig{
+		Cluster: req.Cluster, Address: req.Address, Name: in.Name, Site: in.Site, Pool: in.Pool,
+		Roles: in.Roles, Labels: in.Labels, CPUs: in.CPUs, MemoryMiB: in.MemoryMiB, GPUs: in.GPUs,
+		Attrs: make(map[string]any, len(req.Attrs)),
+	}
+	for k, v := range req.Attrs {
+		if k != "user_data" {
+			c.Attrs[k] = v
+		}
+	}
+	return c
+}
+
+// SetAddresses records the machine's addresses, in the fields and in
+// Attrs (private_ip, public_address), each only when known.
+func (c *AgentConfig) SetAddresses(privateIP, publicAddress string) {
+	if privateIP != "" {
+		c.PrivateIP = privateIP
+		c.Attrs["private_ip"] = privateIP
+	}
+	if publicAddress != "" {
+		c.PublicAddress = publicAddress
+		c.Attrs["public_address"] = publicAddress
+	}
+}
+
+// SystemdUnit is the agent's systemd unit: it runs execStart, restarted
+// when it exits.
+func SystemdUnit(execStart string) string {
+	return `[Unit]
+Description=hvctl node agent
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+ExecStart=` + execStart + `
+Restart=always
+RestartSec=3
+
+[Install]
+WantedBy=multi-user.target
+`
+}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"sort"
 	"strconv"
+	"strings"
 )
 
 // Version is hvctl's version, set by the linker (-X) or left as dev.
@@ -36,8 +37,38 @@ var (
 // apply time rather than configuration.
 func IsInternal(attr string) bool { return internalAttrs[attr] }
 
-// IsSensitive reports whether an attribute's value must never be shown.
-func IsSensitive(attr string) bool { return sensitiveAttrs[attr] }
+// IsSecret reports whether an attribute's (or a provider setting's)
+// value is a secret: it is never shown in plans, JSON, logs or status,
+// and providers keep it out of their own records (the local world file,
+// tags). The named ones, and any whose name says so: *token*, *secret*,
+// *password*, *passphrase*, *private_key*, *_key (but not *public_key).
+func IsSecret(attr string) bool {
+	n := strings.ToLower(attr)
+	if sensitiveAttrs[n] {
+		return true
+	}
+	for _, part := range []string{"token", "secret", "password", "passphrase", "private_key"} {
+		if strings.Contains(n, part) {
+			return true
+		}
+	}
+	return strings.HasSuffix(n, "_key") && !strings.HasSuffix(n, "public_key")
+}
+
+// PublicAttrs copies attrs without their secrets (IsSecret): what a
+// provider may keep in its own records and list.
+func PublicAttrs[V any](attrs map[string]V) map[string]any {
+	if len(attrs) == 0 {
+		return nil
+	}
+	out := make(map[string]any, len(attrs))
+	for k, v := range attrs {
+		if !IsSecret(k) {
+			out[k] = v
+		}
+	}
+	return out
+}
 
 // normalizeAttrs converts JSON-decoded values (json.Number, []any,
 // map[string]any) to the engine's types.

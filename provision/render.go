@@ -199,7 +199,7 @@ func (r *Renderer) fmtValue(key string, v any, unknown bool) string {
 	if unknown {
 		return "(known after apply)"
 	}
-	if IsSensitive(key) {
+	if IsSecret(key) {
 		return "(sensitive value)"
 	}
 	return FormatValue(v)
@@ -290,7 +290,7 @@ func redact(a Attrs) (map[string]any, map[string]bool) {
 		if IsInternal(k) {
 			continue
 		}
-		if IsSensitive(k) {
+		if IsSecret(k) {
 			out[k] = nil
 			sens[k] = true
 			continue
@@ -316,7 +316,7 @@ func WritePlanJSON(w io.Writer, p *Plan) error {
 		unk := map[string]bool{}
 		for _, k := range c.Unknown {
 			unk[k] = true
-			if IsSensitive(k) {
+			if IsSecret(k) {
 				as[k] = true
 			}
 		}

@@ -286,7 +286,7 @@ func redactedState(st *provision.State) *provision.State {
 	c := st.Clone()
 	for _, r := range c.Resources {
 		for k := range r.Attrs {
-			if provision.IsSensitive(k) {
+			if provision.IsSecret(k) {
 				r.Attrs[k] = "(sensitive value)"
 			}
 		}
@@ -352,7 +352,7 @@ func writeResource(w io.Writer, r *provision.ResourceState) {
 	for _, k := range ak {
 		keys = append(keys, k)
 		vals[k] = provision.FormatValue(r.Attrs[k])
-		if provision.IsSensitive(k) {
+		if provision.IsSecret(k) {
 			vals[k] = "(sensitive value)"
 		}
 	}

@@ -15,7 +15,7 @@ const stateRefPrefix = "hvctl-state-ref:"
 // secretAttr reports whether a plan file must not hold attribute k:
 // bootstrap data (join tokens, the cluster secret, the hub's TLS key,
 // the template) and anything sensitive.
-func secretAttr(k string) bool { return provision.IsInternal(k) || provision.IsSensitive(k) }
+func secretAttr(k string) bool { return provision.IsInternal(k) || provision.IsSecret(k) }
 
 // redactPlan returns a copy of p whose changes hold references instead
 // of secret attribute values.

@@ -41,13 +41,13 @@ var instanceTypes = []struct {
 // attributes: instance_type when given, else the smallest
 // general-purpose type with at least cpus and memory_mib.
 func InstanceType(a provision.Attrs) (string, error) {
-	if t := strAttr(a, "instance_type"); t != "" {
+	if t := a.Str("instance_type"); t != "" {
 		return t, nil
 	}
-	if intAttr(a, "gpus") > 0 {
+	if a.Int("gpus") > 0 {
 		return "", errors.New("an instance with gpus needs an explicit type on AWS: set instance.type, like \"g5.xlarge\"")
 	}
-	cpus, mem := intAttr(a, "cpus"), intAttr(a, "memory_mib")
+	cpus, mem := a.Int("cpus"), a.Int("memory_mib")
 	for _, t := range instanceTypes {
 		if t.cpus >= cpus && t.memMiB >= mem {
 			return t.name, nil
@@ -64,7 +64,7 @@ func InstanceType(a provision.Attrs) (string, error) {
 // traffic only (the security group admits nothing but the overlay), as
 // the site has an internet gateway and no NAT gateway.
 func (p *Provider) createInstance(ctx context.Context, req *provision.CreateRequest) (*provision.CreateResponse, error) {
-	image := strAttr(req.Attrs, "image")
+	image := req.Attrs.Str("image")
 	if image == "" {
 		return nil, fmt.Errorf("aws: %s: instance.image is required on AWS: set image = \"ami-...\" (or \"resolve:ssm:/aws/service/debian/release/12/latest/amd64\") in its instance block; the image must have hvctl installed at %s, or user_data must install it", req.Address, AgentPath)
 	}
@@ -92,12 +92,12 @@ func (p *Provider) createInstance(ctx context.Context, req *provision.CreateRequ
 	// Ingress the node needs beyond the network's defaults: the overlay
 	// port the engine passes, and on the manager node the manager API.
 	var perms []types.IpPermission
-	if port := intAttr(req.Attrs, "overlay_port"); port > 0 && port != DefaultOverlayPort {
+	if port := req.Attrs.Int("overlay_port"); port > 0 && port != DefaultOverlayPort {
 		perms = append(perms, types.IpPermission{IpProtocol: aws.String("udp"), FromPort: aws.Int32(int32(port)), ToPort: aws.Int32(int32(port)),
 			IpRanges: []types.IpRange{{CidrIp: aws.String("0.0.0.0/0"), Description: aws.String("hvctl overlay")}}})
 	}
-	if strAttr(req.Attrs, "cluster_secret") != "" {
-		port := managerPort(strAttr(req.Attrs, "manager_url"))
+	if req.Attrs.Str("cluster_secret") != "" {
+		port := managerPort(req.Attrs.Str("manager_url"))
 		perms = append(perms, types.IpPermission{IpProtocol: aws.String("tcp"), FromPort: aws.Int32(int32(port)), ToPort: aws.Int32(int32(port)),
 			IpRanges: []types.IpRange{{CidrIp: aws.String("0.0.0.0/0"), Description: aws.String("hvctl manager API (joins)")}}})
 	}
@@ -106,7 +106,7 @@ func (p *Provider) createInstance(ctx context.Context, req *provision.CreateRequ
 	}
 
 	public, _ := req.Attrs["public_ip"].(bool)
-	tags := p.baseTags(req, nameTag(req.Cluster, strAttr(req.Attrs, "name")))
+	tags := p.baseTags(req, nameTag(req.Cluster, req.Attrs.Str("name")))
 	var eip *types.Address
 	if public {
 		if eip, err = p.ensureAddress(ctx, req); err != nil {
@@ -114,9 +114,9 @@ func (p *Provider) createInstance(ctx context.Context, req *provision.CreateRequ
 		}
 		tags[TagEIP] = aws.ToString(eip.AllocationId) + " " + aws.ToString(eip.PublicIp)
 	}
-	if hasRole(req.Attrs, "gateway") && net.RouteTableID != "" {
+	if provision.InstanceOf(req.Attrs).HasRole("gateway") && net.RouteTableID != "" {
 		v := net.RouteTableID
-		if c := strAttr(req.Attrs, "overlay_cidr"); c != "" {
+		if c := req.Attrs.Str("overlay_cidr"); c != "" {
 			if pfx, err := netip.ParsePrefix(c); err == nil && pfx.Addr().Is4() {
 				v += " " + pfx.Masked().String()
 			}
@@ -194,7 +194,7 @@ func (p *Provider) ensureAddress(ctx context.Context, req *provision.CreateReque
 		return &out.Addresses[0], nil
 	}
 	a, err := p.client.AllocateAddress(ctx, &ec2.AllocateAddressInput{Domain: types.DomainTypeVpc,
-		TagSpecifications: tagSpecs(p.baseTags(req, nameTag(req.Cluster, strAttr(req.Attrs, "name"))), types.ResourceTypeElasticIp)})
+		TagSpecifications: tagSpecs(p.baseTags(req, nameTag(req.Cluster, req.Attrs.Str("name"))), types.ResourceTypeElasticIp)})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", req.Address, p.mapErr("AllocateAddress", err))
 	}
@@ -223,24 +223,6 @@ func gatewayOf(inst types.Instance) (isGateway bool, routeTable, cidr string) {
 	}
 	routeTable, cidr, _ = strings.Cut(v, " ")
 	return true, routeTable, cidr
-}
-
-func hasRole(a provision.Attrs, role string) bool {
-	switch rs := a["roles"].(type) {
-	case []string:
-		for _, r := range rs {
-			if r == role {
-				return true
-			}
-		}
-	case []any:
-		for _, r := range rs {
-			if r == role {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 func managerPort(url string) int {

@@ -40,16 +40,16 @@ type netInfo struct {
 // instead of making a second one. A Create that fails for good removes
 // what it made.
 func (p *Provider) createNetwork(ctx context.Context, req *provision.CreateRequest) (resp *provision.CreateResponse, err error) {
-	existing := strAttr(req.Attrs, "existing_id")
+	existing := req.Attrs.Str("existing_id")
 	if existing == "" {
 		existing = p.settings.SubnetID
 	}
 	if existing != "" {
 		return p.adoptSubnet(ctx, req, existing)
 	}
-	cidr, perr := netip.ParsePrefix(strAttr(req.Attrs, "cidr"))
+	cidr, perr := netip.ParsePrefix(req.Attrs.Str("cidr"))
 	if perr != nil {
-		return nil, fmt.Errorf("aws: network %s: cidr %q: %v", req.Address, strAttr(req.Attrs, "cidr"), perr)
+		return nil, fmt.Errorf("aws: network %s: cidr %q: %v", req.Address, req.Attrs.Str("cidr"), perr)
 	}
 	if !cidr.Addr().Is4() || cidr.Bits() < 16 || cidr.Bits() > 28 {
 		return nil, fmt.Errorf("aws: network %s: cidr %s: an EC2 subnet is an IPv4 block from /16 to /28", req.Address, cidr)
@@ -71,7 +71,7 @@ func (p *Provider) createNetwork(ctx context.Context, req *provision.CreateReque
 			_ = p.deleteByToken(context.WithoutCancel(ctx), req.ClientToken)
 		}
 	}()
-	tags := p.baseTags(req, nameTag(req.Cluster, strAttr(req.Attrs, "site")))
+	tags := p.baseTags(req, nameTag(req.Cluster, req.Attrs.Str("site")))
 	info := &netInfo{CIDR: cidr.String()}
 
 	// The VPC: the parent's, or one of its own.
@@ -254,7 +254,7 @@ func (p *Provider) adoptSubnet(ctx context.Context, req *provision.CreateRequest
 	}
 	sn := out.Subnets[0]
 	info := &netInfo{VpcID: aws.ToString(sn.VpcId), SubnetID: subnetID, CIDR: aws.ToString(sn.CidrBlock), Existing: true}
-	tags := p.baseTags(req, nameTag(req.Cluster, strAttr(req.Attrs, "site")))
+	tags := p.baseTags(req, nameTag(req.Cluster, req.Attrs.Str("site")))
 	tags[TagSubnet] = subnetID
 	if info.SGID, err = p.ensureGroup(ctx, req, info, tags); err != nil {
 		return nil, err
@@ -281,7 +281,7 @@ func (p *Provider) ensureGroup(ctx context.Context, req *provision.CreateRequest
 	if len(out.SecurityGroups) > 0 {
 		id = aws.ToString(out.SecurityGroups[0].GroupId)
 	} else {
-		name := "hvctl-" + sanitize(req.Cluster) + "-" + sanitize(strAttr(req.Attrs, "site")) + "-" + shortToken(req.ClientToken)
+		name := "hvctl-" + sanitize(req.Cluster) + "-" + sanitize(req.Attrs.Str("site")) + "-" + shortToken(req.ClientToken)
 		c, err := p.client.CreateSecurityGroup(ctx, &ec2.CreateSecurityGroupInput{
 			GroupName:         aws.String(name),
 			Description:       aws.String(fmt.Sprintf("hvctl %s %s: overlay (WireGuard) traffic", req.Cluster, req.Address)),
@@ -294,7 +294,7 @@ func (p *Provider) ensureGroup(ctx context.Context, req *provision.CreateRequest
 		id = aws.ToString(c.GroupId)
 	}
 	port := int32(DefaultOverlayPort)
-	if n := intAttr(req.Attrs, "overlay_port"); n > 0 {
+	if n := req.Attrs.Int("overlay_port"); n > 0 {
 		port = int32(n)
 	}
 	perms := []types.IpPermission{
@@ -303,7 +303,7 @@ func (p *Provider) ensureGroup(ctx context.Context, req *provision.CreateRequest
 		{IpProtocol: aws.String("udp"), FromPort: aws.Int32(0), ToPort: aws.Int32(65535),
 			UserIdGroupPairs: []types.UserIdGroupPair{{GroupId: aws.String(id), Description: aws.String("hvctl overlay within the site")}}},
 	}
-	if hub := strAttr(req.Attrs, "hub_overlay_address"); hub != "" {
+	if hub := req.Attrs.Str("hub_overlay_address"); hub != "" {
 		if a, err := netip.ParseAddr(hub); err == nil && a.Is4() {
 			perms = append(perms, types.IpPermission{IpProtocol: aws.String("tcp"), FromPort: aws.Int32(22), ToPort: aws.Int32(22),
 				IpRanges: []types.IpRange{{CidrIp: aws.String(a.String() + "/32"), Description: aws.String("hvctl hub SSH")}}})
@@ -602,16 +602,4 @@ func shortToken(token string) string {
 		t = t[:8]
 	}
 	return t
-}
-
-func intAttr(a provision.Attrs, k string) int64 {
-	switch x := a[k].(type) {
-	case int64:
-		return x
-	case int:
-		return int64(x)
-	case float64:
-		return int64(x)
-	}
-	return 0
 }

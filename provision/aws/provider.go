@@ -220,11 +220,6 @@ func nameTag(cluster, name string) string {
 	return cluster + "-" + name
 }
 
-func strAttr(a provision.Attrs, k string) string {
-	s, _ := a[k].(string)
-	return s
-}
-
 // sleep waits d or until ctx is done.
 func sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)

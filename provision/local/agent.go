@@ -5,43 +5,28 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 
 	"github.com/hvctl/hvctl/provision"
 )
 
 // AgentConfig is the node agent's configuration, written (mode 0600) to
-// StateDir/local/nodes/ID/agent.json and passed as `-config PATH`. It
-// holds secrets the engine passes in Attrs (join token, ...), which is
-// why it never goes into the world file.
+// StateDir/local/nodes/ID/agent.json and passed as `-config PATH`: the
+// shared provider-agent contract and the node's namespace. It holds
+// secrets the engine passes in Attrs (join token, ...), which is why it
+// never goes into the world file.
 type AgentConfig struct {
-	Cluster string `json:"cluster"`
-	// ID is the provider's ID of the node; Address its hvctl address
-	// (site.NAME.node.NODE).
-	ID        string            `json:"id"`
-	Address   string            `json:"address"`
-	Name      string            `json:"name"`
-	Site      string            `json:"site"`
-	Pool      string            `json:"pool,omitempty"`
-	Roles     []string          `json:"roles"`
-	Labels    map[string]string `json:"labels,omitempty"`
-	CPUs      int64             `json:"cpus"`
-	MemoryMiB int64             `json:"memory_mib"`
-	GPUs      int64             `json:"gpus"`
-	// StateDir is the (absolute) hvctl state directory; Dir the node's
-	// own directory in it (agent.json, agent.log).
+	provision.AgentConfig
+	// ID is the provider's ID of the node.
+	ID string `json:"id"`
+	// StateDir is the (absolute) hvctl state directory; Dir (in the
+	// embedded config) the node's own directory in it (agent.json,
+	// agent.log).
 	StateDir string `json:"state_dir"`
-	Dir      string `json:"dir"`
-	// The node's network: its namespace, site network, addresses.
-	Netns         string `json:"netns"`
-	Interface     string `json:"interface"` // the site network's link: eth0
-	CIDR          string `json:"cidr"`
-	PrivateIP     string `json:"private_ip"`
-	Gateway       string `json:"gateway"`
-	PublicAddress string `json:"public_address,omitempty"`
-	// Attrs are every attribute the engine passed to Create, secrets
-	// included (hub endpoint, join token, ...).
-	Attrs map[string]any `json:"attrs"`
+	// The node's network: its namespace, site network, gateway.
+	Netns     string `json:"netns"`
+	Interface string `json:"interface"` // the site network's link: eth0
+	CIDR      string `json:"cidr"`
+	Gateway   string `json:"gateway"`
 }
 
 // ReadAgentConfig reads an agent.json the local provider wrote.
@@ -70,40 +55,22 @@ func (p *Provider) writeAgentConfig(r *record, attrs provision.Attrs) error {
 	if err := os.MkdirAll(r.Dir, 0o700); err != nil {
 		return err
 	}
-	c := &AgentConfig{
-		Cluster:       r.Cluster,
-		ID:            r.ID,
-		Address:       r.Address,
-		Name:          r.Name,
-		Site:          r.Site,
-		StateDir:      p.stateDir(),
-		Dir:           r.Dir,
-		Netns:         r.Netns,
-		Interface:     nodeSite,
-		CIDR:          r.CIDR,
-		PrivateIP:     r.PrivateIP,
-		Gateway:       r.Gateway,
-		PublicAddress: r.PublicAddress,
-	}
+	c := &AgentConfig{ID: r.ID, StateDir: p.stateDir(), Netns: r.Netns, Interface: nodeSite, CIDR: r.CIDR, Gateway: r.Gateway}
+	c.Cluster, c.Address, c.Name, c.Site, c.Dir = r.Cluster, r.Address, r.Name, r.Site, r.Dir
+	c.PrivateIP, c.PublicAddress = r.PrivateIP, r.PublicAddress
 	c.apply(attrs)
 	return writeAgentFile(path, c)
 }
 
-// apply sets the fields that come from attributes.
+// apply sets the fields that come from attributes: those of
+// provision.NewAgentConfig, keeping the identity and addresses.
 func (c *AgentConfig) apply(attrs map[string]any) {
+	n := provision.NewAgentConfig(&provision.CreateRequest{Attrs: attrs})
+	c.Pool, c.Roles, c.Labels, c.CPUs, c.MemoryMiB, c.GPUs = n.Pool, n.Roles, n.Labels, n.CPUs, n.MemoryMiB, n.GPUs
 	c.Attrs = make(map[string]any, len(attrs))
 	for k, v := range attrs {
 		c.Attrs[k] = v
 	}
-	c.Pool, _ = attrs["pool"].(string)
-	c.Roles = toStrings(attrs["roles"])
-	if len(c.Roles) == 0 {
-		c.Roles = []string{"worker"}
-	}
-	c.Labels = toStringMap(attrs["labels"])
-	c.CPUs = toInt(attrs["cpus"])
-	c.MemoryMiB = toInt(attrs["memory_mib"])
-	c.GPUs = toInt(attrs["gpus"])
 }
 
 // updateAgentConfig rewrites labels and roles in r's agent.json.
@@ -134,53 +101,6 @@ func writeAgentFile(path string, c *AgentConfig) error {
 		return err
 	}
 	return provision.WriteFileAtomic(path, append(b, '\n'))
-}
-
-func toStrings(v any) []string {
-	switch x := v.(type) {
-	case []string:
-		return append([]string(nil), x...)
-	case []any:
-		out := make([]string, 0, len(x))
-		for _, e := range x {
-			out = append(out, fmt.Sprint(e))
-		}
-		return out
-	}
-	return nil
-}
-
-func toStringMap(v any) map[string]string {
-	switch x := v.(type) {
-	case map[string]string:
-		out := make(map[string]string, len(x))
-		for k, e := range x {
-			out[k] = e
-		}
-		return out
-	case map[string]any:
-		out := make(map[string]string, len(x))
-		for k, e := range x {
-			out[k] = fmt.Sprint(e)
-		}
-		return out
-	}
-	return nil
-}
-
-func toInt(v any) int64 {
-	switch x := v.(type) {
-	case int64:
-		return x
-	case int:
-		return int64(x)
-	case float64:
-		return int64(x)
-	case json.Number:
-		n, _ := strconv.ParseFloat(string(x), 64)
-		return int64(n)
-	}
-	return 0
 }
 
 // sameValue compares attribute values by their JSON form.

@@ -229,25 +229,3 @@ func defaultCIDR(w *world, cluster string) string {
 	}
 	return "10.255.0.0/16"
 }
-
-// secretAttr reports whether an attribute must stay out of the world
-// file and of List.
-func secretAttr(name string) bool {
-	n := strings.ToLower(name)
-	return provision.IsSensitive(name) || n == "user_data" || strings.Contains(n, "token") ||
-		strings.Contains(n, "key") || strings.Contains(n, "secret") || strings.Contains(n, "password")
-}
-
-// publicAttrs copies attrs without secrets.
-func publicAttrs(attrs map[string]any) map[string]any {
-	if len(attrs) == 0 {
-		return nil
-	}
-	out := make(map[string]any, len(attrs))
-	for k, v := range attrs {
-		if !secretAttr(k) {
-			out[k] = v
-		}
-	}
-	return out
-}

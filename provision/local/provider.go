@@ -279,7 +279,7 @@ func (p *Provider) newRecord(w *world, req *provision.CreateRequest, site string
 		State:       recCreating,
 		CreatedAt:   now,
 		ExpiresAt:   req.ExpiresAt.UTC(),
-		Attrs:       publicAttrs(req.Attrs),
+		Attrs:       provision.PublicAttrs(req.Attrs),
 	}
 }
 

@@ -71,7 +71,7 @@ func (p *Provider) createInstance(ctx context.Context, req *provision.CreateRequ
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", req.Address, err)
 	}
-	public := attrBool(req.Attrs, "public_ip")
+	public := req.Attrs.Bool("public_ip")
 	var ext *extNet
 	if public {
 		if ext, err = p.externalNetwork(ctx, true); err != nil {
@@ -82,8 +82,8 @@ func (p *Provider) createInstance(ctx context.Context, req *provision.CreateRequ
 	if err != nil {
 		return nil, err
 	}
-	gateway := hasRole(req.Attrs, "gateway")
-	overlayCIDR := attrString(req.Attrs, "overlay_cidr")
+	gateway := provision.InstanceOf(req.Attrs).HasRole("gateway")
+	overlayCIDR := req.Attrs.Str("overlay_cidr")
 	port, err := p.ensurePort(ctx, nc, name, netID, sgID, gateway, overlayCIDR, o)
 	if err != nil {
 		return nil, err
@@ -141,15 +141,6 @@ func (p *Provider) createInstance(ctx context.Context, req *provision.CreateRequ
 		attrs["public_address"] = publicIP
 	}
 	return &provision.CreateResponse{ID: srv.ID, Attrs: attrs}, nil
-}
-
-func hasRole(a provision.Attrs, role string) bool {
-	for _, r := range attrStrings(a, "roles") {
-		if r == role {
-			return true
-		}
-	}
-	return false
 }
 
 // findServer finds the live server named name whose metadata carries
@@ -364,7 +355,7 @@ func (p *Provider) resolveFlavor(ctx context.Context, cc *gophercloud.ServiceCli
 	for _, f := range fl {
 		names = append(names, f.name)
 	}
-	want := attrString(a, "instance_type")
+	want := a.Str("instance_type")
 	if want == "" {
 		want = p.s.Flavor
 	}
@@ -376,7 +367,7 @@ func (p *Provider) resolveFlavor(ctx context.Context, cc *gophercloud.ServiceCli
 		}
 		return "", fmt.Errorf("openstack: no flavor %q (flavors: %s)", want, strings.Join(names, ", "))
 	}
-	cpus, mem := int(attrInt(a, "cpus")), int(attrInt(a, "memory_mib"))
+	cpus, mem := int(a.Int("cpus")), int(a.Int("memory_mib"))
 	for _, f := range fl {
 		if f.vcpus >= cpus && f.ram >= mem {
 			return f.id, nil
@@ -390,7 +381,7 @@ var uuidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}
 // resolveImage returns the node's image ID: instance image, else the
 // provider's image; a name is looked up in Glance.
 func (p *Provider) resolveImage(ctx context.Context, a provision.Attrs) (string, error) {
-	want := attrString(a, "image")
+	want := a.Str("image")
 	if want == "" {
 		want = p.s.Image
 	}

@@ -3,7 +3,6 @@ package openstack
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/gophercloud/gophercloud/v2"
@@ -36,9 +35,9 @@ func (p *Provider) createNetwork(ctx context.Context, req *provision.CreateReque
 	}
 	o := owner{Token: req.ClientToken, Cluster: req.Cluster, Address: req.Address, Lineage: req.Lineage, ExpiresAt: req.ExpiresAt}
 	name := resName(req.Address, req.ClientToken)
-	cidr := attrString(req.Attrs, "cidr")
+	cidr := req.Attrs.Str("cidr")
 	var netID, subnetID string
-	existing := attrString(req.Attrs, "existing_id")
+	existing := req.Attrs.Str("existing_id")
 	if existing != "" {
 		n, err := networks.Get(ctx, nc, existing).Extract()
 		if err != nil {
@@ -192,11 +191,11 @@ func (p *Provider) ensureSecurityGroup(ctx context.Context, nc *gophercloud.Serv
 	if err := ensureTags(ctx, nc, "security-groups", g.ID, g.Tags, o.tags(tag(keyNetwork, netID))); err != nil {
 		return "", err
 	}
-	return g.ID, p.ensureRules(ctx, nc, g.ID, overlayPort(attrs), attrString(attrs, "hub_overlay_ip"))
+	return g.ID, p.ensureRules(ctx, nc, g.ID, overlayPort(attrs), attrs.Str("hub_overlay_ip"))
 }
 
 func overlayPort(a provision.Attrs) int {
-	if n := attrInt(a, "overlay_port"); n > 0 && n < 65536 {
+	if n := a.Int("overlay_port"); n > 0 && n < 65536 {
 		return int(n)
 	}
 	return DefaultOverlayPort
@@ -499,71 +498,4 @@ func ignoreNotFound(err error) error {
 		return nil
 	}
 	return err
-}
-
-// ---- attribute helpers ----
-
-func attrString(a provision.Attrs, k string) string {
-	switch v := a[k].(type) {
-	case string:
-		return v
-	case nil:
-		return ""
-	default:
-		return fmt.Sprint(v)
-	}
-}
-
-func attrBool(a provision.Attrs, k string) bool {
-	switch v := a[k].(type) {
-	case bool:
-		return v
-	case string:
-		b, _ := strconv.ParseBool(v)
-		return b
-	}
-	return false
-}
-
-func attrInt(a provision.Attrs, k string) int64 {
-	switch v := a[k].(type) {
-	case int64:
-		return v
-	case int:
-		return int64(v)
-	case float64:
-		return int64(v)
-	case string:
-		n, _ := strconv.ParseInt(v, 10, 64)
-		return n
-	}
-	return 0
-}
-
-func attrStrings(a provision.Attrs, k string) []string {
-	switch v := a[k].(type) {
-	case []string:
-		return v
-	case []any:
-		out := make([]string, 0, len(v))
-		for _, x := range v {
-			out = append(out, fmt.Sprint(x))
-		}
-		return out
-	}
-	return nil
-}
-
-func attrMap(a provision.Attrs, k string) map[string]string {
-	switch v := a[k].(type) {
-	case map[string]string:
-		return v
-	case map[string]any:
-		out := make(map[string]string, len(v))
-		for x, y := range v {
-			out[x] = fmt.Sprint(y)
-		}
-		return out
-	}
-	return nil
 }

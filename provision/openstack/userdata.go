@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"mime/multipart"
 	"net/textproto"
@@ -15,9 +14,9 @@ import (
 
 // Paths on the node.
 const (
-	AgentConfigPath = "/etc/hvctl/agent.json"
-	AgentBinary     = "/usr/local/bin/hvctl"
-	AgentDir        = "/var/lib/hvctl"
+	AgentConfigPath = provision.AgentConfigPath
+	AgentBinary     = provision.AgentBinary
+	AgentDir        = provision.AgentDir
 )
 
 // maxUserData is Nova's limit on base64 user data.
@@ -28,42 +27,11 @@ const maxUserData = 65535
 type AgentConfig = provision.AgentConfig
 
 func agentConfig(req *provision.CreateRequest, privateIP, publicIP string) *AgentConfig {
-	c := &AgentConfig{
-		Cluster: req.Cluster, Address: req.Address, Name: attrString(req.Attrs, "name"), Site: attrString(req.Attrs, "site"),
-		Pool: attrString(req.Attrs, "pool"), Roles: attrStrings(req.Attrs, "roles"), Labels: attrMap(req.Attrs, "labels"),
-		CPUs: int(attrInt(req.Attrs, "cpus")), MemoryMiB: attrInt(req.Attrs, "memory_mib"), GPUs: int(attrInt(req.Attrs, "gpus")),
-		PrivateIP: privateIP, PublicAddress: publicIP, Dir: AgentDir, Attrs: map[string]any{},
-	}
-	if len(c.Roles) == 0 {
-		c.Roles = []string{"worker"}
-	}
-	for k, v := range req.Attrs {
-		if k != "user_data" {
-			c.Attrs[k] = v
-		}
-	}
-	if privateIP != "" {
-		c.Attrs["private_ip"] = privateIP
-	}
-	if publicIP != "" {
-		c.Attrs["public_address"] = publicIP
-	}
+	c := provision.NewAgentConfig(req)
+	c.SetAddresses(privateIP, publicIP)
+	c.Dir = AgentDir
 	return c
 }
-
-const agentUnit = `[Unit]
-Description=hvctl node agent
-Wants=network-online.target
-After=network-online.target
-
-[Service]
-ExecStart=` + AgentBinary + ` agent -config ` + AgentConfigPath + `
-Restart=always
-RestartSec=3
-
-[Install]
-WantedBy=multi-user.target
-`
 
 // userData is the server's cloud-init user data, base64-encoded for
 // Nova: a cloud-config that writes the agent config (0600) and a systemd
@@ -71,35 +39,21 @@ WantedBy=multi-user.target
 // set. A node's own user_data goes along as a second MIME part. Too big
 // for Nova, it is gzipped (cloud-init unpacks it).
 func userData(req *provision.CreateRequest, privateIP, publicIP, agentURL string) ([]byte, error) {
-	cfgJSON, err := json.MarshalIndent(agentConfig(req, privateIP, publicIP), "", "  ")
+	var before [][]string
+	if provision.InstanceOf(req.Attrs).HasRole("gateway") {
+		before = append(before, []string{"sysctl", "-w", "net.ipv4.ip_forward=1"})
+	}
+	if agentURL != "" {
+		before = append(before, []string{"sh", "-c", fmt.Sprintf(`curl -fsSL --retry 10 --retry-delay 3 -o %[1]s.new "$0" && chmod 0755 %[1]s.new && mv %[1]s.new %[1]s`, AgentBinary), agentURL})
+	} else {
+		before = append(before, []string{"sh", "-c", fmt.Sprintf(`test -x %[1]s || ln -sf "$(command -v hvctl)" %[1]s`, AgentBinary)})
+	}
+	cc, err := provision.AgentCloudConfig("hvctl "+req.Address, agentConfig(req, privateIP, publicIP), "b64", before...)
 	if err != nil {
 		return nil, err
 	}
-	var b strings.Builder
-	b.WriteString("#cloud-config\n")
-	b.WriteString("# hvctl " + req.Address + "\n")
-	b.WriteString("write_files:\n")
-	fmt.Fprintf(&b, "  - path: %s\n    owner: root:root\n    permissions: '0600'\n    encoding: b64\n    content: %s\n",
-		AgentConfigPath, base64.StdEncoding.EncodeToString(cfgJSON))
-	b.WriteString("  - path: /etc/systemd/system/hvctl-agent.service\n    owner: root:root\n    permissions: '0644'\n    content: |\n")
-	for _, l := range strings.Split(strings.TrimSuffix(agentUnit, "\n"), "\n") {
-		b.WriteString("      " + l + "\n")
-	}
-	b.WriteString("runcmd:\n")
-	fmt.Fprintf(&b, "  - [install, -d, -m, '0700', %s]\n", AgentDir)
-	if hasRole(req.Attrs, "gateway") {
-		b.WriteString("  - [sysctl, -w, net.ipv4.ip_forward=1]\n")
-	}
-	if agentURL != "" {
-		fmt.Fprintf(&b, "  - [sh, -c, 'curl -fsSL --retry 10 --retry-delay 3 -o %s.new \"$0\" && chmod 0755 %s.new && mv %s.new %s', %q]\n",
-			AgentBinary, AgentBinary, AgentBinary, AgentBinary, agentURL)
-	} else {
-		fmt.Fprintf(&b, "  - [sh, -c, 'test -x %s || ln -sf \"$(command -v hvctl)\" %s']\n", AgentBinary, AgentBinary)
-	}
-	b.WriteString("  - [systemctl, daemon-reload]\n")
-	b.WriteString("  - [systemctl, enable, --now, hvctl-agent.service]\n")
-	out := []byte(b.String())
-	if own := attrString(req.Attrs, "user_data"); own != "" {
+	out := cc.Render()
+	if own := req.Attrs.Str("user_data"); own != "" {
 		if out, err = multipartUserData(out, []byte(own)); err != nil {
 			return nil, err
 		}

@@ -132,25 +132,3 @@ func defaultNetworkCIDR(w *world) string {
 	}
 	return "10.0.0.0/16"
 }
-
-// secretAttr reports whether an attribute must stay out of the world
-// file and of list output.
-func secretAttr(name string) bool {
-	n := strings.ToLower(name)
-	return n == "user_data" || strings.Contains(n, "token") || strings.Contains(n, "key") ||
-		strings.Contains(n, "secret") || strings.Contains(n, "password")
-}
-
-// publicAttrs copies attrs without secrets.
-func publicAttrs[V any](attrs map[string]V) map[string]any {
-	if len(attrs) == 0 {
-		return nil
-	}
-	out := make(map[string]any, len(attrs))
-	for k, v := range attrs {
-		if !secretAttr(k) {
-			out[k] = v
-		}
-	}
-	return out
-}

@@ -110,6 +110,6 @@ func item(r *record, now time.Time) Item {
 		PrivateIP:     r.PrivateIP,
 		PublicAddress: r.PublicAddress,
 		External:      r.External,
-		Attrs:         publicAttrs(r.Attrs),
+		Attrs:         provision.PublicAttrs(r.Attrs),
 	}
 }

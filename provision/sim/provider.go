@@ -166,7 +166,7 @@ func (p *Provider) newRecord(w *world, req *provision.CreateRequest, now time.Ti
 		Site:        site,
 		CreatedAt:   now.UTC(),
 		ExpiresAt:   req.ExpiresAt.UTC(),
-		Attrs:       publicAttrs(req.Attrs),
+		Attrs:       provision.PublicAttrs(req.Attrs),
 	}
 }
 
