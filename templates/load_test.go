@@ -219,15 +219,16 @@ func TestVariablePrecedence(t *testing.T) {
 			Environ: []string{"HVCTL_VAR_count=2", "HVCTL_VAR_name=env"},
 			Args:    []VarArg{{File: varFile}},
 		}, 5, "from-file", map[string]string{}, 1 << 30, false},
+		{"JSON var file", LoadOptions{Args: []VarArg{{File: "testdata/valid/vars.json"}}}, 6, "from-json", map[string]string{"arch": "x86_64"}, 1 << 30, false},
 		{"later -var wins", LoadOptions{
 			Environ: []string{"HVCTL_VAR_count=2"},
 			Args:    []VarArg{{Name: "count", Value: "7"}, {File: varFile}, {Name: "name", Value: "cli"}},
 		}, 5, "cli", map[string]string{}, 1 << 30, false},
-		{"-var string is literal, others HCL", LoadOptions{Args: []VarArg{
+		{"-var primitives are literal, others HCL (as Terraform)", LoadOptions{Args: []VarArg{
 			{Name: "name", Value: `a "quoted" {x}`},
 			{Name: "labels", Value: `{ arch = "arm64" }`},
 			{Name: "opt", Value: `{ size = "2GiB" }`},
-			{Name: "count", Value: "1 + 2"},
+			{Name: "count", Value: " 3"},
 		}}, 3, `a "quoted" {x}`, map[string]string{"arch": "arm64"}, 2 << 30, false},
 	}
 	for _, tt := range tests {
@@ -255,7 +256,7 @@ func TestVariableErrors(t *testing.T) {
 		detail  string
 	}{
 		{"undeclared -var", LoadOptions{Args: []VarArg{{Name: "cont", Value: "1"}}}, "Value for undeclared variable", `Did you mean "count"?`},
-		{"bad -var type", LoadOptions{Args: []VarArg{{Name: "count", Value: "lots"}}}, "Invalid value for variable", "-var count"},
+		{"bad -var type", LoadOptions{Args: []VarArg{{Name: "count", Value: "lots"}}}, "Invalid value for variable", "-var count=... is not valid for variable \"count\": a number is required"},
 		{"bad -var syntax", LoadOptions{Args: []VarArg{{Name: "labels", Value: "{"}}}, "Invalid value for variable", "not a valid expression"},
 		{"bad env type", LoadOptions{Environ: []string{"HVCTL_VAR_count=true"}}, "Invalid value for variable", "HVCTL_VAR_count"},
 		{"missing var file", LoadOptions{Args: []VarArg{{File: "testdata/nonexistent.hclvars"}}}, "Failed to read file", ""},

@@ -182,6 +182,24 @@ func (l *loader) setRaw(d *varDecl, raw, from string) {
 		d.value = cty.StringVal(raw)
 		return
 	}
+	if d.v.Type.IsPrimitiveType() {
+		// A number or bool is read from the string as Terraform does:
+		// "abc" for a number is "a number is required", not an HCL
+		// expression error about variables.
+		v, err := convert.Convert(cty.StringVal(strings.TrimSpace(raw)), d.v.Type)
+		if err == nil && hugeNumber(v) {
+			err = fmt.Errorf("numbers must be within ±1e308")
+		}
+		if err != nil {
+			l.diags = append(l.diags, errorf(d.v.DeclRange, "Invalid value for variable",
+				"The value %q from %s is not valid for variable %q: %s.",
+				raw, from, d.v.Name, err))
+			d.value, d.invalid = cty.DynamicVal, true
+			return
+		}
+		d.value = v
+		return
+	}
 	fn := fmt.Sprintf("<value for var.%s>", d.v.Name)
 	expr, diags := hclsyntax.ParseExpression([]byte(raw), fn, hcl.InitialPos)
 	if !diags.HasErrors() {
@@ -201,7 +219,11 @@ func (l *loader) setRaw(d *varDecl, raw, from string) {
 }
 
 func (l *loader) readVarFile(name string) {
-	f, diags := l.parser.ParseHCLFile(name)
+	parse := l.parser.ParseHCLFile
+	if strings.HasSuffix(name, ".json") {
+		parse = l.parser.ParseJSONFile // Terraform's .tfvars.json
+	}
+	f, diags := parse(name)
 	l.diags = append(l.diags, diags...)
 	if f == nil || diags.HasErrors() {
 		return

@@ -2,7 +2,9 @@ package cli
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -17,14 +19,20 @@ import (
 )
 
 func init() {
-	register(&command{name: "plan", usage: "[PATH] [options]", help: "Show what apply would do", run: runPlan})
-	register(&command{name: "apply", usage: "[PATH or PLANFILE] [options]", help: "Create or update the infrastructure", run: runApply})
-	register(&command{name: "up", usage: "[PATH] [options]", help: "Apply without asking and wait until the cluster is up", run: runUp})
-	register(&command{name: "destroy", usage: "[PATH] [options]", help: "Destroy everything the state holds", run: runDestroy})
-	register(&command{name: "down", usage: "[PATH] [options]", help: "Destroy everything without asking", run: runDown})
+	register(&command{name: "plan", usage: "[PATH] [options]", help: "Show what apply would do", run: runPlan, examples: []string{
+		"hvctl plan", "hvctl plan -out=cluster.hvplan examples/sim-hybrid.hcl", "hvctl plan -destroy", "hvctl plan -detailed-exitcode -input=false   # exit 2 when there are changes"}})
+	register(&command{name: "apply", usage: "[PATH or PLANFILE] [options]", help: "Create or update the infrastructure", run: runApply, examples: []string{
+		"hvctl apply", "hvctl apply cluster.hvplan   # exactly a saved plan", "hvctl apply -auto-approve -input=false", "hvctl apply -destroy -auto-approve"}})
+	register(&command{name: "up", usage: "[PATH] [options]", help: "Apply without asking and wait until the cluster is up", run: runUp, examples: []string{
+		"hvctl up examples/local-hybrid.hcl", "hvctl up -join-timeout=10m -json"}})
+	register(&command{name: "destroy", usage: "[PATH] [options]", help: "Destroy everything the state holds", run: runDestroy, examples: []string{
+		"hvctl destroy", "hvctl destroy -auto-approve"}})
+	register(&command{name: "down", usage: "[PATH] [options]", help: "Destroy everything without asking", run: runDown, examples: []string{
+		"hvctl down examples/local-hybrid.hcl"}})
 }
 
-// opFlags are the flags shared by plan, apply, up, destroy and down.
+// opFlags are the flags of the verbs that open a cluster; each verb
+// offers the groups that mean something to it (opt...).
 type opFlags struct {
 	tmplFlags
 	parallelism int
@@ -33,17 +41,46 @@ type opFlags struct {
 	refresh     bool
 	jsonOut     bool
 	noColor     bool
+	input       bool
 	joinTimeout time.Duration
 }
 
-func (o *opFlags) add(fs *flag.FlagSet) {
+// opt selects optional flag groups of a verb.
+type opt uint
+
+const (
+	optLock        opt = 1 << iota // -lock, -lock-timeout
+	optParallelism                 // -parallelism
+	optRefresh                     // -refresh
+	optJoin                        // -join-timeout
+	optInput                       // -input
+)
+
+// optChange are the groups of the verbs that change the cluster.
+const optChange = optLock | optParallelism | optRefresh | optInput
+
+// add sets the defaults of every field and registers the template
+// flags, -no-color and the groups in opts.
+func (o *opFlags) add(fs *flag.FlagSet, opts opt) {
 	o.tmplFlags.add(fs)
-	fs.IntVar(&o.parallelism, "parallelism", provision.DefaultParallelism, "most operations at once (0 = unlimited)")
-	fs.DurationVar(&o.lockTimeout, "lock-timeout", 0, "how long to wait for the state lock")
-	fs.BoolVar(&o.lock, "lock", true, "lock the state during the operation")
-	fs.BoolVar(&o.refresh, "refresh", true, "read the real infrastructure before planning")
+	o.parallelism, o.lock, o.refresh, o.input, o.joinTimeout = provision.DefaultParallelism, true, true, true, 5*time.Minute
+	if opts&optParallelism != 0 {
+		fs.IntVar(&o.parallelism, "parallelism", provision.DefaultParallelism, "most operations at once (0 = unlimited)")
+	}
+	if opts&optLock != 0 {
+		fs.DurationVar(&o.lockTimeout, "lock-timeout", 0, "how long to wait for the state lock")
+		fs.BoolVar(&o.lock, "lock", true, "lock the state during the operation")
+	}
+	if opts&optRefresh != 0 {
+		fs.BoolVar(&o.refresh, "refresh", true, "read the real infrastructure before planning")
+	}
+	if opts&optInput != 0 {
+		fs.BoolVar(&o.input, "input", true, "ask for input (-input=false: fail where hvctl would ask, as in CI)")
+	}
+	if opts&optJoin != 0 {
+		fs.DurationVar(&o.joinTimeout, "join-timeout", 5*time.Minute, "how long to wait for nodes to join the overlay")
+	}
 	fs.BoolVar(&o.noColor, "no-color", false, "no colour in output")
-	fs.DurationVar(&o.joinTimeout, "join-timeout", 5*time.Minute, "up: how long to wait for nodes to join the overlay")
 }
 
 // session is one locked operation on a template and its state.
@@ -121,7 +158,7 @@ func runPlan(a *App, args []string) int {
 	c := findCommand("plan")
 	fs := a.flagSet(c)
 	var o opFlags
-	o.add(fs)
+	o.add(fs, optChange)
 	out := fs.String("out", "", "save the plan to FILE for apply")
 	destroy := fs.Bool("destroy", false, "plan to destroy everything")
 	detailed := fs.Bool("detailed-exitcode", false, "exit 2 when the plan has changes")
@@ -129,6 +166,9 @@ func runPlan(a *App, args []string) int {
 	pos, code, ok := a.parse(fs, args)
 	if !ok {
 		return code
+	}
+	if !a.atMost(c, pos, 1) {
+		return exitError
 	}
 	s, ok := a.open(templatePath(pos), &o, "plan")
 	if !ok {
@@ -226,12 +266,16 @@ func runApply(a *App, args []string) int {
 	c := findCommand("apply")
 	fs := a.flagSet(c)
 	var o opFlags
-	o.add(fs)
+	o.add(fs, optChange)
 	auto := fs.Bool("auto-approve", false, "do not ask for confirmation")
+	destroy := fs.Bool("destroy", false, "destroy everything the state holds (as hvctl destroy)")
 	fs.BoolVar(&o.jsonOut, "json", false, "print progress as JSON lines")
 	pos, code, ok := a.parse(fs, args)
 	if !ok {
 		return code
+	}
+	if !a.atMost(c, pos, 1) {
+		return exitError
 	}
 	path := templatePath(pos)
 	saved, isPlan, err := readPlan(path)
@@ -239,20 +283,38 @@ func runApply(a *App, args []string) int {
 		return a.failErr(err)
 	}
 	if isPlan {
+		var set []string
+		fs.Visit(func(f *flag.Flag) {
+			switch f.Name {
+			case "var", "var-file", "destroy", "refresh":
+				set = append(set, "-"+f.Name)
+			}
+		})
+		if len(set) > 0 {
+			return a.fail("A saved plan cannot be changed by "+strings.Join(set, ", "),
+				fmt.Sprintf("%s was planned with its own variables and options, which apply uses as they are. Plan again with those options (hvctl plan %s -out=FILE), then apply that file.", path, strings.Join(set, " ")))
+		}
 		return a.applySaved(saved, &o)
 	}
-	return a.applyTemplate(path, &o, *auto, false, "apply")
+	verb := "apply"
+	if *destroy {
+		verb = "destroy"
+	}
+	return a.applyTemplate(path, &o, *auto, *destroy, verb)
 }
 
 func runUp(a *App, args []string) int {
 	c := findCommand("up")
 	fs := a.flagSet(c)
 	var o opFlags
-	o.add(fs)
+	o.add(fs, optChange|optJoin)
 	fs.BoolVar(&o.jsonOut, "json", false, "print progress and the summary as JSON")
 	pos, code, ok := a.parse(fs, args)
 	if !ok {
 		return code
+	}
+	if !a.atMost(c, pos, 1) {
+		return exitError
 	}
 	return a.applyTemplate(templatePath(pos), &o, true, false, "up")
 }
@@ -261,12 +323,15 @@ func runDestroy(a *App, args []string) int {
 	c := findCommand("destroy")
 	fs := a.flagSet(c)
 	var o opFlags
-	o.add(fs)
+	o.add(fs, optChange)
 	auto := fs.Bool("auto-approve", false, "do not ask for confirmation")
 	fs.BoolVar(&o.jsonOut, "json", false, "print progress as JSON lines")
 	pos, code, ok := a.parse(fs, args)
 	if !ok {
 		return code
+	}
+	if !a.atMost(c, pos, 1) {
+		return exitError
 	}
 	return a.applyTemplate(templatePath(pos), &o, *auto, true, "destroy")
 }
@@ -275,11 +340,15 @@ func runDown(a *App, args []string) int {
 	c := findCommand("down")
 	fs := a.flagSet(c)
 	var o opFlags
-	o.add(fs)
+	o.add(fs, optChange)
 	fs.BoolVar(&o.jsonOut, "json", false, "print progress as JSON lines")
+	fs.Bool("auto-approve", true, "accepted for scripts written for destroy; down never asks")
 	pos, code, ok := a.parse(fs, args)
 	if !ok {
 		return code
+	}
+	if !a.atMost(c, pos, 1) {
+		return exitError
 	}
 	return a.applyTemplate(templatePath(pos), &o, true, true, "down")
 }
@@ -324,6 +393,9 @@ func (a *App) applyTemplate(tmpl string, o *opFlags, auto, destroy bool, verb st
 		}
 	} else {
 		(&provision.Renderer{W: a.Stdout, Color: a.Color}).RenderPlan(plan)
+	}
+	if plan.HasChanges() && !auto && !o.input {
+		return a.fail("No approval: -input=false and no -auto-approve", "hvctl would ask whether to perform these actions, but -input=false forbids asking; nothing was changed. Add -auto-approve, or apply a plan saved with plan -out.")
 	}
 	if plan.HasChanges() && !auto && !a.ask(destroy) {
 		what := "Apply"
@@ -391,11 +463,21 @@ func (a *App) execute(s *session, plan *provision.Plan, st *provision.State, des
 	// (machines gone or now ready).
 	res := s.eng.Apply(a.Ctx, st, plan)
 	if err := res.Err(); err != nil {
-		if a.Ctx.Err() != nil {
-			a.printError("Operation interrupted", "hvctl stopped starting new operations after the interrupt; the ones in flight finished and the state records them. Run the command again to continue.")
-		}
+		interrupted := a.Ctx.Err() != nil
+		var failed []string
 		for _, addr := range errorAddrs(res) {
+			// An interrupt cancels every operation in flight: one
+			// message says so, not one "context canceled" per resource.
+			if interrupted && errors.Is(res.Errors[addr], context.Canceled) {
+				continue
+			}
+			failed = append(failed, addr)
+		}
+		for _, addr := range failed {
 			a.printError(res.Errors[addr].Error(), "The state records what was done; run the command again to retry.")
+		}
+		if interrupted {
+			a.printError("Operation interrupted", "hvctl stopped starting new operations after the interrupt; the ones in flight finished and the state records them. Run the command again to continue.")
 		}
 		return exitError
 	}

@@ -39,7 +39,7 @@ func runCheck(a *App, args []string) int {
 	c := findCommand("check")
 	fs := a.flagSet(c)
 	var o opFlags
-	o.add(fs)
+	o.add(fs, 0)
 	allPairs := fs.Bool("all-pairs", false, "check every node from every node (default: the hubs and gateways each node needs; every pair in a mesh)")
 	jsonOut := fs.Bool("json", false, "print the results as JSON")
 	pos, code, ok := a.parse(fs, args)

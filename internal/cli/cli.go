@@ -47,14 +47,35 @@ type App struct {
 	Color bool
 	// Ctx is cancelled on the first interrupt: no new operation starts.
 	Ctx context.Context
+
+	verbs map[*flag.FlagSet]*command
 }
 
 type command struct {
 	name  string
 	usage string
 	help  string
-	run   func(a *App, args []string) int
+	// examples are command lines shown by -help.
+	examples []string
+	// subs are a group's subcommands (state list, state show, ...): Run
+	// checks the first argument against them and -help lists them; the
+	// group's run function gets the subcommand as its first argument.
+	subs []*command
+	run  func(a *App, args []string) int
 }
+
+// sub returns the subcommand name of a group, named "GROUP NAME" for
+// its usage line; a name it does not have gets a bare command.
+func (c *command) sub(name string) *command {
+	for _, s := range c.subs {
+		if s.name == name {
+			return &command{name: c.name + " " + s.name, usage: s.usage, help: s.help, examples: s.examples}
+		}
+	}
+	return &command{name: c.name + " " + name, usage: c.usage, help: c.help}
+}
+
+func isHelpArg(s string) bool { return s == "-help" || s == "--help" || s == "-h" }
 
 var commands []*command
 
@@ -72,11 +93,41 @@ func findCommand(name string) *command {
 // Main runs hvctl with args (without the program name) on the process's
 // standard streams and returns the exit code.
 func Main(args []string) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := interrupts(os.Stderr, func() { os.Exit(130) })
 	defer stop()
 	color := term.IsTerminal(int(os.Stdout.Fd())) && os.Getenv("NO_COLOR") == ""
 	a := &App{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Environ: os.Environ(), Color: color, Ctx: ctx}
 	return a.Run(args)
+}
+
+// interrupts returns a context cancelled at the first interrupt (or
+// SIGTERM), saying at once what happens, as Terraform does; a second
+// one says what is abandoned and calls exit. Abandoning is safe: each
+// operation's intent is in the state before it starts, so the next
+// plan or up finds what it made.
+func interrupts(w io.Writer, exit func()) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-ch:
+		case <-done:
+			return
+		}
+		fmt.Fprintln(w, "\nInterrupt received.\nPlease wait for hvctl to exit or data loss may occur.\nGracefully shutting down...")
+		cancel()
+		select {
+		case <-ch:
+		case <-done:
+			return
+		}
+		fmt.Fprintln(w, "\nTwo interrupts received. Exiting immediately: operations in flight are abandoned. "+
+			"Their intents are in the state, so the next hvctl plan, up or down finds what they made; the state lock is released as hvctl exits.")
+		exit()
+	}()
+	return ctx, func() { signal.Stop(ch); close(done); cancel() }
 }
 
 // Run runs one command line.
@@ -119,7 +170,42 @@ func (a *App) Run(args []string) int {
 	if c == nil {
 		return a.fail(fmt.Sprintf("Unknown command %q", args[0]), "Run hvctl -help for the list of commands."+suggest(args[0], commandNames()))
 	}
+	if len(c.subs) > 0 {
+		switch {
+		case len(args) == 1:
+			a.groupUsage(a.Stderr, c)
+			return a.fail("hvctl "+c.name+" needs a subcommand", "Run hvctl "+c.name+" -help for the subcommands and their options.")
+		case isHelpArg(args[1]):
+			a.groupUsage(a.Stdout, c)
+			return exitOK
+		}
+		var names []string
+		found := false
+		for _, s := range c.subs {
+			names = append(names, s.name)
+			found = found || s.name == args[1]
+		}
+		if !found {
+			return a.fail(fmt.Sprintf("Unknown subcommand %q of hvctl %s", args[1], c.name),
+				fmt.Sprintf("hvctl %s has %s.%s", c.name, strings.Join(names, ", "), suggest(args[1], names)))
+		}
+	}
 	return c.run(a, args[1:])
+}
+
+// groupUsage lists a group's subcommands.
+func (a *App) groupUsage(w io.Writer, c *command) {
+	fmt.Fprintf(w, "Usage: hvctl %s <subcommand> [options] [args]\n\n  %s\n\nSubcommands:\n", c.name, c.help)
+	for _, s := range c.subs {
+		fmt.Fprintf(w, "  %-10s %s\n", s.name, s.help)
+	}
+	if len(c.examples) > 0 {
+		fmt.Fprintf(w, "\nExamples:\n")
+		for _, e := range c.examples {
+			fmt.Fprintf(w, "  %s\n", e)
+		}
+	}
+	fmt.Fprintf(w, "\nRun hvctl %s SUBCOMMAND -help for a subcommand's options.\n", c.name)
 }
 
 func commandNames() []string {
@@ -182,27 +268,57 @@ func (a *App) diags(files map[string]*hcl.File, d hcl.Diagnostics) bool {
 	return d.HasErrors()
 }
 
-// flagSet makes a FlagSet whose -help prints the verb's usage.
+// flagSet makes a verb's FlagSet. Go's flag package prints nothing
+// itself: parse prints the help (-help, on stdout) or the error (stderr).
 func (a *App) flagSet(c *command) *flag.FlagSet {
 	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
-	fs.SetOutput(a.Stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(a.Stderr, "Usage: hvctl %s %s\n\n  %s\n\nOptions:\n", c.name, c.usage, c.help)
-		fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	if a.verbs == nil {
+		a.verbs = map[*flag.FlagSet]*command{}
 	}
+	a.verbs[fs] = c
 	return fs
+}
+
+// verbUsage prints a verb's usage, examples and its own flags.
+func (a *App) verbUsage(w io.Writer, c *command, fs *flag.FlagSet) {
+	fmt.Fprintf(w, "Usage: hvctl %s %s\n\n  %s\n", c.name, c.usage, c.help)
+	if len(c.examples) > 0 {
+		fmt.Fprintf(w, "\nExamples:\n")
+		for _, e := range c.examples {
+			fmt.Fprintf(w, "  %s\n", e)
+		}
+	}
+	fmt.Fprintf(w, "\nOptions:\n")
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
 }
 
 // parse parses flags interspersed with positional arguments (Go's flag
 // stops at the first positional; Terraform users put flags anywhere).
 // Arguments after "--" are positional. It returns the positionals, or
-// ok=false with an exit code.
+// ok=false with an exit code: -help prints the verb's usage on stdout
+// (exit 0), a bad flag an error naming it on stderr (exit 1).
 func (a *App) parse(fs *flag.FlagSet, args []string) (pos []string, code int, ok bool) {
+	c := a.verbs[fs]
+	if c == nil {
+		c = &command{name: fs.Name()}
+	}
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
+				a.verbUsage(a.Stdout, c, fs)
 				return nil, exitOK, false
 			}
+			var names []string
+			fs.VisitAll(func(f *flag.Flag) { names = append(names, "-"+f.Name) })
+			hint := ""
+			if _, bad, found := strings.Cut(err.Error(), "not defined: "); found {
+				hint = suggest(bad, names)
+			}
+			a.fail("Invalid option for hvctl "+c.name, fmt.Sprintf("%v.%s Run hvctl %s -help for its options.", err, hint, c.name))
 			return nil, exitError, false
 		}
 		rest := fs.Args()
@@ -219,6 +335,23 @@ func (a *App) parse(fs *flag.FlagSet, args []string) (pos []string, code int, ok
 		pos = append(pos, rest[0])
 		args = rest[1:]
 	}
+}
+
+// atMost refuses more than n positional arguments, naming the extra ones.
+func (a *App) atMost(c *command, pos []string, n int) bool {
+	if len(pos) <= n {
+		return true
+	}
+	a.fail("Too many arguments for hvctl "+c.name, fmt.Sprintf("Unexpected %s. Usage: hvctl %s %s", quoteList(pos[n:]), c.name, c.usage))
+	return false
+}
+
+func quoteList(l []string) string {
+	q := make([]string, len(l))
+	for i, s := range l {
+		q[i] = fmt.Sprintf("%q", s)
+	}
+	return strings.Join(q, ", ")
 }
 
 type varFlag struct{ args *[]templates.VarArg }

@@ -10,7 +10,12 @@ import (
 )
 
 func init() {
-	register(&command{name: "elastic", usage: "run [PATH] | simulate -f TEMPLATE -w WORKLOAD [-json] [-report FILE.html] [-seed N]", help: "Elasticity: the daemon, and the simulator over a workload file", run: runElastic})
+	register(&command{name: "elastic", usage: "run [PATH] | simulate -f TEMPLATE -w WORKLOAD [-json] [-report FILE.html] [-seed N]", help: "Elasticity: the daemon, and the simulator over a workload file", run: runElastic,
+		subs: []*command{
+			{name: "run", usage: "[PATH] [options]", help: "Run the elasticity daemon against a live cluster", examples: []string{"hvctl elastic run examples/local-hybrid.hcl -metrics 127.0.0.1:9108"}},
+			{name: "simulate", usage: "-f TEMPLATE -w WORKLOAD [options]", help: "Replay a workload on a virtual clock with the daemon's policy", examples: []string{"hvctl elastic simulate -f examples/hybrid-audio.hcl -w examples/workloads/hybrid-audio.json -report r.html"}},
+		},
+		examples: []string{"hvctl elastic simulate -f examples/hybrid-audio.hcl -w examples/workloads/hybrid-audio.json"}})
 }
 
 func runElastic(a *App, args []string) int {
@@ -18,13 +23,9 @@ func runElastic(a *App, args []string) int {
 		return runElasticRun(a, args[1:])
 	}
 	if len(args) == 0 || args[0] != "simulate" {
-		if len(args) > 0 && (args[0] == "-help" || args[0] == "--help" || args[0] == "-h") {
-			fmt.Fprintln(a.Stderr, "Usage: hvctl elastic simulate -f TEMPLATE -w WORKLOAD [-json] [-report FILE.html] [-seed N]")
-			return exitOK
-		}
 		return a.fail("Usage: hvctl elastic simulate -f TEMPLATE -w WORKLOAD", "simulate replays a workload (JSON or CSV) on a virtual clock with the same policy the daemon runs, and reports makespan, node-hours, efficiency and cost. hvctl elastic run [PATH] runs the daemon against a live cluster.")
 	}
-	c := findCommand("elastic")
+	c := findCommand("elastic").sub("simulate")
 	fs := a.flagSet(c)
 	var t tmplFlags
 	t.add(fs)

@@ -311,10 +311,10 @@ func (p *engineProvisioner) Destroy(ctx context.Context, name string) error {
 }
 
 func runElasticRun(a *App, args []string) int {
-	c := findCommand("elastic")
+	c := findCommand("elastic").sub("run")
 	fs := a.flagSet(c)
 	var o opFlags
-	o.add(fs)
+	o.add(fs, optParallelism)
 	metrics := fs.String("metrics", "", "serve Prometheus metrics on this address (e.g. 127.0.0.1:9108)")
 	steps := fs.Int("steps", 0, "stop after this many decisions (0 = run until interrupted)")
 	pos, code, ok := a.parse(fs, args)

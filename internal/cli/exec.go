@@ -42,7 +42,7 @@ func runExec(a *App, args []string) int {
 	c := findCommand("exec")
 	fs := a.flagSet(c)
 	var o opFlags
-	o.add(fs)
+	o.add(fs, 0)
 	// Split at "--": before it, NODE and options; after it, the command.
 	var cmd []string
 	for i, x := range args {

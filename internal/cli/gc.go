@@ -26,7 +26,7 @@ func runGC(a *App, args []string) int {
 	c := findCommand("gc")
 	fs := a.flagSet(c)
 	var o opFlags
-	o.add(fs)
+	o.add(fs, optParallelism)
 	dry := fs.Bool("dry-run", false, "list what would be destroyed, destroy nothing")
 	jsonOut := fs.Bool("json", false, "print what was found as JSON")
 	pos, code, ok := a.parse(fs, args)

@@ -18,9 +18,17 @@ import (
 func init() {
 	register(&command{name: "status", usage: "[PATH] [-json]", help: "Show nodes by site and pool with their state", run: runStatus})
 	register(&command{name: "show", usage: "[PLANFILE] [-json]", help: "Show the state, or a saved plan", run: runShow})
-	register(&command{name: "state", usage: "list | show ADDR | rm ADDR... | unlock LOCK_ID", help: "Inspect and repair the state", run: runState})
+	register(&command{name: "state", usage: "list | show ADDR | rm ADDR... | unlock LOCK_ID", help: "Inspect and repair the state", run: runState,
+		subs: []*command{
+			{name: "list", usage: "[ADDR-PREFIX] [options]", help: "List the resources in the state"},
+			{name: "show", usage: "ADDR [options]", help: "Show one resource, secrets hidden"},
+			{name: "rm", usage: "ADDR... [options]", help: "Forget resources (the machines keep running)"},
+			{name: "unlock", usage: "LOCK_ID [options]", help: "Remove a lock whose holder is gone (also: hvctl force-unlock)"},
+		},
+		examples: []string{"hvctl state list", "hvctl state show site.onprem.node.frontend", "hvctl state unlock 3f2a..."}})
 	register(&command{name: "graph", usage: "[PATH] [-type plan]", help: "Print the resource graph as DOT for Graphviz", run: runGraph})
-	register(&command{name: "sim", usage: "list [-json] [-all] [PATH]", help: "Inspect the sim provider's cloud", run: runSim})
+	register(&command{name: "sim", usage: "list [-json] [-all] [PATH]", help: "Inspect the sim provider's cloud", run: runSim,
+		subs: []*command{{name: "list", usage: "[-json] [-all] [PATH]", help: "What really exists in the sim cloud", examples: []string{"hvctl sim list -json"}}}})
 }
 
 // NodeStatus is one node's row in status.
@@ -81,7 +89,7 @@ func runStatus(a *App, args []string) int {
 	c := findCommand("status")
 	fs := a.flagSet(c)
 	var o opFlags
-	o.add(fs)
+	o.add(fs, 0)
 	jsonOut := fs.Bool("json", false, "print status as JSON")
 	watch := fs.Duration("watch", 0, "redraw every interval (e.g. -watch=2s) until interrupted")
 	pos, code, ok := a.parse(fs, args)
@@ -368,15 +376,8 @@ func writeResource(w io.Writer, r *provision.ResourceState) {
 }
 
 func runState(a *App, args []string) int {
-	if len(args) == 0 || args[0] == "-help" || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprintln(a.Stderr, "Usage: hvctl state list | show ADDR | rm ADDR... | unlock LOCK_ID  [-state PATH]")
-		if len(args) == 0 {
-			return exitError
-		}
-		return exitOK
-	}
 	sub := args[0]
-	c := findCommand("state")
+	c := findCommand("state").sub(sub)
 	fs := a.flagSet(c)
 	var t tmplFlags
 	fs.StringVar(&t.statePath, "state", "", "state file (default ./.hvctl/state.json)")
@@ -515,13 +516,10 @@ func runGraph(a *App, args []string) int {
 }
 
 func runSim(a *App, args []string) int {
-	if len(args) > 0 && (args[0] == "-help" || args[0] == "--help" || args[0] == "-h") {
-		args = []string{"list", "-help"}
-	}
 	if len(args) == 0 || args[0] != "list" {
 		return a.fail("Usage: hvctl sim list [-json] [-all] [PATH]", "sim list prints the sim provider's inventory: what really exists in its cloud.")
 	}
-	c := findCommand("sim")
+	c := findCommand("sim").sub("list")
 	fs := a.flagSet(c)
 	var t tmplFlags
 	fs.StringVar(&t.statePath, "state", "", "state file whose directory holds the sim world")

@@ -44,7 +44,7 @@ func runSubmit(a *App, args []string) int {
 	c := findCommand("submit")
 	fs := a.flagSet(c)
 	var o opFlags
-	o.add(fs)
+	o.add(fs, 0)
 	file := fs.String("f", "", "job file (HCL job blocks, or JSON)")
 	n := fs.Int("n", 0, "array job: run N copies (HVCTL_ARRAY_INDEX tells each its index)")
 	cpus := fs.Int("cpus", 0, "CPUs per job")
@@ -221,7 +221,7 @@ func runJobs(a *App, args []string) int {
 	c := findCommand("jobs")
 	fs := a.flagSet(c)
 	var o opFlags
-	o.add(fs)
+	o.add(fs, 0)
 	state := fs.String("status", "", "only jobs in this state (queued, running, done, failed, cancelled)")
 	jsonOut := fs.Bool("json", false, "print as JSON")
 	pos, code, ok := a.parse(fs, args)
@@ -270,7 +270,7 @@ func runCancel(a *App, args []string) int {
 	c := findCommand("cancel")
 	fs := a.flagSet(c)
 	var o opFlags
-	o.add(fs)
+	o.add(fs, 0)
 	pos, code, ok := a.parse(fs, args)
 	if !ok {
 		return code
@@ -311,7 +311,7 @@ func runLogs(a *App, args []string) int {
 	c := findCommand("logs")
 	fs := a.flagSet(c)
 	var o opFlags
-	o.add(fs)
+	o.add(fs, 0)
 	pos, code, ok := a.parse(fs, args)
 	if !ok {
 		return code

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"runtime"
@@ -14,7 +15,12 @@ import (
 func init() {
 	register(&command{name: "validate", usage: "[PATH] [-json]", help: "Check a template; no provider is called", run: runValidate})
 	register(&command{name: "version", usage: "[-json]", help: "Print the hvctl version", run: runVersion})
-	register(&command{name: "completion", usage: "bash | zsh", help: "Print a shell completion script", run: runCompletion})
+	register(&command{name: "completion", usage: "bash | zsh | fish", help: "Print a shell completion script", run: runCompletion,
+		subs: []*command{
+			{name: "bash", help: "source <(hvctl completion bash)"},
+			{name: "zsh", help: "source <(hvctl completion zsh)"},
+			{name: "fish", help: "hvctl completion fish | source"},
+		}})
 }
 
 func runValidate(a *App, args []string) int {
@@ -63,66 +69,141 @@ func runVersion(a *App, args []string) int {
 }
 
 func runCompletion(a *App, args []string) int {
-	if len(args) != 1 || (args[0] != "bash" && args[0] != "zsh") {
-		return a.fail("Usage: hvctl completion bash|zsh", "Load it with: source <(hvctl completion bash)  (or zsh).")
+	if len(args) != 1 {
+		return a.fail("Usage: hvctl completion bash|zsh|fish", "Load it with: source <(hvctl completion bash), or zsh; fish: hvctl completion fish | source.")
 	}
+	words := completionWords()
 	var verbs []string
 	for _, c := range commands {
 		verbs = append(verbs, c.name)
 	}
 	sort.Strings(verbs)
-	flags := map[string]string{}
-	for _, c := range commands {
-		flags[c.name] = strings.Join(verbFlags(c), " ")
-	}
 	switch args[0] {
 	case "bash":
 		fmt.Fprintf(a.Stdout, `# bash completion for hvctl; load with: source <(hvctl completion bash)
 _hvctl() {
-  local cur verb
+  local cur verb sub opts
   cur="${COMP_WORDS[COMP_CWORD]}"
   verb="${COMP_WORDS[1]}"
+  sub="${COMP_WORDS[2]}"
   if [ "$COMP_CWORD" -eq 1 ]; then
     COMPREPLY=( $(compgen -W "%s" -- "$cur") )
     return
   fi
-  case "$verb" in
+  case "$verb $sub" in
 `, strings.Join(verbs, " "))
-		for _, v := range verbs {
-			fmt.Fprintf(a.Stdout, "    %s) opts=\"%s -help\" ;;\n", v, extraWords(v)+flags[v])
+		for _, w := range words {
+			fmt.Fprintf(a.Stdout, "    %s) opts=%q ;;\n", w.key(), strings.Join(w.words(), " "))
 		}
 		fmt.Fprint(a.Stdout, `    *) opts="" ;;
   esac
   if [[ "$cur" == -* ]]; then
     COMPREPLY=( $(compgen -W "$opts" -- "$cur") )
   else
-    COMPREPLY=( $(compgen -W "$(echo "$opts" | tr ' ' '\n' | grep -v '^-')" -- "$cur") $(compgen -f -- "$cur") )
+    COMPREPLY=( $(compgen -W "$(echo "$opts" | tr ' ' '\n' | grep -v '^-') $(_hvctl_addrs)" -- "$cur") $(compgen -f -- "$cur") )
   fi
+}
+# Resource addresses and member names, from the state of the directory.
+_hvctl_addrs() {
+  case "$verb" in
+    state|taint|untaint|import|exec|node|plan|apply) hvctl state list 2>/dev/null ;;
+  esac
 }
 complete -F _hvctl hvctl
 `)
 	case "zsh":
-		fmt.Fprintf(a.Stdout, "#compdef hvctl\n# zsh completion for hvctl; load with: source <(hvctl completion zsh)\n_hvctl() {\n  local -a verbs\n  verbs=(%s)\n  if (( CURRENT == 2 )); then\n    _describe 'command' verbs\n    return\n  fi\n  case ${words[2]} in\n", zshVerbs())
-		for _, v := range verbs {
-			fmt.Fprintf(a.Stdout, "    %s) compadd -- %s -help; _files ;;\n", v, extraWords(v)+flags[v])
+		fmt.Fprintf(a.Stdout, "#compdef hvctl\n# zsh completion for hvctl; load with: source <(hvctl completion zsh)\n_hvctl() {\n  local -a verbs\n  verbs=(%s)\n  if (( CURRENT == 2 )); then\n    _describe 'command' verbs\n    return\n  fi\n  case \"${words[2]} ${words[3]}\" in\n", zshVerbs())
+		for _, w := range words {
+			fmt.Fprintf(a.Stdout, "    %s) compadd -- %s; compadd -- ${(f)\"$(hvctl state list 2>/dev/null)\"}; _files ;;\n", w.key(), strings.Join(w.words(), " "))
 		}
 		fmt.Fprint(a.Stdout, "    *) _files ;;\n  esac\n}\nif [ \"$funcstack[1]\" = \"_hvctl\" ]; then _hvctl \"$@\"; else compdef _hvctl hvctl; fi\n")
+	case "fish":
+		fmt.Fprint(a.Stdout, "# fish completion for hvctl; load with: hvctl completion fish | source\ncomplete -c hvctl -f\n")
+		cs := append([]*command(nil), commands...)
+		sort.Slice(cs, func(i, j int) bool { return cs[i].name < cs[j].name })
+		for _, c := range cs {
+			fmt.Fprintf(a.Stdout, "complete -c hvctl -n __fish_use_subcommand -a %s -d %q\n", c.name, c.help)
+			for _, s := range c.subs {
+				fmt.Fprintf(a.Stdout, "complete -c hvctl -n '__fish_seen_subcommand_from %s' -a %s -d %q\n", c.name, s.name, s.help)
+			}
+		}
+		for _, w := range words {
+			cond := "__fish_seen_subcommand_from " + w.verb
+			if w.sub != "" {
+				cond += "; and __fish_seen_subcommand_from " + w.sub
+			}
+			for _, f := range w.flags {
+				fmt.Fprintf(a.Stdout, "complete -c hvctl -n '%s' -o %s\n", cond, strings.TrimPrefix(f, "-"))
+			}
+		}
+		fmt.Fprint(a.Stdout, "complete -c hvctl -n '__fish_seen_subcommand_from state taint untaint import exec' -a '(hvctl state list 2>/dev/null)'\ncomplete -c hvctl -n 'not __fish_use_subcommand' -F\n")
+	default:
+		return a.fail(fmt.Sprintf("Unknown shell %q", args[0]), "hvctl completion knows bash, zsh and fish.")
 	}
 	return exitOK
 }
 
-func extraWords(verb string) string {
-	switch verb {
-	case "state":
-		return "list show rm unlock "
-	case "sim":
-		return "list "
-	case "completion":
-		return "bash zsh "
-	}
-	return ""
+// completionWord is what completes after "hvctl VERB [SUB]".
+type completionWord struct {
+	verb, sub string
+	subs      []string
+	flags     []string
 }
 
+// key is the word's shell case pattern on "VERB SUB".
+func (w completionWord) key() string {
+	if w.sub == "" {
+		return fmt.Sprintf("%q*", w.verb+" ")
+	}
+	return fmt.Sprintf("%q", w.verb+" "+w.sub)
+}
+
+func (w completionWord) words() []string {
+	return append(append(append([]string{}, w.subs...), w.flags...), "-help")
+}
+
+// completionWords lists, for every verb and subcommand, the words that
+// may follow: a group's subcommands, and each one's flags (read from
+// its real -help, so completion never drifts from the flag sets). The
+// more specific "verb sub" cases come first.
+func completionWords() []completionWord {
+	var out, bare []completionWord
+	cs := append([]*command(nil), commands...)
+	sort.Slice(cs, func(i, j int) bool { return cs[i].name < cs[j].name })
+	for _, c := range cs {
+		if c.name == "completion" {
+			bare = append(bare, completionWord{verb: c.name, subs: []string{"bash", "zsh", "fish"}})
+			continue
+		}
+		if len(c.subs) == 0 {
+			bare = append(bare, completionWord{verb: c.name, flags: helpFlags(c.name)})
+			continue
+		}
+		var names []string
+		for _, s := range c.subs {
+			names = append(names, s.name)
+			out = append(out, completionWord{verb: c.name, sub: s.name, flags: helpFlags(c.name, s.name)})
+		}
+		bare = append(bare, completionWord{verb: c.name, subs: names})
+	}
+	return append(out, bare...)
+}
+
+// helpFlags runs "hvctl ARGS... -help" and reads the flags off its usage.
+func helpFlags(args ...string) []string {
+	var buf bytes.Buffer
+	quiet := &App{Stdin: strings.NewReader(""), Stdout: &buf, Stderr: io.Discard, Ctx: context.Background()}
+	quiet.Run(append(args, "-help"))
+	var names []string
+	for _, line := range strings.Split(buf.String(), "\n") {
+		t := strings.TrimSpace(line)
+		if !strings.HasPrefix(line, "  -") || t == "" {
+			continue
+		}
+		names = append(names, strings.Fields(t)[0])
+	}
+	return names
+}
 func zshVerbs() string {
 	var parts []string
 	cs := append([]*command(nil), commands...)
@@ -131,22 +212,4 @@ func zshVerbs() string {
 		parts = append(parts, fmt.Sprintf("'%s:%s'", c.name, strings.ReplaceAll(c.help, "'", "")))
 	}
 	return strings.Join(parts, " ")
-}
-
-// verbFlags lists a verb's flags by running it with -help and reading
-// its usage, so completion never drifts from the real flag sets.
-func verbFlags(c *command) []string {
-	var buf bytes.Buffer
-	quiet := &App{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: &buf}
-	c.run(quiet, []string{"-help"})
-	var names []string
-	for _, line := range strings.Split(buf.String(), "\n") {
-		t := strings.TrimSpace(line)
-		if !strings.HasPrefix(line, "  -") || t == "" {
-			continue
-		}
-		name := strings.Fields(t)[0]
-		names = append(names, name)
-	}
-	return names
 }

@@ -8,7 +8,8 @@ import (
 )
 
 func init() {
-	register(&command{name: "node", usage: "revoke [PATH] NODE...", help: "Revoke a node's credentials", run: runNode})
+	register(&command{name: "node", usage: "revoke [PATH] NODE...", help: "Revoke a node's credentials", run: runNode,
+		subs: []*command{{name: "revoke", usage: "[PATH] NODE... [options]", help: "Revoke nodes' credentials: they cannot rejoin with them", examples: []string{"hvctl node revoke onprem.wn[0]"}}}})
 }
 
 // runNode is `hvctl node revoke NODE...`: the manager removes each node
@@ -18,10 +19,10 @@ func runNode(a *App, args []string) int {
 	if len(args) == 0 || args[0] != "revoke" {
 		return a.fail("node needs a subcommand", "Usage: hvctl node revoke [PATH] NODE... (NODE is a member ID such as onprem.wn[0], or an hvctl address).")
 	}
-	c := findCommand("node")
+	c := findCommand("node").sub("revoke")
 	fs := a.flagSet(c)
 	var o opFlags
-	o.add(fs)
+	o.add(fs, 0)
 	pos, code, ok := a.parse(fs, args[1:])
 	if !ok {
 		return code

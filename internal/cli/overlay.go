@@ -18,7 +18,11 @@ import (
 )
 
 func init() {
-	register(&command{name: "overlay", usage: "show [-json] | config NODE [-show-secrets]", help: "Show the overlay's peers and routes, or a node's WireGuard config", run: runOverlay})
+	register(&command{name: "overlay", usage: "show [-json] | config NODE [-show-secrets]", help: "Show the overlay's peers and routes, or a node's WireGuard config", run: runOverlay,
+		subs: []*command{
+			{name: "show", usage: "[PATH] [-json]", help: "Every node's peers and routes", examples: []string{"hvctl overlay show -json"}},
+			{name: "config", usage: "NODE [PATH] [-show-secrets]", help: "A node's wg-quick configuration, its private key hidden unless -show-secrets", examples: []string{"hvctl overlay config onprem.frontend"}},
+		}})
 }
 
 // overlayView is the overlay of a cluster: from its manager when the
@@ -121,17 +125,13 @@ func toJSON(ps *overlay.PeerSet) jsonPeerSet {
 
 func runOverlay(a *App, args []string) int {
 	if len(args) == 0 || (args[0] != "show" && args[0] != "config") {
-		if len(args) > 0 && (args[0] == "-help" || args[0] == "--help" || args[0] == "-h") {
-			fmt.Fprintln(a.Stderr, "Usage: hvctl overlay show [-json] [PATH] | overlay config NODE [-show-secrets] [PATH]")
-			return exitOK
-		}
 		return a.fail("Usage: hvctl overlay show [-json] | overlay config NODE [-show-secrets]", "show lists every node's peers and routes; config prints one node's wg-quick configuration.")
 	}
 	sub := args[0]
-	c := findCommand("overlay")
+	c := findCommand("overlay").sub(sub)
 	fs := a.flagSet(c)
 	var o opFlags
-	o.add(fs)
+	o.add(fs, 0)
 	jsonOut := fs.Bool("json", false, "print as JSON")
 	secrets := fs.Bool("show-secrets", false, "config: include the node's private key, read from the node")
 	pos, code, ok := a.parse(fs, args[1:])

@@ -17,7 +17,11 @@ import (
 
 func init() {
 	register(&command{name: "slurm", usage: "resume|suspend [PATH] NODELIST",
-		help: "SLURM power saving: create (resume) or destroy (suspend) the named elastic nodes", run: runSlurm})
+		help: "SLURM power saving: create (resume) or destroy (suspend) the named elastic nodes", run: runSlurm,
+		subs: []*command{
+			{name: "resume", usage: "[-reason WHY] [PATH] NODELIST", help: "Create the named elastic nodes (SLURM's ResumeProgram)", examples: []string{"hvctl slurm resume cloud-burst-[0-2]"}},
+			{name: "suspend", usage: "[-reason WHY] [PATH] NODELIST", help: "Destroy the named elastic nodes (SLURM's SuspendProgram)"},
+		}})
 }
 
 // runSlurm is SLURM's ResumeProgram, SuspendProgram and
@@ -29,18 +33,14 @@ func init() {
 func runSlurm(a *App, args []string) int {
 	usage := "Usage: hvctl slurm resume|suspend [-reason WHY] [PATH] NODELIST"
 	if len(args) == 0 || (args[0] != "resume" && args[0] != "suspend") {
-		if len(args) > 0 && (args[0] == "-help" || args[0] == "--help" || args[0] == "-h") {
-			fmt.Fprintln(a.Stderr, usage)
-			return exitOK
-		}
 		return a.fail(usage, "SLURM's power saving runs these: resume creates the named elastic nodes, suspend destroys them. "+
 			"hvctl writes them as ResumeProgram, SuspendProgram and ResumeFailProgram when the template has scheduler { type = \"slurm\", elastic_mode = \"power_save\" }.")
 	}
 	verb := args[0]
-	c := findCommand("slurm")
+	c := findCommand("slurm").sub(args[0])
 	fs := a.flagSet(c)
 	var o opFlags
-	o.add(fs)
+	o.add(fs, optLock|optParallelism)
 	reason := fs.String("reason", "", "what asked (logged): resume, suspend, resume-fail")
 	pos, code, ok := a.parse(fs, args[1:])
 	if !ok {

@@ -10,7 +10,7 @@ import (
 )
 
 var verbs = []string{"validate", "fmt", "plan", "apply", "up", "destroy", "down", "status", "show",
-	"state", "output", "graph", "sim", "version", "completion", "check"}
+	"state", "output", "graph", "sim", "version", "completion", "check", "overlay", "elastic", "node", "slurm", "cancel"}
 
 func TestHelpOnEveryVerb(t *testing.T) {
 	for _, v := range verbs {
@@ -18,13 +18,6 @@ func TestHelpOnEveryVerb(t *testing.T) {
 			t.Run(v+flag, func(t *testing.T) {
 				r := hv(t, t.TempDir(), "", v, flag)
 				text := r.stdout + r.stderr
-				if v == "completion" {
-					// completion takes a shell name; help is its usage error.
-					if !strings.Contains(text, "bash|zsh") {
-						t.Errorf("completion %s:\n%s", flag, text)
-					}
-					return
-				}
 				if r.code != 0 {
 					t.Errorf("exit %d:\n%s", r.code, text)
 				}
@@ -61,6 +54,29 @@ func TestCompletion(t *testing.T) {
 	out, err = execBash(`source ` + script + `; COMP_WORDS=(hvctl apply -auto); COMP_CWORD=2; _hvctl; echo "${COMPREPLY[@]}"`)
 	if err != nil || strings.TrimSpace(out) != "-auto-approve" {
 		t.Errorf("bash completion of 'apply -auto' = %q, %v", out, err)
+	}
+	// A group's subcommands, and a subcommand's own flags.
+	out, err = execBash(`source ` + script + `; cd ` + t.TempDir() + `; COMP_WORDS=(hvctl state un); COMP_CWORD=2; _hvctl; echo "${COMPREPLY[@]}"`)
+	if err != nil || strings.TrimSpace(out) != "unlock" {
+		t.Errorf("bash completion of 'state un' = %q, %v", out, err)
+	}
+	out, err = execBash(`source ` + script + `; COMP_WORDS=(hvctl overlay config -show); COMP_CWORD=3; _hvctl; echo "${COMPREPLY[@]}"`)
+	if err != nil || strings.TrimSpace(out) != "-show-secrets" {
+		t.Errorf("bash completion of 'overlay config -show' = %q, %v", out, err)
+	}
+	// Resource addresses come from the state of the directory.
+	dir := t.TempDir()
+	writeTemplate(t, dir, "0s", "cpl", 1, 0)
+	if r := hv(t, dir, "", "apply", "-auto-approve", "main.hcl"); r.code != 0 {
+		t.Fatalf("apply: %s", r.stderr)
+	}
+	out, err = execBash(`PATH=` + filepath.Dir(hvctl) + `:$PATH; source ` + script + `; cd ` + dir + `; COMP_WORDS=(hvctl state show site.onprem.node.fr); COMP_CWORD=3; _hvctl; echo "${COMPREPLY[@]}"`)
+	if err != nil || !strings.Contains(out, "site.onprem.node.frontend") {
+		t.Errorf("bash completion of 'state show site.onprem.node.fr' = %q, %v", out, err)
+	}
+	r := hv(t, ".", "", "completion", "fish")
+	if r.code != 0 || !strings.Contains(r.stdout, "complete -c hvctl -n '__fish_seen_subcommand_from state' -a unlock") {
+		t.Errorf("fish completion: exit %d\n%s", r.code, r.stdout)
 	}
 }
 
@@ -109,4 +125,37 @@ func TestValidateJSONAndChdir(t *testing.T) {
 func execBash(script string) (string, error) {
 	out, err := exec.Command("bash", "-c", script).CombinedOutput()
 	return string(out), err
+}
+
+// TestTerraformStyleCIScript: the lines a CI pipeline written for
+// Terraform runs, on the sim provider.
+func TestTerraformStyleCIScript(t *testing.T) {
+	dir := t.TempDir()
+	writeTemplate(t, dir, "0s", "ci", 2, 0)
+	steps := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"init", "-input=false"}, 0, "hvctl has been successfully initialized!"},
+		{[]string{"init", "-backend-config", "bucket=x"}, 1, `The local backend has one setting, path`},
+		{[]string{"plan", "-input=false", "-out=ci.hvplan", "main.hcl"}, 0, "Saved the plan to: ci.hvplan"},
+		{[]string{"apply", "-input=false", "-var", "x=1", "ci.hvplan"}, 1, "A saved plan cannot be changed by -var"},
+		{[]string{"apply", "-input=false", "ci.hvplan"}, 0, "Apply complete!"},
+		{[]string{"plan", "-input=false", "-detailed-exitcode", "main.hcl"}, 0, "No changes."},
+		{[]string{"plan", "main.hcl", "extra.hcl"}, 1, `Unexpected "extra.hcl"`},
+		{[]string{"apply", "-destroy", "-input=false", "main.hcl"}, 1, "-input=false forbids asking; nothing was changed"},
+		{[]string{"apply", "-destroy", "-auto-approve", "-input=false", "main.hcl"}, 0, "Destroy complete!"},
+		{[]string{"down", "-auto-approve", "main.hcl"}, 0, ""},
+		{[]string{"force-unlock", "no-such-lock"}, 1, "the state is not locked"},
+	}
+	for _, s := range steps {
+		r := hv(t, dir, "", s.args...)
+		if r.code != s.code || !strings.Contains(r.stdout+r.stderr, s.want) {
+			t.Fatalf("hvctl %s: exit %d (want %d), want %q in:\n%s%s", strings.Join(s.args, " "), r.code, s.code, s.want, r.stdout, r.stderr)
+		}
+	}
+	if out, _ := exec.Command(hvctl, "sim", "list", "-json", filepath.Join(dir, "main.hcl")).Output(); strings.TrimSpace(string(out)) != "[]" {
+		t.Errorf("machines left after apply -destroy: %s", out)
+	}
 }

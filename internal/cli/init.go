@@ -1,0 +1,101 @@
+package cli
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/hvctl/hvctl/provision"
+)
+
+func init() {
+	register(&command{name: "init", usage: "[PATH] [options]", help: "Check the template and its providers and set up the state backend", run: runInit,
+		examples: []string{"hvctl init -input=false", "hvctl init -backend-config path=/var/lib/hvctl/prod.json"}})
+	register(&command{name: "force-unlock", usage: "LOCK_ID [PATH] [options]", help: "Remove a state lock whose holder is gone (as hvctl state unlock)", run: runForceUnlock,
+		examples: []string{"hvctl force-unlock 3f2a9c1e-..."}})
+}
+
+// runInit is Terraform's init for CI scripts: it loads the template,
+// configures every provider (their settings and preflight checks, no
+// API call) and checks the state backend. For local state there is
+// nothing to set up; -backend-config path=FILE is the state file.
+func runInit(a *App, args []string) int {
+	c := findCommand("init")
+	fs := a.flagSet(c)
+	var o opFlags
+	o.add(fs, optInput)
+	var backend []string
+	fs.Func("backend-config", "a backend setting KEY=VALUE (repeatable); the local backend has path", func(s string) error {
+		if k, _, ok := strings.Cut(s, "="); !ok || k == "" {
+			return fmt.Errorf("expected KEY=VALUE, got %q", s)
+		}
+		backend = append(backend, s)
+		return nil
+	})
+	fs.Bool("migrate-state", false, "move the state to a newly configured backend (nothing to move for local state)")
+	pos, code, ok := a.parse(fs, args)
+	if !ok {
+		return code
+	}
+	if !a.atMost(c, pos, 1) {
+		return exitError
+	}
+	for _, kv := range backend {
+		k, v, _ := strings.Cut(kv, "=")
+		switch k {
+		case "path":
+			o.statePath = v
+		default:
+			return a.fail("Invalid -backend-config "+kv, fmt.Sprintf("The local backend has one setting, path (the state file); %q is not one of them.%s", k, suggest(k, []string{"path"})))
+		}
+	}
+	tmpl := templatePath(pos)
+	cfg, ok := a.load(tmpl, o.vars)
+	if !ok {
+		return exitError
+	}
+	store := o.store(tmpl)
+	eng, d := provision.NewEngine(cfg, store)
+	if a.diags(cfg.Files, d) {
+		return exitError
+	}
+	if _, err := store.Load(); err != nil {
+		return a.failErr(err)
+	}
+	var names []string
+	for _, p := range cfg.Providers {
+		if _, ok := eng.Provider(p.Ref()); ok {
+			names = append(names, p.Ref())
+		}
+	}
+	sort.Strings(names)
+	fmt.Fprintf(a.Stdout, "Initializing the backend...\n  local state: %s\n\nInitializing providers...\n", store.Path)
+	for _, n := range names {
+		fmt.Fprintf(a.Stdout, "  - %s: configured (built in)\n", n)
+	}
+	fmt.Fprintf(a.Stdout, "\n%s\n\nYou may now begin working with hvctl. Try running \"hvctl plan\" to see\nany changes that are required for your infrastructure.\n", a.bold("hvctl has been successfully initialized!"))
+	return exitOK
+}
+
+func runForceUnlock(a *App, args []string) int {
+	c := findCommand("force-unlock")
+	fs := a.flagSet(c)
+	var t tmplFlags
+	fs.StringVar(&t.statePath, "state", "", "state file (default .hvctl/state.json next to the template)")
+	fs.Bool("force", false, "accepted for Terraform scripts: hvctl never asks, and refuses while the holder runs")
+	pos, code, ok := a.parse(fs, args)
+	if !ok {
+		return code
+	}
+	if len(pos) == 0 {
+		return a.fail("force-unlock needs the lock ID", "Usage: hvctl force-unlock LOCK_ID [PATH]; the ID is shown in the lock error.")
+	}
+	if !a.atMost(c, pos, 2) {
+		return exitError
+	}
+	if err := t.store(templatePath(pos[1:])).ForceUnlock(pos[0]); err != nil {
+		return a.failErr(err)
+	}
+	fmt.Fprintln(a.Stdout, "hvctl state has been successfully unlocked!")
+	return exitOK
+}
