@@ -69,7 +69,7 @@ func TestCrashRecovery(t *testing.T) {
 		w, err := tc.p.store.load()
 		must(t, err)
 		var found []string
-		for _, r := range w.Resources {
+		for _, r := range w.Records {
 			if r.Kind == provision.KindInstance && strings.HasPrefix(r.Name, fmt.Sprintf("r%d-", round)) {
 				found = append(found, fmt.Sprintf("%s:%s(agent %v)", r.Name, r.State, r.Proc != nil))
 			}

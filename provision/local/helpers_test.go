@@ -148,7 +148,7 @@ func (tc *testCluster) record(id string) *record {
 	if err != nil {
 		tc.t.Fatal(err)
 	}
-	r := w.byID(id)
+	r := byID(w, id)
 	if r == nil {
 		tc.t.Fatalf("no record %s", id)
 	}

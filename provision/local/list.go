@@ -50,12 +50,12 @@ func List(stateDir string) ([]Item, error) {
 	if err != nil {
 		return nil, err
 	}
-	items := make([]Item, 0, len(w.Internets)+len(w.Resources))
-	for _, in := range w.Internets {
+	items := make([]Item, 0, len(w.Header.Internets)+len(w.Records))
+	for _, in := range w.Header.Internets {
 		items = append(items, Item{Cluster: in.Cluster, Kind: KindInternet, State: StateAvailable,
 			Links: []string{in.Bridge}, NftTables: tablesOf(in), CIDR: in.Prefix})
 	}
-	for _, r := range w.Resources {
+	for _, r := range w.Records {
 		it := Item{
 			Cluster: r.Cluster, Kind: r.Kind, ID: r.ID, Address: r.Address, Site: r.Site, Name: r.Name,
 			Netns: r.Netns, NetnsExists: netnsExists(r.Netns),
@@ -93,16 +93,16 @@ func Cleanup(stateDir, cluster string) error {
 	var errs []error
 	// Nodes before networks (a router's bridge holds their ports).
 	for _, kind := range []provision.Kind{provision.KindInstance, provision.KindNetwork} {
-		for _, r := range w.Resources {
+		for _, r := range w.Records {
 			if r.Kind == kind && (cluster == "" || r.Cluster == cluster) {
 				errs = append(errs, p.destroy(ctx, r.ID, false))
 			}
 		}
 	}
 	errs = append(errs, p.store.update(func(w *world) (bool, error) {
-		n := len(w.Internets)
+		n := len(w.Header.Internets)
 		err := dropIdleInternets(ctx, w)
-		return len(w.Internets) != n, err
+		return len(w.Header.Internets) != n, err
 	}))
 	return errors.Join(errs...)
 }

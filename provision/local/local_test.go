@@ -271,7 +271,7 @@ func TestCreateIdempotent(t *testing.T) {
 	// node made: the namespace exists, its links do not.
 	rec := tc.record(r1.ID)
 	must(t, tc.p.store.update(func(w *world) (bool, error) {
-		w.byID(r1.ID).State = recCreating
+		byID(w, r1.ID).State = recCreating
 		return true, nil
 	}))
 	must(t, delLink(ctx, "", rec.Links[0]))

@@ -72,7 +72,7 @@ func netnsName(cluster string, parts ...string) string {
 // another record or exists on the machine.
 func uniqueNetns(w *world, base string) string {
 	used := map[string]bool{}
-	for _, r := range w.Resources {
+	for _, r := range w.Records {
 		used[r.Netns] = true
 	}
 	n := base
@@ -90,10 +90,10 @@ func newHex(w *world) string {
 		rand.Read(b[:])
 		h := hex.EncodeToString(b[:])
 		taken := false
-		for _, r := range w.Resources {
+		for _, r := range w.Records {
 			taken = taken || strings.Contains(r.ID, h)
 		}
-		for _, in := range w.Internets {
+		for _, in := range w.Header.Internets {
 			taken = taken || strings.Contains(in.Bridge, h)
 		}
 		for _, suf := range []string{sufBridge, sufRouter, sufPublic} {
@@ -166,7 +166,7 @@ func allocHost(p netip.Prefix, first int, next *int, used map[netip.Addr]bool) (
 // usedPublic are the public addresses in use in cluster's internet.
 func usedPublic(w *world, cluster string) map[netip.Addr]bool {
 	used := map[netip.Addr]bool{}
-	for _, r := range w.Resources {
+	for _, r := range w.Records {
 		if r.Cluster != cluster || r.PublicAddress == "" {
 			continue
 		}
@@ -181,7 +181,7 @@ func usedPublic(w *world, cluster string) map[netip.Addr]bool {
 // its name, skipping /24s already on a link of this machine or in w.
 func pickPublicPrefix(ctx context.Context, w *world, cluster string) (netip.Prefix, error) {
 	taken := map[netip.Prefix]bool{}
-	for _, in := range w.Internets {
+	for _, in := range w.Header.Internets {
 		if p, err := netip.ParsePrefix(in.Prefix); err == nil {
 			taken[p.Masked()] = true
 		}
@@ -217,7 +217,7 @@ func pickPublicPrefix(ctx context.Context, w *world, cluster string) (netip.Pref
 // network created without a cidr.
 func defaultCIDR(w *world, cluster string) string {
 	used := map[string]bool{}
-	for _, r := range w.Resources {
+	for _, r := range w.Records {
 		if r.Kind == provision.KindNetwork && r.Cluster == cluster {
 			used[r.CIDR] = true
 		}

@@ -136,7 +136,7 @@ func (p *Provider) Create(ctx context.Context, req *provision.CreateRequest) (*p
 	}
 	var rec *record
 	err := p.store.update(func(w *world) (bool, error) {
-		if r := w.byToken(req.ClientToken); r != nil {
+		if r := byToken(w, req.ClientToken); r != nil {
 			if r.Kind != req.Kind || r.Address != req.Address {
 				return false, fmt.Errorf("local: client token %q was used for %s %s, not %s %s", req.ClientToken, r.Kind, r.Address, req.Kind, req.Address)
 			}
@@ -155,7 +155,7 @@ func (p *Provider) Create(ctx context.Context, req *provision.CreateRequest) (*p
 		if err != nil {
 			return false, err
 		}
-		w.Resources = append(w.Resources, rec)
+		w.Records = append(w.Records, rec)
 		return true, nil
 	})
 	if err != nil {
@@ -180,7 +180,7 @@ func (p *Provider) networkIntent(ctx context.Context, w *world, req *provision.C
 		return nil, fmt.Errorf("local: network %s: cidr %q must be an IPv4 network of at least 4 addresses (/30)", req.Address, cidr)
 	}
 	prefix = prefix.Masked()
-	in := w.internet(req.Cluster)
+	in := internetOf(w, req.Cluster)
 	if in == nil {
 		pp, err := pickPublicPrefix(ctx, w, req.Cluster)
 		if err != nil {
@@ -189,7 +189,7 @@ func (p *Provider) networkIntent(ctx context.Context, w *world, req *provision.C
 		h := newHex(w)
 		in = &internet{Cluster: req.Cluster, Bridge: linkName(h, sufBridge), Prefix: pp.String(), Table: nftTable + "_" + h, Next: 2,
 			HostNetns: hostNetnsName(req.Cluster)}
-		w.Internets = append(w.Internets, in)
+		w.Header.Internets = append(w.Header.Internets, in)
 	}
 	r := p.newRecord(w, req, site)
 	r.Netns = uniqueNetns(w, netnsName(req.Cluster, site, "router"))
@@ -230,7 +230,7 @@ func (p *Provider) networkIntent(ctx context.Context, w *world, req *provision.C
 // dependencies, or nil for a top-level site.
 func parentNetwork(w *world, req *provision.CreateRequest, site string) *record {
 	for _, id := range req.Deps {
-		n := w.byID(id)
+		n := byID(w, id)
 		if n != nil && n.Kind == provision.KindNetwork && n.Cluster == req.Cluster && strings.HasPrefix(site, n.Site+".") {
 			return n
 		}
@@ -242,7 +242,7 @@ func parentNetwork(w *world, req *provision.CreateRequest, site string) *record 
 // routers'.
 func usedAddrs(w *world, id string) map[netip.Addr]bool {
 	used := map[netip.Addr]bool{}
-	for _, o := range w.Resources {
+	for _, o := range w.Records {
 		if o.NetworkID == id {
 			if a, err := netip.ParseAddr(o.PrivateIP); err == nil {
 				used[a] = true
@@ -315,7 +315,7 @@ func (p *Provider) instanceIntent(w *world, req *provision.CreateRequest) (*reco
 	r.PrivateIP = priv.String()
 	r.Dir = filepath.Join(p.stateDir(), "local", "nodes", r.ID)
 	if pub, _ := req.Attrs["public_ip"].(bool); pub {
-		in := w.internet(req.Cluster)
+		in := internetOf(w, req.Cluster)
 		if in == nil {
 			return nil, fmt.Errorf("local: %s: cluster %s has no internet (no site network)", req.Address, req.Cluster)
 		}
@@ -337,13 +337,13 @@ func instanceNetwork(w *world, req *provision.CreateRequest, site string) (*reco
 	sort.Strings(deps)
 	var found *record
 	for _, a := range deps {
-		if n := w.byID(req.Deps[a]); n != nil && n.Kind == provision.KindNetwork {
+		if n := byID(w, req.Deps[a]); n != nil && n.Kind == provision.KindNetwork {
 			found = n
 			break
 		}
 	}
 	if found == nil {
-		for _, n := range w.Resources {
+		for _, n := range w.Records {
 			if n.Kind == provision.KindNetwork && n.Cluster == req.Cluster && n.Site == site && n.State != recDeleting {
 				found = n
 				break
@@ -368,7 +368,7 @@ func (p *Provider) complete(ctx context.Context, id string, attrs provision.Attr
 	if err != nil {
 		return nil, err
 	}
-	r := w.byID(id)
+	r := byID(w, id)
 	if r == nil {
 		return nil, fmt.Errorf("local: %s no longer exists", id)
 	}
@@ -391,12 +391,12 @@ func (p *Provider) complete(ctx context.Context, id string, attrs provision.Attr
 			}
 			defer unlock()
 		}
-		in := w.internet(r.Cluster)
+		in := internetOf(w, r.Cluster)
 		if in == nil {
 			return nil, fmt.Errorf("local: network %s: cluster %s has no internet record", r.ID, r.Cluster)
 		}
 		if r.NetworkID != "" {
-			err = makeNestedNetwork(ctx, r, w.byID(r.NetworkID))
+			err = makeNestedNetwork(ctx, r, byID(w, r.NetworkID))
 			if err == nil {
 				err = nestedRoutes(ctx, w, r)
 			}
@@ -410,7 +410,7 @@ func (p *Provider) complete(ctx context.Context, id string, attrs provision.Attr
 		return nil, fmt.Errorf("%w (hvctl completes it on the next apply, or removes it on destroy)", err)
 	}
 	err = p.store.update(func(w *world) (bool, error) {
-		cur := w.byID(id)
+		cur := byID(w, id)
 		if cur == nil {
 			return false, fmt.Errorf("local: %s was removed while it was being created", id)
 		}
@@ -584,7 +584,7 @@ func (p *Provider) makeInstance(ctx context.Context, w *world, r *record, attrs 
 	if err != nil {
 		return err
 	}
-	network := w.byID(r.NetworkID)
+	network := byID(w, r.NetworkID)
 	if network == nil || !netnsExists(r.RouterNetns) {
 		return fmt.Errorf("local: node %s: its site network %s does not exist", r.Address, r.NetworkID)
 	}
@@ -599,7 +599,7 @@ func (p *Provider) makeInstance(ctx context.Context, w *world, r *record, attrs 
 		func() error { return ip(ctx, ns, "link", "set", nodeSite, "up") },
 	}
 	if r.PublicAddress != "" {
-		in := w.internet(r.Cluster)
+		in := internetOf(w, r.Cluster)
 		if in == nil {
 			return fmt.Errorf("local: node %s: cluster %s has no internet", r.Address, r.Cluster)
 		}
@@ -659,9 +659,9 @@ func (p *Provider) Read(ctx context.Context, req *provision.ReadRequest) (*provi
 func find(w *world, req *provision.ReadRequest) *record {
 	var r *record
 	if req.ID != "" {
-		r = w.byID(req.ID)
+		r = byID(w, req.ID)
 	} else {
-		r = w.byToken(req.ClientToken)
+		r = byToken(w, req.ClientToken)
 	}
 	if r == nil || (req.Kind != "" && r.Kind != req.Kind) {
 		return nil
@@ -805,7 +805,7 @@ func (p *Provider) startAgent(ctx context.Context, id string) (*record, <-chan s
 	var out *record
 	exited := make(chan struct{})
 	err = p.store.update(func(w *world) (bool, error) {
-		r := w.byID(id)
+		r := byID(w, id)
 		if r == nil || r.State != recCreated {
 			return false, fmt.Errorf("local: start agent: node %s does not exist", id)
 		}
@@ -879,13 +879,13 @@ func (p *Provider) destroy(ctx context.Context, id string, check bool) error {
 	defer p.lockID(id)()
 	var r *record
 	err := p.store.update(func(w *world) (bool, error) {
-		r = w.byID(id)
+		r = byID(w, id)
 		if r == nil {
 			return false, nil
 		}
 		if r.Kind == provision.KindNetwork && check {
 			var names []string
-			for _, o := range w.Resources {
+			for _, o := range w.Records {
 				if o.NetworkID == r.ID { // its nodes and nested sites' routers
 					names = append(names, o.Address)
 				}
@@ -906,7 +906,7 @@ func (p *Provider) destroy(ctx context.Context, id string, check bool) error {
 		return err
 	}
 	return p.store.update(func(w *world) (bool, error) {
-		w.remove(id)
+		removeRecord(w, id)
 		return true, dropIdleInternets(ctx, w)
 	})
 }
@@ -946,9 +946,9 @@ func teardown(ctx context.Context, r *record) error {
 // that has no network left. Called under the world lock.
 func dropIdleInternets(ctx context.Context, w *world) error {
 	var errs []error
-	for _, in := range append([]*internet(nil), w.Internets...) {
+	for _, in := range append([]*internet(nil), w.Header.Internets...) {
 		busy := false
-		for _, r := range w.Resources {
+		for _, r := range w.Records {
 			busy = busy || (r.Cluster == in.Cluster && r.Kind == provision.KindNetwork)
 		}
 		if busy {
@@ -971,7 +971,7 @@ func dropIdleInternets(ctx context.Context, w *world) error {
 				continue
 			}
 		}
-		w.removeInternet(in.Cluster)
+		removeInternet(w, in.Cluster)
 	}
 	return errors.Join(errs...)
 }
@@ -997,7 +997,7 @@ func (p *Provider) Update(ctx context.Context, req *provision.UpdateRequest) (*p
 	defer p.lockID(req.ID)()
 	var out *record
 	err := p.store.update(func(w *world) (bool, error) {
-		r := w.byID(req.ID)
+		r := byID(w, req.ID)
 		if r == nil || r.Kind != req.Kind || r.State == recDeleting {
 			return false, fmt.Errorf("local: update %s %s: %w", req.Kind, req.ID, provision.ErrNotFound)
 		}
@@ -1032,7 +1032,7 @@ func (p *Provider) Exec(ctx context.Context, id string, argv []string, stdin io.
 	if err != nil {
 		return -1, err
 	}
-	r := w.byID(id)
+	r := byID(w, id)
 	if r == nil || r.State == recDeleting {
 		return -1, fmt.Errorf("local: exec: %s does not exist", id)
 	}

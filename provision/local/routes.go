@@ -23,7 +23,7 @@ import (
 func ancestors(w *world, n *record) []*record {
 	var out []*record
 	for cur := n; cur != nil && cur.NetworkID != ""; {
-		up := w.byID(cur.NetworkID)
+		up := byID(w, cur.NetworkID)
 		if up == nil || up.Kind != provision.KindNetwork {
 			break
 		}
@@ -49,7 +49,7 @@ func nestedRoutes(ctx context.Context, w *world, r *record) error {
 	for _, a := range up {
 		inAncestor[a.ID] = true
 	}
-	for _, o := range w.Resources {
+	for _, o := range w.Records {
 		if o.Kind == provision.KindInstance && o.PublicAddress != "" && inAncestor[o.NetworkID] && netnsExists(o.Netns) {
 			if err := ip(ctx, o.Netns, "route", "replace", r.CIDR, "via", o.Gateway, "dev", nodeSite); err != nil {
 				return fmt.Errorf("local: route nested site %s on node %s: %w", r.Site, o.Address, err)
@@ -65,7 +65,7 @@ func publicNodeRoutes(ctx context.Context, w *world, n *record) error {
 	if n.PublicAddress == "" {
 		return nil
 	}
-	for _, o := range w.Resources {
+	for _, o := range w.Records {
 		if o.Kind != provision.KindNetwork || o.NetworkID == "" || o.CIDR == "" {
 			continue
 		}

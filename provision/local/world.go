@@ -1,18 +1,12 @@
 package local
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/hvctl/hvctl/provision"
+	"github.com/hvctl/hvctl/provision/worldstore"
 )
 
 // worldVersion is the world.json format version.
@@ -34,13 +28,15 @@ const (
 	StateAvailable = "available" // networks
 )
 
-// world is everything the provider made under one state directory.
-type world struct {
-	Version   int         `json:"version"`
-	Serial    int64       `json:"serial"`
+// header is what world.json holds besides its records.
+type header struct {
 	Internets []*internet `json:"internets,omitempty"`
-	Resources []*record   `json:"resources"`
 }
+
+// world is everything the provider made under one state directory, kept
+// in world.json (a snapshot) and world.json.journal (the changes since)
+// by provision/worldstore.
+type world = worldstore.World[header, record]
 
 // internet is a cluster's shared "internet": a bridge in the root
 // namespace holding .1 of a public /24.
@@ -110,8 +106,8 @@ type record struct {
 	Attrs map[string]any `json:"attrs,omitempty"`
 }
 
-func (w *world) byID(id string) *record {
-	for _, r := range w.Resources {
+func byID(w *world, id string) *record {
+	for _, r := range w.Records {
 		if r.ID == id {
 			return r
 		}
@@ -119,11 +115,11 @@ func (w *world) byID(id string) *record {
 	return nil
 }
 
-func (w *world) byToken(token string) *record {
+func byToken(w *world, token string) *record {
 	if token == "" {
 		return nil
 	}
-	for _, r := range w.Resources {
+	for _, r := range w.Records {
 		if r.ClientToken == token {
 			return r
 		}
@@ -131,8 +127,8 @@ func (w *world) byToken(token string) *record {
 	return nil
 }
 
-func (w *world) internet(cluster string) *internet {
-	for _, in := range w.Internets {
+func internetOf(w *world, cluster string) *internet {
+	for _, in := range w.Header.Internets {
 		if in.Cluster == cluster {
 			return in
 		}
@@ -140,117 +136,69 @@ func (w *world) internet(cluster string) *internet {
 	return nil
 }
 
-func (w *world) remove(id string) {
-	out := w.Resources[:0]
-	for _, r := range w.Resources {
+func removeRecord(w *world, id string) {
+	out := w.Records[:0]
+	for _, r := range w.Records {
 		if r.ID != id {
 			out = append(out, r)
 		}
 	}
-	w.Resources = out
+	clear(w.Records[len(out):])
+	w.Records = out
 }
 
-func (w *world) removeInternet(cluster string) {
-	out := w.Internets[:0]
-	for _, in := range w.Internets {
+func removeInternet(w *world, cluster string) {
+	out := w.Header.Internets[:0]
+	for _, in := range w.Header.Internets {
 		if in.Cluster != cluster {
 			out = append(out, in)
 		}
 	}
-	w.Internets = out
+	w.Header.Internets = out
 }
 
-// store is the world file and its lock.
-type store struct{ path string }
+// store is the world of one state directory. Every change is made under
+// its flock; the local world is small (namespaces on one host), so each
+// update compares every record with its stored form (TrackAll).
+type store struct {
+	path string
+	ws   *worldstore.Store[header, record]
+}
+
+func openStore(path string) *worldstore.Store[header, record] {
+	return worldstore.Open(worldstore.Config[header, record]{
+		Path: path, Name: "local: world", Version: worldVersion, TrackAll: true,
+		ID: func(r *record) string { return r.ID },
+		Check: func(name string, w *world) error {
+			for i, r := range w.Records {
+				if r.ID == "" {
+					return fmt.Errorf("local: world %s is corrupt: resource %d has no id", name, i)
+				}
+			}
+			return nil
+		},
+		RemoveWhenEmpty: true,
+		IsEmpty:         func(h header) bool { return len(h.Internets) == 0 },
+	})
+}
 
 func newStore(stateDir string) store {
-	return store{path: filepath.Join(stateDir, "local", "world.json")}
+	path := filepath.Join(stateDir, "local", "world.json")
+	return store{path: path, ws: openStore(path)}
 }
 
-func (s store) lockPath() string { return s.path + ".lock" }
-
-// load reads the world without locking (writes are atomic renames). A
-// missing file is an empty world.
+// load reads the world without locking: a private copy, decoded afresh.
+// A missing file is an empty world.
 func (s store) load() (*world, error) {
-	b, err := os.ReadFile(s.path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return &world{Version: worldVersion}, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("local: read world: %w", err)
-	}
-	var w world
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	if err := dec.Decode(&w); err != nil {
-		return nil, fmt.Errorf("local: world %s is corrupt: %w", s.path, err)
-	}
-	if w.Version != worldVersion {
-		return nil, fmt.Errorf("local: world %s: unsupported version %d (this hvctl reads version %d)", s.path, w.Version, worldVersion)
-	}
-	for i, r := range w.Resources {
-		if r == nil || r.ID == "" {
-			return nil, fmt.Errorf("local: world %s is corrupt: resource %d has no id", s.path, i)
-		}
-	}
-	return &w, nil
+	var out *world
+	err := openStore(s.path).View(func(w *world) error { out = w; return nil })
+	return out, err
 }
 
 // update runs fn on the current world under an exclusive flock and
-// writes the result when fn reports a change. An empty world removes the
-// file.
+// records what changed when fn reports a change — also when fn fails
+// after making something half (its error is returned). An empty world
+// removes the files.
 func (s store) update(fn func(w *world) (changed bool, err error)) error {
-	if err := os.MkdirAll(filepath.Dir(s.path), 0o700); err != nil {
-		return fmt.Errorf("local world: %w", err)
-	}
-	f, err := os.OpenFile(s.lockPath(), os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return fmt.Errorf("lock local world: %w", err)
-	}
-	defer f.Close()
-	for {
-		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
-		if !errors.Is(err, unix.EINTR) {
-			break
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("lock local world: %w", err)
-	}
-	defer unix.Flock(int(f.Fd()), unix.LOCK_UN)
-	stale, _ := filepath.Glob(filepath.Join(filepath.Dir(s.path), "."+filepath.Base(s.path)+".tmp-*"))
-	for _, f := range stale {
-		os.Remove(f)
-	}
-	w, err := s.load()
-	if err != nil {
-		return err
-	}
-	changed, err := fn(w)
-	if !changed {
-		return err
-	}
-	w.Serial++
-	var werr error
-	if len(w.Resources) == 0 && len(w.Internets) == 0 {
-		if e := os.Remove(s.path); e != nil && !errors.Is(e, fs.ErrNotExist) {
-			werr = e
-		}
-		// Nothing is left: leave no file behind either. The lock file
-		// goes while held; the engine's state lock already serialises
-		// operations on one state directory.
-		dir := filepath.Dir(s.path)
-		os.Remove(filepath.Join(dir, "nodes"))
-		os.Remove(s.lockPath())
-		os.Remove(dir)
-	} else {
-		var b []byte
-		if b, werr = json.MarshalIndent(w, "", " "); werr == nil {
-			werr = provision.WriteFileAtomic(s.path, append(b, '\n'))
-		}
-	}
-	if werr != nil {
-		werr = fmt.Errorf("write local world: %w", werr)
-	}
-	return errors.Join(err, werr)
+	return s.ws.Update(fn)
 }

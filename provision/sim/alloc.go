@@ -45,7 +45,7 @@ func newID(w *world, seed int64, kind provision.Kind, key string) string {
 		h := sha256.New()
 		fmt.Fprintf(h, "%d\x00%d\x00%s\x00%s\x00%d", seed, w.Serial, kind, key, salt)
 		id := prefix + hex.EncodeToString(h.Sum(nil))[:n]
-		if w.byID(id) == nil {
+		if byID(w, id) == nil {
 			return id
 		}
 	}
@@ -83,7 +83,7 @@ func firstHost(prefix netip.Prefix) int {
 // allocPrivateIP gives an address of the network netKey (cidr prefix).
 func allocPrivateIP(w *world, netKey string, prefix netip.Prefix) (string, error) {
 	used := map[netip.Addr]bool{}
-	for _, r := range w.Resources {
+	for _, r := range w.Records {
 		if r.Kind == provision.KindInstance && r.live() && r.NetworkID == netKey {
 			if a, err := netip.ParseAddr(r.PrivateIP); err == nil {
 				used[a] = true
@@ -100,7 +100,7 @@ func allocPrivateIP(w *world, netKey string, prefix netip.Prefix) (string, error
 // allocPublicIP gives a public address no live instance holds.
 func allocPublicIP(w *world) (string, error) {
 	used := map[netip.Addr]bool{}
-	for _, r := range w.Resources {
+	for _, r := range w.Records {
 		if r.Kind == provision.KindInstance && r.live() && r.PublicAddress != "" {
 			if a, err := netip.ParseAddr(r.PublicAddress); err == nil {
 				used[a] = true
@@ -119,7 +119,7 @@ func allocPublicIP(w *world) (string, error) {
 // network created without a cidr.
 func defaultNetworkCIDR(w *world) string {
 	used := map[string]bool{}
-	for _, r := range w.Resources {
+	for _, r := range w.Records {
 		if r.Kind == provision.KindNetwork && r.live() {
 			used[r.CIDR] = true
 		}

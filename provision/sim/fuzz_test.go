@@ -82,7 +82,7 @@ func TestValidWorldDecodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(w.Resources) != 2 || w.Resources[1].PrivateIP != "10.0.0.4" {
+	if len(w.Records) != 2 || w.Records[1].PrivateIP != "10.0.0.4" {
 		t.Errorf("decoded %+v", w)
 	}
 }

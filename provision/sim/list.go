@@ -73,15 +73,18 @@ func Expired(stateDir string, now time.Time) ([]Item, error) {
 
 // Query returns the items f selects, with states as of now.
 func Query(stateDir string, now time.Time, f Filter) ([]Item, error) {
-	w, err := newStore(stateDir).load()
+	var items []Item
+	err := newStore(stateDir).view(func(w *world) error {
+		items = make([]Item, 0, len(w.Records))
+		for _, r := range w.Records {
+			if it := item(r, now); f.match(it) {
+				items = append(items, it)
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
-	}
-	items := make([]Item, 0, len(w.Resources))
-	for _, r := range w.Resources {
-		if it := item(r, now); f.match(it) {
-			items = append(items, it)
-		}
 	}
 	return items, nil
 }

@@ -132,21 +132,21 @@ func (p *Provider) Create(ctx context.Context, req *provision.CreateRequest) (*p
 	now := p.clock.Now()
 	var out *record
 	err := p.store.update(func(w *world) (bool, error) {
-		if r := w.byToken(req.ClientToken); r != nil {
+		if r := byToken(w, req.ClientToken); r != nil {
 			if r.Kind != req.Kind || r.Address != req.Address {
 				return false, fmt.Errorf("sim: IdempotentParameterMismatch: client token %q was used for %s %s, not %s %s", req.ClientToken, r.Kind, r.Address, req.Kind, req.Address)
 			}
 			out = r
 			return false, nil
 		}
-		n := len(w.Resources)
+		n := len(w.Records)
 		var err error
 		if req.Kind == provision.KindNetwork {
 			out, err = p.createNetwork(w, req, now)
 		} else {
 			out, err = p.createInstance(w, req, now)
 		}
-		return err == nil && len(w.Resources) > n, err
+		return err == nil && len(w.Records) > n, err
 	})
 	if err != nil {
 		return nil, err
@@ -178,7 +178,7 @@ func (p *Provider) createNetwork(w *world, req *provision.CreateRequest, now tim
 		}
 	}
 	if existing, _ := req.Attrs["existing_id"].(string); existing != "" {
-		if r := w.byID(existing); r != nil {
+		if r := byID(w, existing); r != nil {
 			if r.Kind != provision.KindNetwork || !r.live() {
 				return nil, fmt.Errorf("sim: InvalidNetworkID.NotFound: network %s (existing_id of %s) does not exist", existing, req.Address)
 			}
@@ -192,7 +192,7 @@ func (p *Provider) createNetwork(w *world, req *provision.CreateRequest, now tim
 		if r.CIDR == "" {
 			r.CIDR = defaultNetworkCIDR(w)
 		}
-		w.Resources = append(w.Resources, r)
+		w.Records = append(w.Records, r)
 		return r, nil
 	}
 	r := p.newRecord(w, req, now)
@@ -200,7 +200,7 @@ func (p *Provider) createNetwork(w *world, req *provision.CreateRequest, now tim
 	if r.CIDR == "" {
 		r.CIDR = defaultNetworkCIDR(w)
 	}
-	w.Resources = append(w.Resources, r)
+	w.Records = append(w.Records, r)
 	return r, nil
 }
 
@@ -208,7 +208,7 @@ func (p *Provider) createInstance(w *world, req *provision.CreateRequest, now ti
 	r := p.newRecord(w, req, now)
 	if c := p.settings.Capacity; c != Unlimited {
 		n := 0
-		for _, o := range w.Resources {
+		for _, o := range w.Records {
 			if o.Kind == provision.KindInstance && o.live() && o.Site == r.Site {
 				n++
 			}
@@ -233,7 +233,7 @@ func (p *Provider) createInstance(w *world, req *provision.CreateRequest, now ti
 	r.State = StatePending
 	r.ReadyAt = r.CreatedAt.Add(p.settings.BootTime)
 	r.FailBoot = p.settings.BootFailRate > 0 && chance(p.settings.Seed, "boot", req.ClientToken, req.Address, r.ID) < p.settings.BootFailRate
-	w.Resources = append(w.Resources, r)
+	w.Records = append(w.Records, r)
 	return r, nil
 }
 
@@ -248,7 +248,7 @@ func (p *Provider) instanceNetwork(w *world, req *provision.CreateRequest, site 
 	sort.Strings(addrs)
 	for _, a := range addrs {
 		id := req.Deps[a]
-		n := w.byID(id)
+		n := byID(w, id)
 		if n == nil || n.Kind != provision.KindNetwork {
 			if n == nil && len(id) > len("sim-net-") && id[:len("sim-net-")] == "sim-net-" {
 				return "", netip.Prefix{}, fmt.Errorf("sim: InvalidNetworkID.NotFound: network %s (%s) does not exist", id, a)
@@ -264,7 +264,7 @@ func (p *Provider) instanceNetwork(w *world, req *provision.CreateRequest, site 
 		}
 		return n.ID, prefix, nil
 	}
-	for _, n := range w.Resources {
+	for _, n := range w.Records {
 		if n.Kind == provision.KindNetwork && n.live() && n.Cluster == req.Cluster && n.Site == site {
 			if prefix, err := netip.ParsePrefix(n.CIDR); err == nil {
 				return n.ID, prefix, nil
@@ -278,14 +278,27 @@ func (p *Provider) instanceNetwork(w *world, req *provision.CreateRequest, site 
 func find(w *world, req *provision.ReadRequest) *record {
 	var r *record
 	if req.ID != "" {
-		r = w.byID(req.ID)
+		r = byID(w, req.ID)
 	} else {
-		r = w.byToken(req.ClientToken)
+		r = byToken(w, req.ClientToken)
 	}
 	if r == nil || (req.Kind != "" && r.Kind != req.Kind) {
 		return nil
 	}
 	return r
+}
+
+// find returns a copy of the record req names, or nil.
+func (p *Provider) find(req *provision.ReadRequest) (*record, error) {
+	var out *record
+	err := p.store.view(func(w *world) error {
+		if r := find(w, req); r != nil {
+			cp := *r
+			out = &cp
+		}
+		return nil
+	})
+	return out, err
 }
 
 // Read reports a resource by ID, or by ClientToken when ID is empty.
@@ -306,11 +319,10 @@ func (p *Provider) read(req *provision.ReadRequest) (*provision.ReadResponse, er
 	if req.ID == "" && req.ClientToken == "" {
 		return nil, fmt.Errorf("sim: read %s: neither an ID nor a client token", req.Address)
 	}
-	w, err := p.store.load()
+	r, err := p.find(req)
 	if err != nil {
 		return nil, err
 	}
-	r := find(w, req)
 	if r == nil || !r.live() {
 		resp := &provision.ReadResponse{ID: req.ID}
 		if r != nil {
@@ -334,20 +346,20 @@ func (p *Provider) Delete(ctx context.Context, req *provision.DeleteRequest) err
 	}
 	now := p.clock.Now().UTC()
 	return p.store.update(func(w *world) (bool, error) {
-		r := w.byID(req.ID)
+		r := byID(w, req.ID)
 		if r == nil || !r.live() {
 			return false, nil
 		}
 		if r.Kind == provision.KindInstance {
 			r.State, r.GoneAt = StateTerminated, now
-			r.changed()
+			w.Changed(r)
 			return true, nil
 		}
 		if r.External || (req.Address != "" && r.Address != req.Address) {
 			return false, nil
 		}
 		n := 0
-		for _, o := range w.Resources {
+		for _, o := range w.Records {
 			if o.Kind == provision.KindInstance && o.live() && o.NetworkID == r.ID {
 				n++
 			}
@@ -356,7 +368,7 @@ func (p *Provider) Delete(ctx context.Context, req *provision.DeleteRequest) err
 			return false, fmt.Errorf("sim: DependencyViolation: network %s still has %d live instances", r.ID, n)
 		}
 		r.State, r.GoneAt = StateDeleted, now
-		r.changed()
+		w.Changed(r)
 		return true, nil
 	})
 }
@@ -394,7 +406,7 @@ func (p *Provider) Update(ctx context.Context, req *provision.UpdateRequest) (*p
 	now := p.clock.Now()
 	var out *record
 	err := p.store.update(func(w *world) (bool, error) {
-		r := w.byID(req.ID)
+		r := byID(w, req.ID)
 		if r == nil || !r.live() || r.Kind != req.Kind {
 			return false, fmt.Errorf("sim: update %s %s: %w", req.Kind, req.ID, provision.ErrNotFound)
 		}
@@ -402,7 +414,7 @@ func (p *Provider) Update(ctx context.Context, req *provision.UpdateRequest) (*p
 		if len(changed) == 0 {
 			return false, nil
 		}
-		r.changed()
+		w.Changed(r)
 		r.Attrs = maps.Clone(r.Attrs) // the cached world shares the old map
 		if r.Attrs == nil {
 			r.Attrs = map[string]any{}
@@ -438,11 +450,10 @@ func (p *Provider) WaitReady(ctx context.Context, req *provision.ReadRequest) (*
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		w, err := p.store.load()
+		r, err := p.find(req)
 		if err != nil {
 			return nil, err
 		}
-		r := find(w, req)
 		name := req.ID
 		if name == "" {
 			name = req.Address
