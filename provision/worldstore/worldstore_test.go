@@ -23,7 +23,7 @@ func open(path string, trackAll bool) *Store[hdr, rec] {
 		Path: path, Name: "test world", Version: 1, TrackAll: trackAll,
 		ID:              func(r *rec) string { return r.ID },
 		RemoveWhenEmpty: true, IsEmpty: func(h hdr) bool { return h.Next == 0 },
-		CompactBytes:    4 << 10,
+		CompactBytes: 4 << 10,
 	})
 }
 
