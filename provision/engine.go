@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -95,7 +96,7 @@ func NewEngine(cfg *templates.Config, store *Store) (*Engine, hcl.Diagnostics) {
 			diags = append(diags, &hcl.Diagnostic{
 				Severity: hcl.DiagError,
 				Summary:  fmt.Sprintf("Provider %q is not available", pc.Type),
-				Detail:   fmt.Sprintf("This build of hvctl has the providers %v. The %s provider is not built in yet.", Registered(), pc.Type),
+				Detail:   fmt.Sprintf("This build of hvctl has the providers %s; %s is not one of them.", strings.Join(Registered(), ", "), pc.Type),
 				Subject:  &rng,
 			})
 			continue

@@ -346,7 +346,7 @@ var verbs = map[Action][3]string{
 	ActionDelete: {"Destroying...", "Still destroying...", "Destruction complete"},
 }
 
-func roundDur(d time.Duration) string { return d.Round(time.Second).String() }
+func roundDur(d time.Duration) string { return HumanDuration(d) }
 
 // Started prints "ADDR: Creating...".
 func (u *TextUI) Started(addr string, a Action) {

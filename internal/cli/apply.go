@@ -431,8 +431,8 @@ func (a *App) applySaved(plan *provision.Plan, o *opFlags) int {
 	}
 	if stale {
 		return a.fail("Saved plan is stale",
-			fmt.Sprintf("The state was changed after this plan was made (plan: lineage %s serial %d; state: lineage %s serial %d). Nothing was applied. Run hvctl plan again.",
-				plan.Lineage, plan.Serial, s.st.Lineage, s.st.Serial))
+			fmt.Sprintf("The state was changed after this plan was made (the plan was made against %s; the state is now %s). Nothing was applied. Run hvctl plan again.",
+				stateVersion(plan.Lineage, plan.Serial), stateVersion(s.st.Lineage, s.st.Serial)))
 	}
 	if err := restorePlan(plan, s.st); err != nil {
 		return a.failErr(err)
@@ -534,4 +534,12 @@ func (a *App) bold(s string) string {
 		return "\x1b[1m\x1b[32m" + s + "\x1b[0m"
 	}
 	return s
+}
+
+// stateVersion names a state's lineage and serial for people.
+func stateVersion(lineage string, serial uint64) string {
+	if lineage == "" {
+		return "no state (before the first apply)"
+	}
+	return fmt.Sprintf("state %s, serial %d", lineage, serial)
 }

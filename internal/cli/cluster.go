@@ -173,11 +173,11 @@ func (a *App) waitJoined(s *session, timeout time.Duration) ([]manager.Node, err
 			}
 			dead := deadPaths(nodes, want)
 			if probed == len(want) && len(dead) == 0 {
-				fmt.Fprintf(a.Stdout, "All %d nodes joined; every overlay path they need answers after %s.\n", len(want), time.Since(start).Round(time.Second))
+				fmt.Fprintf(a.Stdout, "All %d nodes joined; every overlay path they need answers after %s.\n", len(want), provision.HumanDuration(time.Since(start)))
 				return nodes, nil
 			}
 			if time.Since(lastReport) >= 10*time.Second {
-				fmt.Fprintf(a.Stdout, "Still waiting... [%s elapsed] %d/%d joined, %d/%d probes answered, %d overlay paths dead\n", time.Since(start).Round(time.Second), joined, len(want), probed, len(want), len(dead))
+				fmt.Fprintf(a.Stdout, "Still waiting... [%s elapsed] %d/%d joined, %d/%d probes answered, %d overlay paths dead\n", provision.HumanDuration(time.Since(start)), joined, len(want), probed, len(want), len(dead))
 				lastReport = time.Now()
 			}
 			sort.Strings(missing)
@@ -186,7 +186,7 @@ func (a *App) waitJoined(s *session, timeout time.Duration) ([]manager.Node, err
 			lastErr = err
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("the overlay was not ready within %s (-join-timeout): %v\nEach node's agent log is in the state directory (%s); hvctl status shows what joined.", timeout, lastErr, s.store.Dir())
+			return nil, fmt.Errorf("the overlay was not ready within %s (-join-timeout): %v\nEach node's agent log is in the state directory (%s); hvctl status shows what joined.", provision.HumanDuration(timeout), lastErr, s.store.Dir())
 		}
 		select {
 		case <-a.Ctx.Done():

@@ -89,7 +89,7 @@ func runGC(a *App, args []string) int {
 		tw := tabwriter.NewWriter(a.Stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "PROVIDER\tCLUSTER\tEXPIRED\tRESOURCES")
 		for _, ec := range found {
-			fmt.Fprintf(tw, "%s\t%s\t%s ago\t%d\n", ec.Provider, ec.Cluster, now.Sub(ec.ExpiresAt).Round(time.Second), len(ec.Resources))
+			fmt.Fprintf(tw, "%s\t%s\t%s ago\t%d\n", ec.Provider, ec.Cluster, provision.HumanDuration(now.Sub(ec.ExpiresAt)), len(ec.Resources))
 		}
 		tw.Flush()
 	}

@@ -268,7 +268,7 @@ func mergeManager(rows []NodeStatus, nodes []manager.Node) {
 			ps := PeerRow{Peer: pid}
 			if !p.LastHandshake.IsZero() {
 				ps.LastHandshake = p.LastHandshake.UTC().Format(time.RFC3339)
-				ps.HandshakeAgo = time.Since(p.LastHandshake).Round(time.Second).String()
+				ps.HandshakeAgo = provision.HumanDuration(time.Since(p.LastHandshake))
 			}
 			if p.Endpoint.IsValid() {
 				ps.Endpoint = p.Endpoint.String()

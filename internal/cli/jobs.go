@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 
+	"github.com/hvctl/hvctl/provision"
 	"github.com/hvctl/hvctl/scheduler"
 	"github.com/hvctl/hvctl/scheduler/manager"
 	"github.com/hvctl/hvctl/templates"
@@ -148,7 +149,7 @@ func runSubmit(a *App, args []string) int {
 		}
 		fmt.Fprintf(a.Stdout, "Submitted job %s to site %s.\n", sums[0].First, site)
 	default:
-		fmt.Fprintf(a.Stdout, "Submitted %d jobs (%s ... %s), by site: %v.\n", total, sums[0].First, sums[len(sums)-1].Last, sites)
+		fmt.Fprintf(a.Stdout, "Submitted %d jobs (%s ... %s), by site: %s.\n", total, sums[0].First, sums[len(sums)-1].Last, provision.CountsText(sites, "not yet routed"))
 	}
 	return exitOK
 }

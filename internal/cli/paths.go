@@ -90,11 +90,11 @@ func (r NodeStatus) member() string { return memberName(r.Address) }
 // (missing) and names every dead path, one a line.
 func notReadyError(missing, dead []string) error {
 	if len(dead) == 0 {
-		return fmt.Errorf("not joined with a working overlay: %v", missing)
+		return fmt.Errorf("not joined with a working overlay: %s", strings.Join(missing, ", "))
 	}
 	msg := fmt.Sprintf("%d overlay paths do not answer", len(dead))
 	if len(missing) > 0 {
-		msg += fmt.Sprintf(" (nodes without a working overlay: %v)", missing)
+		msg += fmt.Sprintf(" (nodes without a working overlay: %s)", strings.Join(missing, ", "))
 	}
 	return fmt.Errorf("%s:\n  %s", msg, strings.Join(dead, "\n  "))
 }
