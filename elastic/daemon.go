@@ -197,6 +197,9 @@ type Daemon struct {
 	// made (the identity a destroy records).
 	created map[string]time.Time
 	busy    bool
+	// learn is what the daemon measures for the automatic policy
+	// between steps (see observe).
+	learn learner
 }
 
 type nodeSeen struct {
@@ -297,7 +300,8 @@ func (d *Daemon) step(ctx context.Context) ([]Action, error) {
 	}
 	snap := Snapshot{Now: now, Settings: d.Settings, Pools: append([]Pool(nil), d.Pools...), Queue: view.Queue,
 		Nodes: d.merge(now, machines, view.Nodes), InFlight: append([]Operation(nil), d.state.InFlight...)}
-	d.state.History.Fill(snap.Pools)
+	d.learn.observe(&d.state.History, now, view, snap.Nodes)
+	d.state.History.FillSnapshot(&snap)
 	policy := d.Policy
 	if policy == nil {
 		policy = Decide
@@ -613,4 +617,66 @@ func (m *Metrics) observe(s Snapshot, took time.Duration) {
 		q += d.count()
 	}
 	m.Queued.Set(float64(q))
+}
+
+// learner measures, from one step to the next, what the automatic policy
+// needs: the queue's gaps (History.ObserveQueue), how long a new node
+// takes to join (from its create request; the queue does not show a
+// workload's one-time setup, so it is not included), and a job's mean
+// run time by Little's law: running job-seconds over the jobs that
+// ended, counted as drops in a node's running jobs. Jobs that end and
+// are replaced between two steps are not seen, so the estimate errs
+// long, which only makes the policy start more nodes.
+type learner struct {
+	last     time.Time
+	running  map[string]int
+	joined   map[string]bool
+	jobSecs  float64
+	jobsDone int
+}
+
+func (l *learner) observe(h *History, now time.Time, view QueueView, nodes []Node) {
+	queued := 0
+	for _, q := range view.Queue {
+		queued += q.count()
+	}
+	h.ObserveQueue(now, queued)
+	if l.running == nil {
+		l.running, l.joined = map[string]int{}, map[string]bool{}
+	}
+	dt := now.Sub(l.last).Seconds()
+	if l.last.IsZero() || dt < 0 {
+		dt = 0
+	}
+	for _, qn := range view.Nodes {
+		prev := l.running[qn.Name]
+		l.jobSecs += float64(prev) * dt
+		if qn.Running < prev {
+			l.jobsDone += prev - qn.Running
+		}
+		l.running[qn.Name] = qn.Running
+	}
+	if l.jobsDone > 0 && l.jobSecs > 0 {
+		mean := secs(l.jobSecs / float64(l.jobsDone))
+		for range l.jobsDone {
+			h.JobDone(mean)
+		}
+		l.jobSecs, l.jobsDone = 0, 0
+	}
+	for _, n := range nodes {
+		if n.Pool == "" || n.CreatedAt.IsZero() {
+			continue
+		}
+		// Only a node this daemon saw booting: after a restart a
+		// joined node's create time says nothing about its boot.
+		if !n.Joined {
+			l.joined[n.Name] = false
+			continue
+		}
+		if was, seen := l.joined[n.Name]; seen && !was {
+			h.Ready(n.Pool, now.Sub(n.CreatedAt))
+		}
+		l.joined[n.Name] = true
+	}
+	l.last = now
 }

@@ -195,3 +195,45 @@ func TestDaemonMerge(t *testing.T) {
 		t.Errorf("missing %v", want)
 	}
 }
+
+// TestLearner: what the daemon learns between steps for the automatic
+// policy — a gap when the queue fills again, a node's ready time when a
+// node it saw booting joins, and the mean job time from drops in a
+// node's running jobs.
+func TestLearner(t *testing.T) {
+	var l learner
+	var h History
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	booting := Node{Name: "c1", Pool: "aws.burst", CreatedAt: at(0)}
+	joined := booting
+	joined.Joined = true
+	steps := []struct {
+		t       int
+		queued  int
+		running int
+		node    Node
+	}{
+		{0, 10, 4, booting},
+		{10, 6, 4, booting}, // 40 job-seconds, nothing ended
+		{20, 0, 2, joined},  // 2 ended after 80 job-seconds: 40 s each; c1 ready in 20 s
+		{30, 0, 0, joined},  // queue quiet since 20 s
+		{50, 5, 2, joined},  // a gap of 30 s
+	}
+	for _, st := range steps {
+		v := QueueView{Queue: []Demand{{Count: st.queued, Since: at(st.t)}}, Nodes: []QueueNode{{Name: "op1", Up: true, Running: st.running}}}
+		if st.queued == 0 {
+			v.Queue = nil
+		}
+		l.observe(&h, at(st.t), v, []Node{st.node})
+	}
+	if got := h.Queue.Gaps; len(got) != 1 || got[0] != 30*time.Second {
+		t.Errorf("gaps %v, want [30s]", got)
+	}
+	if p := h.Pools["aws.burst"]; p == nil || p.Readies != 1 || p.Ready != 20*time.Second {
+		t.Errorf("ready %+v, want 20s over 1 node", p)
+	}
+	// 80 job-s / 2 jobs = 40 s, then 20 job-s / 2 jobs = 10 s.
+	if h.Queue.Jobs != 4 || h.Queue.JobTime != 25*time.Second {
+		t.Errorf("job time %s over %d jobs, want 25s over 4", h.Queue.JobTime, h.Queue.Jobs)
+	}
+}

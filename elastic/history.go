@@ -1,6 +1,9 @@
 package elastic
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // History is the per-pool failure record the executor of the actions
 // keeps between decisions: the simulator and the daemon both update it
@@ -9,14 +12,45 @@ import "time"
 // JSON-encodable so the daemon can keep it across restarts.
 type History struct {
 	Pools map[string]*PoolHistory `json:"pools,omitempty"`
+	// Queue is what the automatic policy learns from the queue: the gaps
+	// between bursts and how long jobs run.
+	Queue QueueHistory `json:"queue,omitzero"`
 }
+
+// QueueHistory is what the queue taught the executor so far.
+type QueueHistory struct {
+	// Gaps are the last maxGaps quiet periods (nothing queued), oldest
+	// first.
+	Gaps []time.Duration `json:"gaps,omitempty"`
+	// QuietSince is when the queue last became empty; zero while work is
+	// queued or before the first work.
+	QuietSince time.Time `json:"quiet_since,omitzero"`
+	// Seen reports whether any work was queued yet (the quiet before the
+	// first burst is not a gap).
+	Seen bool `json:"seen,omitempty"`
+	// JobTime is the mean observed run time of a job, over Jobs jobs.
+	JobTime time.Duration `json:"job_time,omitempty"`
+	Jobs    int           `json:"jobs,omitempty"`
+}
+
+// maxGaps is how many gaps the history keeps.
+const maxGaps = 32
+
+// meanWindow caps the count of the running mean so that it keeps
+// following a workload that changes.
+const meanWindow = 1000
 
 // PoolHistory is one pool's record; see the fields of the same names on
 // Pool.
 type PoolHistory struct {
-	ConsecutiveFailures int       `json:"consecutive_failures,omitempty"`
-	CapacityErrorAt     time.Time `json:"capacity_error_at,omitzero"`
-	HeldUntil           time.Time `json:"held_until,omitzero"`
+	// Ready is the mean observed time from a node's create request until
+	// it could run work at full speed (boot, join and the workload's
+	// one-time setup), over Readies nodes.
+	Ready               time.Duration `json:"ready,omitempty"`
+	Readies             int           `json:"readies,omitempty"`
+	ConsecutiveFailures int           `json:"consecutive_failures,omitempty"`
+	CapacityErrorAt     time.Time     `json:"capacity_error_at,omitzero"`
+	HeldUntil           time.Time     `json:"held_until,omitzero"`
 }
 
 func (h *History) pool(name string) *PoolHistory {
@@ -50,10 +84,58 @@ func (h *History) Hold(pool string, until time.Time) {
 	*h.pool(pool) = PoolHistory{HeldUntil: until}
 }
 
-// Fill copies the record into the snapshot's pools.
+// Ready records that a node of pool took d from its create request
+// until it ran work at full speed.
+func (h *History) Ready(pool string, d time.Duration) {
+	p := h.pool(pool)
+	p.Readies++
+	p.Ready += (d - p.Ready) / time.Duration(min(p.Readies, meanWindow))
+}
+
+// JobDone records one job's run time.
+func (h *History) JobDone(d time.Duration) {
+	q := &h.Queue
+	q.Jobs = min(q.Jobs+1, meanWindow)
+	q.JobTime += (d - q.JobTime) / time.Duration(q.Jobs)
+}
+
+// ObserveQueue records how many jobs are queued at now: a quiet period
+// (nothing queued) that ends is a gap between bursts.
+func (h *History) ObserveQueue(now time.Time, queued int) {
+	q := &h.Queue
+	switch {
+	case queued > 0 && !q.QuietSince.IsZero():
+		q.Gaps = append(q.Gaps, now.Sub(q.QuietSince))
+		if len(q.Gaps) > maxGaps {
+			q.Gaps = slices.Delete(q.Gaps, 0, len(q.Gaps)-maxGaps)
+		}
+		q.QuietSince = time.Time{}
+	case queued > 0:
+		q.Seen = true
+	case q.Seen && q.QuietSince.IsZero():
+		q.QuietSince = now
+	}
+}
+
+// FillSnapshot copies the record into the snapshot: the pools' failure
+// record and ready times, and the queue's gaps and job time.
+func (h *History) FillSnapshot(s *Snapshot) {
+	h.Fill(s.Pools)
+	s.Gaps = h.Queue.Gaps
+	s.JobTime = h.Queue.JobTime
+	if !h.Queue.QuietSince.IsZero() {
+		s.QuietFor = s.Now.Sub(h.Queue.QuietSince)
+	}
+}
+
+// Fill copies the failure record and the observed ready times into the
+// snapshot's pools.
 func (h *History) Fill(pools []Pool) {
 	for i := range pools {
 		if r := h.Pools[pools[i].Name]; r != nil {
+			if r.Readies > 0 {
+				pools[i].Ready, pools[i].ReadyObserved = r.Ready, r.Readies
+			}
 			pools[i].ConsecutiveFailures = r.ConsecutiveFailures
 			pools[i].CapacityErrorAt = r.CapacityErrorAt
 			pools[i].HeldUntil = r.HeldUntil

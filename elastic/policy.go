@@ -32,6 +32,7 @@ func Decide(s Snapshot) []Action {
 	d.holdFailingPools()
 	d.repair()
 	d.placeQueue()
+	d.newForecast()
 	d.cancelPowerOffs()
 	d.scaleUp()
 	d.keepIdle()
@@ -60,6 +61,10 @@ type poolCalc struct {
 	planned  int     // nodes this decision adds
 	idle     int     // idle nodes (joined, no job)
 	removing int     // idle nodes this decision powers off
+	// idleLimit is how long an idle node may stay (idleLimit), with its
+	// reason; computed once per decision.
+	idleLimit time.Duration
+	idleWhy   string
 }
 
 // capEntry is the free capacity of one node, existing or planned.
@@ -113,6 +118,7 @@ type decision struct {
 	planned  []*capEntry          // capacity this decision adds
 	powering []*Node              // nodes whose power-off is pending
 	groups   []*group
+	fc       forecast
 
 	repairs, holds, cancels, ups, downs []Action
 }
@@ -400,6 +406,7 @@ func (d *decision) cancelPowerOffs() {
 		}
 		if placed > 0 {
 			pc.live++
+			d.fc.joined += float64(offer.CPUs)
 			d.cancels = append(d.cancels, CancelPowerOff{Node: n.Name, Pool: n.Pool,
 				Reason: fmt.Sprintf("new work arrived: %d queued jobs fit on it", placed)})
 			d.entries = append(d.entries, e)
@@ -446,7 +453,7 @@ func (d *decision) scaleUp() {
 				continue
 			}
 			g.unplaced = d.place(g, g.unplaced, d.plannedIn(pc))
-			for g.unplaced > 0 && pc.size < pc.p.Max && (st.MaxBooting <= 0 || d.booting < st.MaxBooting) {
+			for g.unplaced > 0 && pc.size < pc.p.Max && (st.MaxBooting <= 0 || d.booting < st.MaxBooting) && d.paysOff(pc) {
 				e := d.grow(pc, 1)
 				g.unplaced = d.place(g, g.unplaced, []*capEntry{e})
 			}
@@ -462,9 +469,9 @@ func (d *decision) scaleUp() {
 	reason := fmt.Sprintf("queued work does not fit free or booting capacity (oldest queued %s ago, scale_up_window %s)",
 		d.now.Sub(oldest).Round(time.Second), st.ScaleUpWindow)
 	if waiting > 0 {
-		reason += fmt.Sprintf("; %d jobs still wait for max, max_booting or a held pool", waiting)
+		reason += fmt.Sprintf("; %d jobs still wait for max, max_booting, a held pool or capacity that pays off", waiting)
 	}
-	d.flushUps(reason)
+	d.flushUps(reason + d.forecastWhy())
 }
 
 // grow plans n more nodes in pc and returns the capacity of the last.
@@ -479,6 +486,7 @@ func (d *decision) grow(pc *poolCalc, n int) *capEntry {
 	pc.size += n
 	pc.live += n
 	d.booting += n
+	d.fc.coming += float64(n * max(pc.p.Node.CPUs, 1))
 	return e
 }
 
@@ -547,7 +555,10 @@ func (d *decision) scaleDown() {
 		if e.node == nil || e.pc == nil || !e.joined || !e.full || e.node.Running != 0 || e.node.State != Idle {
 			continue
 		}
-		if !e.pc.p.Elastic() || e.idleFor < st.IdleTime {
+		if !e.pc.p.Elastic() {
+			continue
+		}
+		if limit, _ := d.idleLimit(e.pc); e.idleFor < limit {
 			continue
 		}
 		cands = append(cands, e)
@@ -569,7 +580,8 @@ func (d *decision) scaleDown() {
 		}
 		pc.live--
 		spare--
+		_, why := d.idleLimit(pc)
 		d.downs = append(d.downs, ScaleDown{Node: e.node.Name, Pool: pc.p.Name,
-			Reason: fmt.Sprintf("idle for %s (idle_time %s)", e.idleFor.Round(time.Second), st.IdleTime)})
+			Reason: fmt.Sprintf("idle for %s (%s)", human(e.idleFor), why)})
 	}
 }

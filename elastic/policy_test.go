@@ -447,12 +447,43 @@ func snapshotFrom(data []byte) Snapshot {
 		}
 		s.Queue = append(s.Queue, d)
 	}
+	// The automatic policy's inputs come last, so older corpus entries
+	// keep their meaning.
+	if next()%2 == 1 {
+		s.Settings.IdleAuto = true
+		s.JobTime = dur() / 4
+		for range next() % 4 {
+			s.Gaps = append(s.Gaps, dur())
+		}
+		for i := range s.Pools {
+			s.Pools[i].Ready = dur()
+		}
+	}
 	return s
 }
 
-// BenchmarkDecide is one decision at 10,000 nodes, 100 pools and 100,000
-// queued jobs.
+// BenchmarkDecide is one decision of the default (automatic) policy at
+// 10,000 nodes, 100 pools and 100,000 queued jobs, with 32 gaps seen.
 func BenchmarkDecide(b *testing.B) {
+	s := bigSnapshot(10_000, 100, 100_000)
+	s.Settings.IdleAuto = true
+	s.JobTime = 20 * time.Second
+	for i := range 32 {
+		s.Gaps = append(s.Gaps, time.Duration(60+i*37)*time.Second)
+	}
+	for i := range s.Pools {
+		s.Pools[i].Ready = time.Duration(5+i%20) * time.Minute
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		Decide(s)
+	}
+}
+
+// BenchmarkDecideFixed is BenchmarkDecide with a fixed idle_time (the
+// policy before idle_time "auto"), for the ratio.
+func BenchmarkDecideFixed(b *testing.B) {
 	s := bigSnapshot(10_000, 100, 100_000)
 	b.ReportAllocs()
 	b.ResetTimer()

@@ -66,7 +66,11 @@ type ReportSettings struct {
 }
 
 func reportSettings(e templates.Elastic, o Options) ReportSettings {
-	return ReportSettings{Interval: e.Interval.String(), IdleTime: e.IdleTime.String(), ScaleUpWindow: e.ScaleUpWindow.String(),
+	idle := e.IdleTime.String()
+	if e.IdleAuto {
+		idle = "auto"
+	}
+	return ReportSettings{Interval: e.Interval.String(), IdleTime: idle, ScaleUpWindow: e.ScaleUpWindow.String(),
 		MaxBooting: e.MaxBooting, BootTimeout: e.BootTimeout.String(), MaxFailures: e.MaxFailures, HoldTime: e.HoldTime.String(),
 		KeepIdle: e.KeepIdle, PowerOffTime: o.PowerOffTime.String()}
 }

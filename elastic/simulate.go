@@ -136,7 +136,9 @@ type simNode struct {
 	running   []*simJob
 	used      Resources
 	setupDone time.Time
-	gen       int // invalidates scheduled events
+	joinedAt  time.Time
+	firstDone bool // a job has finished on it
+	gen       int  // invalidates scheduled events
 	reconcile bool
 	inState   [numStates]time.Duration
 	segments  []Segment
@@ -250,7 +252,7 @@ func (s *simulator) load(cfg *templates.Config) error {
 			h := fnv.New64a()
 			h.Write([]byte(p.Path()))
 			sp := &simPool{
-				Pool:     Pool{Name: p.Path(), Site: site.Path, Tier: site.Tier, Min: p.Min, Max: p.Max, Price: p.Instance.Price, Node: node, Labels: p.Labels},
+				Pool:     Pool{Name: p.Path(), Site: site.Path, Tier: site.Tier, Min: p.Min, Max: p.Max, Price: p.Instance.Price, Node: node, Labels: p.Labels, Ready: settings.BootTime},
 				site:     ss,
 				settings: settings,
 				rng:      rand.New(rand.NewPCG(uint64(s.opts.Seed)^h.Sum64(), uint64(settings.Seed))),
@@ -436,6 +438,7 @@ func (s *simulator) bootDone(n *simNode) {
 		return
 	}
 	n.joined = true
+	n.joinedAt = s.now
 	s.hist.Joined(n.pool.Name)
 	s.setState(n, Idle)
 	s.maybeLoseAgent(n)
@@ -482,6 +485,22 @@ func (s *simulator) jobEnd(j *simJob) {
 	j.node = nil
 	if len(n.running) == 0 {
 		s.setState(n, Idle)
+	}
+	// What the daemon would learn: a job's run time, and for a node's
+	// first job, how long after its create request it ran at full speed
+	// (the first job's excess over the mean is the one-time setup).
+	run := s.now.Sub(j.start)
+	if !n.firstDone {
+		n.firstDone = true
+		if n.pool.Elastic() && !n.joinedAt.IsZero() {
+			setup := time.Duration(0)
+			if jt := s.hist.Queue.JobTime; jt > 0 && run > jt {
+				setup = run - jt
+			}
+			s.hist.Ready(n.pool.Name, n.joinedAt.Sub(n.created)+setup)
+		}
+	} else {
+		s.hist.JobDone(run)
 	}
 	s.done++
 	s.lastEnd = s.now
@@ -582,7 +601,8 @@ func (s *simulator) snapshot() Snapshot {
 	for _, p := range s.ordered {
 		snap.Pools = append(snap.Pools, p.Pool)
 	}
-	s.hist.Fill(snap.Pools)
+	s.hist.ObserveQueue(s.now, len(s.queue))
+	s.hist.FillSnapshot(&snap)
 	for _, n := range s.nodes {
 		if !n.alive {
 			continue

@@ -27,6 +27,19 @@ type Snapshot struct {
 	// (a create whose machine has not appeared) or not yet finished (a
 	// destroy, a reconcile).
 	InFlight []Operation
+
+	// What the executor learned (History.FillSnapshot), used by the
+	// automatic policy (Settings.IdleAuto):
+	//
+	// Gaps are the last quiet periods of the queue (nothing queued
+	// between two bursts), oldest first.
+	Gaps []time.Duration
+	// QuietFor is how long the queue has been empty now; 0 while work is
+	// queued.
+	QuietFor time.Duration
+	// JobTime is the mean observed run time of a job; 0 when none was
+	// seen yet.
+	JobTime time.Duration
 }
 
 // Resources are what a job needs or a node offers.
@@ -119,6 +132,13 @@ type Pool struct {
 	// Node is what one node of the pool offers.
 	Node   Resources         `json:"node"`
 	Labels map[string]string `json:"labels,omitempty"`
+	// Ready is how long a new node of the pool takes from its create
+	// request until it runs work at full speed: boot, join and one-time
+	// setup. It is the pool's observed mean once ReadyObserved nodes were
+	// seen (History), else the provider's setting (the sim's boot_time);
+	// 0 when unknown.
+	Ready         time.Duration `json:"ready,omitempty"`
+	ReadyObserved int           `json:"ready_observed,omitempty"`
 
 	// ConsecutiveFailures counts boot failures, join timeouts and create
 	// errors since the pool's last node joined or its last hold. The

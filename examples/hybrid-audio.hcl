@@ -8,8 +8,8 @@
 
 variable "idle_time" {
   type        = string
-  default     = "5m"
-  description = "How long a cloud worker may stay idle before it is powered off."
+  default     = "auto"
+  description = "How long a cloud worker may stay idle before it is powered off: \"auto\" (rent-or-buy from boot and setup times and the gaps seen) or a duration."
 }
 
 variable "max_booting" {

@@ -78,6 +78,7 @@ const (
 var DefaultElastic = Elastic{
 	Interval:      5 * time.Second,
 	IdleTime:      5 * time.Minute,
+	IdleAuto:      true,
 	ScaleUpWindow: time.Second,
 	MaxBooting:    10,
 	BootTimeout:   20 * time.Minute,
@@ -537,7 +538,21 @@ func (d *clusterDecoder) decodeElastic(b *hcl.Block) {
 		}
 	}
 	positive("interval", &e.Interval)
-	l.getDuration(at, "idle_time", &e.IdleTime)
+	if a, v, ok := l.value(at, "idle_time"); ok {
+		switch {
+		case v.Type() == cty.String && v.AsString() == "auto":
+			e.IdleAuto = true
+		case v.Type() == cty.String:
+			if d, err := ParseDuration(v.AsString()); err != nil {
+				l.diags = append(l.diags, errorf(a.Expr.Range(), "Invalid duration",
+					"idle_time: %s. It is \"auto\" (the default: the policy chooses from boot and setup times and the gaps between bursts) or a duration like \"30s\", \"5m\" or \"1h\".", err))
+			} else {
+				e.IdleTime, e.IdleAuto = d, false
+			}
+		default:
+			l.toDuration(a, v, &e.IdleTime) // reports the type error
+		}
+	}
 	l.getDuration(at, "scale_up_window", &e.ScaleUpWindow)
 	l.getInt(at, "max_booting", 0, math.MaxInt32, &e.MaxBooting)
 	positive("boot_timeout", &e.BootTimeout)

@@ -100,7 +100,9 @@ func TestLoadValid(t *testing.T) {
 			eq(t, "gpu instance", za.Pools[0].Instance, Instance{Type: "g1.large", GPUs: 1, GPUType: "a100"})
 			eq(t, "gpu path", za.Pools[0].Path(), "cloud.zone-a.gpu")
 
-			eq(t, "elastic", c.Elastic, DefaultElastic)
+			explicit := DefaultElastic
+			explicit.IdleAuto = false // the example sets idle_time = "5m"
+			eq(t, "elastic", c.Elastic, explicit)
 			eq(t, "scheduler", c.Scheduler.Type, "builtin")
 			eq(t, "cache", c.Cache, ClusterCache{Node: 10 << 30, Global: "onprem.frontend:/srv/hvctl/data"})
 

@@ -192,8 +192,14 @@ type Instance struct {
 
 // Elastic holds the elasticity settings, defaults filled in.
 type Elastic struct {
-	Interval      time.Duration // 5s
+	Interval time.Duration // 5s
+	// IdleTime is how long an idle node is kept before it is powered
+	// off, when IdleAuto is false. With IdleAuto (idle_time = "auto",
+	// the default) the policy chooses per pool from the observed boot and
+	// setup times and the gaps between bursts; IdleTime is then only the
+	// fallback for schedulers that need one number (SLURM's SuspendTime).
 	IdleTime      time.Duration // 5m
+	IdleAuto      bool          // true
 	ScaleUpWindow time.Duration // 1s
 	MaxBooting    int           // 10; 0 = no limit
 	BootTimeout   time.Duration // 20m
