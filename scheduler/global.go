@@ -41,6 +41,7 @@ type siteRec struct {
 	// there until a pull succeeds again.
 	down      string
 	downSince time.Time
+	epoch     string // of the local manager last seeded
 }
 
 // Global is the global manager's job table: it takes submissions, routes
@@ -50,6 +51,9 @@ type Global struct {
 	Clock func() time.Time
 	// SyncWait bounds how long Sync waits for the sites (sync.go).
 	SyncWait time.Duration
+	// Journal, when set, records every change of a job before it is
+	// acted on (see Journal).
+	Journal Journal
 
 	mu    sync.Mutex
 	jobs  map[string]*Job
@@ -81,7 +85,7 @@ func (g *Global) SetLink(site string, l SiteLink) {
 		g.sites[site] = s
 	}
 	s.link = l
-	s.version = 0
+	s.version, s.epoch = 0, ""
 	s.gen++
 	s.pulling = false
 	s.down, s.downSince = "", time.Time{}
@@ -178,6 +182,21 @@ func (g *Global) dispatch() {
 		bySite[site] = append(bySite[site], &c)
 	}
 	g.waiting = keep
+	var routed []*Job
+	for _, js := range bySite {
+		routed = append(routed, js...)
+	}
+	if err := g.recordLocked(routed); err != nil {
+		// Not recorded at a site: they wait, and go at the next sync.
+		for _, c := range routed {
+			if j := g.jobs[c.ID]; j != nil {
+				j.Site = ""
+				g.waiting = append(g.waiting, j)
+			}
+		}
+		g.mu.Unlock()
+		return
+	}
 	links := map[string]SiteLink{}
 	for site, js := range bySite {
 		links[site] = g.sites[site].link
@@ -201,12 +220,15 @@ func (g *Global) dispatch() {
 			if s := g.sites[site]; s != nil && s.link == l {
 				g.markDownLocked(s, fmt.Errorf("enqueue: %w", err))
 			}
+			var back []*Job
 			for _, c := range bySite[site] {
 				if j := g.jobs[c.ID]; j != nil && j.State == Queued {
 					j.Site = ""
 					g.waiting = append(g.waiting, j)
+					back = append(back, j)
 				}
 			}
+			g.recordLocked(back) // if lost, a seed delivers them again
 			g.mu.Unlock()
 		}()
 	}
@@ -262,10 +284,18 @@ func (g *Global) SubmitKey(spec *Spec, key string) (jobs []*Job, replayed bool, 
 		}
 		j := &Job{ID: id, ArrayID: arrayID, Index: i, Spec: *spec, State: Queued, Submitted: now}
 		j.Spec.Count = 0
-		g.jobs[id] = j
-		g.order = append(g.order, id)
-		g.waiting = append(g.waiting, j)
 		jobs[i] = j
+	}
+	// Recorded first: a submit the control log did not take is refused,
+	// and nothing of it is kept.
+	if err := g.recordLocked(jobs); err != nil {
+		g.mu.Unlock()
+		return nil, false, err
+	}
+	for _, j := range jobs {
+		g.jobs[j.ID] = j
+		g.order = append(g.order, j.ID)
+		g.waiting = append(g.waiting, j)
 	}
 	g.rememberLocked(key, spec, jobs)
 	g.mu.Unlock()
@@ -353,8 +383,13 @@ func (g *Global) Cancel(id string) (*Job, error) {
 	}
 	// Still waiting for a site: cancel here (dispatch skips it).
 	if j.Site == "" {
-		j.State, j.Ended = Cancelled, g.Clock()
 		c := *j
+		c.State, c.Ended = Cancelled, g.Clock()
+		if err := g.recordLocked([]*Job{&c}); err != nil {
+			g.mu.Unlock()
+			return nil, err
+		}
+		*j = c
 		g.mu.Unlock()
 		return &c, nil
 	}
@@ -369,8 +404,9 @@ func (g *Global) Cancel(id string) (*Job, error) {
 	g.mu.Lock()
 	j.State, j.Ended = Cancelled, g.Clock()
 	c := *j
+	err := g.recordLocked([]*Job{j})
 	g.mu.Unlock()
-	return &c, nil
+	return &c, err
 }
 
 // Output returns a job's captured output from its site.
@@ -541,4 +577,17 @@ func (g *Global) CacheStats() (fetched map[Tier]int64, moved int64) {
 		moved += s.state.Moved
 	}
 	return fetched, moved
+}
+
+// jobChanged reports whether a site's copy of a job differs from the
+// table's in anything a site changes.
+func jobChanged(cur, j *Job) bool {
+	if cur.State != j.State || cur.Site != j.Site || cur.Node != j.Node || cur.Attempt != j.Attempt ||
+		cur.Retries != j.Retries || cur.Error != j.Error || !cur.Started.Equal(j.Started) || !cur.Ended.Equal(j.Ended) {
+		return true
+	}
+	if (cur.ExitCode == nil) != (j.ExitCode == nil) {
+		return true
+	}
+	return cur.ExitCode != nil && *cur.ExitCode != *j.ExitCode
 }

@@ -59,6 +59,9 @@ type Local struct {
 	// GlobalSite is the site of the global data tier.
 	GlobalSite string
 	NodeCache  int64 // bytes per node cache
+	// SeedHold is how long placement waits after Seed (0 =
+	// DefaultSeedHold).
+	SeedHold time.Duration
 
 	mu     sync.Mutex
 	jobs   map[string]*Job
@@ -76,6 +79,11 @@ type Local struct {
 	moved      int64             // bytes fetched across sites
 	fetched    map[Tier]int64
 	cancels    map[string][]Work // node -> attempts it must kill
+	// epoch names this instance: the global manager seeds a local
+	// manager whose epoch it has not seen.
+	epoch       string
+	holdUntil   time.Time       // no placement before (after Seed)
+	unconfirmed map[string]bool // seeded as running, until their node polls
 }
 
 // NewLocal makes the local manager of site with a site cache of
@@ -83,7 +91,7 @@ type Local struct {
 func NewLocal(site string, cacheBytes int64) *Local {
 	return &Local{Site: site, LossAfter: DefaultLossAfter, Clock: time.Now, DatasetSize: func(string) int64 { return 0 },
 		jobs: map[string]*Job{}, queued: map[string]*Job{}, output: map[string][]byte{}, nodes: map[string]*nodeEntry{}, cache: NewLRU(cacheBytes),
-		changed: map[string]uint64{}, fetched: map[Tier]int64{}, cancels: map[string][]Work{}}
+		changed: map[string]uint64{}, fetched: map[Tier]int64{}, cancels: map[string][]Work{}, epoch: newID()}
 }
 
 func (l *Local) touch(j *Job) {
@@ -154,7 +162,7 @@ func (l *Local) wakeLocked(n *nodeEntry) {
 
 // scheduleLocked matches queued jobs to live nodes.
 func (l *Local) scheduleLocked() {
-	if !l.dirty || len(l.queued) == 0 {
+	if !l.dirty || len(l.queued) == 0 || l.Clock().Before(l.holdUntil) {
 		return
 	}
 	l.dirty = false
@@ -377,7 +385,9 @@ func (l *Local) Output(id string) ([]byte, bool) {
 
 // SiteState is what a local manager reports to the global manager.
 type SiteState struct {
-	Site    string      `json:"site"`
+	Site string `json:"site"`
+	// Epoch names the local manager instance (new at each start).
+	Epoch   string      `json:"epoch,omitempty"`
 	Version uint64      `json:"version"`
 	Jobs    []*Job      `json:"jobs"` // changed since the version asked for
 	Nodes   []NodeState `json:"nodes"`
@@ -402,7 +412,7 @@ func (l *Local) State(since uint64) SiteState {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.Clock()
-	s := SiteState{Site: l.Site, Version: l.version, Jobs: []*Job{}, Fetched: map[Tier]int64{}, Moved: l.moved}
+	s := SiteState{Site: l.Site, Epoch: l.epoch, Version: l.version, Jobs: []*Job{}, Fetched: map[Tier]int64{}, Moved: l.moved}
 	for id, v := range l.changed {
 		if v > since {
 			c := *l.jobs[id]

@@ -41,6 +41,13 @@ func (g *Global) Sync() error {
 	for _, p := range pulls {
 		go func() {
 			st, err := p.link.State(p.since)
+			if err == nil {
+				if serr := g.seedIfNew(p.name, p.gen, p.link, p.since, st); serr != nil {
+					g.endPull(p.name, p.gen)
+					done <- serr
+					return
+				}
+			}
 			done <- g.applyPull(p.name, p.gen, st, err)
 		}()
 	}
@@ -77,16 +84,38 @@ func (g *Global) applyPull(site string, gen uint64, st SiteState, err error) err
 		return fmt.Errorf("site %s: %w", site, err)
 	}
 	g.markUpLocked(s)
-	s.version = st.Version
 	jobs := st.Jobs
 	st.Jobs = nil
-	s.state = st
+	var apply, changed []*Job
 	for _, j := range jobs {
 		if cur := g.jobs[j.ID]; cur != nil && (!cur.State.Final() || cur.State == Cancelled) {
-			*cur = *j
+			apply = append(apply, j)
+			if jobChanged(cur, j) {
+				changed = append(changed, j)
+			}
 		}
 	}
+	// Recorded before the table moves on: a change the control log did
+	// not take is read again from the same version at the next sync.
+	if err := g.recordLocked(changed); err != nil {
+		return fmt.Errorf("site %s: %w", site, err)
+	}
+	s.version = st.Version
+	s.state = st
+	for _, j := range apply {
+		*g.jobs[j.ID] = *j
+	}
 	return nil
+}
+
+// endPull ends a pull of site through the link of generation gen whose
+// answer is not applied.
+func (g *Global) endPull(site string, gen uint64) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if s := g.sites[site]; s != nil && s.gen == gen {
+		s.pulling = false
+	}
 }
 
 // markDownLocked records that s's local manager could not be reached;

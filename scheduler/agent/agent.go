@@ -63,6 +63,7 @@ type Agent struct {
 	portOverride int
 	probeFails   int
 	paths        pathTracker // health of the paths to the runtime's probe targets
+	stopLocal    func()      // stops the local manager this node runs
 }
 
 // New prepares an agent; logs go to w.
@@ -109,6 +110,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			return err
 		}
 		defer srv.Close()
+		defer a.mgr.Close()
 	}
 	if b, err := os.ReadFile(filepath.Join(c.Dir, "credential")); err == nil {
 		a.cred = strings.TrimSpace(string(b))
@@ -195,8 +197,13 @@ func (a *Agent) startManager() (*http.Server, error) {
 			datasets = path
 		}
 	}
+	// The control state lives in a raft log in the agent's directory
+	// (a single voter here); manager.json of an older agent is
+	// imported once.
 	mc := manager.Config{Cluster: cfg.Cluster, Secret: secret, Datasets: datasets,
-		StateFile: filepath.Join(c.Dir, "manager.json"), Logf: a.log.Printf}
+		StateFile: filepath.Join(c.Dir, "manager.json"), Logf: a.log.Printf,
+		Replica: &manager.ReplicaConfig{Dir: filepath.Join(c.Dir, "raft"), ID: manager.MemberID(c.Address),
+			Bootstrap: manager.SingleVoter(manager.MemberID(c.Address))}}
 	if cfg.Cluster.Scheduler.Type == "slurm" {
 		h, err := newSlurmHub(cfg.Cluster, secret)
 		if err != nil {
@@ -380,7 +387,7 @@ func (a *Agent) pollLoop(ctx context.Context) {
 			continue
 		}
 		a.setRuntime(resp.Runtime)
-		if resp.Version > since && resp.PeerSet != nil {
+		if resp.Version != since && resp.PeerSet != nil {
 			if err := a.apply(resp.Version, resp.PeerSet); err != nil {
 				a.log.Printf("%v", err)
 				continue

@@ -32,7 +32,16 @@ func (a *Agent) setRuntime(rt manager.Runtime) {
 	if start {
 		a.localStarted = true
 	}
+	var stop func()
+	if rt.RunLocal == "" && a.localStarted && a.stopLocal != nil {
+		// Another node runs the site's local manager now.
+		stop, a.stopLocal, a.localStarted = a.stopLocal, nil, false
+	}
 	a.mu.Unlock()
+	if stop != nil {
+		a.log.Printf("local manager of site %s: another node runs it now; stopping", a.cfg.Site)
+		stop()
+	}
 	if start {
 		if err := a.startLocal(rt); err != nil {
 			a.log.Printf("local manager: %v", err)
@@ -76,9 +85,13 @@ func (a *Agent) startLocal(rt manager.Runtime) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	hs := manager.NewServer(srv.Handler(), manager.Timeouts{})
+	ctx, cancel := context.WithCancel(a.ctx)
+	a.mu.Lock()
+	a.stopLocal = cancel
+	a.mu.Unlock()
 	go hs.Serve(ln)
-	go srv.Sweep(a.ctx, time.Second)
-	go func() { <-a.ctx.Done(); hs.Close() }()
+	go srv.Sweep(ctx, time.Second)
+	go func() { <-ctx.Done(); hs.Close() }()
 	a.log.Printf("local manager of site %s listening on %s", a.cfg.Site, ln.Addr())
 	return nil
 }
@@ -98,7 +111,7 @@ func (a *Agent) runLoop(ctx context.Context) {
 			continue
 		}
 		node := scheduler.Node{CPUs: a.cfg.CPUs, MemoryMiB: a.cfg.MemoryMiB, GPUs: a.cfg.GPUs, Labels: a.cfg.Labels}
-		works, err := lc.Work(ctx, node, pollWait)
+		works, err := lc.Work(ctx, node, a.runningJobs(), pollWait)
 		if err != nil {
 			if ctx.Err() == nil {
 				a.log.Printf("work poll: %v", err)
@@ -130,6 +143,24 @@ type runningJob struct {
 	attempt   int
 	proc      *JobProcess
 	cancelled bool
+	// ended: its command has ended and its report is being sent. The
+	// fence leaves it alone (nothing runs), and polls still name it, so
+	// a new local manager waits for the report instead of running the
+	// job again.
+	ended bool
+}
+
+// ended records that attempt of job id has ended here; false when it
+// was cancelled or fenced first.
+func (a *Agent) ended(id string, attempt int) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	r := a.running[id]
+	if r == nil || r.attempt != attempt || r.cancelled {
+		return false
+	}
+	r.ended = true
+	return true
 }
 
 // expect records that attempt of job id was given to this node, so a
@@ -221,7 +252,7 @@ func (a *Agent) fenceLoop(ctx context.Context) {
 		var ids []string
 		if silent {
 			for id, r := range a.running {
-				if !r.cancelled {
+				if !r.cancelled && !r.ended {
 					r.cancelled = true
 					ids = append(ids, fmt.Sprintf("%s attempt %d", id, r.attempt))
 					if r.proc != nil {
@@ -276,6 +307,7 @@ func (a *Agent) runJob(ctx context.Context, lc *manager.Client, w scheduler.Work
 	}
 	if fetchErr != nil {
 		rep.State, rep.ExitCode, rep.Error = scheduler.Failed, -1, "fetch inputs: "+fetchErr.Error()
+		a.ended(j.ID, w.Attempt)
 	} else {
 		outDir := filepath.Join(a.cfg.Dir, "results", j.ID+"."+strconv.Itoa(w.Attempt))
 		os.RemoveAll(outDir)
@@ -294,7 +326,7 @@ func (a *Agent) runJob(ctx context.Context, lc *manager.Client, w scheduler.Work
 		if err == nil {
 			a.attach(j.ID, w.Attempt, proc)
 			err = proc.Wait()
-			if a.cancelled(j.ID, w.Attempt) {
+			if !a.ended(j.ID, w.Attempt) {
 				return // cancelled or fenced: the local manager has moved on
 			}
 		}
@@ -318,14 +350,41 @@ func (a *Agent) runJob(ctx context.Context, lc *manager.Client, w scheduler.Work
 		return // the agent stops: the job will be run again elsewhere
 	}
 	rep.Output = out.String()
-	for attempt := 0; attempt < 10; attempt++ {
-		if err := lc.Report(ctx, rep); err == nil {
+	// Report to the site's local manager of the moment: it may have
+	// moved to another node, or restarted and not yet been seeded.
+	deadline := time.Now().Add(reportFor)
+	for ctx.Err() == nil {
+		if cur := a.localClient(); cur != nil {
+			lc = cur
+		}
+		err := lc.Report(ctx, rep)
+		if err == nil {
 			return
-		} else {
-			a.log.Printf("report job %s: %v", j.ID, err)
+		}
+		a.log.Printf("report job %s: %v", j.ID, err)
+		if time.Now().After(deadline) {
+			return
 		}
 		sleep(ctx, time.Second)
 	}
+}
+
+// reportFor is how long a node keeps trying to report a job: longer
+// than a local manager takes to be designated again and seeded.
+const reportFor = 2 * time.Minute
+
+// runningJobs are the attempts this node runs (told at each poll: a
+// new local manager adopts them).
+func (a *Agent) runningJobs() []scheduler.RunningJob {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]scheduler.RunningJob, 0, len(a.running))
+	for id, r := range a.running {
+		if !r.cancelled {
+			out = append(out, scheduler.RunningJob{ID: id, Attempt: r.attempt})
+		}
+	}
+	return out
 }
 
 // lockDataset serialises fetches of one dataset on this node.

@@ -77,9 +77,9 @@ func (m *Manager) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	// Uploads set their own, larger limits.
-	return limitBodies(mux, MaxRequestBytes, func(r *http.Request) bool {
+	return m.leaderOnly(limitBodies(mux, MaxRequestBytes, func(r *http.Request) bool {
 		return r.Method == "PUT" && (strings.HasPrefix(r.URL.Path, "/v1/datasets/") || strings.HasPrefix(r.URL.Path, "/v1/jobs/"))
-	})
+	}))
 }
 
 func bearer(r *http.Request) string {
@@ -262,5 +262,5 @@ func (m *Manager) handleHeartbeat(w http.ResponseWriter, r *http.Request, id str
 		writeErr(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"ok": "true"})
+	writeJSON(w, http.StatusOK, map[string]any{"ok": "true", "managers": m.Managers()})
 }

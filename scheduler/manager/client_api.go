@@ -311,12 +311,13 @@ func (c *Client) Download(ctx context.Context, name, path string) error {
 }
 
 // Work long-polls a site's local manager for work for node (a site
-// credential).
-func (c *Client) Work(ctx context.Context, node scheduler.Node, wait time.Duration) ([]scheduler.Work, error) {
+// credential), telling it the attempts the node runs (a new local
+// manager adopts them instead of running them again).
+func (c *Client) Work(ctx context.Context, node scheduler.Node, running []scheduler.RunningJob, wait time.Duration) ([]scheduler.Work, error) {
 	var works []scheduler.Work
 	// Not retried: work handed out on a lost answer comes back when the
 	// local manager loses the node's attempt.
-	err := c.Do(ctx, &Call{Method: "POST", Path: "/v1/work?wait=" + wait.String(), In: node, Out: &works, Timeout: wait + pollSlack})
+	err := c.Do(ctx, &Call{Method: "POST", Path: "/v1/work?wait=" + wait.String(), In: PollRequest{Node: node, Running: running}, Out: &works, Timeout: wait + pollSlack})
 	return works, err
 }
 
@@ -351,6 +352,10 @@ func (l *SiteLink) ctx() context.Context {
 // Enqueue hands jobs to the site, in batches that fit the site's
 // MaxSiteBatchBytes (any job that passed submit fits in one).
 func (l *SiteLink) Enqueue(jobs []*scheduler.Job) error {
+	return l.batches("/v1/site/jobs", jobs)
+}
+
+func (l *SiteLink) batches(path string, jobs []*scheduler.Job) error {
 	for len(jobs) > 0 {
 		n, size := 0, 2
 		for n < len(jobs) {
@@ -364,12 +369,18 @@ func (l *SiteLink) Enqueue(jobs []*scheduler.Job) error {
 			size += len(b) + 1
 			n++
 		}
-		if err := l.C.Do(l.ctx(), &Call{Method: "POST", Path: "/v1/site/jobs", In: jobs[:n], Timeout: siteEnqueueTimeout, Total: siteEnqueueTimeout}); err != nil {
+		if err := l.C.Do(l.ctx(), &Call{Method: "POST", Path: path, In: jobs[:n], Timeout: siteEnqueueTimeout, Total: siteEnqueueTimeout}); err != nil {
 			return err
 		}
 		jobs = jobs[n:]
 	}
 	return nil
+}
+
+// Seed gives a new local manager the site's jobs from the global table
+// (scheduler.SiteSeeder), in batches like Enqueue.
+func (l *SiteLink) Seed(jobs []*scheduler.Job) error {
+	return l.batches("/v1/site/seed", jobs)
 }
 
 // Cancel cancels a job at the site.

@@ -15,10 +15,10 @@ import (
 	"github.com/hvctl/hvctl/scheduler"
 )
 
-// replica is an httptest server playing one manager replica: the
+// fakeReplica is an httptest server playing one manager replica: the
 // leader (answers), a follower (421 naming a leader), or dead (its
 // address refuses connections).
-type replica struct {
+type fakeReplica struct {
 	srv   *httptest.Server
 	url   string
 	hits  atomic.Int32
@@ -28,9 +28,9 @@ type replica struct {
 	inHdr bool   // name it in the header (else only the body)
 }
 
-func newReplica(t *testing.T, role string) *replica {
+func newReplica(t *testing.T, role string) *fakeReplica {
 	t.Helper()
-	r := &replica{role: role, inHdr: true}
+	r := &fakeReplica{role: role, inHdr: true}
 	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		r.hits.Add(1)
 		r.mu.Lock()
@@ -90,7 +90,7 @@ func TestClientFailover(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			var reps []*replica
+			var reps []*fakeReplica
 			var urls []string
 			for _, role := range tc.roles {
 				r := newReplica(t, role)

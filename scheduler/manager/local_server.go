@@ -13,6 +13,14 @@ import (
 	"github.com/hvctl/hvctl/scheduler"
 )
 
+// PollRequest is a node's work poll: its capacity, and the jobs it is
+// running (a new local manager adopts them instead of running them
+// again).
+type PollRequest struct {
+	scheduler.Node
+	Running []scheduler.RunningJob `json:"running,omitempty"`
+}
+
 // LocalManagerPort is the TCP port of a site's local manager, on its
 // node's overlay address.
 const LocalManagerPort = 51822
@@ -61,8 +69,8 @@ func (s *LocalServer) Handler() http.Handler {
 		}
 	}
 	mux.HandleFunc("POST /v1/work", node(func(w http.ResponseWriter, r *http.Request, id string) {
-		var n scheduler.Node
-		if err := decodeStrict(r.Body, &n); err != nil {
+		var req PollRequest
+		if err := decodeStrict(r.Body, &req); err != nil {
 			writeErr(w, err)
 			return
 		}
@@ -73,7 +81,9 @@ func (s *LocalServer) Handler() http.Handler {
 			writeJSON(w, http.StatusForbidden, apiError{Error: "node " + id + " has no worker role: it runs no jobs"})
 			return
 		}
+		n := req.Node
 		n.ID, n.CPUs, n.MemoryMiB, n.GPUs, n.Labels = id, c.CPUs, c.MemoryMiB, c.GPUs, c.Labels
+		s.Local.Adopt(id, req.Running)
 		wait, _ := time.ParseDuration(r.URL.Query().Get("wait"))
 		if wait < 0 || wait > time.Minute {
 			wait = 0
@@ -108,6 +118,22 @@ func (s *LocalServer) Handler() http.Handler {
 		s.Local.Enqueue(jobs)
 		writeJSON(w, http.StatusOK, map[string]int{"queued": len(jobs)})
 	}))
+	mux.HandleFunc("POST /v1/site/seed", global(func(w http.ResponseWriter, r *http.Request) {
+		// The site's share of the job table, in batches like an enqueue.
+		var jobs []*scheduler.Job
+		if err := decodeStrict(limited(w, r, MaxSiteBatchBytes), &jobs); err != nil {
+			writeErr(w, err)
+			return
+		}
+		for i, j := range jobs {
+			if err := checkJob(j); err != nil {
+				writeErr(w, &BadRequest{Field: fmt.Sprintf("[%d]", i), Msg: err.Error()})
+				return
+			}
+		}
+		s.Local.Seed(jobs)
+		writeJSON(w, http.StatusOK, map[string]int{"seeded": len(jobs)})
+	}))
 	mux.HandleFunc("POST /v1/site/jobs/{id}/cancel", global(func(w http.ResponseWriter, r *http.Request) {
 		j, err := s.Local.Cancel(r.PathValue("id"))
 		if err != nil {
@@ -130,7 +156,7 @@ func (s *LocalServer) Handler() http.Handler {
 		w.Write(out)
 	}))
 	return limitBodies(mux, MaxRequestBytes, func(r *http.Request) bool {
-		return r.URL.Path == "/v1/report" || r.URL.Path == "/v1/site/jobs"
+		return r.URL.Path == "/v1/report" || r.URL.Path == "/v1/site/jobs" || r.URL.Path == "/v1/site/seed"
 	})
 }
 

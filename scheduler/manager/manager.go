@@ -104,6 +104,10 @@ type Config struct {
 	// Drain, when set, stops (on) or restarts the queue system giving
 	// a node work: the elastic daemon's pending power-off.
 	Drain func(memberID string, on bool) error
+	// Replica, when set, keeps the control state (registry and job
+	// table) in a raft log instead of StateFile; an existing StateFile
+	// is imported into a new log once.
+	Replica *ReplicaConfig
 }
 
 // SlurmSetup is what a node needs to run SLURM: sent at join, over TLS,
@@ -140,6 +144,8 @@ type Manager struct {
 	global     *scheduler.Global
 	designated map[string]string // site -> member ID
 	datasets   string            // the global tier's directory
+
+	replica *replica // the control log; nil = StateFile or memory only
 }
 
 type persisted struct {
@@ -174,6 +180,7 @@ func New(cfg Config) (*Manager, error) {
 		designated: map[string]string{}, datasets: cfg.Datasets}
 	m.global = scheduler.NewGlobal(siteInfos(cfg.Cluster))
 	m.global.Clock = cfg.Clock
+	var fromFile *persisted
 	if cfg.StateFile != "" {
 		b, err := os.ReadFile(cfg.StateFile)
 		switch {
@@ -182,25 +189,19 @@ func New(cfg Config) (*Manager, error) {
 			if err := json.Unmarshal(b, &p); err != nil {
 				return nil, fmt.Errorf("manager state %s is corrupt: %w", cfg.StateFile, err)
 			}
-			if p.Nodes != nil {
-				m.nodes = p.Nodes
-			}
-			if p.Used != nil {
-				m.used = p.Used
-			}
-			if p.Addrs != nil {
-				m.addrs = p.Addrs
-			}
-			m.version = p.Version
-			if p.Designated != nil {
-				m.designated = p.Designated
-			}
-			if p.Credentials != nil {
-				m.creds = p.Credentials
-			}
+			fromFile = &p
 		case !errors.Is(err, os.ErrNotExist):
 			return nil, fmt.Errorf("read manager state: %w", err)
 		}
+	}
+	if cfg.Replica != nil {
+		if err := m.openLog(fromFile); err != nil {
+			return nil, err
+		}
+		return m, nil
+	}
+	if fromFile != nil {
+		m.loadLocked(fromFile)
 	}
 	m.replan()
 	for site := range m.designated {
@@ -209,12 +210,42 @@ func New(cfg Config) (*Manager, error) {
 	return m, nil
 }
 
-// saveLocked persists the registry.
+// loadLocked takes the registry from p (the state file, or the control
+// log).
+func (m *Manager) loadLocked(p *persisted) {
+	if p.Nodes != nil {
+		m.nodes = p.Nodes
+	}
+	if p.Used != nil {
+		m.used = p.Used
+	}
+	if p.Addrs != nil {
+		m.addrs = p.Addrs
+	}
+	m.version = p.Version
+	if p.Designated != nil {
+		m.designated = p.Designated
+	}
+	if p.Credentials != nil {
+		m.creds = p.Credentials
+	}
+}
+
+// persistedLocked is the registry as saved.
+func (m *Manager) persistedLocked() *persisted {
+	return &persisted{Nodes: m.nodes, Used: m.used, Addrs: m.addrs, Version: m.version, Designated: m.designated, Credentials: m.creds}
+}
+
+// saveLocked persists the registry: through the control log, else to
+// the state file.
 func (m *Manager) saveLocked() error {
+	if m.replica != nil {
+		return m.replica.apply(&Command{Op: OpRegistry, Registry: m.persistedLocked()})
+	}
 	if m.cfg.StateFile == "" {
 		return nil
 	}
-	b, err := json.MarshalIndent(persisted{Nodes: m.nodes, Used: m.used, Addrs: m.addrs, Version: m.version, Designated: m.designated, Credentials: m.creds}, "", "  ")
+	b, err := json.MarshalIndent(m.persistedLocked(), "", "  ")
 	if err != nil {
 		return err
 	}
@@ -308,6 +339,8 @@ type JoinResponse struct {
 	Credential string           `json:"credential"`
 	Version    uint64           `json:"version"`
 	PeerSet    *overlay.PeerSet `json:"peer_set"`
+	// Managers is every manager replica's API URL.
+	Managers []string `json:"managers,omitempty"`
 	Runtime
 }
 
@@ -423,7 +456,9 @@ func (m *Manager) JoinFrom(req *JoinRequest, credential string, from netip.Addr)
 	if err != nil {
 		return nil, err
 	}
-	return &JoinResponse{ID: id, Credential: m.cfg.Secret.NodeCredential(id, gen), Version: m.version, PeerSet: ps, Runtime: m.runtimeLocked(id)}, nil
+	m.addVoterLocked(id)
+	return &JoinResponse{ID: id, Credential: m.cfg.Secret.NodeCredential(id, gen), Version: m.version, PeerSet: ps,
+		Managers: m.managersLocked(), Runtime: m.runtimeLocked(id)}, nil
 }
 
 // freePortLocked picks a node's WireGuard port: overlay.port, or for a
@@ -475,7 +510,9 @@ func (m *Manager) Peers(id string, since uint64, wait time.Duration) (uint64, *o
 			m.mu.Unlock()
 			return 0, nil, fmt.Errorf("%w: node %s is not a member; join again", ErrUnauthorized, id)
 		}
-		if m.version > since || wait <= 0 {
+		// A version below since is a manager that restarted from an
+		// older save: the node takes the current set at once.
+		if m.version != since || wait <= 0 {
 			ps, err := m.peerSetLocked(id)
 			v := m.version
 			m.mu.Unlock()

@@ -85,6 +85,40 @@ func (m *Manager) redesignateLocked(site, gone string) {
 	}
 }
 
+// redesignateSilent moves a site's local manager off a node that
+// stopped heartbeating to the best live node of the site; the global
+// manager seeds the new one from the job table.
+func (m *Manager) redesignateSilent() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.cfg.Clock()
+	limit := FailAfter * m.cfg.Heartbeat
+	for site, id := range m.designated {
+		if n := m.nodes[id]; n != nil && now.Sub(n.LastSeen) <= limit {
+			continue
+		}
+		var best *Node
+		for _, n := range m.nodes {
+			if n.Site != site || n.ID == id || now.Sub(n.LastSeen) > limit {
+				continue
+			}
+			if best == nil || m.preferred(n) < m.preferred(best) || (m.preferred(n) == m.preferred(best) && n.ID < best.ID) {
+				best = n
+			}
+		}
+		if best == nil {
+			continue
+		}
+		m.cfg.Logf("site %s: local manager node %s is silent; %s runs it now", site, id, best.ID)
+		m.designated[site] = best.ID
+		if err := m.saveLocked(); err != nil {
+			m.cfg.Logf("site %s: record the new local manager: %v", site, err)
+		}
+		m.linkSiteLocked(site)
+		m.bumpLocked() // nodes of the site learn where their local manager is
+	}
+}
+
 func (m *Manager) localURL(id string) string {
 	a, ok := m.addrs[id]
 	if !ok {
@@ -147,7 +181,10 @@ func (m *Manager) Run(ctx context.Context) {
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
 	for {
-		m.global.Sync()
+		if m.Leading() {
+			m.redesignateSilent()
+			m.global.Sync()
+		}
 		select {
 		case <-ctx.Done():
 			return

@@ -1,0 +1,246 @@
+package cli_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hvctl/hvctl/provision"
+	"github.com/hvctl/hvctl/provision/local"
+	"github.com/hvctl/hvctl/scheduler"
+	"github.com/hvctl/hvctl/scheduler/manager"
+)
+
+// agentProcess is a node's agent as the local provider started it: the
+// wrapper it recorded (nsenter, then unshare for the node's time
+// namespace) and the hvctl agent process under it.
+type agentProcess struct {
+	wrapper, agent int
+	argv, env      []string
+	cwd            string
+	netns          string // the node's network namespace
+}
+
+func findAgent(t *testing.T, dir, member string) agentProcess {
+	t.Helper()
+	items, err := local.List(filepath.Join(dir, ".hvctl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, it := range items {
+		if it.Kind != provision.KindInstance || manager.MemberID(it.Address) != member || it.PID <= 0 {
+			continue
+		}
+		p := agentProcess{wrapper: it.PID, agent: it.PID, netns: it.Netns}
+		// The agent is the deepest process under the wrapper.
+		for {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", p.agent, p.agent))
+			if err != nil || len(bytes.Fields(b)) == 0 {
+				break
+			}
+			p.agent, _ = strconv.Atoi(string(bytes.Fields(b)[0]))
+		}
+		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p.wrapper))
+		if err != nil {
+			t.Fatalf("agent of %s: %v", member, err)
+		}
+		p.argv = strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
+		env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", p.wrapper))
+		p.env = strings.Split(strings.TrimRight(string(env), "\x00"), "\x00")
+		p.cwd, _ = os.Readlink(fmt.Sprintf("/proc/%d/cwd", p.wrapper))
+		return p
+	}
+	t.Fatalf("no running agent for %s", member)
+	return agentProcess{}
+}
+
+// killAgent SIGKILLs a node's agent process (not its wrapper: the
+// wrapper would stop the agent gracefully) and waits until the wrapper
+// is gone.
+func killAgent(t *testing.T, p agentProcess) {
+	t.Helper()
+	if err := syscall.Kill(p.agent, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill agent %d: %v", p.agent, err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for syscall.Kill(p.wrapper, 0) == nil {
+		if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.wrapper)); err == nil && strings.Contains(string(st), ") Z ") {
+			break // a zombie: gone, not yet reaped
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the wrapper of agent %d is still there 30 s after the agent was killed", p.agent)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// restartAgent starts the same command again, as systemd's
+// Restart=always would: same command line, environment and directory,
+// in the node's network namespace (nsenter execs, so the recorded
+// command line is what runs inside it), output appended to its log. It
+// is stopped when owner (the test that owns the cluster) ends; down
+// removes the namespace.
+func restartAgent(t, owner *testing.T, p agentProcess) {
+	t.Helper()
+	if p.netns == "" {
+		t.Fatalf("agent %d: no network namespace recorded", p.agent)
+	}
+	logf, err := os.OpenFile(filepath.Join(p.cwd, "agent.log"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	argv := append([]string{"--net=" + filepath.Join("/run/netns", p.netns), "--"}, p.argv...)
+	cmd := exec.Command("nsenter", argv...)
+	cmd.Env, cmd.Dir, cmd.Stdout, cmd.Stderr = p.env, p.cwd, logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("restart agent: %v", err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	owner.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(20 * time.Second):
+			cmd.Process.Kill()
+		}
+	})
+}
+
+// markerJob writes one line per run into MARKS/JOBID.
+func markerJob(marks string, sleep int) []string {
+	return []string{"sh", "-c", fmt.Sprintf("sleep %d; echo $HVCTL_ATTEMPT >> %s/$HVCTL_JOB_ID", sleep, marks)}
+}
+
+// checkOnce asserts that every job of jobs ran exactly once (one marker
+// line) and ended done.
+func checkOnce(t *testing.T, marks string, jobs []scheduler.Job) {
+	t.Helper()
+	for _, j := range jobs {
+		b, err := os.ReadFile(filepath.Join(marks, j.ID))
+		runs := len(bytes.Fields(b))
+		if err != nil || runs != 1 {
+			t.Errorf("job %s (%s on %s, attempt %d) ran %d times, want once", j.ID, j.State, j.Node, j.Attempt, runs)
+		}
+		if j.State != scheduler.Done {
+			t.Errorf("job %s: %s (%s), want done", j.ID, j.State, j.Error)
+		}
+	}
+}
+
+// jobsOrLogs is hvctl jobs -json; on failure it shows the agents' logs.
+func jobsOrLogs(t *testing.T, dir string) []scheduler.Job {
+	t.Helper()
+	r := hv(t, dir, "", "jobs", "-json", "main.hcl")
+	var jobs []scheduler.Job
+	if err := json.Unmarshal([]byte(r.stdout), &jobs); err != nil {
+		t.Fatalf("jobs -json: %v\n%s%s\n%s", err, r.stdout, r.stderr, agentLogs(dir))
+	}
+	return jobs
+}
+
+// waitEnded waits until want jobs have ended, through a manager that
+// may be restarting (errors are retried until the deadline).
+func waitEnded(t *testing.T, dir string, want int, limit time.Duration) []scheduler.Job {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	var last string
+	for {
+		r := hv(t, dir, "", "jobs", "-json", "main.hcl")
+		var jobs []scheduler.Job
+		if err := json.Unmarshal([]byte(r.stdout), &jobs); err == nil {
+			ended := 0
+			for _, j := range jobs {
+				if j.State.Final() {
+					ended++
+				}
+			}
+			if len(jobs) == want && ended == want {
+				return jobs
+			}
+			last = fmt.Sprintf("%d jobs listed, %d ended", len(jobs), ended)
+		} else {
+			last = r.stderr
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %s, want %d ended\n%s", limit, last, want, agentLogs(dir))
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// waitMidRun waits until at least ended jobs have ended.
+func waitMidRun(t *testing.T, dir string, ended int) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		done := 0
+		for _, j := range jobsOrLogs(t, dir) {
+			if j.State.Final() {
+				done++
+			}
+		}
+		if done >= ended {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d jobs ended in 2 min\n%s", done, agentLogs(dir))
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+// The control plane survives its processes dying: the hub's agent (the
+// global manager and onprem's local manager) SIGKILLed mid-run and
+// restarted as systemd would loses nothing; a site's local-manager node
+// killed mid-run has its jobs finish once on the rest of the site.
+func TestControlPlaneSurvivesKills(t *testing.T) {
+	dir, _ := upRuntime(t, false)
+	top := t
+	marks := filepath.Join(dir, "marks")
+	os.MkdirAll(marks, 0o777)
+
+	t.Run("hub agent restarted", func(t *testing.T) {
+		if r := hv(t, dir, "", append([]string{"submit", "-n", "20", "main.hcl", "--"}, markerJob(marks, 2)...)...); r.code != 0 {
+			t.Fatalf("submit: %s", r.stderr)
+		}
+		waitMidRun(t, dir, 4)
+		hub := findAgent(t, dir, "onprem.frontend")
+		killAgent(t, hub)
+		restartAgent(t, top, hub)
+		jobs := waitEnded(t, dir, 20, 3*time.Minute)
+		checkOnce(t, marks, jobs)
+	})
+
+	t.Run("local manager node killed", func(t *testing.T) {
+		r := hv(t, dir, "", append([]string{"submit", "-n", "8", "-site", "cloud", "main.hcl", "--"}, markerJob(marks, 3)...)...)
+		if r.code != 0 {
+			t.Fatalf("submit: %s", r.stderr)
+		}
+		deadline := time.Now().Add(time.Minute)
+		for running := 0; running == 0; {
+			for _, j := range jobsOrLogs(t, dir) {
+				if j.Site == "cloud" && j.State == scheduler.Running {
+					running++
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no cloud job started\n%s", agentLogs(dir))
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		killAgent(t, findAgent(t, dir, "cloud.gw"))
+		jobs := waitEnded(t, dir, 28, 3*time.Minute)
+		checkOnce(t, marks, jobs)
+	})
+}

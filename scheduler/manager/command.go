@@ -1,0 +1,125 @@
+package manager
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+
+	"github.com/hvctl/hvctl/scheduler"
+)
+
+// CommandVersion is the version of the control log's command encoding.
+// A replica refuses a command of another version rather than guess.
+const CommandVersion = 1
+
+// Command ops.
+const (
+	// OpRegistry replaces the node registry (members, spent join
+	// tokens, overlay addresses, site designations, the peer-set
+	// version, and whatever else persisted holds).
+	OpRegistry = "registry"
+	// OpJobs upserts jobs of the global job table; a job not seen
+	// before is appended to the submission order.
+	OpJobs = "jobs"
+)
+
+// Command is one entry of the control log. Exactly the payload its Op
+// names is set.
+type Command struct {
+	V        int              `json:"v"`
+	Op       string           `json:"op"`
+	Registry *persisted       `json:"registry,omitempty"`
+	Jobs     []*scheduler.Job `json:"jobs,omitempty"`
+}
+
+// MaxCommandBytes bounds one command (an array of 100,000 jobs is
+// about 40 MB).
+const MaxCommandBytes = 256 << 20
+
+// EncodeCommand encodes c for the log.
+func EncodeCommand(c *Command) ([]byte, error) {
+	c.V = CommandVersion
+	b, err := json.Marshal(c)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s command: %w", c.Op, err)
+	}
+	return b, nil
+}
+
+// DecodeCommand decodes and checks one log entry: its version, its op,
+// that it carries that op's payload and nothing else, unknown fields,
+// trailing data, and that every job has an ID and a known state.
+func DecodeCommand(b []byte) (*Command, error) {
+	if len(b) > MaxCommandBytes {
+		return nil, fmt.Errorf("control log command: %d bytes, more than %d", len(b), MaxCommandBytes)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var c Command
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("control log command: %w", err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("control log command: trailing data")
+	}
+	if c.V != CommandVersion {
+		return nil, fmt.Errorf("control log command: version %d, this hvctl reads version %d", c.V, CommandVersion)
+	}
+	switch c.Op {
+	case OpRegistry:
+		if c.Registry == nil || c.Jobs != nil {
+			return nil, fmt.Errorf("control log command %s: wants a registry and no jobs", c.Op)
+		}
+		if err := checkRegistry(c.Registry); err != nil {
+			return nil, fmt.Errorf("control log command %s: %w", c.Op, err)
+		}
+	case OpJobs:
+		if c.Registry != nil || len(c.Jobs) == 0 {
+			return nil, fmt.Errorf("control log command %s: wants jobs and no registry", c.Op)
+		}
+		for i, j := range c.Jobs {
+			if err := checkJob(j); err != nil {
+				return nil, fmt.Errorf("control log command %s: job %d: %w", c.Op, i, err)
+			}
+		}
+	default:
+		return nil, fmt.Errorf("control log command: unknown op %q", c.Op)
+	}
+	return &c, nil
+}
+
+func checkRegistry(p *persisted) error {
+	for id, n := range p.Nodes {
+		if n == nil || n.ID != id || id == "" {
+			return fmt.Errorf("node %q: missing or named %q", id, nodeID(n))
+		}
+	}
+	for site, id := range p.Designated {
+		if site == "" || id == "" {
+			return fmt.Errorf("designation %q = %q: empty", site, id)
+		}
+	}
+	return nil
+}
+
+func nodeID(n *Node) string {
+	if n == nil {
+		return ""
+	}
+	return n.ID
+}
+
+func checkJob(j *scheduler.Job) error {
+	if j == nil || j.ID == "" {
+		return fmt.Errorf("no job ID")
+	}
+	switch j.State {
+	case scheduler.Queued, scheduler.Assigned, scheduler.Running, scheduler.Done, scheduler.Failed, scheduler.Cancelled:
+	default:
+		return fmt.Errorf("job %s: unknown state %q", j.ID, j.State)
+	}
+	if j.Attempt < 0 || j.Retries < 0 {
+		return fmt.Errorf("job %s: negative attempt or retries", j.ID)
+	}
+	return nil
+}

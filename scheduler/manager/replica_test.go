@@ -1,0 +1,235 @@
+package manager
+
+import (
+	"bytes"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hvctl/hvctl/scheduler"
+	"github.com/hvctl/hvctl/templates"
+)
+
+// logManager is a manager whose control state is a single-voter raft log
+// in dir.
+func logManager(t *testing.T, dir string, s Secret, clk *clock) *Manager {
+	t.Helper()
+	cfg, d := templates.LoadSource(map[string][]byte{"m.hcl": []byte(tmpl)}, ".", templates.LoadOptions{})
+	if d.HasErrors() {
+		t.Fatal(d)
+	}
+	m, err := New(Config{Cluster: cfg.Cluster, Secret: s, Clock: clk.now,
+		Replica: &ReplicaConfig{Dir: dir, ID: "onprem.frontend", Bootstrap: SingleVoter("onprem.frontend")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+// A manager restarted on its log has everything back: members, spent
+// join tokens, addresses, the site designation, and every job with its
+// site, node and attempt.
+func TestControlLogReplaysAfterRestart(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "raft")
+	clk := &clock{t: time.Unix(1e9, 0)}
+	s := NewSecret()
+	m := logManager(t, dir, s, clk)
+	tok := s.JoinToken("onprem.frontend")
+	hub := &JoinRequest{Token: tok, Address: "site.onprem.node.frontend", Site: "onprem", Roles: []templates.Role{"hub", "manager"}, PublicKey: key(t)}
+	if _, err := m.Join(hub, ""); err != nil {
+		t.Fatal(err)
+	}
+	wn := &JoinRequest{Token: s.JoinToken("onprem.wn[0]"), Address: "site.onprem.pool.wn.node[0]", Site: "onprem", PublicKey: key(t)}
+	if _, err := m.Join(wn, ""); err != nil {
+		t.Fatal(err)
+	}
+	// The site's local manager, in process.
+	l := scheduler.NewLocal("onprem", 0)
+	l.Clock = clk.now
+	m.Global().SetLink("onprem", scheduler.LocalLink{L: l})
+	l.Poll(scheduler.Node{ID: "onprem.wn[0]", CPUs: 2}, 0)
+	m.Global().Sync()
+	jobs, err := m.Global().Submit(&scheduler.Spec{Command: []string{"true"}, Count: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Global().Sync()
+	work := l.Poll(scheduler.Node{ID: "onprem.wn[0]", CPUs: 2}, 0)
+	if len(work) != 2 {
+		t.Fatalf("first poll got %d jobs, want 2", len(work))
+	}
+	if err := l.Record("onprem.wn[0]", scheduler.Report{JobID: work[0].Job.ID, Attempt: work[0].Attempt, State: scheduler.Done}); err != nil {
+		t.Fatal(err)
+	}
+	m.Global().Sync()
+	before := map[string]scheduler.Job{}
+	for _, j := range m.Global().List("") {
+		before[j.ID] = *j
+	}
+	nodesBefore := m.Nodes()
+	addrsBefore := m.Addresses()
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	m2 := logManager(t, dir, s, clk)
+	after := m2.Global().List("")
+	if len(after) != len(jobs) {
+		t.Fatalf("after restart %d jobs, want %d", len(after), len(jobs))
+	}
+	for i, j := range after {
+		if j.ID != jobs[i].ID {
+			t.Errorf("job %d is %s, want %s (submission order)", i, j.ID, jobs[i].ID)
+		}
+		b := before[j.ID]
+		if j.State != b.State || j.Site != b.Site || j.Node != b.Node || j.Attempt != b.Attempt {
+			t.Errorf("job %s after restart: %s at %s/%s attempt %d; before: %s at %s/%s attempt %d",
+				j.ID, j.State, j.Site, j.Node, j.Attempt, b.State, b.Site, b.Node, b.Attempt)
+		}
+	}
+	states := map[scheduler.State]int{}
+	for _, j := range after {
+		states[j.State]++
+	}
+	if states[scheduler.Done] != 1 || states[scheduler.Running] != 1 {
+		t.Errorf("states after restart = %v, want 1 done and 1 running", states)
+	}
+	if got := m2.Nodes(); len(got) != len(nodesBefore) {
+		t.Errorf("after restart %d members, want %d", len(got), len(nodesBefore))
+	}
+	for id, a := range addrsBefore {
+		if m2.Addresses()[id] != a {
+			t.Errorf("address of %s: %s after restart, %s before", id, m2.Addresses()[id], a)
+		}
+	}
+	if m2.designated["onprem"] != m.designated["onprem"] || m2.designated["onprem"] == "" {
+		t.Errorf("designation after restart %q, before %q", m2.designated["onprem"], m.designated["onprem"])
+	}
+	if _, err := m2.Join(hub, ""); err == nil || !strings.Contains(err.Error(), "already used") {
+		t.Errorf("a spent join token works after a restart: %v", err)
+	}
+}
+
+// A new local manager (restarted, or on another node) is seeded from the
+// restarted global table: the running job stays running with its
+// attempt, so the worker's report is accepted and it runs once.
+func TestControlLogSeedsNewLocalManager(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "raft")
+	clk := &clock{t: time.Unix(1e9, 0)}
+	s := NewSecret()
+	m := logManager(t, dir, s, clk)
+	l := scheduler.NewLocal("onprem", 0)
+	l.Clock = clk.now
+	m.Global().SetLink("onprem", scheduler.LocalLink{L: l})
+	l.Poll(scheduler.Node{ID: "w", CPUs: 1}, 0)
+	m.Global().Sync()
+	if _, err := m.Global().Submit(&scheduler.Spec{Command: []string{"true"}, Count: 2}); err != nil {
+		t.Fatal(err)
+	}
+	m.Global().Sync()
+	work := l.Poll(scheduler.Node{ID: "w", CPUs: 1}, 0)
+	if len(work) != 1 {
+		t.Fatalf("got %d jobs, want 1", len(work))
+	}
+	m.Global().Sync()
+	m.Close()
+
+	// Both managers die; the new ones start from the log.
+	m2 := logManager(t, dir, s, clk)
+	l2 := scheduler.NewLocal("onprem", 0)
+	l2.Clock = clk.now
+	m2.Global().SetLink("onprem", &seedLink{scheduler.LocalLink{L: l2}, l2})
+	m2.Global().Sync() // seeds
+	m2.Global().Sync()
+	w := work[0]
+	if err := l2.Record("w", scheduler.Report{JobID: w.Job.ID, Attempt: w.Attempt, State: scheduler.Done}); err != nil {
+		t.Fatalf("the still-running worker's report was refused by the seeded local manager: %v", err)
+	}
+	clk.add(scheduler.DefaultSeedHold + 1)
+	rest := l2.Poll(scheduler.Node{ID: "w", CPUs: 1}, 0)
+	if len(rest) != 1 || rest[0].Job.ID == w.Job.ID {
+		t.Fatalf("after the seed hold the worker got %v, want the other job", rest)
+	}
+	l2.Record("w", scheduler.Report{JobID: rest[0].Job.ID, Attempt: rest[0].Attempt, State: scheduler.Done})
+	m2.Global().Sync()
+	for _, j := range m2.Global().List("") {
+		if j.State != scheduler.Done {
+			t.Errorf("job %s: %s, want done", j.ID, j.State)
+		}
+	}
+}
+
+// seedLink is an in-process link that can seed.
+type seedLink struct {
+	scheduler.LocalLink
+	l *scheduler.Local
+}
+
+func (s *seedLink) Seed(jobs []*scheduler.Job) error { s.l.Seed(jobs); return nil }
+func (s *seedLink) State(since uint64) (scheduler.SiteState, error) {
+	return s.l.State(since), nil
+}
+
+func TestDecodeCommand(t *testing.T) {
+	good, err := EncodeCommand(&Command{Op: OpJobs, Jobs: []*scheduler.Job{{ID: "a", State: scheduler.Queued}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := DecodeCommand(good); err != nil {
+		t.Fatalf("a good command: %v", err)
+	}
+	cases := []struct {
+		name, in, want string
+	}{
+		{"not json", `{`, "control log command"},
+		{"old version", `{"v":0,"op":"jobs","jobs":[{"id":"a","state":"queued"}]}`, "version 0"},
+		{"future version", `{"v":2,"op":"jobs","jobs":[{"id":"a","state":"queued"}]}`, "version 2"},
+		{"unknown op", `{"v":1,"op":"drop"}`, `unknown op "drop"`},
+		{"unknown field", `{"v":1,"op":"jobs","jobs":[{"id":"a","state":"queued"}],"x":1}`, "unknown field"},
+		{"trailing data", `{"v":1,"op":"jobs","jobs":[{"id":"a","state":"queued"}]} {}`, "trailing"},
+		{"jobs without jobs", `{"v":1,"op":"jobs"}`, "wants jobs"},
+		{"registry with jobs", `{"v":1,"op":"registry","registry":{"nodes":{}},"jobs":[{"id":"a","state":"queued"}]}`, "wants a registry"},
+		{"job without ID", `{"v":1,"op":"jobs","jobs":[{"state":"queued"}]}`, "no job ID"},
+		{"job in no state", `{"v":1,"op":"jobs","jobs":[{"id":"a","state":"limbo"}]}`, `unknown state "limbo"`},
+		{"null job", `{"v":1,"op":"jobs","jobs":[null]}`, "no job ID"},
+		{"negative attempt", `{"v":1,"op":"jobs","jobs":[{"id":"a","state":"queued","attempt":-1}]}`, "negative"},
+		{"node under another name", `{"v":1,"op":"registry","registry":{"nodes":{"a":{"id":"b"}}}}`, `node "a"`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := DecodeCommand([]byte(c.in))
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("DecodeCommand(%s) = %v, want an error with %q", c.in, err, c.want)
+			}
+		})
+	}
+}
+
+func FuzzDecodeCommand(f *testing.F) {
+	f.Add([]byte(`{"v":1,"op":"jobs","jobs":[{"id":"a","state":"queued","spec":{"command":["true"]}}]}`))
+	f.Add([]byte(`{"v":1,"op":"registry","registry":{"nodes":{"a.b":{"id":"a.b","roles":["hub"]}},"used_nonces":{"x":true},"addresses":{"a.b":"10.0.0.1"},"version":3,"designated":{"a":"a.b"}}}`))
+	f.Add([]byte(`{"v":2,"op":"jobs"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := DecodeCommand(b)
+		if err != nil {
+			return
+		}
+		// What decodes encodes again to a command that decodes the same.
+		again, err := EncodeCommand(c)
+		if err != nil {
+			t.Fatalf("re-encode: %v", err)
+		}
+		c2, err := DecodeCommand(again)
+		if err != nil {
+			t.Fatalf("a re-encoded command does not decode: %v\n%s", err, again)
+		}
+		b1, _ := EncodeCommand(c2)
+		if !bytes.Equal(again, b1) {
+			t.Fatalf("decode/encode is not stable:\n%s\n%s", again, b1)
+		}
+		f := newControlFSM()
+		f.apply(c)
+	})
+}

@@ -1,0 +1,198 @@
+package manager
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hvctl/hvctl/scheduler"
+	"github.com/hvctl/hvctl/templates"
+)
+
+const replicaTmpl = `
+cluster "c" {
+  overlay {
+    cidr = "10.200.0.0/16"
+    hubs = ["onprem.frontend", "cloud.hub2"]
+  }
+  site "onprem" {
+    provider = "sim"
+    network { cidr = "192.168.10.0/24" }
+    node "frontend" {
+      roles     = ["hub", "manager"]
+      public_ip = true
+    }
+    pool "wn" { count = 1 }
+  }
+  site "cloud" {
+    provider = "sim"
+    gateway  = "gw"
+    network { cidr = "10.4.2.0/24" }
+    node "hub2" {
+      roles     = ["hub", "manager"]
+      public_ip = true
+    }
+    node "gw" { roles = ["gateway"] }
+  }
+}
+`
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func waitFor(t *testing.T, what string, limit time.Duration, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not after %s", what, limit)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Two manager replicas and a witness over mutual TLS: the followers
+// answer 421 naming the leader; the leader killed, the survivor leads
+// within raft's election time with every job and spent token, and a new
+// node joins through it.
+func TestReplicaSetFailover(t *testing.T) {
+	cfg, d := templates.LoadSource(map[string][]byte{"m.hcl": []byte(replicaTmpl)}, ".", templates.LoadOptions{})
+	if d.HasErrors() {
+		t.Fatal(d)
+	}
+	if w := Witness(cfg.Cluster); w == nil || w.Path() != "cloud.gw" {
+		t.Fatalf("witness = %v, want cloud.gw (the gateway)", w)
+	}
+	ca, err := NewCA("c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewSecret()
+	addrs := map[string]string{"onprem.frontend": freeAddr(t), "cloud.hub2": freeAddr(t), "cloud.gw": freeAddr(t)}
+	resolve := func(id string) (string, error) {
+		if a, ok := addrs[id]; ok {
+			return a, nil
+		}
+		return "", fmt.Errorf("unknown replica %s", id)
+	}
+	rcfg := func(id string) ReplicaConfig {
+		cert, key, err := ca.IssueReplica()
+		if err != nil {
+			t.Fatal(err)
+		}
+		tc, err := ReplicaTLS(ca.CertPEM, cert, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ReplicaConfig{Dir: filepath.Join(t.TempDir(), id), ID: id, Listen: addrs[id], TLS: tc, Resolve: resolve,
+			Witnesses: []string{"cloud.gw"}, HeartbeatTimeout: 300 * time.Millisecond, ElectionTimeout: 300 * time.Millisecond}
+	}
+	start := func(id string, boot bool) *Manager {
+		rc := rcfg(id)
+		if boot {
+			rc.Bootstrap = SingleVoter(id)
+		}
+		m, err := New(Config{Cluster: cfg.Cluster, Secret: s, Replica: &rc})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Close() })
+		return m
+	}
+	m1 := start("onprem.frontend", true)
+	m2 := start("cloud.hub2", false)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go RunWitness(ctx, rcfg("cloud.gw"), t.Logf)
+
+	tokens := map[string]string{}
+	join := func(m *Manager, id, addr, site string, public netip.Addr) (*JoinResponse, error) {
+		if tokens[id] == "" {
+			tokens[id] = s.JoinToken(id)
+		}
+		req := &JoinRequest{Token: tokens[id], Address: addr, Site: site, PublicKey: key(t)}
+		if public.IsValid() {
+			req.Endpoint = netip.AddrPortFrom(public, 51820)
+		}
+		return m.Join(req, "")
+	}
+	if _, err := join(m1, "onprem.frontend", "site.onprem.node.frontend", "onprem", netip.MustParseAddr("198.51.100.1")); err != nil {
+		t.Fatal(err)
+	}
+	jr, err := join(m1, "cloud.hub2", "site.cloud.node.hub2", "cloud", netip.MustParseAddr("198.51.100.2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"https://198.51.100.1:51821", "https://198.51.100.2:51821"}
+	if strings.Join(jr.Managers, " ") != strings.Join(want, " ") {
+		t.Errorf("join response managers = %v, want %v", jr.Managers, want)
+	}
+	if _, err := join(m1, "cloud.gw", "site.cloud.node.gw", "cloud", netip.Addr{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "three voters", 20*time.Second, func() bool {
+		f := m1.replica.raft.GetConfiguration()
+		return f.Error() == nil && len(f.Configuration().Servers) == 3
+	})
+	jobs, err := m1.Global().Submit(&scheduler.Spec{Command: []string{"true"}, Count: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The follower redirects, by status, body and header.
+	waitFor(t, "the follower knows the leader", 10*time.Second, func() bool { return m2.LeaderURL() != "" })
+	rec := httptest.NewRecorder()
+	m2.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/v1/jobs", nil))
+	var body struct{ Error, Leader string }
+	json.Unmarshal(rec.Body.Bytes(), &body)
+	if rec.Code != http.StatusMisdirectedRequest || body.Error != "not the leader" || body.Leader != want[0] || rec.Header().Get("X-Hvctl-Leader") != want[0] {
+		t.Errorf("follower answered %d %s (header %q), want 421 naming %s", rec.Code, rec.Body, rec.Header().Get("X-Hvctl-Leader"), want[0])
+	}
+
+	// Raft refuses a peer without a replica certificate: a manager's
+	// server certificate, or none.
+	srvCert, srvKey, _ := ca.IssueServer()
+	pair, _ := tls.X509KeyPair(srvCert, srvKey)
+	for name, certs := range map[string][]tls.Certificate{"manager certificate": {pair}, "no certificate": nil} {
+		tc, _ := ClientTLS(ca.CertPEM)
+		tc.ServerName, tc.Certificates = ReplicaName, certs
+		c, err := tls.Dial("tcp", addrs["cloud.hub2"], tc)
+		if err == nil {
+			c.SetDeadline(time.Now().Add(2 * time.Second))
+			_, err = c.Read(make([]byte, 1))
+			c.Close()
+		}
+		if err == nil {
+			t.Errorf("%s: raft accepted the connection", name)
+		}
+	}
+
+	// The leader dies.
+	m1.Close()
+	waitFor(t, "the survivor leads", 30*time.Second, m2.Leading)
+	got := m2.Global().List("")
+	if len(got) != len(jobs) {
+		t.Fatalf("the new leader has %d jobs, want %d", len(got), len(jobs))
+	}
+	if _, err := join(m2, "onprem.frontend", "site.onprem.node.frontend", "onprem", netip.MustParseAddr("198.51.100.1")); err == nil || !strings.Contains(err.Error(), "already used") {
+		t.Errorf("a token spent on the old leader works on the new one: %v", err)
+	}
+	if _, err := join(m2, "onprem.wn[0]", "site.onprem.pool.wn.node[0]", "onprem", netip.Addr{}); err != nil {
+		t.Errorf("a new node cannot join through the survivor: %v", err)
+	}
+}
