@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"golang.org/x/term"
 
+	"github.com/hvctl/hvctl/internal/logging"
 	"github.com/hvctl/hvctl/provision"
 	_ "github.com/hvctl/hvctl/provision/aws"       // registers the aws provider
 	_ "github.com/hvctl/hvctl/provision/local"     // registers the local provider
@@ -47,6 +49,11 @@ type App struct {
 	Color bool
 	// Ctx is cancelled on the first interrupt: no new operation starts.
 	Ctx context.Context
+
+	// Log is the process's log (HVCTL_LOG, HVCTL_LOG_PATH), also
+	// slog's default: off for the CLI's verbs unless asked for, info for
+	// the agent and the elastic daemon.
+	Log *slog.Logger
 
 	verbs map[*flag.FlagSet]*command
 }
@@ -170,6 +177,18 @@ func (a *App) Run(args []string) int {
 	if c == nil {
 		return a.fail(fmt.Sprintf("Unknown command %q", args[0]), "Run hvctl -help for the list of commands."+suggest(args[0], commandNames()))
 	}
+	dflt := logging.Off
+	if c.name == "agent" || (c.name == "elastic" && len(args) > 1 && args[1] == "run") {
+		dflt = slog.LevelInfo
+	}
+	l, closeLog, err := logging.New(a.Environ, a.Stderr, dflt)
+	if err != nil {
+		return a.fail("Invalid logging setting", err.Error())
+	}
+	defer closeLog()
+	a.Log = l
+	slog.SetDefault(l)
+	l.Debug("hvctl starting", "version", provision.Version, "args", strings.Join(args, " "))
 	if len(c.subs) > 0 {
 		switch {
 		case len(args) == 1:

@@ -3,11 +3,13 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
 	"time"
 
+	"github.com/hvctl/hvctl/internal/logging"
 	"github.com/hvctl/hvctl/provision"
 	"github.com/hvctl/hvctl/scheduler/agent"
 	"github.com/hvctl/hvctl/scheduler/manager"
@@ -31,7 +33,7 @@ func runAgent(a *App, args []string) int {
 	if err != nil {
 		return a.failErr(err)
 	}
-	if err := agent.New(cfg, a.Stderr).Run(a.Ctx); err != nil && a.Ctx.Err() == nil {
+	if err := agent.NewWithLogger(cfg, logging.StdLogger(a.Log, slog.LevelInfo)).Run(a.Ctx); err != nil && a.Ctx.Err() == nil {
 		return a.failErr(err)
 	}
 	return exitOK

@@ -353,8 +353,7 @@ func runElasticRun(a *App, args []string) int {
 		return a.failErr(err)
 	}
 	defer dl.Unlock()
-	logger := slog.New(slog.NewTextHandler(a.Stderr, nil))
-	slog.SetDefault(logger)
+	logger := a.Log
 	prov := &engineProvisioner{a: a, tmpl: tmpl, o: o, mc: mc}
 	d := &elastic.Daemon{Pools: pools, Settings: cfg.Cluster.Elastic, Queue: &queueSource{a: a, mc: mc}, Cloud: prov,
 		Journal: elastic.FileJournal{Path: store.Dir() + "/elastic-journal.json"}, Log: logger}

@@ -159,3 +159,39 @@ func TestTerraformStyleCIScript(t *testing.T) {
 		t.Errorf("machines left after apply -destroy: %s", out)
 	}
 }
+
+// TestHVCTLLog: the CLI logs nothing unless HVCTL_LOG asks, then in one
+// slog format, to HVCTL_LOG_PATH when set; a bad level is an error.
+func TestHVCTLLog(t *testing.T) {
+	dir := t.TempDir()
+	writeTemplate(t, dir, "0s", "lg", 1, 0)
+	run := func(env ...string) result {
+		cmd := exec.Command(hvctl, "plan", "main.hcl")
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), env...)
+		var o, e strings.Builder
+		cmd.Stdout, cmd.Stderr = &o, &e
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		return result{o.String(), e.String(), code}
+	}
+	if r := run(); r.code != 0 || r.stderr != "" {
+		t.Errorf("no HVCTL_LOG: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if r := run("HVCTL_LOG=debug"); r.code != 0 || !strings.Contains(r.stderr, `level=DEBUG msg="hvctl starting"`) {
+		t.Errorf("HVCTL_LOG=debug: exit %d, stderr %q", r.code, r.stderr)
+	}
+	p := filepath.Join(dir, "hvctl.log")
+	if r := run("HVCTL_LOG=debug", "HVCTL_LOG_PATH="+p); r.code != 0 || r.stderr != "" {
+		t.Errorf("HVCTL_LOG_PATH: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if b, _ := os.ReadFile(p); !strings.Contains(string(b), `msg="hvctl starting"`) {
+		t.Errorf("log file: %q", b)
+	}
+	if r := run("HVCTL_LOG=loud"); r.code != 1 || !strings.Contains(r.stderr, `HVCTL_LOG="loud" is not a log level`) {
+		t.Errorf("bad HVCTL_LOG: exit %d, stderr %q", r.code, r.stderr)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
+	smithylog "github.com/aws/smithy-go/logging"
 
 	"github.com/hvctl/hvctl/provision"
 )
@@ -63,6 +65,9 @@ func loadConfig(ctx context.Context, s Settings) (aws.Config, error) {
 		opts = append(opts, config.WithCredentialsProvider(
 			credentials.NewStaticCredentialsProvider(s.AccessKey, s.SecretKey, s.SessionToken)))
 	}
+	// The SDK's own lines (its IMDS fallback warning, retries) go into
+	// hvctl's log, never straight to stderr.
+	opts = append(opts, config.WithLogger(sdkLogger{}), config.WithClientLogMode(aws.LogRetries))
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return aws.Config{}, fmt.Errorf("aws: load the SDK configuration: %w", err)
@@ -262,4 +267,16 @@ func httpStatus(err error) int {
 		return he.HTTPStatusCode()
 	}
 	return 0
+}
+
+// sdkLogger writes the SDK's log lines as records of slog's default
+// logger: warnings at warn, the rest at debug.
+type sdkLogger struct{}
+
+func (sdkLogger) Logf(c smithylog.Classification, format string, v ...any) {
+	level := slog.LevelDebug
+	if c == smithylog.Warn {
+		level = slog.LevelWarn
+	}
+	slog.Default().Log(context.Background(), level, "aws sdk: "+fmt.Sprintf(format, v...))
 }

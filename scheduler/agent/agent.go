@@ -68,7 +68,13 @@ type Agent struct {
 
 // New prepares an agent; logs go to w.
 func New(cfg *Config, w io.Writer) *Agent {
-	a := &Agent{cfg: cfg, log: log.New(w, "", log.LstdFlags|log.LUTC)}
+	return NewWithLogger(cfg, log.New(w, "", log.LstdFlags|log.LUTC))
+}
+
+// NewWithLogger prepares an agent that logs to l (hvctl agent passes
+// one writing into the process's slog log).
+func NewWithLogger(cfg *Config, l *log.Logger) *Agent {
+	a := &Agent{cfg: cfg, log: l}
 	mcfg := manager.ClientConfig{Endpoints: managerEndpoints(cfg), OnEndpoints: a.saveManagers}
 	if ca := cfg.attr("cluster_ca"); ca != "" {
 		if tc, err := manager.ClientTLS([]byte(ca)); err == nil {
