@@ -101,10 +101,21 @@ func (tc *testCluster) token(addr string) string {
 // network creates site's network.
 func (tc *testCluster) network(site, cidr string) string {
 	tc.t.Helper()
+	return tc.nestedNetwork(site, cidr, "")
+}
+
+// nestedNetwork creates site's network inside the network parentID of its
+// parent site (a top-level one when parentID is "").
+func (tc *testCluster) nestedNetwork(site, cidr, parentID string) string {
+	tc.t.Helper()
 	addr := "site." + site + ".network"
+	var deps map[string]string
+	if parentID != "" {
+		deps = map[string]string{"site." + site[:strings.LastIndex(site, ".")] + ".network": parentID}
+	}
 	resp, err := tc.p.Create(tc.ctx(), &provision.CreateRequest{
 		Address: addr, Kind: provision.KindNetwork, Cluster: tc.name, Lineage: "lineage-" + tc.name,
-		ClientToken: tc.token(addr), Attrs: provision.Attrs{"site": site, "cidr": cidr},
+		ClientToken: tc.token(addr), Attrs: provision.Attrs{"site": site, "cidr": cidr}, Deps: deps,
 	})
 	if err != nil {
 		tc.t.Fatalf("create %s: %v", addr, err)

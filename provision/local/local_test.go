@@ -31,6 +31,11 @@ func TestReachability(t *testing.T) {
 	// A nested site: its own router, its network inside its parent's.
 	netZ := tc.network("b.zone", "10.231.2.128/25")
 	z1, _ := tc.node("b.zone", "z1", netZ, false)
+	// A site nested in b, with a network of its own routed inside b's,
+	// and a public node: its default route is the internet, yet b's
+	// network is its private network too.
+	netR := tc.nestedNetwork("b.rack", "10.231.3.0/24", netB)
+	zpub, zpubAttrs := tc.node("b.rack", "zpub", netR, true)
 
 	if got := a1Attrs["private_ip"]; got != "10.231.1.2" {
 		t.Errorf("a1 private_ip = %v, want 10.231.1.2 (the first address after the gateway)", got)
@@ -59,6 +64,9 @@ func TestReachability(t *testing.T) {
 		{"site gateway", b1, "10.231.2.1", true},
 		{"nested site to a public node", z1, pubAddr, true},
 		{"nested site to its parent's private address", z1, b1Attrs["private_ip"].(string), false},
+		{"nested site's public node to its parent's private address", zpub, b1Attrs["private_ip"].(string), true},
+		{"parent's node to a nested site's public node", b1, zpubAttrs["private_ip"].(string), true},
+		{"nested site's public node to another site's private address", zpub, a1Attrs["private_ip"].(string), false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -169,8 +177,8 @@ func TestReachability(t *testing.T) {
 			t.Errorf("list item %+v: want running with a pid and a namespace", it)
 		}
 	}
-	if kinds[KindInternet] != 1 || kinds[provision.KindNetwork] != 3 || kinds[provision.KindInstance] != 5 {
-		t.Errorf("List kinds = %v, want 1 internet, 3 networks, 5 instances", kinds)
+	if kinds[KindInternet] != 1 || kinds[provision.KindNetwork] != 4 || kinds[provision.KindInstance] != 6 {
+		t.Errorf("List kinds = %v, want 1 internet, 4 networks, 6 instances", kinds)
 	}
 }
 
