@@ -290,6 +290,42 @@ func TestRuntimeResults(t *testing.T) {
 		t.Errorf("upload with the cluster token: %d, want 401", code)
 	}
 	t.Run("cancel kills the job's processes", func(t *testing.T) { cancelKills(t, dir) })
+	t.Run("a revoked node stays out", func(t *testing.T) { revokedStaysOut(t, dir, api) })
+}
+
+// revokedStaysOut: hvctl node revoke removes a node, and its agent, which
+// tries to rejoin with its credential and then its spent join token, is
+// refused both times and stays out.
+func revokedStaysOut(t *testing.T, dir string, api *apiClient) {
+	const id = "onprem.wn[1]"
+	var logPath string
+	logs, _ := filepath.Glob(filepath.Join(dir, ".hvctl", "local", "nodes", "*", "agent.log"))
+	for _, l := range logs {
+		if b, _ := os.ReadFile(l); strings.Contains(string(b), "joined as "+id) {
+			logPath = l
+		}
+	}
+	if logPath == "" {
+		t.Fatalf("no agent log says it joined as %s\n%s", id, agentLogs(dir))
+	}
+	if r := hv(t, dir, "", "node", "revoke", "main.hcl", id); r.code != 0 || !strings.Contains(r.stdout, "credential revoked") {
+		t.Fatalf("node revoke: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		b, _ := os.ReadFile(logPath)
+		if strings.Contains(string(b), "was revoked") && strings.Contains(string(b), "already used") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the revoked agent did not try (and fail) to rejoin with its credential and its token:\n%s", b)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	code, b := api.do(t, "GET", "/v1/nodes", api.token, nil)
+	if code != 200 || strings.Contains(string(b), `"id":"`+id+`"`) {
+		t.Errorf("after the revoked agent tried to rejoin, /v1/nodes: %d %s", code, b)
+	}
 }
 
 // jobProcesses lists the processes (on any node: they are all on this

@@ -312,6 +312,11 @@ func (a *Agent) joinLoop(ctx context.Context) (*manager.JoinResponse, error) {
 
 type fatalError struct{ error }
 
+// refusedRetry is how long an agent that the manager refuses (its
+// credential revoked, its join token spent) waits between tries: a
+// revoked node stays out, and need not knock every two seconds.
+const refusedRetry = 30 * time.Second
+
 func (a *Agent) join(ctx context.Context) (*manager.JoinResponse, error) {
 	resp, err := a.mc.WithToken(a.cred).Join(ctx, a.joinRequest())
 	if err != nil {
@@ -378,9 +383,23 @@ func (a *Agent) pollLoop(ctx context.Context) {
 			}
 			if manager.StatusOf(err) == http.StatusUnauthorized {
 				// The manager forgot us (restarted with a new registry): rejoin.
-				if jr, jerr := a.join(ctx); jerr == nil {
+				jr, jerr := a.join(ctx)
+				if jerr == nil {
 					a.apply(jr.Version, jr.PeerSet)
 					a.setRuntime(jr.Runtime)
+					continue
+				}
+				// Say why: a revoked credential falls back to the join
+				// token, and a spent token is refused for good.
+				a.log.Printf("rejoin: %v", jerr)
+				var fatal *fatalError
+				if errors.As(jerr, &fatal) {
+					a.log.Printf("the manager refuses this node's credential and its join token: it stays out of the cluster until the engine creates it again (next try in %s)", refusedRetry)
+					select {
+					case <-ctx.Done():
+						return
+					case <-time.After(refusedRetry):
+					}
 					continue
 				}
 			}
