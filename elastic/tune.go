@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -25,6 +26,39 @@ type TuneGrid struct {
 var DefaultTuneGrid = TuneGrid{
 	IdleTimes:  []time.Duration{30 * time.Second, time.Minute, 2 * time.Minute, 5 * time.Minute, 10 * time.Minute, 15 * time.Minute, 20 * time.Minute, 30 * time.Minute, 45 * time.Minute, time.Hour},
 	MaxBooting: []int{1, 2, 10},
+}
+
+// ParseTuneGrid reads comma-separated idle times and max_booting values
+// ("1m,5m,15m", "1,10"); an empty list keeps DefaultTuneGrid's.
+func ParseTuneGrid(idleTimes, maxBooting string) (TuneGrid, error) {
+	g := DefaultTuneGrid
+	if strings.TrimSpace(idleTimes) != "" {
+		g.IdleTimes = nil
+		for _, f := range strings.Split(idleTimes, ",") {
+			d, err := templates.ParseDuration(strings.TrimSpace(f))
+			if err != nil {
+				return g, fmt.Errorf("-idle-times: %q: %v", f, err)
+			}
+			if d < 0 {
+				return g, fmt.Errorf("-idle-times: %q is negative", f)
+			}
+			g.IdleTimes = append(g.IdleTimes, d)
+		}
+	}
+	if strings.TrimSpace(maxBooting) != "" {
+		g.MaxBooting = nil
+		for _, f := range strings.Split(maxBooting, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 0 {
+				return g, fmt.Errorf("-max-booting: %q is not a whole number ≥ 0 (0 = no limit)", f)
+			}
+			g.MaxBooting = append(g.MaxBooting, n)
+		}
+	}
+	if n := len(g.IdleTimes) * len(g.MaxBooting); n > 400 {
+		return g, fmt.Errorf("%d settings to simulate: at most 400", n)
+	}
+	return g, nil
 }
 
 // TunePoint is one simulated setting.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -121,5 +122,73 @@ func TestVariants(t *testing.T) {
 		if d.Makespan > 1.05*n.Makespan || d.Cost > 1.05*n.Cost+allowance {
 			t.Errorf("%s: %s; beyond 5%% plus the first gap's break-even wait ($%.3f)", v.name, res.Verdict(), allowance)
 		}
+	}
+}
+
+func TestParseTuneGrid(t *testing.T) {
+	tests := []struct {
+		idle, booting string
+		want          TuneGrid
+		err           string
+	}{
+		{"", "", DefaultTuneGrid, ""},
+		{"1m, 15m", "1,10", TuneGrid{IdleTimes: []time.Duration{time.Minute, 15 * time.Minute}, MaxBooting: []int{1, 10}}, ""},
+		{"5 minutes", "", TuneGrid{}, `-idle-times: "5 minutes"`},
+		{"", "one", TuneGrid{}, `-max-booting: "one" is not a whole number`},
+		{"", "-1", TuneGrid{}, `-max-booting: "-1"`},
+	}
+	for _, tt := range tests {
+		g, err := ParseTuneGrid(tt.idle, tt.booting)
+		if tt.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("ParseTuneGrid(%q, %q) error %v, want %q", tt.idle, tt.booting, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || fmt.Sprint(g) != fmt.Sprint(tt.want) {
+			t.Errorf("ParseTuneGrid(%q, %q) = %v, %v; want %v", tt.idle, tt.booting, g, err, tt.want)
+		}
+	}
+}
+
+// TestTuneOutputs: the frontier has no dominated setting, the text names
+// the default and where it lands, and the page plots every setting, the
+// frontier and the default on titled axes.
+func TestTuneOutputs(t *testing.T) {
+	cfg, w := loadExample(t)
+	res, err := Tune(cfg, w, TuneGrid{IdleTimes: []time.Duration{time.Minute, 15 * time.Minute}, MaxBooting: []int{1, 10}}, Options{Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Points) != 4 {
+		t.Fatalf("%d points, want 4", len(res.Points))
+	}
+	for _, p := range res.FrontierPoints() {
+		for _, q := range res.Points {
+			if q.Makespan < p.Makespan && q.Cost < p.Cost {
+				t.Errorf("frontier %s is dominated by %s", p.Setting, q.Setting)
+			}
+		}
+	}
+	var text, page strings.Builder
+	if err := res.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	if err := res.WriteHTML(&page); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"default (idle_time auto, max_booting 10)", "frontier  idle_time 15m, max_booting 10", "The default is within"} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("text lacks %q:\n%s", want, text.String())
+		}
+	}
+	h := page.String()
+	for _, want := range []string{`class="chart chart-frontier"`, `class="axis axis-x"`, `class="axis axis-y"`, "makespan (h:m from the first submission)", "elastic pools&#39; cost (US$)", `class="pt default"`, `class="frontier"`} {
+		if !strings.Contains(h, want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+	if n := strings.Count(h, `<circle class="pt`); n != 4 {
+		t.Errorf("%d setting points plotted, want 4", n)
 	}
 }

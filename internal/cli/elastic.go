@@ -10,10 +10,11 @@ import (
 )
 
 func init() {
-	register(&command{name: "elastic", usage: "run [PATH] | simulate -f TEMPLATE -w WORKLOAD [-json] [-report FILE.html] [-seed N]", help: "Elasticity: the daemon, and the simulator over a workload file", run: runElastic,
+	register(&command{name: "elastic", usage: "run [PATH] | simulate|tune -f TEMPLATE -w WORKLOAD [-json] [-report FILE.html] [-seed N]", help: "Elasticity: the daemon, and the simulator over a workload file", run: runElastic,
 		subs: []*command{
 			{name: "run", usage: "[PATH] [options]", help: "Run the elasticity daemon against a live cluster", examples: []string{"hvctl elastic run examples/local-hybrid.hcl -metrics 127.0.0.1:9108"}},
 			{name: "simulate", usage: "-f TEMPLATE -w WORKLOAD [options]", help: "Replay a workload on a virtual clock with the daemon's policy", examples: []string{"hvctl elastic simulate -f examples/hybrid-audio.hcl -w examples/workloads/hybrid-audio.json -report r.html"}},
+			{name: "tune", usage: "-f TEMPLATE -w WORKLOAD [options]", help: "Sweep fixed elastic settings in the simulator: the cost/makespan frontier, and where the default policy lands", examples: []string{"hvctl elastic tune -f examples/hybrid-audio.hcl -w examples/workloads/hybrid-audio.json -report tune.html"}},
 		},
 		examples: []string{"hvctl elastic simulate -f examples/hybrid-audio.hcl -w examples/workloads/hybrid-audio.json"}})
 }
@@ -22,8 +23,11 @@ func runElastic(a *App, args []string) int {
 	if len(args) > 0 && args[0] == "run" {
 		return runElasticRun(a, args[1:])
 	}
+	if len(args) > 0 && args[0] == "tune" {
+		return runElasticTune(a, args[1:])
+	}
 	if len(args) == 0 || args[0] != "simulate" {
-		return a.fail("Usage: hvctl elastic simulate -f TEMPLATE -w WORKLOAD", "simulate replays a workload (JSON or CSV) on a virtual clock with the same policy the daemon runs, and reports makespan, node-hours, efficiency and cost. hvctl elastic run [PATH] runs the daemon against a live cluster.")
+		return a.fail("Usage: hvctl elastic simulate -f TEMPLATE -w WORKLOAD", "simulate replays a workload (JSON or CSV) on a virtual clock with the same policy the daemon runs, and reports makespan, node-hours, efficiency and cost. hvctl elastic tune sweeps fixed settings. hvctl elastic run [PATH] runs the daemon against a live cluster.")
 	}
 	c := findCommand("elastic").sub("simulate")
 	fs := a.flagSet(c)
@@ -73,6 +77,69 @@ func runElastic(a *App, args []string) int {
 		return exitOK
 	}
 	if err := rep.WriteText(a.Stdout); err != nil {
+		return a.failErr(err)
+	}
+	if *report != "" {
+		fmt.Fprintf(a.Stdout, "\nReport written to %s\n", *report)
+	}
+	return exitOK
+}
+
+func runElasticTune(a *App, args []string) int {
+	c := findCommand("elastic").sub("tune")
+	fs := a.flagSet(c)
+	var t tmplFlags
+	t.add(fs)
+	tmpl := fs.String("f", "", "template (.hcl file or directory)")
+	wl := fs.String("w", "", "workload file (JSON or CSV)")
+	jsonOut := fs.Bool("json", false, "print the sweep as JSON")
+	report := fs.String("report", "", "write an HTML page with the frontier plot to FILE")
+	seed := fs.Int64("seed", 1, "random seed (same seed, same figures)")
+	idle := fs.String("idle-times", "", "idle_time values to sweep, comma-separated (default 30s,1m,2m,5m,10m,15m,20m,30m,45m,1h)")
+	booting := fs.String("max-booting", "", "max_booting values to sweep, comma-separated (default 1,2,10)")
+	if _, code, ok := a.parse(fs, args); !ok {
+		return code
+	}
+	if *tmpl == "" || *wl == "" {
+		return a.fail("tune needs -f TEMPLATE and -w WORKLOAD", "Example: hvctl elastic tune -f examples/hybrid-audio.hcl -w examples/workloads/hybrid-audio.json")
+	}
+	grid, err := elastic.ParseTuneGrid(*idle, *booting)
+	if err != nil {
+		return a.fail("Invalid sweep", err.Error())
+	}
+	cfg, ok := a.load(*tmpl, t.vars)
+	if !ok {
+		return exitError
+	}
+	f, err := os.Open(*wl)
+	if err != nil {
+		return a.failErr(err)
+	}
+	defer f.Close()
+	w, err := elastic.ParseWorkload(*wl, f)
+	if err != nil {
+		return a.fail("Invalid workload", err.Error())
+	}
+	res, err := elastic.Tune(cfg, w, grid, elastic.Options{Seed: *seed})
+	if err != nil {
+		return a.failErr(err)
+	}
+	if *report != "" {
+		var buf bytes.Buffer
+		if err := res.WriteHTML(&buf); err != nil {
+			return a.failErr(err)
+		}
+		if err := provision.WriteFileAtomic(*report, buf.Bytes()); err != nil {
+			return a.failErr(err)
+		}
+	}
+	if *jsonOut {
+		if err := res.WriteJSON(a.Stdout); err != nil {
+			return a.failErr(err)
+		}
+		return exitOK
+	}
+	if err := res.WriteText(a.Stdout); err != nil {
 		return a.failErr(err)
 	}
 	if *report != "" {
