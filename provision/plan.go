@@ -119,7 +119,11 @@ func (e *Engine) Refresh(ctx context.Context, st *State) (*State, []Drift, error
 		err  error
 	}
 	res := make([]result, len(out.Resources))
-	err := e.forEach(ctx, len(out.Resources), func(ctx context.Context, i int) error {
+	listed, err := e.listAll(ctx, out)
+	if err != nil {
+		return nil, nil, err
+	}
+	err = e.forEach(ctx, len(out.Resources), func(ctx context.Context, i int) error {
 		r := out.Resources[i]
 		p, err := e.provider(r.Provider)
 		if err != nil {
@@ -128,6 +132,10 @@ func (e *Engine) Refresh(ctx context.Context, st *State) (*State, []Drift, error
 		req := &ReadRequest{Address: r.Address, Kind: r.Kind, ID: r.ID, ClientToken: r.Token}
 		if r.Status == StatusPending {
 			req.ID = ""
+		}
+		if resp := listed[r.Provider].find(r.Kind, req); resp != nil {
+			res[i] = result{r: r, resp: resp}
+			return nil
 		}
 		var resp *ReadResponse
 		err = e.call(ctx, r.Provider, func(ctx context.Context) error {
@@ -177,6 +185,85 @@ func (e *Engine) Refresh(ctx context.Context, st *State) (*State, []Drift, error
 		}
 	}
 	return out, drift, nil
+}
+
+// listing is what one provider's Lister returned for a cluster.
+type listing struct {
+	kinds   map[Kind]bool
+	byID    map[string]*Listed
+	byToken map[string]*Listed
+}
+
+// find returns the listed resource req names as a ReadResponse, or nil
+// when the listing does not cover req's kind or does not show it (the
+// caller then reads it on its own).
+func (l *listing) find(k Kind, req *ReadRequest) *ReadResponse {
+	if l == nil || !l.kinds[k] {
+		return nil
+	}
+	var it *Listed
+	if req.ID != "" {
+		it = l.byID[req.ID]
+	} else if req.ClientToken != "" {
+		it = l.byToken[req.ClientToken]
+	}
+	if it == nil || it.Kind != k {
+		return nil
+	}
+	return &ReadResponse{Exists: true, ID: it.ID, Attrs: it.Attrs}
+}
+
+// listAll lists the cluster through every provider of st's resources
+// that is a Lister, page by page (each page one rate-limited call).
+func (e *Engine) listAll(ctx context.Context, st *State) (map[string]*listing, error) {
+	refs := map[string]bool{}
+	for _, r := range st.Resources {
+		refs[r.Provider] = true
+	}
+	cluster := st.Cluster
+	if cluster == "" && e.Config != nil && e.Config.Cluster != nil {
+		cluster = e.Config.Cluster.Name
+	}
+	out := map[string]*listing{}
+	for ref := range refs {
+		p, ok := e.providers[ref]
+		if !ok {
+			continue
+		}
+		lp, ok := p.(Lister)
+		if !ok {
+			continue
+		}
+		l := &listing{kinds: map[Kind]bool{}, byID: map[string]*Listed{}, byToken: map[string]*Listed{}}
+		token := ""
+		for {
+			var page *ListPage
+			err := e.call(ctx, ref, func(ctx context.Context) error {
+				var err error
+				page, err = lp.List(ctx, &ListRequest{Cluster: cluster, PageToken: token})
+				return err
+			})
+			if err != nil {
+				return nil, fmt.Errorf("refresh: list the resources of %s: %w", ref, err)
+			}
+			for _, k := range page.Kinds {
+				l.kinds[k] = true
+			}
+			for i := range page.Items {
+				it := &page.Items[i]
+				l.byID[it.ID] = it
+				if it.ClientToken != "" {
+					l.byToken[it.ClientToken] = it
+				}
+			}
+			if page.NextPageToken == "" || page.NextPageToken == token {
+				break
+			}
+			token = page.NextPageToken
+		}
+		out[ref] = l
+	}
+	return out, nil
 }
 
 // PlanOptions tune Plan.

@@ -71,6 +71,44 @@ type Waiter interface {
 	WaitReady(ctx context.Context, req *ReadRequest) (*ReadResponse, error)
 }
 
+// Lister is implemented by providers that can list a cluster's
+// resources in a few calls (EC2 DescribeInstances filtered by the
+// cluster's tag, say). Refresh then reads a whole cluster page by page
+// instead of one Read per resource; each page is one API call. A
+// resource the listing does not show is read on its own before it is
+// called gone, so a listing that lags (EC2 is eventually consistent)
+// never loses a machine.
+type Lister interface {
+	List(ctx context.Context, req *ListRequest) (*ListPage, error)
+}
+
+// ListRequest asks for one page of a cluster's resources.
+type ListRequest struct {
+	Cluster string
+	// PageToken is the previous page's NextPageToken; "" for the first.
+	PageToken string
+}
+
+// ListPage is one page of a listing.
+type ListPage struct {
+	// Kinds are the resource kinds the listing covers; resources of
+	// other kinds are read one by one.
+	Kinds []Kind
+	// Items are the live resources on this page.
+	Items []Listed
+	// NextPageToken is "" on the last page.
+	NextPageToken string
+}
+
+// Listed is one live resource of a listing, with the attributes Read
+// would report for it.
+type Listed struct {
+	Kind        Kind
+	ID          string
+	ClientToken string
+	Attrs       Attrs
+}
+
 // Limits are a provider's API limits.
 type Limits struct {
 	// APIRate is the sustained API calls per second; 0 = unlimited.

@@ -32,12 +32,32 @@ type Provider struct {
 
 	mu    sync.Mutex
 	calls map[string]int // calls per operation and resource, for fail_rate
+	// ops counts API calls per operation; throttled counts the calls
+	// refused for going over api_rate.
+	ops       map[string]int
+	throttled int
+}
+
+// Calls returns how many API calls each operation got (Create, Read,
+// List, ...), throttled ones included.
+func (p *Provider) Calls() map[string]int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return maps.Clone(p.ops)
+}
+
+// Throttled returns how many calls were refused for exceeding api_rate.
+func (p *Provider) Throttled() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.throttled
 }
 
 var (
 	_ provision.Provider = (*Provider)(nil)
 	_ provision.Updater  = (*Provider)(nil)
 	_ provision.Waiter   = (*Provider)(nil)
+	_ provision.Lister   = (*Provider)(nil)
 )
 
 // Open returns a provider with settings s over the world in
@@ -79,7 +99,17 @@ func (p *Provider) gate(ctx context.Context, op, key string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if p.limiter != nil && !p.limiter.AllowN(p.clock.Now(), 1) {
+	p.mu.Lock()
+	if p.ops == nil {
+		p.ops = map[string]int{}
+	}
+	p.ops[op]++
+	over := p.limiter != nil && !p.limiter.AllowN(p.clock.Now(), 1)
+	if over {
+		p.throttled++
+	}
+	p.mu.Unlock()
+	if over {
 		return &provision.RetryableError{Err: fmt.Errorf("sim: RequestLimitExceeded: %s %s: more than %g API calls per second (api_rate)", op, key, p.settings.APIRate)}
 	}
 	if p.settings.FailRate > 0 {
@@ -331,6 +361,28 @@ func (p *Provider) read(req *provision.ReadRequest) (*provision.ReadResponse, er
 		return resp, nil
 	}
 	return &provision.ReadResponse{Exists: true, ID: r.ID, Attrs: computed(r, p.clock.Now())}, nil
+}
+
+// List returns every live network and instance of a cluster in one
+// page: one API call reading the world once.
+func (p *Provider) List(ctx context.Context, req *provision.ListRequest) (*provision.ListPage, error) {
+	if err := p.gate(ctx, "List", req.Cluster); err != nil {
+		return nil, err
+	}
+	now := p.clock.Now()
+	page := &provision.ListPage{Kinds: []provision.Kind{provision.KindInstance, provision.KindNetwork}}
+	err := p.store.view(func(w *world) error {
+		for _, r := range w.Records {
+			if r.Cluster == req.Cluster && r.live() {
+				page.Items = append(page.Items, provision.Listed{Kind: r.Kind, ID: r.ID, ClientToken: r.ClientToken, Attrs: computed(r, now)})
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return page, nil
 }
 
 // Delete terminates an instance or deletes a network; a resource already

@@ -77,14 +77,7 @@ func (r *record) effectiveState(now time.Time) string {
 // live reports whether the record still exists in the cloud.
 func (r *record) live() bool { return r.State != StateTerminated && r.State != StateDeleted }
 
-func byID(w *world, id string) *record {
-	for _, r := range w.Records {
-		if r.ID == id {
-			return r
-		}
-	}
-	return nil
-}
+func byID(w *world, id string) *record { return w.Find(id) }
 
 func byToken(w *world, token string) *record {
 	if token == "" {

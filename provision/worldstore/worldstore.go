@@ -34,6 +34,49 @@ type World[H, R any] struct {
 	raw   map[*R][]byte // each record's JSON as last stored
 	dirty map[*R]bool   // marked by Changed
 	gone  []string      // IDs removed by Remove
+	// index maps IDs to positions in Records for the first indexed
+	// records; records appended since are indexed on the next lookup,
+	// and a removal drops it.
+	index   map[string]int
+	indexed int
+	idOf    func(*R) string
+}
+
+// Find returns the record with ID id, or nil, in O(1) (amortised).
+func (w *World[H, R]) Find(id string) *R {
+	if i := w.pos(id); i >= 0 {
+		return w.Records[i]
+	}
+	return nil
+}
+
+// pos returns the position of the record with ID id, or -1.
+func (w *World[H, R]) pos(id string) int {
+	if w.idOf == nil {
+		return -1
+	}
+	if w.index == nil || w.indexed > len(w.Records) {
+		w.index, w.indexed = make(map[string]int, len(w.Records)), 0
+	}
+	for ; w.indexed < len(w.Records); w.indexed++ {
+		w.index[w.idOf(w.Records[w.indexed])] = w.indexed
+	}
+	i, ok := w.index[id]
+	if !ok {
+		return -1
+	}
+	if i < len(w.Records) && w.idOf(w.Records[i]) == id {
+		return i
+	}
+	// Records moved behind the index's back: look, and rebuild the
+	// index on the next call.
+	w.index = nil
+	for i, r := range w.Records {
+		if w.idOf(r) == id {
+			return i
+		}
+	}
+	return -1
 }
 
 // Changed marks r (a record of w) as modified, so the update that
@@ -60,6 +103,7 @@ func (w *World[H, R]) remove(id string, idOf func(*R) string) {
 	clear(w.Records[len(out):])
 	w.Records = out
 	w.gone = append(w.gone, id)
+	w.index = nil
 }
 
 // Config describes a world file.
@@ -277,12 +321,9 @@ func (s *Store[H, R]) apply(w *World[H, R], e *entry) error {
 		}
 		clear(w.Records[len(out):])
 		w.Records = out
+		w.index = nil
 	}
 	if len(e.Puts) > 0 {
-		index := make(map[string]int, len(w.Records))
-		for i, r := range w.Records {
-			index[s.cfg.ID(r)] = i
-		}
 		for _, raw := range e.Puts {
 			r := new(R)
 			if err := unmarshal(raw, r); err != nil {
@@ -292,11 +333,10 @@ func (s *Store[H, R]) apply(w *World[H, R], e *entry) error {
 			if id == "" {
 				return errors.New("record without an id")
 			}
-			if i, ok := index[id]; ok {
+			if i := w.pos(id); i >= 0 {
 				delete(w.raw, w.Records[i])
 				w.Records[i] = r
 			} else {
-				index[id] = len(w.Records)
 				w.Records = append(w.Records, r)
 			}
 			w.raw[r] = raw
@@ -326,7 +366,7 @@ func (s *Store[H, R]) reload() error {
 	var w *World[H, R]
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		w = &World[H, R]{raw: map[*R][]byte{}}
+		w = &World[H, R]{raw: map[*R][]byte{}, idOf: s.cfg.ID}
 		id = fileID{}
 	case err != nil:
 		return fmt.Errorf("read %s: %w", s.cfg.Name, err)
@@ -385,7 +425,7 @@ func (s *Store[H, R]) Decode(b []byte) (*World[H, R], error) {
 	if file.Version != s.cfg.Version {
 		return nil, fmt.Errorf("%s %s: unsupported version %d (this hvctl reads version %d)", s.cfg.Name, name, file.Version, s.cfg.Version)
 	}
-	w := &World[H, R]{Serial: file.Serial, Records: make([]*R, 0, len(file.Resources)), raw: make(map[*R][]byte, len(file.Resources))}
+	w := &World[H, R]{Serial: file.Serial, Records: make([]*R, 0, len(file.Resources)), raw: make(map[*R][]byte, len(file.Resources)), idOf: s.cfg.ID}
 	if err := unmarshal(b, &w.Header); err != nil {
 		return nil, fmt.Errorf("%s %s is corrupt: %w", s.cfg.Name, name, err)
 	}
@@ -491,6 +531,9 @@ func (s *Store[H, R]) Update(fn func(w *World[H, R]) (changed bool, err error)) 
 	hb0, _ = json.Marshal(w.Header)
 	w.dirty, w.gone = nil, nil
 	changed, ferr := fn(w)
+	if s.cfg.TrackAll {
+		w.index = nil // fn may have moved records around
+	}
 	if !changed {
 		if ferr != nil {
 			s.w = nil // fn may have left changes behind: read again next time
@@ -552,8 +595,27 @@ func (s *Store[H, R]) diff(w *World[H, R], n0 int, before map[string][]byte, hb0
 		return e, nil
 	}
 	e.Dels = w.gone
-	for i, r := range w.Records {
-		if i >= n0 || w.dirty[r] || w.raw[r] == nil {
+	if len(w.gone) > 0 {
+		// Positions moved: look for changed records everywhere.
+		for _, r := range w.Records {
+			if w.dirty[r] || w.raw[r] == nil {
+				if err := put(r); err != nil {
+					return nil, err
+				}
+			}
+		}
+		return e, nil
+	}
+	added := w.Records[min(n0, len(w.Records)):]
+	seen := make(map[*R]bool, len(added))
+	for _, r := range added {
+		seen[r] = true
+		if err := put(r); err != nil {
+			return nil, err
+		}
+	}
+	for r := range w.dirty {
+		if !seen[r] {
 			if err := put(r); err != nil {
 				return nil, err
 			}
