@@ -178,3 +178,39 @@ func TestEngineCapacity(t *testing.T) {
 }
 
 func asCapacity(err error, target **provision.CapacityError) bool { return errors.As(err, target) }
+
+// TestRefreshByListing: the refresh of a 1,000-node cluster on the fake
+// lists its instances (DescribeInstances by the cluster tag, pages of
+// 1,000) and reads only its networks on their own: at most 20 API calls.
+// An instance terminated outside hvctl is missing from the listing and
+// confirmed gone by one more DescribeInstances.
+func TestRefreshByListing(t *testing.T) {
+	workers := 1000
+	if testing.Short() {
+		workers = 100
+	}
+	fake := newFake(t)
+	e := newEngine(t, loadSite(t, fake, "big", workers), t.TempDir())
+	apply(t, e, false)
+
+	before := fake.TotalCalls()
+	listsBefore := fake.Calls("DescribeInstances")
+	p, st := plan(t, e, false)
+	calls := fake.TotalCalls() - before
+	t.Logf("refresh of %d resources: %d API calls (%d DescribeInstances)", len(st.Resources), calls, fake.Calls("DescribeInstances")-listsBefore)
+	if p.HasChanges() {
+		t.Errorf("no-op plan has changes: %v", actions(p))
+	}
+	if calls > 20 {
+		t.Errorf("refresh of %d resources made %d API calls, want at most 20", len(st.Resources), calls)
+	}
+
+	victim := st.Resource("site.cloud.pool.wn.node[17]")
+	if err := fake.TerminateOutside(victim.ID); err != nil {
+		t.Fatal(err)
+	}
+	p, _ = plan(t, e, false)
+	if a := actions(p); a[victim.Address] != provision.ActionCreate || len(p.Drift) != 1 {
+		t.Errorf("after a terminate outside hvctl: %s is %s, drift %+v", victim.Address, a[victim.Address], p.Drift)
+	}
+}

@@ -335,6 +335,37 @@ func (p *Provider) readInstance(ctx context.Context, req *provision.ReadRequest)
 	return &provision.ReadResponse{Exists: true, ID: id, Attrs: instanceAttrs(*inst)}, nil
 }
 
+// listPageSize is the MaxResults of a listing: EC2's largest page.
+const listPageSize = 1000
+
+// List is one page of the cluster's instances: DescribeInstances
+// filtered by the cluster tag, MaxResults 1000. Networks (a subnet, a
+// security group, maybe a VPC each) are read one by one.
+func (p *Provider) List(ctx context.Context, req *provision.ListRequest) (*provision.ListPage, error) {
+	in := &ec2.DescribeInstancesInput{
+		Filters:    []types.Filter{filter("tag:"+TagCluster, req.Cluster)},
+		MaxResults: aws.Int32(listPageSize),
+	}
+	if req.PageToken != "" {
+		in.NextToken = aws.String(req.PageToken)
+	}
+	out, err := p.client.DescribeInstances(ctx, in)
+	if err != nil {
+		return nil, p.mapErr("DescribeInstances", err)
+	}
+	page := &provision.ListPage{Kinds: []provision.Kind{provision.KindInstance}, NextPageToken: aws.ToString(out.NextToken)}
+	for _, r := range out.Reservations {
+		for _, inst := range r.Instances {
+			if gone(inst) {
+				continue
+			}
+			page.Items = append(page.Items, provision.Listed{Kind: provision.KindInstance, ID: aws.ToString(inst.InstanceId),
+				ClientToken: aws.ToString(inst.ClientToken), Attrs: instanceAttrs(inst)})
+		}
+	}
+	return page, nil
+}
+
 // notFoundGrace is how long WaitReady keeps looking for an instance
 // DescribeInstances does not know yet.
 var notFoundGrace = 2 * time.Minute

@@ -56,6 +56,7 @@ type Provider struct {
 var (
 	_ provision.Provider  = (*Provider)(nil)
 	_ provision.Waiter    = (*Provider)(nil)
+	_ provision.Lister    = (*Provider)(nil)
 	_ provision.AgentHost = (*Provider)(nil)
 	_ provision.Collector = (*Provider)(nil)
 )

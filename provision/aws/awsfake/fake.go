@@ -172,6 +172,18 @@ func (s *Server) TerminateOutside(id string) error {
 	return nil
 }
 
+// TotalCalls returns how many API calls were made, of every action
+// (faults included).
+func (s *Server) TotalCalls() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, c := range s.calls {
+		n += c
+	}
+	return n
+}
+
 // Calls returns how many times action was called (faults included).
 func (s *Server) Calls(action string) int {
 	s.mu.Lock()

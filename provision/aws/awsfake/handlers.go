@@ -2,6 +2,7 @@ package awsfake
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 	"net/netip"
 	"sort"
@@ -869,6 +870,26 @@ func (s *Server) xInstance(in *Instance) xInstance {
 
 func (s *Server) describeInstances(f form) ([]byte, *apiError) {
 	ids := f.list("InstanceId")
+	// Pagination as EC2 does it: MaxResults 5..1000, not with
+	// InstanceId; NextToken continues where the last page stopped.
+	maxResults, start := 0, 0
+	if v := f.get("MaxResults"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 5 || n > 1000 {
+			return nil, errf("InvalidParameterValue", "MaxResults %q: must be between 5 and 1000", v)
+		}
+		if len(ids) > 0 {
+			return nil, errf("InvalidParameterCombination", "The parameter instancesSet cannot be used with the parameter maxResults")
+		}
+		maxResults = n
+	}
+	if v := f.get("NextToken"); v != "" {
+		n, err := strconv.Atoi(strings.TrimPrefix(v, "page-"))
+		if err != nil || !strings.HasPrefix(v, "page-") || n < 0 {
+			return nil, errf("InvalidParameterValue", "NextToken %q is not valid", v)
+		}
+		start = n
+	}
 	for _, id := range ids {
 		if s.instances[id] == nil {
 			return nil, notFound("InvalidInstanceID.NotFound", id)
@@ -915,7 +936,19 @@ func (s *Server) describeInstances(f form) ([]byte, *apiError) {
 				GroupSet: set([]xGroup{}), InstancesSet: set([]xInstance{s.xInstance(in)})})
 		}
 	}
-	return el("reservationSet", set(res)), nil
+	if maxResults == 0 && start == 0 {
+		return el("reservationSet", set(res)), nil
+	}
+	start = min(start, len(res))
+	end := len(res)
+	if maxResults > 0 {
+		end = min(start+maxResults, len(res))
+	}
+	out := el("reservationSet", set(res[start:end]))
+	if end < len(res) {
+		out = cat(out, el("nextToken", fmt.Sprintf("page-%d", end)))
+	}
+	return out, nil
 }
 
 // terminate releases what a terminating instance holds.
