@@ -26,6 +26,12 @@ type FormatOptions struct {
 	Check bool
 	// Diff writes a unified diff of every change.
 	Diff bool
+	// Recursive also formats the templates in subdirectories (not
+	// hidden ones, such as .hvctl).
+	Recursive bool
+	// NoWrite leaves files alone (Check implies it); NoList does not
+	// print the names of the files that change.
+	NoWrite, NoList bool
 }
 
 // FormatResult is what FormatPath did.
@@ -50,14 +56,24 @@ func FormatPath(path string, opts FormatOptions, out io.Writer) (*FormatResult, 
 		return res, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Failed to read template", Detail: fmt.Sprintf("Cannot read %s: %s.", path, unwrapPathErr(err))}}
 	}
 	if fi.IsDir() {
-		ents, err := os.ReadDir(path)
+		err := filepath.WalkDir(path, func(p string, e os.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			hidden := strings.HasPrefix(e.Name(), ".") && p != path
+			if e.IsDir() {
+				if p != path && (hidden || !opts.Recursive) {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			if !hidden && strings.HasSuffix(e.Name(), Extension) {
+				names = append(names, p)
+			}
+			return nil
+		})
 		if err != nil {
 			return res, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Failed to read template directory", Detail: err.Error()}}
-		}
-		for _, e := range ents {
-			if !e.IsDir() && strings.HasSuffix(e.Name(), Extension) && !strings.HasPrefix(e.Name(), ".") {
-				names = append(names, filepath.Join(path, e.Name()))
-			}
 		}
 		sort.Strings(names)
 	} else {
@@ -81,16 +97,18 @@ func FormatPath(path string, opts FormatOptions, out io.Writer) (*FormatResult, 
 			continue
 		}
 		res.Changed = append(res.Changed, name)
-		if _, err := fmt.Fprintln(out, name); err != nil {
-			return res, append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Failed to write output", Detail: err.Error()})
+		if !opts.NoList {
+			if _, err := fmt.Fprintln(out, name); err != nil {
+				return res, append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Failed to write output", Detail: err.Error()})
+			}
 		}
 		if opts.Diff {
 			if _, err := io.WriteString(out, UnifiedDiff("old/"+name, "new/"+name, string(src), string(formatted))); err != nil {
 				return res, append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Failed to write output", Detail: err.Error()})
 			}
 		}
-		if !opts.Check {
-			if err := writeFileAtomic(name, formatted, fi.Mode().Perm()); err != nil {
+		if !opts.Check && !opts.NoWrite {
+			if err := writeFileAtomic(name, formatted, 0o644); err != nil {
 				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Failed to write file", Detail: err.Error()})
 			}
 		}

@@ -85,6 +85,63 @@ func TestFormatPath(t *testing.T) {
 	}
 }
 
+// TestFormatPathRecursive: -recursive goes into subdirectories but not
+// hidden ones (.hvctl); -write=false and -list=false do what they say.
+func TestFormatPathRecursive(t *testing.T) {
+	messy, err := os.ReadFile("testdata/fmt/messy.in")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name        string
+		opts        FormatOptions
+		wantChanged []string
+		wantWritten bool
+		wantListed  bool
+	}{
+		{"top only", FormatOptions{}, []string{"a.hcl"}, true, true},
+		{"recursive", FormatOptions{Recursive: true}, []string{"a.hcl", "sites/b.hcl", "sites/x/c.hcl"}, true, true},
+		{"no write", FormatOptions{Recursive: true, NoWrite: true}, []string{"a.hcl", "sites/b.hcl", "sites/x/c.hcl"}, false, true},
+		{"no list", FormatOptions{NoList: true}, []string{"a.hcl"}, true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for _, name := range []string{"a.hcl", "sites/b.hcl", "sites/x/c.hcl", ".hvctl/d.hcl", "sites/.hidden/e.hcl"} {
+				p := filepath.Join(dir, name)
+				os.MkdirAll(filepath.Dir(p), 0o755)
+				if err := os.WriteFile(p, messy, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var out bytes.Buffer
+			res, diags := FormatPath(dir, tt.opts, &out)
+			if diags.HasErrors() {
+				t.Fatal(diags)
+			}
+			var want []string
+			listed := ""
+			for _, n := range tt.wantChanged {
+				want = append(want, filepath.Join(dir, n))
+				listed += filepath.Join(dir, n) + "\n"
+			}
+			eq(t, "changed", res.Changed, want)
+			for _, n := range want {
+				got, _ := os.ReadFile(n)
+				eq(t, "written "+n, bytes.Equal(got, Format(messy)), tt.wantWritten)
+			}
+			for _, n := range []string{".hvctl/d.hcl", "sites/.hidden/e.hcl"} {
+				got, _ := os.ReadFile(filepath.Join(dir, n))
+				eq(t, "hidden untouched "+n, bytes.Equal(got, messy), true)
+			}
+			if !tt.wantListed {
+				listed = ""
+			}
+			eq(t, "output", out.String(), listed)
+		})
+	}
+}
+
 func TestFormatPathSyntaxError(t *testing.T) {
 	dir := t.TempDir()
 	f := filepath.Join(dir, "bad.hcl")

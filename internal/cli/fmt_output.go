@@ -24,11 +24,17 @@ func runFmt(a *App, args []string) int {
 	fs := a.flagSet(c)
 	check := fs.Bool("check", false, "do not rewrite; exit 3 if a file would change")
 	diff := fs.Bool("diff", false, "print a unified diff of the changes")
+	recursive := fs.Bool("recursive", false, "also format templates in subdirectories")
+	write := fs.Bool("write", true, "rewrite the files that change (-check implies -write=false)")
+	list := fs.Bool("list", true, "print the names of the files that change")
 	pos, code, ok := a.parse(fs, args)
 	if !ok {
 		return code
 	}
-	res, d := templates.FormatPath(templatePath(pos), templates.FormatOptions{Check: *check, Diff: *diff}, a.Stdout)
+	if !a.atMost(c, pos, 1) {
+		return exitError
+	}
+	res, d := templates.FormatPath(templatePath(pos), templates.FormatOptions{Check: *check, Diff: *diff, Recursive: *recursive, NoWrite: !*write, NoList: !*list}, a.Stdout)
 	if a.diags(res.Files, d) {
 		return exitError
 	}
