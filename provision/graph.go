@@ -254,3 +254,19 @@ func instanceAttrs(s *templates.Site, name, pool string, in templates.Instance, 
 	}
 	return a
 }
+
+// KindOf is the kind of resource an address names: site.S.network is a
+// network, site.S.node.N and site.S.pool.P.node[i] are instances; ""
+// for anything else.
+func KindOf(addr string) Kind {
+	if !strings.HasPrefix(addr, "site.") {
+		return ""
+	}
+	switch {
+	case strings.HasSuffix(addr, ".network"):
+		return KindNetwork
+	case strings.Contains(addr, ".node.") || strings.Contains(addr, ".node["):
+		return KindInstance
+	}
+	return ""
+}

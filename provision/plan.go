@@ -52,13 +52,17 @@ type Drift struct {
 
 // Plan is a set of changes computed against a state at a serial.
 type Plan struct {
-	FormatVersion string    `json:"format_version"`
-	Lineage       string    `json:"lineage"`
-	Serial        uint64    `json:"serial"` // serial of the state the plan was made against
-	Cluster       string    `json:"cluster"`
-	Destroy       bool      `json:"destroy,omitempty"`
-	Changes       []*Change `json:"changes"`
-	Drift         []Drift   `json:"drift,omitempty"`
+	FormatVersion string `json:"format_version"`
+	Lineage       string `json:"lineage"`
+	Serial        uint64 `json:"serial"` // serial of the state the plan was made against
+	Cluster       string `json:"cluster"`
+	Destroy       bool   `json:"destroy,omitempty"`
+	// Targets are the -target addresses the plan was limited to;
+	// RefreshOnly plans only to record what refresh found.
+	Targets     []string  `json:"targets,omitempty"`
+	RefreshOnly bool      `json:"refresh_only,omitempty"`
+	Changes     []*Change `json:"changes"`
+	Drift       []Drift   `json:"drift,omitempty"`
 	// Template and Vars let a saved plan be applied later: providers are
 	// configured again from the same template and variables.
 	Template string    `json:"template,omitempty"`
@@ -270,6 +274,24 @@ func (e *Engine) listAll(ctx context.Context, st *State) (map[string]*listing, e
 type PlanOptions struct {
 	Destroy bool
 	Refresh bool
+	// Replace are addresses to replace although nothing changed
+	// (-replace); Target limits the plan to these addresses and what
+	// they depend on (their dependents, when destroying); RefreshOnly
+	// changes nothing but the state's record of what exists.
+	Replace     []string
+	Target      []string
+	RefreshOnly bool
+}
+
+// TargetError is a -replace or -target address the plan does not know.
+type TargetError struct {
+	Flag, Address string
+	Known         []string
+}
+
+func (e *TargetError) Error() string {
+	return fmt.Sprintf("%s=%s: no resource has this address in the configuration or the state.%s Run hvctl state list for the addresses.",
+		e.Flag, e.Address, nearestHint(e.Address, e.Known))
 }
 
 // Plan computes the changes that bring st to the configuration. With
@@ -283,7 +305,8 @@ func (e *Engine) Plan(ctx context.Context, st *State, opts PlanOptions) (*Plan, 
 			return nil, nil, err
 		}
 	}
-	p := &Plan{FormatVersion: "1.0", Lineage: st.Lineage, Serial: st.Serial, Destroy: opts.Destroy, Drift: drift}
+	p := &Plan{FormatVersion: "1.0", Lineage: st.Lineage, Serial: st.Serial, Destroy: opts.Destroy, Drift: drift,
+		Targets: opts.Target, RefreshOnly: opts.RefreshOnly}
 	if st.Serial == 0 {
 		// No state yet: its lineage is made when it is first written.
 		p.Lineage = ""
@@ -291,16 +314,46 @@ func (e *Engine) Plan(ctx context.Context, st *State, opts PlanOptions) (*Plan, 
 	if e.Config != nil && e.Config.Cluster != nil {
 		p.Cluster = e.Config.Cluster.Name
 	}
+	if opts.RefreshOnly {
+		return p, st, nil
+	}
+	var g *Graph
+	if !opts.Destroy {
+		var err error
+		if g, err = BuildGraph(e.Config.Cluster, st); err != nil {
+			return nil, nil, err
+		}
+	}
+	known := map[string]bool{}
+	for _, r := range st.Resources {
+		known[r.Address] = true
+	}
+	if g != nil {
+		for _, r := range g.Resources {
+			known[r.Address] = true
+		}
+	}
+	for _, l := range []struct {
+		flag  string
+		addrs []string
+	}{{"-replace", opts.Replace}, {"-target", opts.Target}} {
+		for _, a := range l.addrs {
+			if !known[a] {
+				return nil, nil, &TargetError{Flag: l.flag, Address: a, Known: sortedKeys(known)}
+			}
+		}
+	}
 	if opts.Destroy {
 		for _, r := range st.Resources {
 			p.Changes = append(p.Changes, deleteChange(r, ""))
 		}
+		p.Changes = targetChanges(p.Changes, opts.Target, true)
 		sortChanges(p.Changes)
 		return p, st, nil
 	}
-	g, err := BuildGraph(e.Config.Cluster, st)
-	if err != nil {
-		return nil, nil, err
+	replace := map[string]bool{}
+	for _, a := range opts.Replace {
+		replace[a] = true
 	}
 	replaced := map[string]bool{}
 	for _, want := range g.Resources {
@@ -320,9 +373,12 @@ func (e *Engine) Plan(ctx context.Context, st *State, opts PlanOptions) (*Plan, 
 		if have.Provider != c.Provider {
 			c.Action = ActionReplace
 			c.Reason = fmt.Sprintf("its provider changed from %s to %s", have.Provider, c.Provider)
+		} else if replace[want.Address] {
+			c.Action = ActionReplace
+			c.Reason = "replacement was asked for with -replace"
 		} else if have.Status == StatusTainted {
 			c.Action = ActionReplace
-			c.Reason = "it is tainted (it failed to become ready)"
+			c.Reason = "it is tainted (it failed to become ready, or hvctl taint marked it)"
 		} else {
 			var changed []string
 			for _, k := range sortedKeys(want.Attrs) {
@@ -378,8 +434,55 @@ func (e *Engine) Plan(ctx context.Context, st *State, opts PlanOptions) (*Plan, 
 			p.Changes = append(p.Changes, deleteChange(r, "it is not in the configuration"))
 		}
 	}
+	p.Changes = targetChanges(p.Changes, opts.Target, false)
 	sortChanges(p.Changes)
 	return p, st, nil
+}
+
+// targetChanges keeps the changes of the targets and of what they need:
+// their dependencies, or when destroying, their dependents (which
+// cannot outlive them). No targets keeps every change.
+func targetChanges(cs []*Change, targets []string, destroy bool) []*Change {
+	if len(targets) == 0 {
+		return cs
+	}
+	byAddr := map[string]*Change{}
+	dependents := map[string][]string{}
+	for _, c := range cs {
+		byAddr[c.Address] = c
+		for _, d := range c.Deps {
+			dependents[d] = append(dependents[d], c.Address)
+		}
+	}
+	keep := map[string]bool{}
+	var visit func(string)
+	visit = func(a string) {
+		if keep[a] {
+			return
+		}
+		keep[a] = true
+		next := dependents[a]
+		if !destroy {
+			if c := byAddr[a]; c != nil {
+				next = c.Deps
+			} else {
+				next = nil
+			}
+		}
+		for _, n := range next {
+			visit(n)
+		}
+	}
+	for _, t := range targets {
+		visit(t)
+	}
+	var out []*Change
+	for _, c := range cs {
+		if keep[c.Address] {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 func deleteChange(r *ResourceState, reason string) *Change {
@@ -416,4 +519,11 @@ func unknownAttrs(k Kind, a Attrs) []string {
 		out = append(out, x)
 	}
 	return out
+}
+
+func nearestHint(name string, known []string) string {
+	if n := Nearest(name, known); n != "" {
+		return fmt.Sprintf(" Did you mean %q?", n)
+	}
+	return ""
 }

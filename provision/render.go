@@ -46,6 +46,18 @@ func (r *Renderer) RenderPlan(p *Plan) {
 	if n := p.Awaiting(); n > 0 {
 		fmt.Fprintf(w, "\nNote: %d resources were created but not yet seen ready; apply waits for them.\n", n)
 	}
+	if p.RefreshOnly {
+		if len(p.Drift) == 0 {
+			fmt.Fprintf(w, "\n%s\n\n", r.c(ansiGreen+ansiBold, "No changes.")+r.c(ansiBold, " Your infrastructure still matches the state."))
+			fmt.Fprintln(w, "hvctl has checked that the real remote objects still match the result of")
+			fmt.Fprintln(w, "your most recent changes, and found no differences.")
+			return
+		}
+		fmt.Fprintln(w, "This is a refresh-only plan, so hvctl will not take any actions to undo")
+		fmt.Fprintln(w, "these. If you were expecting these changes, apply this plan to record the")
+		fmt.Fprintln(w, "updated values in the state without changing any remote objects.")
+		return
+	}
 	if !p.HasChanges() {
 		fmt.Fprintf(w, "\n%s\n", r.c(ansiGreen+ansiBold, "No changes.")+r.c(ansiBold, " Your infrastructure matches the configuration."))
 		fmt.Fprintln(w)

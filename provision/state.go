@@ -310,3 +310,31 @@ func WriteFileAtomic(path string, data []byte) error {
 
 // ForgetResource removes addr from st without destroying it (state rm).
 func ForgetResource(st *State, addr string) { st.remove(addr) }
+
+// MoveResource gives the resource at from the address to, and points
+// the dependencies of other resources at it. The caller checks that to
+// is free.
+func MoveResource(st *State, from, to string) {
+	r := st.Resource(from)
+	if r == nil {
+		return
+	}
+	if i := st.search(from); i < len(st.Resources) && st.Resources[i].Address == from {
+		st.Resources = append(st.Resources[:i], st.Resources[i+1:]...)
+	}
+	r.Address = to
+	st.put(r)
+	for _, o := range st.Resources {
+		for i, d := range o.Deps {
+			if d == from {
+				o.Deps[i] = to
+			}
+		}
+	}
+	if g := st.Generations[from]; g > 0 {
+		if st.Generations == nil {
+			st.Generations = map[string]int{}
+		}
+		st.Generations[to] = max(st.Generations[to], g)
+	}
+}

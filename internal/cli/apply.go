@@ -43,6 +43,52 @@ type opFlags struct {
 	noColor     bool
 	input       bool
 	joinTimeout time.Duration
+	replace     listFlag
+	target      listFlag
+	refreshOnly bool
+}
+
+// listFlag is a repeatable string flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
+
+// planOptions are the engine's options from the flags.
+func (o *opFlags) planOptions(destroy bool) provision.PlanOptions {
+	return provision.PlanOptions{Destroy: destroy, Refresh: o.refresh || o.refreshOnly, Replace: o.replace, Target: o.target, RefreshOnly: o.refreshOnly}
+}
+
+// checkTargeting refuses flag combinations that mean nothing.
+func (a *App) checkTargeting(o *opFlags, destroy bool) bool {
+	switch {
+	case destroy && len(o.replace) > 0:
+		a.fail("-replace cannot be used when destroying", "A destroy removes every resource; -replace keeps one and makes it again. Use one or the other.")
+	case destroy && o.refreshOnly:
+		a.fail("-refresh-only cannot be used when destroying", "A refresh-only plan changes nothing but the state's record; a destroy changes everything.")
+	case o.refreshOnly && (len(o.replace) > 0 || len(o.target) > 0):
+		a.fail("-refresh-only cannot be combined with -replace or -target", "A refresh-only plan takes no action on any resource.")
+	case o.refreshOnly && !o.refresh:
+		a.fail("-refresh-only and -refresh=false contradict each other", "A refresh-only plan is a refresh.")
+	default:
+		return true
+	}
+	return false
+}
+
+// targetingWarning is Terraform's warning for -target.
+func (a *App) targetingWarning(p *provision.Plan) {
+	if len(p.Targets) == 0 {
+		return
+	}
+	yellow := func(s string) string {
+		if a.Color {
+			return "\x1b[33m\x1b[1m" + s + "\x1b[0m"
+		}
+		return s
+	}
+	fmt.Fprintf(a.Stdout, "\n%s Resource targeting is in effect\n\nYou are creating a plan with the -target option (%s), which means that the result of this plan may not represent all of the changes requested by the current configuration.\n\nThe -target option is not for routine use, and is provided only for exceptional situations such as recovering from errors or mistakes, or when hvctl specifically suggests to use it as part of an error message.\n",
+		yellow("Warning:"), strings.Join(p.Targets, ", "))
 }
 
 // opt selects optional flag groups of a verb.
@@ -54,10 +100,11 @@ const (
 	optRefresh                     // -refresh
 	optJoin                        // -join-timeout
 	optInput                       // -input
+	optTarget                      // -replace, -target, -refresh-only
 )
 
 // optChange are the groups of the verbs that change the cluster.
-const optChange = optLock | optParallelism | optRefresh | optInput
+const optChange = optLock | optParallelism | optRefresh | optInput | optTarget
 
 // add sets the defaults of every field and registers the template
 // flags, -no-color and the groups in opts.
@@ -76,6 +123,13 @@ func (o *opFlags) add(fs *flag.FlagSet, opts opt) {
 	}
 	if opts&optInput != 0 {
 		fs.BoolVar(&o.input, "input", true, "ask for input (-input=false: fail where hvctl would ask, as in CI)")
+	}
+	if opts&optTarget != 0 {
+		fs.Var(&o.replace, "replace", "replace the resource at ADDR although nothing changed (repeatable)")
+		fs.Var(&o.target, "target", "limit the operation to ADDR and what it depends on (repeatable; not for routine use)")
+		if opts&optRefresh != 0 {
+			fs.BoolVar(&o.refreshOnly, "refresh-only", false, "only record in the state what refresh finds; change no resource")
+		}
 	}
 	if opts&optJoin != 0 {
 		fs.DurationVar(&o.joinTimeout, "join-timeout", 5*time.Minute, "how long to wait for nodes to join the overlay")
@@ -170,12 +224,15 @@ func runPlan(a *App, args []string) int {
 	if !a.atMost(c, pos, 1) {
 		return exitError
 	}
+	if !a.checkTargeting(&o, *destroy) {
+		return exitError
+	}
 	s, ok := a.open(templatePath(pos), &o, "plan")
 	if !ok {
 		return exitError
 	}
 	defer s.close()
-	plan, _, err := s.eng.Plan(a.Ctx, s.st, provision.PlanOptions{Destroy: *destroy, Refresh: o.refresh})
+	plan, _, err := s.eng.Plan(a.Ctx, s.st, o.planOptions(*destroy))
 	if err != nil {
 		return a.failErr(err)
 	}
@@ -188,6 +245,7 @@ func runPlan(a *App, args []string) int {
 	} else {
 		r := &provision.Renderer{W: a.Stdout, Color: a.Color}
 		r.RenderPlan(plan)
+		a.targetingWarning(plan)
 	}
 	if *out != "" {
 		if err := savePlan(*out, plan); err != nil {
@@ -383,7 +441,10 @@ func (a *App) applyTemplate(tmpl string, o *opFlags, auto, destroy bool, verb st
 		return exitError
 	}
 	defer s.close()
-	plan, refreshed, err := s.eng.Plan(a.Ctx, s.st, provision.PlanOptions{Destroy: destroy, Refresh: o.refresh})
+	if !a.checkTargeting(o, destroy) {
+		return exitError
+	}
+	plan, refreshed, err := s.eng.Plan(a.Ctx, s.st, o.planOptions(destroy))
 	if err != nil {
 		return a.failErr(err)
 	}
@@ -393,6 +454,7 @@ func (a *App) applyTemplate(tmpl string, o *opFlags, auto, destroy bool, verb st
 		}
 	} else {
 		(&provision.Renderer{W: a.Stdout, Color: a.Color}).RenderPlan(plan)
+		a.targetingWarning(plan)
 	}
 	if plan.HasChanges() && !auto && !o.input {
 		return a.fail("No approval: -input=false and no -auto-approve", "hvctl would ask whether to perform these actions, but -input=false forbids asking; nothing was changed. Add -auto-approve, or apply a plan saved with plan -out.")

@@ -4,10 +4,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"golang.org/x/term"
 
 	"github.com/hvctl/hvctl/provision"
 	"github.com/hvctl/hvctl/provision/sim"
@@ -24,6 +27,9 @@ func init() {
 			{name: "show", usage: "ADDR [options]", help: "Show one resource, secrets hidden"},
 			{name: "rm", usage: "ADDR... [options]", help: "Forget resources (the machines keep running)"},
 			{name: "unlock", usage: "LOCK_ID [options]", help: "Remove a lock whose holder is gone (also: hvctl force-unlock)"},
+			{name: "mv", usage: "SOURCE DESTINATION [options]", help: "Give a resource another address (after renaming it in the template)", examples: []string{"hvctl state mv site.lab.pool.wn.node[0] site.lab.pool.workers.node[0]"}},
+			{name: "pull", usage: "[options] > FILE", help: "Print the state, secrets included, for a file (not to a terminal)"},
+			{name: "push", usage: "FILE [options]", help: "Replace the state with FILE (same lineage, not older, unless -force)"},
 		},
 		examples: []string{"hvctl state list", "hvctl state show site.onprem.node.frontend", "hvctl state unlock 3f2a..."}})
 	register(&command{name: "graph", usage: "[PATH] [-type plan]", help: "Print the resource graph as DOT for Graphviz", run: runGraph})
@@ -381,7 +387,8 @@ func runState(a *App, args []string) int {
 	fs := a.flagSet(c)
 	var t tmplFlags
 	fs.StringVar(&t.statePath, "state", "", "state file (default ./.hvctl/state.json)")
-	lockTimeout := fs.Duration("lock-timeout", 0, "how long to wait for the state lock (rm)")
+	lockTimeout := fs.Duration("lock-timeout", 0, "how long to wait for the state lock (rm, mv, push)")
+	force := fs.Bool("force", false, "push: replace a state of another lineage or a newer serial")
 	pos, code, ok := a.parse(fs, args[1:])
 	if !ok {
 		return code
@@ -456,8 +463,40 @@ func runState(a *App, args []string) int {
 		}
 		fmt.Fprintln(a.Stdout, "hvctl state has been successfully unlocked!")
 		return exitOK
+	case "mv":
+		if len(pos) != 2 {
+			return a.fail("state mv needs a source and a destination address", "Usage: hvctl state mv SOURCE DESTINATION; see hvctl state list.")
+		}
+		return a.stateMove(store, pos[0], pos[1], *lockTimeout)
+	case "pull":
+		if !a.atMost(c, pos, 0) {
+			return exitError
+		}
+		if f, ok := a.Stdout.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+			return a.fail("state pull prints secrets", "The state holds the cluster's secrets (its CA key, join tokens); hvctl prints it only into a file or a pipe: hvctl state pull > state.json (and keep that file private).")
+		}
+		l, err := store.Lock(a.Ctx, "state pull", *lockTimeout)
+		if err != nil {
+			return a.failErr(err)
+		}
+		defer l.Unlock()
+		st, err := store.Load()
+		if err != nil {
+			return a.failErr(err)
+		}
+		b, err := json.MarshalIndent(st, "", "  ")
+		if err != nil {
+			return a.failErr(err)
+		}
+		a.Stdout.Write(append(b, '\n'))
+		return exitOK
+	case "push":
+		if len(pos) != 1 {
+			return a.fail("state push needs a file", "Usage: hvctl state push FILE (a state written by hvctl state pull).")
+		}
+		return a.statePush(store, pos[0], *force, *lockTimeout)
 	}
-	return a.fail("Unknown state subcommand "+sub, "Use list, show, rm or unlock."+suggest(sub, []string{"list", "show", "rm", "unlock"}))
+	return a.fail("Unknown state subcommand "+sub, "Use list, show, rm, unlock, mv, pull or push."+suggest(sub, []string{"list", "show", "rm", "unlock", "mv", "pull", "push"}))
 }
 
 func runGraph(a *App, args []string) int {
@@ -552,4 +591,89 @@ func runSim(a *App, args []string) int {
 	}
 	tw.Flush()
 	return exitOK
+}
+
+// stateMove gives the resource at from the address to, under the lock:
+// the machine is untouched and keeps its client token, and resources
+// that depend on it follow.
+func (a *App) stateMove(store *provision.Store, from, to string, lockTimeout time.Duration) int {
+	l, err := store.Lock(a.Ctx, "state mv", lockTimeout)
+	if err != nil {
+		return a.failErr(err)
+	}
+	defer l.Unlock()
+	st, err := store.Load()
+	if err != nil {
+		return a.failErr(err)
+	}
+	r := st.Resource(from)
+	if r == nil {
+		var addrs []string
+		for _, x := range st.Resources {
+			addrs = append(addrs, x.Address)
+		}
+		return a.fail("No resource "+from+" in the state", "Nothing was moved. See hvctl state list."+suggest(from, addrs))
+	}
+	if k := provision.KindOf(to); k != r.Kind {
+		what := "not a resource address"
+		if k != "" {
+			what = "the address of " + article(string(k))
+		}
+		return a.fail(fmt.Sprintf("Cannot move %s to %s", from, to), fmt.Sprintf("%s is %s, and %s is %s; a resource keeps its kind. Nothing was moved.", from, article(string(r.Kind)), to, what))
+	}
+	if st.Resource(to) != nil {
+		return a.fail("The state already has "+to, "Nothing was moved: remove or move that resource first.")
+	}
+	provision.MoveResource(st, from, to)
+	if err := store.Write(st); err != nil {
+		return a.failErr(err)
+	}
+	fmt.Fprintf(a.Stdout, "Move %q to %q\nSuccessfully moved 1 object.\n", from, to)
+	return exitOK
+}
+
+// statePush replaces the state with the file's, under the lock. A state
+// of another lineage, or older than the current one, is refused unless
+// force: it would forget machines the current state knows.
+func (a *App) statePush(store *provision.Store, file string, force bool, lockTimeout time.Duration) int {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return a.failErr(err)
+	}
+	in, err := provision.DecodeState(file, b)
+	if err != nil {
+		return a.fail("Invalid state file", err.Error()+"\nNothing was pushed.")
+	}
+	l, err := store.Lock(a.Ctx, "state push", lockTimeout)
+	if err != nil {
+		return a.failErr(err)
+	}
+	defer l.Unlock()
+	cur, err := store.Load()
+	if err != nil {
+		return a.failErr(err)
+	}
+	if store.Exists() && !force {
+		if cur.Lineage != in.Lineage {
+			return a.fail("The pushed state is of another lineage", fmt.Sprintf("%s has lineage %s; the current state has %s: it describes other machines, and pushing it would lose track of these. Nothing was pushed; add -force to replace it anyway.", file, in.Lineage, cur.Lineage))
+		}
+		if in.Serial < cur.Serial {
+			return a.fail("The pushed state is older than the current one", fmt.Sprintf("%s has serial %d; the current state has serial %d. Nothing was pushed; add -force to replace it anyway.", file, in.Serial, cur.Serial))
+		}
+	}
+	// Write bumps the serial: the pushed state becomes the newest.
+	in.Serial = max(in.Serial, cur.Serial)
+	if err := store.Write(in); err != nil {
+		return a.failErr(err)
+	}
+	fmt.Fprintf(a.Stdout, "Pushed %s: %s, serial %d.\n", file, provision.Plural(len(in.Resources), "resource", "resources"), in.Serial)
+	return exitOK
+}
+
+// article is "an instance", "a network".
+func article(noun string) string {
+	if noun != "" && strings.ContainsRune("aeiou", rune(noun[0])) {
+		return "an " + noun
+	}
+	return "a " + noun
 }
