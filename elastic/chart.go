@@ -52,7 +52,7 @@ func (c *chart) y2(v float64) float64 {
 // ranges: they are rounded up to a tick.
 func (c *chart) begin() {
 	if c.y2Title != "" {
-		c.right = 64
+		c.right = max(c.right, 64)
 	}
 	ys := niceStep(c.ymax-c.ymin, 5)
 	c.ymin = math.Floor(c.ymin/ys+1e-9) * ys

@@ -114,6 +114,9 @@ type JournalState struct {
 	// PoweringOff maps nodes whose power-off is pending to when it began.
 	PoweringOff map[string]time.Time `json:"powering_off"`
 	History     History              `json:"history"`
+	// Started is when the first daemon of this journal started: a
+	// daemon that finds it zero starts a new run in the history.
+	Started time.Time `json:"started,omitzero"`
 }
 
 // FileJournal is a Journal in a JSON file (0600), replaced atomically
@@ -189,6 +192,11 @@ type Daemon struct {
 	// Metrics, when set, are registered by NewMetrics and updated every
 	// step.
 	Metrics *Metrics
+	// History, when set, records every step that changed something (for
+	// hvctl report). Its errors are logged, never fatal.
+	History HistoryWriter
+	// Cluster names the cluster in the history.
+	Cluster string
 
 	loaded bool
 	state  JournalState
@@ -270,6 +278,15 @@ func (d *Daemon) step(ctx context.Context) ([]Action, error) {
 			d.state.PoweringOff = map[string]time.Time{}
 		}
 		d.since = map[string]nodeSeen{}
+		fresh := d.state.Started.IsZero()
+		if fresh {
+			d.state.Started = d.now()
+		}
+		if d.History != nil {
+			if err := d.History.Start(HistoryRun{Cluster: d.Cluster, Start: d.now(), Pools: d.Pools}, fresh); err != nil {
+				d.log().Warn("elastic history", "err", err)
+			}
+		}
 	}
 	now := d.now()
 	view, err := d.Queue.Observe(ctx)
@@ -330,6 +347,11 @@ func (d *Daemon) step(ctx context.Context) ([]Action, error) {
 	}
 	if err := d.Journal.Save(d.state); err != nil {
 		errs = append(errs, err)
+	}
+	if d.History != nil {
+		if err := d.History.Step(historyStep(snap, view, acts)); err != nil {
+			d.log().Warn("elastic history", "err", err)
+		}
 	}
 	return acts, errors.Join(errs...)
 }

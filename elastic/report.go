@@ -50,6 +50,12 @@ type Report struct {
 	// 10,000), and the capacity errors it met.
 	Decisions []Decision `json:"decisions"`
 	Notes     []string   `json:"notes,omitempty"`
+	// QueueNames name the Queues of the samples: a pin ("any", "site
+	// aws") in a simulation, a site in a live run.
+	QueueNames []string `json:"queue_names,omitempty"`
+	// Start is the wall clock at T = 0 of a live run (zero in a
+	// simulation).
+	Start time.Time `json:"start,omitzero"`
 }
 
 // ReportSettings are the settings the run used, as text.
@@ -140,6 +146,10 @@ type Sample struct {
 	Slots        int     `json:"slots"`
 	UsedSlots    int     `json:"used_slots"`
 	Queued       int     `json:"queued"`
+	// Queues splits Queued by where the jobs wait (Report.QueueNames).
+	Queues []int `json:"queues,omitempty"`
+	// Cost is what every pool has cost so far, in the pools' currency.
+	Cost float64 `json:"cost"`
 }
 
 // NodeTimeline is one node's states over time.

@@ -224,6 +224,8 @@ type simulator struct {
 	lastEnd    time.Time
 	waits      []time.Duration
 	report     *Report
+	queueIdx   map[string]int
+	costGone   float64 // cost of the nodes destroyed so far
 	lastSample Sample
 	sampled    bool
 }
@@ -472,6 +474,7 @@ func (s *simulator) destroy(n *simNode) {
 	n.since = s.now
 	n.alive = false
 	n.gone = s.now
+	s.costGone += max(n.gone.Sub(n.created), s.opts.MinBilled).Hours() * n.pool.Price
 	n.gen++
 	n.pool.site.live--
 }
@@ -765,13 +768,45 @@ func (s *simulator) sample() {
 			x.ElasticNodes++
 		}
 	}
-	if s.sampled {
-		y := s.lastSample
-		y.T = x.T
-		if y == x {
-			return
+	for _, j := range s.queue {
+		where := "any"
+		switch {
+		case j.work.Pool != "":
+			where = "pool " + j.work.Pool
+		case j.work.Site != "":
+			where = "site " + j.work.Site
 		}
+		i, ok := s.queueIdx[where]
+		if !ok {
+			if s.queueIdx == nil {
+				s.queueIdx = map[string]int{}
+			}
+			i = len(s.report.QueueNames)
+			s.queueIdx[where] = i
+			s.report.QueueNames = append(s.report.QueueNames, where)
+		}
+		if len(x.Queues) <= i {
+			x.Queues = append(x.Queues, make([]int, i+1-len(x.Queues))...)
+		}
+		x.Queues[i]++
+	}
+	x.Cost = s.costGone
+	for _, n := range s.nodes {
+		if n.alive {
+			x.Cost += max(s.now.Sub(n.created), s.opts.MinBilled).Hours() * n.pool.Price
+		}
+	}
+	if s.sampled && sameSample(s.lastSample, x) {
+		return
 	}
 	s.report.Series = append(s.report.Series, x)
 	s.lastSample, s.sampled = x, true
+}
+
+// sameSample reports whether two samples differ only in time and cost
+// (cost grows linearly while nothing else changes).
+func sameSample(a, b Sample) bool {
+	return a.Booting == b.Booting && a.Idle == b.Idle && a.Busy == b.Busy && a.PoweringOff == b.PoweringOff &&
+		a.Failed == b.Failed && a.Down == b.Down && a.ElasticNodes == b.ElasticNodes && a.Slots == b.Slots &&
+		a.UsedSlots == b.UsedSlots && a.Queued == b.Queued && slices.Equal(a.Queues, b.Queues)
 }

@@ -232,9 +232,18 @@ func TestReportHTML(t *testing.T) {
 	if err := r.WriteHTML(&b); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"<svg", "<polygon", "cloud.burst-1", "scale-up cloud.burst"} {
+	for _, want := range []string{"<svg", "<polygon", "cloud.burst-1", "scale-up cloud.burst", `class="chart chart-states"`, `class="axis axis-y2"`,
+		"queued jobs (right axis)", `class="chart chart-queues"`, `class="chart chart-slots"`, "utilisation (%)", `class="chart chart-cost"`, "cost so far (US$)",
+		`class="chart chart-nodes"`, "time since the start (h:m)", `<table class="decisions">`, "<td class=\"n\">0:00:"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("HTML report lacks %q", want)
+		}
+	}
+	// The legend lists only the states that occur: no node failed or
+	// went down here.
+	for _, absent := range []string{"failed (left axis)", "down (left axis)"} {
+		if strings.Contains(b.String(), absent) {
+			t.Errorf("HTML report's legend lists %q, which never occurs", absent)
 		}
 	}
 }

@@ -14,14 +14,14 @@ import (
 const pageCSS = `body{font-family:system-ui,sans-serif;margin:0 auto;padding:1em 2em;max-width:1400px;color:#222}
 h1{font-size:1.4em}h2{font-size:1.1em;margin-top:1.8em}
 .row{display:flex;gap:1em;align-items:flex-start}.row>.plot{flex:1 1 auto;min-width:0}
-.legend{list-style:none;margin:0;padding:0;font-size:.85em;min-width:11em}.legend li{margin:.2em 0;white-space:nowrap}
+.legend{list-style:none;margin:0;padding:0;font-size:.85em;flex:0 0 16em;width:16em}.legend li{margin:.2em 0;white-space:nowrap}
 .legend .sw{display:inline-block;width:12px;height:12px;margin-right:6px;vertical-align:middle}.legend .sw.line{height:3px}
 svg.chart{display:block;background:#fff}svg.chart text{font-family:system-ui,sans-serif}
 table{border-collapse:collapse;font-size:.9em}td,th{border-bottom:1px solid #ddd;padding:.25em .7em;text-align:left}
 td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 .scroll{max-height:28em;overflow:auto;border:1px solid #ddd}
 .note{color:#555;font-size:.9em}
-@media (max-width:700px){.row{flex-direction:column}}`
+@media (max-width:760px){.row{flex-direction:column}.row>.plot{width:100%}.row>.legend{flex:none;width:auto;display:flex;flex-wrap:wrap;gap:0 1em}}`
 
 // WriteHTML writes the sweep as a page: the frontier plot (makespan
 // against cost, every setting, the frontier and the default) and a table.

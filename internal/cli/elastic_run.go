@@ -356,7 +356,8 @@ func runElasticRun(a *App, args []string) int {
 	logger := a.Log
 	prov := &engineProvisioner{a: a, tmpl: tmpl, o: o, mc: mc}
 	d := &elastic.Daemon{Pools: pools, Settings: cfg.Cluster.Elastic, Queue: &queueSource{a: a, mc: mc}, Cloud: prov,
-		Journal: elastic.FileJournal{Path: store.Dir() + "/elastic-journal.json"}, Log: logger}
+		Journal: elastic.FileJournal{Path: store.Dir() + "/elastic-journal.json"}, Log: logger,
+		History: &elastic.FileHistory{Path: filepath.Join(store.Dir(), elastic.HistoryFile)}, Cluster: cfg.Cluster.Name}
 	if *metrics != "" {
 		reg := prometheus.NewRegistry()
 		m, err := elastic.NewMetrics(reg)

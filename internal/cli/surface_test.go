@@ -10,7 +10,7 @@ import (
 )
 
 var verbs = []string{"validate", "fmt", "plan", "apply", "up", "destroy", "down", "status", "show",
-	"state", "output", "graph", "sim", "version", "completion", "check", "overlay", "elastic", "node", "slurm", "cancel"}
+	"state", "output", "graph", "sim", "version", "completion", "check", "overlay", "elastic", "node", "slurm", "cancel", "report"}
 
 func TestHelpOnEveryVerb(t *testing.T) {
 	for _, v := range verbs {
