@@ -4,8 +4,8 @@ import (
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclwrite"
 	"github.com/zclconf/go-cty/cty"
-	"github.com/zclconf/go-cty/cty/convert"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
 )
 
@@ -171,28 +171,18 @@ func (t *tree) value() cty.Value {
 	return cty.ObjectVal(m)
 }
 
-// OutputString renders an evaluated output for people: strings bare,
-// everything else in HCL-like JSON, unknown as "(known after apply)" and
-// sensitive as "(sensitive value)".
+// OutputString renders an evaluated output for people in HCL syntax,
+// as Terraform does ("outs" quoted, [1, 2], { a = 1 }), unknown as
+// "(known after apply)" and sensitive as "(sensitive value)".
 func OutputString(v cty.Value) string {
 	switch {
 	case v.HasMark(SensitiveMark):
 		return "(sensitive value)"
 	case !v.IsWhollyKnown():
 		return "(known after apply)"
-	case v.IsNull():
-		return "null"
-	case v.Type() == cty.String:
-		return v.AsString()
 	}
-	if s, err := convert.Convert(v, cty.String); err == nil {
-		return s.AsString()
-	}
-	b, err := ctyJSON(v)
-	if err != nil {
-		return v.GoString()
-	}
-	return string(b)
+	v, _ = v.UnmarkDeep()
+	return string(hclwrite.TokensForValue(v).Bytes())
 }
 
 func ctyJSON(v cty.Value) ([]byte, error) {

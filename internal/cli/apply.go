@@ -554,10 +554,16 @@ func (a *App) execute(s *session, plan *provision.Plan, st *provision.State, des
 			os.Remove(filepath.Join(s.store.Dir(), "elastic.lock"))
 		}
 	}
+	outs, err := s.storeOutputs(destroy)
+	if err != nil {
+		return a.failErr(err)
+	}
 	if quiet {
+		if !jsonOut && verb == "apply" {
+			a.printOutputs(outs)
+		}
 		return exitOK
 	}
-	elapsed := time.Since(start).Round(time.Second)
 	if jsonOut {
 		(&provision.JSONUI{W: a.Stdout}).Emit(map[string]any{"type": "summary", "operation": verb,
 			"added": res.Added, "changed": res.Changed, "destroyed": res.Destroyed, "elapsed_seconds": time.Since(start).Seconds()})
@@ -575,7 +581,9 @@ func (a *App) execute(s *session, plan *provision.Plan, st *provision.State, des
 			a.summary(s, time.Since(start).Round(time.Second), nodes)
 		}
 	}
-	_ = elapsed
+	if !jsonOut && !destroy {
+		a.printOutputs(outs)
+	}
 	return exitOK
 }
 

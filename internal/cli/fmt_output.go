@@ -4,11 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/zclconf/go-cty/cty"
-	ctyjson "github.com/zclconf/go-cty/cty/json"
 
 	"github.com/hvctl/hvctl/provision"
 	"github.com/hvctl/hvctl/templates"
@@ -91,78 +91,85 @@ func runOutput(a *App, args []string) int {
 			name = p
 		}
 	}
-	cfg, ok := a.load(tmpl, t.vars)
-	if !ok {
-		return exitError
-	}
 	st, err := t.store(tmpl).Load()
 	if err != nil {
 		return a.failErr(err)
 	}
-	known := knownValues(cfg, st)
-	type out struct {
-		Sensitive bool            `json:"sensitive"`
-		Value     json.RawMessage `json:"value"`
-		Type      json.RawMessage `json:"type"`
+	outs, err := loadOutputs(st)
+	if err != nil {
+		return a.failErr(err)
 	}
-	all := map[string]out{}
-	var names []string
-	for _, o := range cfg.Outputs {
-		if name != "" && o.Name != name {
-			continue
+	if len(outs) == 0 {
+		if name != "" {
+			return a.fail("Output "+name+" not found", "The state records no outputs: apply records them (hvctl apply, or hvctl apply -refresh-only to record them without changing anything).")
 		}
-		v, d := templates.EvalOutput(cfg, o, known)
-		if a.diags(cfg.Files, d) {
-			return exitError
+		fmt.Fprintln(a.Stdout, "No outputs are recorded. Apply records the template's outputs: run hvctl apply (or apply -refresh-only).")
+		return exitOK
+	}
+	names := make([]string, 0, len(outs))
+	for n := range outs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	if name != "" {
+		o, ok := outs[name]
+		if !ok {
+			return a.fail("Output "+name+" not found", "The state records no output with that name."+suggest(name, names))
 		}
-		if !v.IsWhollyKnown() {
-			if name != "" {
-				return a.fail("Output "+o.Name+" is not known yet", "Its value is known only after hvctl up.")
-			}
-			continue
-		}
-		names = append(names, o.Name)
-		if *jsonOut {
-			vb, _ := ctyjson.Marshal(v, v.Type())
-			tb, _ := ctyjson.MarshalType(v.Type())
-			if o.Sensitive && name == "" {
-				vb = json.RawMessage("null")
-			}
-			all[o.Name] = out{Sensitive: o.Sensitive, Value: vb, Type: tb}
-			continue
+		v, err := o.value()
+		if err != nil {
+			return a.failErr(err)
 		}
 		switch {
-		case name != "" && *raw && v.Type() == cty.String:
-			fmt.Fprintln(a.Stdout, v.AsString())
-		case name != "":
-			fmt.Fprintln(a.Stdout, templates.OutputString(v))
-		case o.Sensitive:
-			fmt.Fprintf(a.Stdout, "%s = <sensitive>\n", o.Name)
+		case *jsonOut:
+			a.Stdout.Write(append(o.Value, '\n'))
+		case *raw:
+			if v.Type() != cty.String && v.Type() != cty.Number && v.Type() != cty.Bool {
+				return a.fail("Output "+name+" is not a string, number or bool", "-raw prints primitive values only; use -json for "+name+".")
+			}
+			fmt.Fprintln(a.Stdout, rawString(v))
 		default:
-			fmt.Fprintf(a.Stdout, "%s = %s\n", o.Name, templates.OutputString(v))
+			fmt.Fprintln(a.Stdout, templates.OutputString(v))
 		}
-	}
-	if name != "" && len(names) == 0 && !*jsonOut {
-		var all []string
-		for _, o := range cfg.Outputs {
-			all = append(all, o.Name)
-		}
-		return a.fail("Output "+name+" not found", "The template defines no output with that name."+suggest(name, all))
+		return exitOK
 	}
 	if *jsonOut {
-		if name != "" {
-			if o, ok := all[name]; ok {
-				a.Stdout.Write(append(o.Value, '\n'))
-				return exitOK
+		all := map[string]storedOutput{}
+		for n, o := range outs {
+			if o.Sensitive {
+				o.Value = json.RawMessage("null") // shown only when asked for by name
 			}
-			return a.fail("Output "+name+" not found or not known yet", "")
+			all[n] = o
 		}
 		return a.writeJSON(all)
 	}
-	if name == "" && len(names) == 0 {
-		fmt.Fprintln(a.Stdout, "No outputs are known yet. Run hvctl up first.")
+	for _, n := range names {
+		o := outs[n]
+		if o.Sensitive {
+			fmt.Fprintf(a.Stdout, "%s = <sensitive>\n", n)
+			continue
+		}
+		v, err := o.value()
+		if err != nil {
+			return a.failErr(err)
+		}
+		fmt.Fprintf(a.Stdout, "%s = %s\n", n, templates.OutputString(v))
 	}
 	return exitOK
+}
+
+// rawString is a primitive value without quotes (output -raw).
+func rawString(v cty.Value) string {
+	switch v.Type() {
+	case cty.String:
+		return v.AsString()
+	case cty.Bool:
+		if v.True() {
+			return "true"
+		}
+		return "false"
+	}
+	return v.AsBigFloat().Text('f', -1)
 }
 
 // isTemplatePath reports whether a positional names a template (a .hcl

@@ -151,3 +151,61 @@ func TestStateMvPullPush(t *testing.T) {
 		}
 	}
 }
+
+// TestOutputsStoredAtApply: apply records the outputs in the state and
+// prints them; output reads them (a name quoted, -raw bare, -json
+// without sensitive values); destroy forgets them.
+func TestOutputsStoredAtApply(t *testing.T) {
+	dir := t.TempDir()
+	writeTemplate(t, dir, "0s", "outs", 1, 0)
+	f, _ := os.OpenFile(filepath.Join(dir, "main.hcl"), os.O_APPEND|os.O_WRONLY, 0o644)
+	f.WriteString(`
+output "cluster_name" {
+  value = cluster.outs.name
+}
+output "sizes" {
+  value = [1, 2]
+}
+output "token" {
+  value     = "s3cr3t-value"
+  sensitive = true
+}
+`)
+	f.Close()
+	r := hv(t, dir, "", "output", "main.hcl")
+	if r.code != 0 || !strings.Contains(r.stdout, "No outputs are recorded") {
+		t.Fatalf("before apply: exit %d %s%s", r.code, r.stdout, r.stderr)
+	}
+	r = hv(t, dir, "", "apply", "-auto-approve", "main.hcl")
+	if r.code != 0 || !strings.Contains(r.stdout, "Outputs:\n\ncluster_name = \"outs\"\nsizes = [1, 2]\ntoken = <sensitive>\n") {
+		t.Fatalf("apply: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if strings.Contains(r.stdout, "s3cr3t") {
+		t.Errorf("apply printed a sensitive output")
+	}
+	cases := []struct {
+		args     []string
+		code     int
+		want     string
+		wantNone string
+	}{
+		{[]string{"output", "cluster_name"}, 0, "\"outs\"\n", ""},
+		{[]string{"output", "-raw", "cluster_name"}, 0, "outs\n", "\""},
+		{[]string{"output", "-raw", "sizes"}, 1, "-raw prints primitive values only", ""},
+		{[]string{"output", "-json"}, 0, `"token": {`, "s3cr3t"},
+		{[]string{"output", "clustr_name"}, 1, `Did you mean "cluster_name"?`, ""},
+		{[]string{"output"}, 0, "token = <sensitive>", "s3cr3t"},
+	}
+	for _, c := range cases {
+		r := hv(t, dir, "", c.args...)
+		if r.code != c.code || !strings.Contains(r.stdout+r.stderr, c.want) || (c.wantNone != "" && strings.Contains(r.stdout, c.wantNone)) {
+			t.Errorf("hvctl %s: exit %d\n%s%s", strings.Join(c.args, " "), r.code, r.stdout, r.stderr)
+		}
+	}
+	if r := hv(t, dir, "", "down", "main.hcl"); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	if r := hv(t, dir, "", "output"); !strings.Contains(r.stdout, "No outputs are recorded") {
+		t.Errorf("after down: %s", r.stdout)
+	}
+}
