@@ -131,6 +131,9 @@ func BuildGraph(c *templates.Cluster, st *State) (*Graph, error) {
 		for _, n := range s.Nodes {
 			addr := NodeAddress(n)
 			a := instanceAttrs(s, n.Name, "", n.Instance, n.PublicIP, n.Roles, nil)
+			if n.Host != "" {
+				a["host"] = n.Host
+			}
 			if err := add(&Resource{Address: addr, Kind: KindInstance, Provider: s.Provider, Site: s, Node: n, Attrs: a, Deps: instDeps(addr)}); err != nil {
 				return nil, err
 			}
@@ -162,6 +165,9 @@ func BuildGraph(c *templates.Cluster, st *State) (*Graph, error) {
 				addr := PoolNodeAddress(p, i)
 				name := p.Name + "-" + strconv.Itoa(i)
 				a := instanceAttrs(s, name, p.Path(), p.Instance, false, []templates.Role{templates.RoleWorker}, p.Labels)
+				if i < len(p.Hosts) {
+					a["host"] = p.Hosts[i]
+				}
 				if err := add(&Resource{Address: addr, Kind: KindInstance, Provider: s.Provider, Site: s, Pool: p, Index: i, Attrs: a, Deps: instDeps(addr)}); err != nil {
 					return nil, err
 				}

@@ -44,11 +44,11 @@ var (
 		{Name: "cidr", Required: true}, {Name: "existing_id"},
 	}}
 	nodeSchema = &hcl.BodySchema{
-		Attributes: attrSchema("roles", "public_ip"),
+		Attributes: attrSchema("roles", "public_ip", "host"),
 		Blocks:     []hcl.BlockHeaderSchema{{Type: "instance"}},
 	}
 	poolSchema = &hcl.BodySchema{
-		Attributes: attrSchema("count", "min", "max", "labels"),
+		Attributes: attrSchema("count", "min", "max", "labels", "hosts"),
 		Blocks:     []hcl.BlockHeaderSchema{{Type: "instance"}},
 	}
 	instanceSchema = &hcl.BodySchema{Attributes: attrSchema(
@@ -422,7 +422,41 @@ func (d *clusterDecoder) decodeNode(b *hcl.Block, s *Site) *Node {
 	if ib := l.single(content.Blocks, "instance", "A node"); ib != nil {
 		d.decodeInstance(ib, &n.Instance)
 	}
+	static := s.Provider != nil && s.Provider.Type == "static"
+	if a := content.Attributes["host"]; a != nil {
+		if !static {
+			l.diags = append(l.diags, errorf(a.NameRange, "Unexpected host",
+				"The node %q sets host, but its site %q uses the %s provider, which makes its own machines. host names an existing machine, on sites whose provider is static.", n.Path(), s.Path, s.Provider.Type))
+		} else if l.getString(content.Attributes, "host", &n.Host) && !validHost(n.Host) {
+			l.diags = append(l.diags, errorf(a.Expr.Range(), "Invalid host",
+				"host = %q: must be an IP address or a host name (a port goes in the provider's port setting).", n.Host))
+		}
+	} else if static {
+		l.diags = append(l.diags, errorf(b.DefRange, "Missing host",
+			"The node %q is on the static site %q: it needs host = \"ADDRESS\", the existing machine hvctl reaches over SSH.", n.Path(), s.Path))
+	}
 	return n
+}
+
+// validHost reports whether h looks like an IP address or a DNS name.
+func validHost(h string) bool {
+	if _, err := netip.ParseAddr(h); err == nil {
+		return true
+	}
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(h, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, c := range label {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // roles checks role names; elements of a literal list get their own
@@ -469,6 +503,13 @@ func (d *clusterDecoder) decodePool(b *hcl.Block, s *Site) *Pool {
 	hasCount := l.getInt(at, "count", 0, maxPool, &count)
 	hasMin := l.getInt(at, "min", 0, maxPool, &lo)
 	hasMax := l.getInt(at, "max", 0, maxPool, &hi)
+	if d.decodeHosts(b, s, p, at) {
+		l.getStringMap(at, "labels", &p.Labels)
+		if ib := l.single(content.Blocks, "instance", "A pool"); ib != nil {
+			d.decodeInstance(ib, &p.Instance)
+		}
+		return p
+	}
 	switch {
 	case at["count"] != nil && (at["min"] != nil || at["max"] != nil):
 		other := at["min"]
@@ -502,6 +543,64 @@ func (d *clusterDecoder) decodePool(b *hcl.Block, s *Site) *Pool {
 		d.decodeInstance(ib, &p.Instance)
 	}
 	return p
+}
+
+// decodeHosts decodes a pool's hosts (static sites: one existing
+// machine per member, a fixed pool) and reports whether the pool's size
+// is settled by them (hosts given, or the pool refused for lack of them).
+func (d *clusterDecoder) decodeHosts(b *hcl.Block, s *Site, p *Pool, at hcl.Attributes) bool {
+	l := d.loader
+	static := s.Provider != nil && s.Provider.Type == "static"
+	a := at["hosts"]
+	switch {
+	case a == nil && !static:
+		return false
+	case a == nil:
+		l.diags = append(l.diags, errorf(b.DefRange, "Missing hosts",
+			"The pool %q is on the static site %q: it needs hosts = [\"ADDRESS\", ...], the existing machines hvctl reaches over SSH (one pool member per host).", p.Path(), s.Path))
+		return true
+	case !static:
+		l.diags = append(l.diags, errorf(a.NameRange, "Unexpected hosts",
+			"The pool %q sets hosts, but its site %q uses the %s provider, which makes its own machines. hosts names existing machines, on sites whose provider is static.", p.Path(), s.Path, s.Provider.Type))
+		return true
+	}
+	for _, bound := range []string{"min", "max"} {
+		if x := at[bound]; x != nil {
+			l.diags = append(l.diags, errorf(x.NameRange, "Static pools cannot be elastic",
+				"The pool %q is on static hosts, which exist already: hvctl can neither add machines to it nor give them back, so it has no min or max. Its size is the number of hosts; to burst, add an elastic pool on a cloud site.", p.Path()))
+			return true
+		}
+	}
+	var hosts []string
+	if !l.getStringList(at, "hosts", &hosts) {
+		return true
+	}
+	seen := map[string]bool{}
+	for _, h := range hosts {
+		switch {
+		case !validHost(h):
+			l.diags = append(l.diags, errorf(a.Expr.Range(), "Invalid hosts",
+				"hosts: %q is not an IP address or a host name.", h))
+			return true
+		case seen[h]:
+			l.diags = append(l.diags, errorf(a.Expr.Range(), "Invalid hosts",
+				"hosts: %q is listed twice; each host is one pool member.", h))
+			return true
+		}
+		seen[h] = true
+	}
+	if len(hosts) == 0 {
+		l.diags = append(l.diags, errorf(a.Expr.Range(), "Invalid hosts", "The pool %q needs at least one host.", p.Path()))
+		return true
+	}
+	var count int
+	if c := at["count"]; c != nil && l.getInt(at, "count", 0, 1<<20, &count) && count != len(hosts) {
+		l.diags = append(l.diags, errorf(c.Expr.Range(), "Conflicting pool size",
+			"The pool %q has count = %d but %d hosts; a static pool has one member per host (leave count out).", p.Path(), count, len(hosts)))
+		return true
+	}
+	p.Hosts, p.Min, p.Max = hosts, len(hosts), len(hosts)
+	return true
 }
 
 func (d *clusterDecoder) decodeInstance(b *hcl.Block, in *Instance) {

@@ -139,11 +139,14 @@ const (
 
 // Node is a single named node.
 type Node struct {
-	Name      string
-	Site      *Site
-	Roles     []Role // default [worker]
-	PublicIP  bool
-	Instance  Instance
+	Name     string
+	Site     *Site
+	Roles    []Role // default [worker]
+	PublicIP bool
+	Instance Instance
+	// Host is the existing machine (address or name) of a node on a
+	// static site, reached over SSH.
+	Host      string
 	DeclRange hcl.Range
 }
 
@@ -162,11 +165,14 @@ func (n *Node) HasRole(r Role) bool {
 
 // Pool is a group of identical worker nodes.
 type Pool struct {
-	Name      string
-	Site      *Site
-	Min, Max  int // count = n gives Min = Max = n
-	Instance  Instance
-	Labels    map[string]string
+	Name     string
+	Site     *Site
+	Min, Max int // count = n gives Min = Max = n
+	Instance Instance
+	Labels   map[string]string
+	// Hosts are the existing machines of a pool on a static site, one
+	// per member: such a pool is fixed, Min = Max = len(Hosts).
+	Hosts     []string
 	DeclRange hcl.Range
 }
 

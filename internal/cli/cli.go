@@ -27,6 +27,7 @@ import (
 	_ "github.com/hvctl/hvctl/provision/local"     // registers the local provider
 	_ "github.com/hvctl/hvctl/provision/openstack" // registers the openstack provider
 	_ "github.com/hvctl/hvctl/provision/sim"       // registers the sim provider
+	_ "github.com/hvctl/hvctl/provision/static"    // registers the static provider
 	"github.com/hvctl/hvctl/templates"
 )
 

@@ -1,0 +1,161 @@
+package static
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
+)
+
+// HostKeyError is a host whose key known_hosts does not accept.
+type HostKeyError struct {
+	Host        string // host:port
+	Fingerprint string // of the key the host offered
+	KnownHosts  string
+	Changed     bool   // known_hosts has another key for the host
+	Want        string // where the expected key is, when Changed
+}
+
+func (e *HostKeyError) Error() string {
+	if e.Changed {
+		return fmt.Sprintf("the host key of %s (%s) does not match the one in %s (%s): refusing to connect. "+
+			"If the machine was reinstalled, check its new key and replace that line (ssh-keygen -R).", e.Host, e.Fingerprint, e.KnownHosts, e.Want)
+	}
+	return fmt.Sprintf("the host key of %s (%s) is not in %s: refusing to connect. "+
+		"Add it after checking its fingerprint (ssh-keyscan), or set insecure_accept_new = true.", e.Host, e.Fingerprint, e.KnownHosts)
+}
+
+// hostKeys checks host keys against a known_hosts file, and with
+// acceptNew appends the keys of hosts it does not list.
+type hostKeys struct {
+	path      string
+	acceptNew bool
+	mu        sync.Mutex
+}
+
+func (h *hostKeys) check(hostport string, remote net.Addr, key ssh.PublicKey) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	fp := ssh.FingerprintSHA256(key)
+	cb, err := knownhosts.New(h.path)
+	if err != nil {
+		if !(h.acceptNew && errors.Is(err, os.ErrNotExist)) {
+			return fmt.Errorf("known_hosts %s: %w", h.path, err)
+		}
+		cb = func(string, net.Addr, ssh.PublicKey) error { return &knownhosts.KeyError{} }
+	}
+	err = cb(hostport, remote, key)
+	var ke *knownhosts.KeyError
+	if err == nil || !errors.As(err, &ke) {
+		return err
+	}
+	if len(ke.Want) > 0 {
+		w := ke.Want[0]
+		return &HostKeyError{Host: hostport, Fingerprint: fp, KnownHosts: h.path, Changed: true,
+			Want: fmt.Sprintf("%s:%d, %s", w.Filename, w.Line, ssh.FingerprintSHA256(w.Key))}
+	}
+	if !h.acceptNew {
+		return &HostKeyError{Host: hostport, Fingerprint: fp, KnownHosts: h.path}
+	}
+	f, err := os.OpenFile(h.path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("record the host key of %s in %s: %w", hostport, h.path, err)
+	}
+	defer f.Close()
+	_, err = fmt.Fprintln(f, knownhosts.Line([]string{knownhosts.Normalize(hostport)}, key))
+	return err
+}
+
+// conn is one SSH connection to a host.
+type conn struct {
+	c      *ssh.Client
+	become string
+}
+
+// dial connects to host as the provider's user.
+func (p *Provider) dial(ctx context.Context, host string) (*conn, error) {
+	addr := net.JoinHostPort(host, strconv.Itoa(p.settings.Port))
+	cfg := &ssh.ClientConfig{
+		User:            p.settings.User,
+		Auth:            []ssh.AuthMethod{p.auth},
+		HostKeyCallback: p.hostKeys.check,
+		Timeout:         p.settings.ConnectTimeout,
+	}
+	d := net.Dialer{Timeout: p.settings.ConnectTimeout}
+	nc, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", addr, err)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		nc.SetDeadline(dl)
+	}
+	sc, chans, reqs, err := ssh.NewClientConn(nc, addr, cfg)
+	if err != nil {
+		nc.Close()
+		var hk *HostKeyError
+		if errors.As(err, &hk) {
+			return nil, hk
+		}
+		return nil, fmt.Errorf("ssh %s@%s: %w", p.settings.User, addr, err)
+	}
+	nc.SetDeadline(time.Time{})
+	return &conn{c: ssh.NewClient(sc, chans, reqs), become: p.settings.Become}, nil
+}
+
+func (c *conn) Close() error { return c.c.Close() }
+
+// run runs script with sh on the host, with args as $1, $2, ... and
+// stdin as its standard input; secrets go in stdin, never in args. It
+// returns standard output; a failure carries standard error.
+func (c *conn) run(ctx context.Context, script string, stdin io.Reader, args ...string) (string, error) {
+	s, err := c.c.NewSession()
+	if err != nil {
+		return "", err
+	}
+	defer s.Close()
+	var out, errb bytes.Buffer
+	s.Stdout, s.Stderr = &out, &errb
+	if stdin != nil {
+		s.Stdin = stdin
+	}
+	cmd := "sh -c " + shellQuote(script) + " hvctl"
+	for _, a := range args {
+		cmd += " " + shellQuote(a)
+	}
+	if c.become == "sudo" {
+		cmd = "sudo -n " + cmd
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Run(cmd) }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		s.Signal(ssh.SIGKILL)
+		s.Close()
+		return "", ctx.Err()
+	}
+	if err != nil {
+		msg := strings.TrimSpace(errb.String())
+		if msg == "" {
+			msg = strings.TrimSpace(out.String())
+		}
+		if msg != "" {
+			return out.String(), fmt.Errorf("%w: %s", err, msg)
+		}
+		return out.String(), err
+	}
+	return out.String(), nil
+}
+
+// shellQuote quotes s for a POSIX shell.
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
