@@ -57,7 +57,7 @@ var (
 	elasticSchema   = &hcl.BodySchema{Attributes: attrSchema(
 		"interval", "idle_time", "scale_up_window", "max_booting", "boot_timeout",
 		"max_failures", "hold_time", "keep_idle")}
-	schedulerSchema    = &hcl.BodySchema{Attributes: attrSchema("type", "elastic_mode")}
+	schedulerSchema    = &hcl.BodySchema{Attributes: attrSchema("type", "elastic_mode", "accounting")}
 	clusterCacheSchema = &hcl.BodySchema{Attributes: attrSchema("node", "global")}
 )
 
@@ -186,6 +186,17 @@ func (l *loader) decodeCluster(b *hcl.Block) *Cluster {
 						"elastic_mode = \"power_save\" hands sizing to SLURM's power saving, so it needs type = \"slurm\"; the builtin scheduler is sized by hvctl's elastic daemon (elastic_mode = \"hvctl\", the default)."))
 				default:
 					c.Scheduler.ElasticMode = s
+				}
+			}
+		}
+		if a, v, ok := l.value(sc.Attributes, "accounting"); ok {
+			var on bool
+			if l.toBool(a, v, &on) {
+				if on && c.Scheduler.Type != "slurm" {
+					l.diags = append(l.diags, errorf(a.Expr.Range(), "Accounting needs SLURM",
+						"accounting = true runs slurmdbd with a MariaDB database on the hub, so it needs type = \"slurm\"; the builtin scheduler keeps every job in its manager (hvctl jobs)."))
+				} else {
+					c.Scheduler.Accounting = on
 				}
 			}
 		}

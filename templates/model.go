@@ -221,6 +221,9 @@ type Scheduler struct {
 	// daemon, the default) or "power_save" (SLURM's power saving calls
 	// hvctl to resume and suspend nodes; slurm only).
 	ElasticMode string
+	// Accounting runs slurmdbd and a MariaDB server on the hub, so that
+	// sacct (and hvctl jobs) see every job (slurm only).
+	Accounting bool
 }
 
 // ClusterCache is the cluster-level cache block.

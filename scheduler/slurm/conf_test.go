@@ -98,6 +98,9 @@ func TestConfErrors(t *testing.T) {
 		{"comma in munge socket", "", func(in *ConfInput) { in.MungeSocket = "/run/a,b" }, "no commas"},
 		{"shared port", "", func(in *ConfInput) { in.ControllerPort, in.SlurmdPort = 7000, 7000 }, "cannot share port 7000"},
 		{"port out of range", "", func(in *ConfInput) { in.SlurmdPort = 70000 }, "port 70000 out of range"},
+		{"dbd port shared", "", func(in *ConfInput) { in.Accounting, in.DbdPort = true, 6817 }, "slurmdbd cannot share port 6817"},
+		{"bad gpu type", strings.Replace(labTemplate, `gpu_type = "a100"`, `gpu_type = "a100 x"`, 1), nil,
+			`node cloud.zone-a.gpu[0]: gpu_type "a100 x": SLURM GRES types are letters`},
 		{"no cluster", "", func(in *ConfInput) { in.Cluster = nil }, "no cluster"},
 		{"site named all", strings.Replace(labTemplate, `site "cloud" {`, `site "all" {`, 1), nil,
 			`site all cannot have a SLURM partition: its name "all" is reserved`},
@@ -181,5 +184,100 @@ func TestConfModeFromTemplate(t *testing.T) {
 	}
 	if got != want {
 		t.Errorf("elastic_mode = \"power_save\" in the template gives another conf than Mode: PowerSaveMode:\n%s", got)
+	}
+}
+
+// TestConfAccountingGolden: accounting = true and GPU nodes (typed and
+// untyped) give slurmdbd lines, GresTypes and Gres; gres.conf and
+// slurmdbd.conf have golden files too.
+func TestConfAccountingGolden(t *testing.T) {
+	src := strings.Replace(labTemplate, `type = "slurm"`, `type       = "slurm"
+    accounting = true`, 1)
+	src = strings.Replace(src, `node "login" {
+      instance {
+        cpus   = 4`, `node "login" {
+      instance {
+        gpus   = 2
+        cpus   = 4`, 1)
+	c := load(t, src)
+	in := labConf(t, HvctlMode)
+	in.Cluster = c
+	got, err := Conf(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "lab-accounting.conf", []byte(got))
+	for _, want := range []string{
+		"AccountingStorageType=accounting_storage/slurmdbd\n", "AccountingStorageHost=10.200.0.1\n",
+		"AccountingStoragePort=6819\n", "AccountingStorageTRES=gres/gpu\n", "GresTypes=gpu\n",
+		" Gres=gpu:2 ", " Gres=gpu:a100:1 ",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("conf lacks %q", want)
+		}
+	}
+	gres, err := GresConf(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "lab-gres.conf", []byte(gres))
+	dbd, err := DbdConf(DbdInput{Host: "frontend", LogFile: "/var/log/hvctl/slurm/slurmdbd.log", PidFile: "/run/hvctl/slurm/slurmdbd.pid",
+		MungeSocket: "/run/hvctl/munge/munge.socket", StorageHost: "127.0.0.1", StoragePort: 6833, StorageUser: "slurm", StoragePass: "0123abcd"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "slurmdbd.conf", []byte(dbd))
+}
+
+func TestConfNoAccountingNoGPUs(t *testing.T) {
+	src := strings.Replace(labTemplate, `gpus     = 1`, `gpus     = 0`, 1)
+	c := load(t, src)
+	in := labConf(t, HvctlMode)
+	in.Cluster = c
+	got, err := Conf(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, unwanted := range []string{"slurmdbd", "Gres", "AccountingStorageHost"} {
+		if strings.Contains(got, unwanted) {
+			t.Errorf("conf without accounting and GPUs has %s", unwanted)
+		}
+	}
+	if !strings.Contains(got, "AccountingStorageType=accounting_storage/none\n") {
+		t.Error("conf lacks accounting_storage/none")
+	}
+	if g, err := GresConf(c); err != nil || g != "" {
+		t.Errorf("GresConf = %q, %v; want empty", g, err)
+	}
+}
+
+func TestDbdConfErrors(t *testing.T) {
+	ok := DbdInput{Host: "frontend", LogFile: "/l/dbd.log", PidFile: "/r/dbd.pid", MungeSocket: "/r/munge.socket",
+		StorageHost: "127.0.0.1", StoragePort: 6833, StorageUser: "slurm", StoragePass: "pw"}
+	tests := []struct {
+		name   string
+		change func(*DbdInput)
+		want   string
+	}{
+		{"no host", func(in *DbdInput) { in.Host = "" }, `host "" is not a hostname`},
+		{"relative log", func(in *DbdInput) { in.LogFile = "dbd.log" }, `slurmdbd.conf: log file "dbd.log" is not an absolute path`},
+		{"no munge socket", func(in *DbdInput) { in.MungeSocket = "" }, "no munge socket"},
+		{"bad port", func(in *DbdInput) { in.StoragePort = 0 }, "port 0 out of range"},
+		{"storage host name", func(in *DbdInput) { in.StorageHost = "db.example" }, `storage host "db.example" is not an IP address`},
+		{"no password", func(in *DbdInput) { in.StoragePass = "" }, "no storage password"},
+		{"password with newline", func(in *DbdInput) { in.StoragePass = "a\nStorageLoc=x" }, "storage password may hold only"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := ok
+			tt.change(&in)
+			_, err := DbdConf(in)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %v, want one containing %q", err, tt.want)
+			}
+		})
+	}
+	if _, err := DbdConf(ok); err != nil {
+		t.Errorf("valid input: %v", err)
 	}
 }

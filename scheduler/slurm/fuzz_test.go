@@ -123,3 +123,22 @@ func FuzzParseResumeFile(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseSacct(f *testing.F) {
+	f.Fuzz(func(t *testing.T, out []byte) {
+		jobs, err := ParseSacct(out, time.UTC)
+		if err != nil {
+			return
+		}
+		for _, j := range jobs {
+			if j.ID == "" || j.State == "" || j.ExitCode < 0 || j.ExitCode > 255 || j.Signal < 0 || j.Signal > 255 || len(j.Nodes) > MaxHostlist {
+				t.Fatalf("bad job %+v", j)
+			}
+			for _, n := range j.Nodes {
+				if n == "" {
+					t.Fatalf("empty node name in %+v", j)
+				}
+			}
+		}
+	})
+}

@@ -81,7 +81,8 @@ cluster "lab" {
         instance {
           cpus   = 8
           memory = "16GiB"
-          gpus   = 1
+          gpus     = 1
+          gpu_type = "a100"
         }
         labels = { gpu = "a100" }
       }

@@ -28,7 +28,9 @@ type Node struct {
 	CPUs       int
 	MemoryMiB  int64
 	GPUs       int
-	Labels     map[string]string
+	// GPUType is the instance's gpu_type ("a100"), "" when untyped.
+	GPUType string
+	Labels  map[string]string
 	// Cloud is true for the slots of an elastic pool: SLURM knows them
 	// before they exist (State=CLOUD).
 	Cloud bool
@@ -96,12 +98,12 @@ func Nodes(c *templates.Cluster) ([]Node, error) {
 				continue
 			}
 			out = append(out, Node{MemberID: n.Path(), Site: s.Path,
-				CPUs: n.Instance.CPUs, MemoryMiB: n.Instance.Memory >> 20, GPUs: n.Instance.GPUs})
+				CPUs: n.Instance.CPUs, MemoryMiB: n.Instance.Memory >> 20, GPUs: n.Instance.GPUs, GPUType: n.Instance.GPUType})
 		}
 		for _, p := range s.Pools {
 			for i := 0; i < p.Max; i++ {
 				out = append(out, Node{MemberID: poolMemberID(p, i), Site: s.Path, Pool: p.Path(),
-					CPUs: p.Instance.CPUs, MemoryMiB: p.Instance.Memory >> 20, GPUs: p.Instance.GPUs,
+					CPUs: p.Instance.CPUs, MemoryMiB: p.Instance.Memory >> 20, GPUs: p.Instance.GPUs, GPUType: p.Instance.GPUType,
 					Labels: p.Labels, Cloud: p.Elastic()})
 			}
 		}
