@@ -106,3 +106,9 @@ RestartSec=3
 WantedBy=multi-user.target
 `
 }
+
+// PublicDir is a directory (mode 0755, beside ShortDir) for what a
+// node's users other than root must reach (SLURM: the munge socket, the
+// spool directory, slurm.conf): the node's own directory may lie under
+// directories only root may enter.
+func PublicDir(dir string) string { return ShortDir(dir) + "-pub" }

@@ -14,6 +14,7 @@ import (
 	"github.com/hvctl/hvctl/provision"
 	"github.com/hvctl/hvctl/scheduler"
 	"github.com/hvctl/hvctl/scheduler/manager"
+	"github.com/hvctl/hvctl/scheduler/slurm"
 	"github.com/hvctl/hvctl/templates"
 )
 
@@ -234,6 +235,12 @@ func runJobs(a *App, args []string) int {
 		return exitError
 	}
 	defer s.close()
+	if sc := s.cfg.Cluster.Scheduler; sc.Type == "slurm" {
+		if !sc.Accounting {
+			return a.fail("No SLURM accounting", "This cluster's jobs are SLURM's, and without accounting only squeue knows them: set scheduler { type = \"slurm\", accounting = true } and run hvctl up, or run squeue on the hub (hvctl exec HUB -- squeue).")
+		}
+		return a.slurmJobs(mc, *state, *jsonOut)
+	}
 	q := manager.JobsQuery{State: scheduler.State(*state)}
 	if *jsonOut {
 		w := newJSONArray(a.Stdout)
@@ -338,5 +345,52 @@ func runLogs(a *App, args []string) int {
 		return a.failManager("Cannot read the logs of "+id, err)
 	}
 	a.Stdout.Write(b)
+	return exitOK
+}
+
+// slurmJobs lists a SLURM cluster's jobs from its accounting (sacct on
+// the hub); -status takes SLURM's states (completed, failed, ...) or
+// hvctl's (done = COMPLETED).
+func (a *App) slurmJobs(mc *managerClient, state string, jsonOut bool) int {
+	jobs, err := mc.SlurmJobs(a.Ctx)
+	if err != nil {
+		return a.failManager("Cannot list jobs", err)
+	}
+	want := strings.ToUpper(state)
+	switch want {
+	case "DONE":
+		want = "COMPLETED"
+	case "QUEUED":
+		want = "PENDING"
+	}
+	kept := []slurm.AcctJob{}
+	for _, j := range jobs {
+		if want == "" || j.State == want {
+			kept = append(kept, j)
+		}
+	}
+	if jsonOut {
+		enc := json.NewEncoder(a.Stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(kept); err != nil {
+			return a.failErr(err)
+		}
+		return exitOK
+	}
+	tw := tabwriter.NewWriter(a.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSTATE\tUSER\tPARTITION\tNODES\tEXIT\tSUBMITTED\tNAME")
+	for _, j := range kept {
+		exit := fmt.Sprint(j.ExitCode)
+		if j.Signal != 0 {
+			exit += fmt.Sprintf(" (signal %d)", j.Signal)
+		}
+		sub := "-"
+		if !j.Submitted.IsZero() {
+			sub = j.Submitted.Local().Format(time.TimeOnly)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.ID, j.State, dash(j.User), dash(j.Partition),
+			dash(slurm.CompressHostlist(j.Nodes)), exit, sub, dash(j.Name))
+	}
+	tw.Flush()
 	return exitOK
 }

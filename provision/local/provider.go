@@ -920,6 +920,7 @@ func teardown(ctx context.Context, r *record) error {
 	killNetnsProcs(ctx, r.Netns)
 	if r.Dir != "" {
 		os.Remove(provision.ShortDir(r.Dir)) // the agent's link (SLURM)
+		os.RemoveAll(provision.PublicDir(r.Dir))
 	}
 	for _, t := range r.NftTables {
 		if netnsExists(r.Netns) {

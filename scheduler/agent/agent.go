@@ -221,6 +221,9 @@ func (a *Agent) startManager() (*http.Server, error) {
 		mc.Slurm = h.setup
 		mc.Signals = h.signals
 		mc.Drain = h.drain
+		if cfg.Cluster.Scheduler.Accounting {
+			mc.SlurmJobs = h.jobs
+		}
 	}
 	m, err := manager.New(mc)
 	if err != nil {

@@ -30,6 +30,13 @@ import (
 // provider many nodes share a filesystem).
 const dirMark = "/@HVCTL_SLURM_DIR@"
 
+// pubMark stands for a node's public SLURM directory
+// (provision.PublicDir): what users other than root need to reach, the
+// munge socket, the spool directory (slurmstepd runs their job scripts
+// from it) and a copy of slurm.conf. The node's own directory may sit
+// under directories only root may enter.
+const pubMark = "/@HVCTL_SLURM_PUB@"
+
 // notProvisioned is the drain reason of elastic slots that have no
 // machine (hvctl elastic mode): SLURM must not give them work.
 const notProvisioned = "hvctl: not provisioned"
@@ -42,6 +49,7 @@ type slurmHub struct {
 	byMember   map[string]slurm.Node
 	controller string // member ID running slurmctld
 	conf       string // with dirMark
+	gres       string // gres.conf, "" without GPU nodes
 	key        []byte
 	idle       slurm.IdleTracker
 	confPath   func() string // the hub's own slurm.conf, once written
@@ -136,13 +144,17 @@ func (h *slurmHub) render(addrs map[string]netip.Addr) error {
 		mode = slurm.PowerSaveMode
 	}
 	conf, err := slurm.Conf(slurm.ConfInput{Cluster: h.cluster, Addrs: addrs, Controller: h.controller, ControllerHost: host,
-		StateDir: dirMark + "/state", SpoolDir: dirMark + "/spool", LogDir: dirMark + "/log", PidDir: dirMark + "/run",
-		MungeSocket: dirMark + "/munge/munge.socket", JobCompFile: dirMark + "/log/jobcomp.log", Mode: mode,
+		StateDir: dirMark + "/state", SpoolDir: pubMark + "/spool", LogDir: dirMark + "/log", PidDir: dirMark + "/run",
+		MungeSocket: pubMark + "/munge/munge.socket", JobCompFile: dirMark + "/log/jobcomp.log", Mode: mode,
 		ResumeProgram: dirMark + "/bin/resume", SuspendProgram: dirMark + "/bin/suspend", ResumeFailProgram: dirMark + "/bin/resume-fail"})
 	if err != nil {
 		return err
 	}
-	h.conf = conf
+	gres, err := slurm.GresConf(h.cluster)
+	if err != nil {
+		return err
+	}
+	h.conf, h.gres = conf, gres
 	return nil
 }
 
@@ -167,7 +179,10 @@ func (h *slurmHub) drain(id string, on bool) error {
 
 // setup is a member's SLURM setup (manager.Config.Slurm).
 func (h *slurmHub) setup(id string) *manager.SlurmSetup {
-	s := &manager.SlurmSetup{Conf: h.conf, MungeKey: h.key, Controller: id == h.controller}
+	s := &manager.SlurmSetup{Conf: h.conf, MungeKey: h.key, Controller: id == h.controller, Gres: h.gres}
+	if s.Controller && h.cluster.Scheduler.Accounting {
+		s.Accounting, s.ClusterName = true, slurm.ClusterName(h.cluster)
+	}
 	if n, ok := h.byMember[id]; ok {
 		s.NodeName = n.Name
 	}
@@ -240,6 +255,7 @@ type slurmNode struct {
 	mu    sync.Mutex
 	pids  []string // pid files of what was started, to stop
 	short string   // the link to dir (provision.ShortDir)
+	pub   string   // the public directory (provision.PublicDir)
 }
 
 // slurmConfPath is this node's slurm.conf once SLURM runs, else "".
@@ -278,15 +294,34 @@ func (a *Agent) startSlurm(ctx context.Context, s *manager.SlurmSetup) (*slurmNo
 		}
 	}
 	n.short = short
-	conf := strings.ReplaceAll(s.Conf, dirMark, short)
+	pub := provision.PublicDir(a.cfg.Dir)
+	n.pub = pub
+	for _, d := range []string{"", "munge", "spool"} {
+		if err := os.MkdirAll(filepath.Join(pub, d), 0o755); err != nil {
+			return nil, err
+		}
+		os.Chmod(filepath.Join(pub, d), 0o755)
+	}
+	conf := strings.ReplaceAll(strings.ReplaceAll(s.Conf, dirMark, short), pubMark, pub)
 	if err := os.WriteFile(n.conf, []byte(conf), 0o644); err != nil {
 		return nil, err
 	}
-	// `hvctl exec` on this node gets SLURM_CONF (see node.env).
-	if err := os.WriteFile(filepath.Join(a.cfg.Dir, "node.env"), []byte("SLURM_CONF="+n.conf+"\n"), 0o644); err != nil {
+	// Clients (sbatch, squeue, sacct) of any user read the public copy.
+	pubConf := filepath.Join(pub, "slurm.conf")
+	if err := provision.WriteFileAtomic(pubConf, []byte(conf)); err != nil {
 		return nil, err
 	}
-	sock := filepath.Join(dir, "munge", "munge.socket")
+	os.Chmod(pubConf, 0o644)
+	if s.Gres != "" {
+		if err := os.WriteFile(filepath.Join(dir, "gres.conf"), []byte(s.Gres), 0o644); err != nil {
+			return nil, err
+		}
+	}
+	// `hvctl exec` on this node gets SLURM_CONF (see node.env).
+	if err := os.WriteFile(filepath.Join(a.cfg.Dir, "node.env"), []byte("SLURM_CONF="+pubConf+"\n"), 0o644); err != nil {
+		return nil, err
+	}
+	sock := filepath.Join(pub, "munge", "munge.socket")
 	if err := n.daemon(ctx, filepath.Join(dir, "munge", "munged.pid"), "munged", "--force", "--socket="+sock,
 		"--key-file="+filepath.Join(dir, "munge", "munge.key"), "--pid-file="+filepath.Join(dir, "munge", "munged.pid"),
 		"--seed-file="+filepath.Join(dir, "munge", "munged.seed"), "--log-file="+filepath.Join(dir, "log", "munged.log")); err != nil {
@@ -298,6 +333,11 @@ func (a *Agent) startSlurm(ctx context.Context, s *manager.SlurmSetup) (*slurmNo
 	if s.Controller {
 		if err := n.writePowerPrograms(); err != nil {
 			return nil, err
+		}
+		if s.Accounting {
+			if err := n.startAccounting(ctx); err != nil {
+				return nil, fmt.Errorf("accounting: %w", err)
+			}
 		}
 		if err := n.daemon(ctx, filepath.Join(dir, "run", "slurmctld.pid"), "slurmctld", "-f", n.conf); err != nil {
 			return nil, err
@@ -351,6 +391,9 @@ func (n *slurmNode) stop() {
 	}
 	if n.short != "" {
 		os.Remove(n.short)
+	}
+	if n.pub != "" {
+		os.RemoveAll(n.pub)
 	}
 }
 

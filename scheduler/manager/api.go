@@ -73,6 +73,7 @@ func (m *Manager) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]any{"version": v, "peer_sets": sets})
 	}))
 	m.jobRoutes(mux)
+	m.slurmRoutes(mux)
 	mux.HandleFunc("GET /v1/healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

@@ -14,6 +14,7 @@ import (
 	"github.com/hvctl/hvctl/overlay"
 	"github.com/hvctl/hvctl/provision"
 	"github.com/hvctl/hvctl/scheduler"
+	"github.com/hvctl/hvctl/scheduler/slurm"
 	"github.com/hvctl/hvctl/templates"
 )
 
@@ -108,6 +109,9 @@ type Config struct {
 	// table) in a raft log instead of StateFile; an existing StateFile
 	// is imported into a new log once.
 	Replica *ReplicaConfig
+	// SlurmJobs, when set, lists the jobs SLURM's accounting recorded
+	// (GET /v1/slurm/jobs).
+	SlurmJobs func() ([]slurm.AcctJob, error)
 }
 
 // SlurmSetup is what a node needs to run SLURM: sent at join, over TLS,
@@ -123,6 +127,12 @@ type SlurmSetup struct {
 	NodeName string `json:"node_name,omitempty"`
 	// Controller is set for the member that runs slurmctld.
 	Controller bool `json:"controller,omitempty"`
+	// Gres is gres.conf, "" when the cluster has no GPU nodes.
+	Gres string `json:"gres,omitempty"`
+	// Accounting: the controller runs MariaDB and slurmdbd and
+	// registers ClusterName (scheduler.accounting).
+	Accounting  bool   `json:"accounting,omitempty"`
+	ClusterName string `json:"cluster_name,omitempty"`
 }
 
 // Manager is the join service and node registry.
