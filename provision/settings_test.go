@@ -132,3 +132,34 @@ func TestIsSecret(t *testing.T) {
 		}
 	}
 }
+
+// FuzzSchemaDecode: whatever a provider block holds, Decode does not
+// panic, every diagnostic is located, and a secret setting's value is
+// never in a diagnostic.
+func FuzzSchemaDecode(f *testing.F) {
+	f.Add("name", "n", 22.0, "3s", "K-SECRET", true)
+	f.Add("prot", "", -1.5, "soon", "", false)
+	f.Add("hosts", "a", 1e300, "-1s", "x\x00y", true)
+	f.Fuzz(func(t *testing.T, name, str string, num float64, dur, secret string, b bool) {
+		attrs := map[string]cty.Value{
+			name: cty.StringVal(str), "port": cty.NumberFloatVal(num), "wait": cty.StringVal(dur),
+			"key": cty.StringVal("K-" + secret), "on": cty.BoolVal(b),
+		}
+		if name == "" {
+			delete(attrs, name)
+		}
+		if num != num || num > 1e308 || num < -1e308 { // NaN and infinities are not HCL numbers
+			delete(attrs, "port")
+		}
+		var d decoded
+		diags := testSchema(&d).Decode(block(attrs))
+		for _, dg := range diags {
+			if dg.Subject == nil {
+				t.Errorf("diagnostic without a subject: %s: %s", dg.Summary, dg.Detail)
+			}
+			if len(secret) >= 4 && strings.Contains(dg.Detail, "K-"+secret) {
+				t.Errorf("secret in a diagnostic: %s", dg.Detail)
+			}
+		}
+	})
+}

@@ -14,7 +14,7 @@ func init() {
 }
 
 // executor is the optional provider ability to run a command on a node
-// (the local provider: inside the node's namespace).
+// (the local provider: inside the node's namespace; static: over SSH).
 type executor interface {
 	Exec(ctx context.Context, id string, argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error)
 }
@@ -79,7 +79,7 @@ func runExec(a *App, args []string) int {
 	}
 	ex, ok := p.(executor)
 	if !ok {
-		return a.fail(fmt.Sprintf("Cannot run commands on %s", node), fmt.Sprintf("The %s provider has no way to run commands on its machines (sim machines are not real). The local provider runs them in the node's namespace.", r.Type))
+		return a.fail(fmt.Sprintf("Cannot run commands on %s", node), fmt.Sprintf("The %s provider has no way to run commands on its machines (sim machines are not real). The local provider runs them in the node's namespace, the static provider over SSH.", r.Type))
 	}
 	rc, err := ex.Exec(a.Ctx, r.ID, cmd, a.Stdin, a.Stdout, a.Stderr)
 	if err != nil {

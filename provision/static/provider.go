@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path"
 	"path/filepath"
@@ -281,4 +282,49 @@ func (p *Provider) forget(dir string) {
 			os.Remove(f)
 		}
 	}
+}
+
+// Exec runs argv on the machine of node id over SSH (under sudo -n with
+// become = "sudo"), with the given standard streams, and returns its
+// exit status. It is what `hvctl exec` uses on static nodes.
+func (p *Provider) Exec(ctx context.Context, id string, argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	host, _, ok := splitID(id)
+	if !ok {
+		return 0, fmt.Errorf("static: %q is not a static provider ID", id)
+	}
+	c, err := p.dial(ctx, host)
+	if err != nil {
+		return 0, fmt.Errorf("static: exec on %s: %w", host, err)
+	}
+	defer c.Close()
+	s, err := c.c.NewSession()
+	if err != nil {
+		return 0, err
+	}
+	defer s.Close()
+	s.Stdin, s.Stdout, s.Stderr = stdin, stdout, stderr
+	words := make([]string, len(argv))
+	for i, w := range argv {
+		words[i] = shellQuote(w)
+	}
+	cmd := strings.Join(words, " ")
+	if c.become == "sudo" {
+		cmd = "sudo -n " + cmd
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Run(cmd) }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		s.Signal(ssh.SIGTERM)
+		return 0, ctx.Err()
+	}
+	var ee *ssh.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitStatus(), nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return 0, nil
 }

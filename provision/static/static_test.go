@@ -298,3 +298,18 @@ func TestSecretsStayOut(t *testing.T) {
 	}
 	must(t, p.Delete(ctx(t), &provision.DeleteRequest{Kind: provision.KindInstance, ID: resp.ID}))
 }
+
+// TestExec: hvctl exec on a static node runs the command over SSH with
+// its standard streams and exit status.
+func TestExec(t *testing.T) {
+	l := newLab(t, 1)
+	p := l.provider(nil)
+	resp, err := p.Create(ctx(t), nodeReq("ex"+randHex(), "w0", l.hosts[0].addr, 0))
+	must(t, err)
+	defer p.Delete(ctx(t), &provision.DeleteRequest{Kind: provision.KindInstance, ID: resp.ID})
+	var out, errb strings.Builder
+	rc, err := p.Exec(ctx(t), resp.ID, []string{"sh", "-c", "echo \"it's $1\"; cat; echo oops >&2; exit 3", "x", "me"}, strings.NewReader("input\n"), &out, &errb)
+	if err != nil || rc != 3 || out.String() != "it's me\ninput\n" || errb.String() != "oops\n" {
+		t.Errorf("exec = %d, %v; stdout %q, stderr %q", rc, err, out.String(), errb.String())
+	}
+}
