@@ -21,7 +21,7 @@ var (
 	}
 	sensitiveAttrs = map[string]bool{
 		"user_data": true, "join_token": true, "wg_private_key": true, "password": true,
-		"cluster_secret": true, "tls_key": true,
+		"cluster_secret": true, "tls_key": true, "replica_key": true,
 	}
 	// internalAttrs are added at apply time by Engine.Prepare (how a node
 	// finds and joins its cluster). They are never diffed and never shown
@@ -30,6 +30,7 @@ var (
 		"join_token": true, "cluster_secret": true, "template": true, "manager_url": true, "overlay_port": true,
 		"tls_cert": true, "tls_key": true, "cluster_ca": true, "elastic_token": true,
 		"overlay_cidr": true, "hvctl_command": true,
+		"replica_cert": true, "replica_key": true, "raft_bootstrap": true, "raft_witness": true, "manager_urls": true,
 	}
 )
 

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
 	"github.com/hvctl/hvctl/provision"
 	"github.com/hvctl/hvctl/provision/local"
@@ -243,4 +247,124 @@ func TestControlPlaneSurvivesKills(t *testing.T) {
 		jobs := waitEnded(t, dir, 28, 3*time.Minute)
 		checkOnce(t, marks, jobs)
 	})
+}
+
+const twoHubTemplate = `
+provider "local" "lab" {}
+
+cluster "%s" {
+  overlay {
+    cidr = "10.203.0.0/16"
+    hubs = ["onprem.frontend", "cloud.hub2"]
+  }
+  site "onprem" {
+    provider = provider.local.lab
+    network { cidr = "192.168.71.0/24" }
+    node "frontend" {
+      roles     = ["hub", "manager"]
+      public_ip = true
+    }
+    pool "wn" {
+      count = 2
+      instance { cpus = 2 }
+    }
+  }
+  site "cloud" {
+    provider = provider.local.lab
+    gateway  = "gw"
+    network { cidr = "10.63.0.0/24" }
+    node "hub2" {
+      roles     = ["hub", "manager"]
+      public_ip = true
+    }
+    node "gw" { roles = ["gateway"] }
+    pool "w" {
+      count = 2
+      instance { cpus = 2 }
+    }
+  }
+}
+`
+
+// A two-hub star: both hubs run manager replicas, the cloud gateway is
+// the witness. 40 jobs of sleep 4 run; the primary hub's node is killed
+// mid-run (agent SIGKILLed, namespace removed): the survivor leads and
+// serves (hvctl status and jobs go through it), every job is done
+// exactly once, and a new node joins through it.
+func TestControlPlaneFailover(t *testing.T) {
+	requireRoot(t)
+	dir := t.TempDir()
+	name := fmt.Sprintf("fo%d", rand.IntN(1e6))
+	os.WriteFile(filepath.Join(dir, "main.hcl"), []byte(fmt.Sprintf(twoHubTemplate, name)), 0o644)
+	t.Cleanup(func() {
+		hv(t, dir, "", "down", "main.hcl")
+		local.Cleanup(filepath.Join(dir, ".hvctl"), "")
+	})
+	if r := hv(t, dir, "", "up", "-join-timeout=90s", "main.hcl"); r.code != 0 {
+		t.Fatalf("up: exit %d\n%s\n%s\n%s", r.code, r.stdout, r.stderr, agentLogs(dir))
+	}
+	primary := newAPI(t, dir)
+	st := loadState(t, dir)
+	survivor := *primary
+	survivor.url = "https://" + st.Resource("site.cloud.node.hub2").Attrs["public_address"].(string) + ":51821"
+
+	// The follower redirects to the leader (the contract of the typed
+	// client), once hub2 and the witness are voters.
+	deadline := time.Now().Add(time.Minute)
+	for {
+		code, body := survivor.do(t, "GET", "/v1/jobs", survivor.token, nil)
+		if code == http.StatusMisdirectedRequest && strings.Contains(string(body), primary.url) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("hub2 answers %d %s, want 421 naming %s\n%s", code, body, primary.url, agentLogs(dir))
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+
+	marks := filepath.Join(dir, "marks")
+	os.MkdirAll(marks, 0o777)
+	if r := hv(t, dir, "", append([]string{"submit", "-n", "40", "main.hcl", "--"}, markerJob(marks, 4)...)...); r.code != 0 {
+		t.Fatalf("submit: %s", r.stderr)
+	}
+	waitMidRun(t, dir, 8)
+	hub := findAgent(t, dir, "onprem.frontend")
+	killAgent(t, hub)
+	if out, err := exec.Command("ip", "netns", "del", hub.netns).CombinedOutput(); err != nil {
+		t.Fatalf("remove the primary hub's namespace %s: %v %s", hub.netns, err, out)
+	}
+	killed := time.Now()
+
+	// A new leader serves.
+	for {
+		code, _ := survivor.do(t, "GET", "/v1/nodes", survivor.token, nil)
+		if code == 200 {
+			t.Logf("hub2 serves %.1f s after the primary hub was killed", time.Since(killed).Seconds())
+			break
+		}
+		if time.Since(killed) > time.Minute {
+			t.Fatalf("no new leader a minute after the primary hub was killed (hub2 answers %d)\n%s", code, agentLogs(dir))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	// hvctl (its endpoint list from the state: the dead primary first)
+	// reaches the survivor.
+	jobs := waitEnded(t, dir, 40, 3*time.Minute)
+	checkOnce(t, marks, jobs)
+	if r := hv(t, dir, "", "status", "main.hcl"); r.code != 0 || !strings.Contains(r.stdout, "cloud.hub2") {
+		t.Errorf("status through the survivor: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+
+	// A new node joins through the survivor with a fresh join token (a
+	// new machine for slot cloud.w[1], with a new key).
+	st = loadState(t, dir)
+	var cd struct{ Secret string }
+	json.Unmarshal(st.Data["cluster"], &cd)
+	secret, _ := manager.ParseSecret(cd.Secret)
+	k, _ := wgtypes.GeneratePrivateKey()
+	join, _ := json.Marshal(manager.JoinRequest{Token: secret.JoinToken("cloud.w[1]"), Address: "site.cloud.pool.w.node[1]", Site: "cloud",
+		PublicKey: k.PublicKey().String()})
+	if code, body := survivor.do(t, "POST", "/v1/join", "", join); code != 200 {
+		t.Errorf("a new node's join through the survivor: %d %s", code, body)
+	}
 }

@@ -146,6 +146,9 @@ func (a *Agent) Run(ctx context.Context) error {
 
 	var wg sync.WaitGroup
 	loops := []func(context.Context){a.pollLoop, a.heartbeatLoop, func(ctx context.Context) { a.mon.Run(ctx) }, a.runLoop, a.pathLoop}
+	if c.attr("raft_witness") == "true" && a.mgr == nil {
+		loops = append(loops, a.witnessLoop)
+	}
 	if a.mgr != nil {
 		loops = append(loops, a.mgr.Run)
 		if a.hostCommand() != nil && hasElasticPools(a.cluster) && a.cluster.Scheduler.ElasticMode != "power_save" {
@@ -203,13 +206,14 @@ func (a *Agent) startManager() (*http.Server, error) {
 			datasets = path
 		}
 	}
-	// The control state lives in a raft log in the agent's directory
-	// (a single voter here); manager.json of an older agent is
-	// imported once.
+	// The control state lives in a raft log in the agent's directory;
+	// manager.json of an older agent is imported once.
+	rc, err := a.replicaConfig(cfg.Cluster)
+	if err != nil {
+		return nil, fmt.Errorf("hub: %w", err)
+	}
 	mc := manager.Config{Cluster: cfg.Cluster, Secret: secret, Datasets: datasets,
-		StateFile: filepath.Join(c.Dir, "manager.json"), Logf: a.log.Printf,
-		Replica: &manager.ReplicaConfig{Dir: filepath.Join(c.Dir, "raft"), ID: manager.MemberID(c.Address),
-			Bootstrap: manager.SingleVoter(manager.MemberID(c.Address))}}
+		StateFile: filepath.Join(c.Dir, "manager.json"), Logf: a.log.Printf, Replica: rc}
 	if cfg.Cluster.Scheduler.Type == "slurm" {
 		h, err := newSlurmHub(cfg.Cluster, secret)
 		if err != nil {
@@ -262,6 +266,50 @@ func (a *Agent) startManager() (*http.Server, error) {
 	}
 	a.log.Printf("manager listening on %s", ln.Addr())
 	return srv, nil
+}
+
+// replicaConfig is this node's replica of the control log: a single
+// voter on a cluster with one manager; in a replica set, mutual TLS on
+// ReplicaPort with the replica certificate, the primary bootstrapping
+// the log and the others added by the leader when they join.
+func (a *Agent) replicaConfig(cluster *templates.Cluster) (*manager.ReplicaConfig, error) {
+	c := a.cfg
+	id := manager.MemberID(c.Address)
+	rc := &manager.ReplicaConfig{Dir: filepath.Join(c.Dir, "raft"), ID: id}
+	cert := c.attr("replica_cert")
+	if cert == "" {
+		rc.Bootstrap = manager.SingleVoter(id)
+		return rc, nil
+	}
+	tc, err := manager.ReplicaTLS([]byte(c.attr("cluster_ca")), []byte(cert), []byte(c.attr("replica_key")))
+	if err != nil {
+		return nil, err
+	}
+	rc.Listen, rc.TLS = ":"+strconv.Itoa(manager.ReplicaPort), tc
+	if c.attr("raft_bootstrap") == "true" {
+		rc.Bootstrap = manager.SingleVoter(id)
+	}
+	if cluster != nil {
+		if w := manager.Witness(cluster); w != nil {
+			rc.Witnesses = []string{w.Path()}
+		}
+	}
+	return rc, nil
+}
+
+// witnessLoop runs this node's witness replica (no secret, no API).
+func (a *Agent) witnessLoop(ctx context.Context) {
+	rc, err := a.replicaConfig(nil)
+	if err != nil {
+		a.log.Printf("control log witness: %v", err)
+		return
+	}
+	for ctx.Err() == nil {
+		if err := manager.RunWitness(ctx, *rc, a.log.Printf); err != nil {
+			a.log.Printf("control log witness: %v", err)
+			sleep(ctx, 2*time.Second)
+		}
+	}
 }
 
 func (a *Agent) joinRequest() *manager.JoinRequest {

@@ -103,7 +103,27 @@ func (b *Bootstrap) Prepare(st *provision.State, c *provision.Change, p provisio
 		"overlay_cidr": b.Cluster.Overlay.CIDR.String(),
 	}
 	mAddr := provision.NodeAddress(mn)
-	if c.Address == mAddr {
+	// Every manager node runs a replica of the control log (a SLURM
+	// cluster keeps one manager: slurmctld runs beside it); with two,
+	// a witness gives the third vote.
+	replicas := b.replicaNodes(mn)
+	if urls := b.managerURLs(st, replicas); len(urls) > 0 {
+		ub, _ := json.Marshal(urls)
+		a["manager_urls"] = string(ub)
+	}
+	if len(replicas) > 1 {
+		if w := manager.Witness(b.Cluster); w != nil && provision.NodeAddress(w) == c.Address {
+			if err := b.replicaCert(a); err != nil {
+				return nil, err
+			}
+			a["raft_witness"] = "true"
+		}
+	}
+	isReplica := false
+	for _, n := range replicas {
+		isReplica = isReplica || provision.NodeAddress(n) == c.Address
+	}
+	if isReplica {
 		tb, err := json.Marshal(b.Template)
 		if err != nil {
 			return nil, err
@@ -115,7 +135,15 @@ func (b *Bootstrap) Prepare(st *provision.State, c *provision.Change, p provisio
 		a["cluster_secret"] = b.Secret.String()
 		a["template"] = string(tb)
 		a["tls_cert"], a["tls_key"] = string(cert), string(key)
+		if len(replicas) > 1 {
+			if err := b.replicaCert(a); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if c.Address == mAddr {
 		a["manager_url"] = "https://127.0.0.1:" + strconv.Itoa(b.ManagerPort)
+		a["raft_bootstrap"] = "true"
 		if hl, ok := p.(provision.HostLocal); ok && b.Host != nil {
 			h := *b.Host
 			h.Argv = hl.HostCommand(h.Argv)
@@ -133,4 +161,43 @@ func (b *Bootstrap) Prepare(st *provision.State, c *provision.Change, p provisio
 	}
 	a["manager_url"] = url
 	return a, nil
+}
+
+// replicaNodes are the nodes that run a manager replica: the manager
+// node, and every other node with the manager role (not in a SLURM
+// cluster).
+func (b *Bootstrap) replicaNodes(mn *templates.Node) []*templates.Node {
+	out := []*templates.Node{mn}
+	if b.Cluster.Scheduler.Type == "slurm" {
+		return out
+	}
+	for _, s := range b.Cluster.AllSites() {
+		for _, n := range s.Nodes {
+			if n != mn && n.HasRole(templates.RoleManager) {
+				out = append(out, n)
+			}
+		}
+	}
+	return out
+}
+
+// managerURLs are the API URLs of the replicas that exist already.
+func (b *Bootstrap) managerURLs(st *provision.State, replicas []*templates.Node) []string {
+	var out []string
+	for _, n := range replicas {
+		if u := b.ManagerURL(st.Resource(provision.NodeAddress(n))); u != "" {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// replicaCert gives a node a replica certificate: it may speak raft.
+func (b *Bootstrap) replicaCert(a provision.Attrs) error {
+	cert, key, err := b.CA.IssueReplica()
+	if err != nil {
+		return fmt.Errorf("issue a replica certificate: %w", err)
+	}
+	a["replica_cert"], a["replica_key"] = string(cert), string(key)
+	return nil
 }

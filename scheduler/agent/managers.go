@@ -15,7 +15,8 @@ import (
 const managersFile = "managers.json"
 
 // managerEndpoints is the agent's manager list: what it learnt last
-// (managers.json), then its config's manager_url.
+// (managers.json), then its config's manager_url, then the replicas
+// that existed when the node was created (manager_urls).
 func managerEndpoints(c *Config) []string {
 	var list []string
 	if b, err := os.ReadFile(filepath.Join(c.Dir, managersFile)); err == nil {
@@ -26,6 +27,12 @@ func managerEndpoints(c *Config) []string {
 	}
 	if u := strings.TrimSuffix(c.attr("manager_url"), "/"); u != "" {
 		list = append(list, u)
+	}
+	if s := c.attr("manager_urls"); s != "" {
+		var more []string
+		if json.Unmarshal([]byte(s), &more) == nil {
+			list = append(list, more...)
+		}
 	}
 	return list
 }

@@ -53,3 +53,29 @@ func normalizeForTest(l []string) []string {
 	}
 	return out
 }
+
+// TestManagerURLsFromConfig: a node created while several replicas
+// exist starts with all of them (manager_urls), after its manager_url.
+func TestManagerURLsFromConfig(t *testing.T) {
+	cases := []struct {
+		name string
+		urls string
+		want []string
+	}{
+		{"none", "", []string{"https://198.18.0.2:51821"}},
+		{"two replicas", `["https://198.18.0.2:51821","https://198.18.0.9:51821"]`, []string{"https://198.18.0.2:51821", "https://198.18.0.2:51821", "https://198.18.0.9:51821"}},
+		{"malformed is ignored", `not json`, []string{"https://198.18.0.2:51821"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			attrs := map[string]any{"manager_url": "https://198.18.0.2:51821"}
+			if tc.urls != "" {
+				attrs["manager_urls"] = tc.urls
+			}
+			cfg := &Config{AgentConfig: provision.AgentConfig{Dir: t.TempDir(), Attrs: attrs}}
+			if got := managerEndpoints(cfg); !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("endpoints %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

@@ -432,12 +432,31 @@ func (m *Manager) JoinFrom(req *JoinRequest, credential string, from netip.Addr)
 	if _, err := parseKey(req.PublicKey); err != nil {
 		return nil, &BadRequest{Field: "public_key", Msg: "not a WireGuard public key"}
 	}
+	oldNode := m.nodes[id]
+	oldGen, hadGen := m.creds[id]
 	if nonce != "" {
 		// Spent only once the request is known good, so a malformed
 		// request does not burn the node's token.
 		m.used[nonce] = true
 		gen = newGeneration()
 		m.creds[id] = gen
+	}
+	// undo takes the join back when it could not be recorded: the
+	// token is not spent here, and a retry can join.
+	undo := func() {
+		if nonce != "" {
+			delete(m.used, nonce)
+			if hadGen {
+				m.creds[id] = oldGen
+			} else {
+				delete(m.creds, id)
+			}
+		}
+		if oldNode != nil {
+			m.nodes[id] = oldNode
+		} else {
+			delete(m.nodes, id)
+		}
 	}
 	now := m.cfg.Clock()
 	n := &Node{ID: id, Address: req.Address, Site: spec.Site, Pool: spec.Pool, Roles: spec.Roles,
@@ -458,6 +477,7 @@ func (m *Manager) JoinFrom(req *JoinRequest, credential string, from netip.Addr)
 	m.nodes[id] = n
 	m.bumpLocked()
 	if err := m.saveLocked(); err != nil {
+		undo()
 		return nil, err
 	}
 	m.cfg.Logf("node %s joined (site %s, key %s)", id, n.Site, req.PublicKey)
@@ -466,7 +486,6 @@ func (m *Manager) JoinFrom(req *JoinRequest, credential string, from netip.Addr)
 	if err != nil {
 		return nil, err
 	}
-	m.addVoterLocked(id)
 	return &JoinResponse{ID: id, Credential: m.cfg.Secret.NodeCredential(id, gen), Version: m.version, PeerSet: ps,
 		Managers: m.managersLocked(), Runtime: m.runtimeLocked(id)}, nil
 }
@@ -557,6 +576,9 @@ func (m *Manager) Beat(id string, hb *Heartbeat) error {
 	}
 	n.LastSeen = m.cfg.Clock()
 	n.ProbeOK = hb.ProbeOK
+	if hb.ProbeOK {
+		m.addVotersLocked()
+	}
 	n.Peers = hb.Peers
 	n.Paths = hb.Paths
 	if !n.NAT {

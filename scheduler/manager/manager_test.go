@@ -68,7 +68,7 @@ func newManagerTB(t testing.TB) (*Manager, *clock, Secret) {
 	return m, clk, s
 }
 
-func key(t *testing.T) string {
+func key(t testing.TB) string {
 	k, err := wgtypes.GeneratePrivateKey()
 	if err != nil {
 		t.Fatal(err)

@@ -61,7 +61,11 @@ type replica struct {
 	// leading is true while this replica's manager serves: it leads
 	// and has loaded the state.
 	leading atomic.Bool
-	done    chan struct{}
+	// voters is the voter set last seen complete; adding is true while
+	// voters are being added.
+	voters atomic.Pointer[[]string]
+	adding atomic.Bool
+	done   chan struct{}
 }
 
 // applyTimeout bounds one write to the log.
@@ -306,12 +310,10 @@ func (m *Manager) lead(fromFile *persisted) error {
 	if len(jobs) > 0 || reg != nil {
 		m.cfg.Logf("control log replayed: %d members, %d jobs", members, len(jobs))
 	}
-	// Manager nodes and witnesses that joined before this replica led
-	// are voters too.
+	// Replicas that joined before this one led are made voters when
+	// they are all ready.
 	m.mu.Lock()
-	for id := range m.nodes {
-		m.addVoterLocked(id)
-	}
+	m.addVotersLocked()
 	m.mu.Unlock()
 	return nil
 }
@@ -376,32 +378,74 @@ func (m *Manager) LeaderURL() string {
 	return m.replica.fsm.apiURL(string(id))
 }
 
-// addVoterLocked makes member id a voter of the control log if it is a
-// replica (manager role, or a witness) and not one yet.
-func (m *Manager) addVoterLocked(id string) {
+// replicaIDs are the members the template makes replicas of the
+// control log: every named node with the manager role and, with exactly
+// two of them, the witness. A SLURM cluster keeps one manager.
+func replicaIDs(c *templates.Cluster) []string {
+	if c == nil || c.Scheduler.Type == "slurm" {
+		return nil
+	}
+	var out []string
+	for _, s := range c.AllSites() {
+		for _, n := range s.Nodes {
+			if n.HasRole(templates.RoleManager) {
+				out = append(out, n.Path())
+			}
+		}
+	}
+	if w := Witness(c); w != nil {
+		out = append(out, w.Path())
+	}
+	return out
+}
+
+// addVotersLocked makes the template's replicas voters of the control
+// log, all together once every one of them has joined and its last
+// heartbeat's probe through the overlay was answered: a voter added
+// before it can be reached would cost the log its quorum (one leader
+// and one unreachable voter elect nobody).
+func (m *Manager) addVotersLocked() {
 	r := m.replica
-	if r == nil || (r.cfg.Listen == "" && r.cfg.Transport == nil) {
+	if r == nil || (r.cfg.Listen == "" && r.cfg.Transport == nil) || !r.leading.Load() {
 		return
 	}
-	n := m.nodes[id]
-	if n == nil || (!isReplica(n) && !slices.Contains(r.cfg.Witnesses, id)) || id == r.cfg.ID {
+	ids := replicaIDs(m.cfg.Cluster)
+	var add []string
+	for _, id := range ids {
+		if id == r.cfg.ID || r.voters.Load() != nil && slices.Contains(*r.voters.Load(), id) {
+			continue
+		}
+		n := m.nodes[id]
+		if n == nil || !n.ProbeOK {
+			return // not every replica is ready
+		}
+		add = append(add, id)
+	}
+	if len(add) == 0 || !r.adding.CompareAndSwap(false, true) {
 		return
 	}
 	go func() {
+		defer r.adding.Store(false)
 		f := r.raft.GetConfiguration()
 		if f.Error() != nil {
 			return
 		}
+		var have []string
 		for _, s := range f.Configuration().Servers {
-			if s.ID == raft.ServerID(id) {
+			have = append(have, string(s.ID))
+		}
+		for _, id := range add {
+			if slices.Contains(have, id) {
+				continue
+			}
+			if err := r.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(id), 0, applyTimeout).Error(); err != nil {
+				m.cfg.Logf("control log: add %s as a voter: %v", id, err)
 				return
 			}
+			have = append(have, id)
+			m.cfg.Logf("control log: %s is a voter", id)
 		}
-		if err := r.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(id), 0, applyTimeout).Error(); err != nil {
-			m.cfg.Logf("control log: add %s as a voter: %v", id, err)
-			return
-		}
-		m.cfg.Logf("control log: %s is a voter", id)
+		r.voters.Store(&have)
 	}()
 }
 

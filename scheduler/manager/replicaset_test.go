@@ -46,7 +46,7 @@ cluster "c" {
 }
 `
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -55,7 +55,7 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-func waitFor(t *testing.T, what string, limit time.Duration, ok func() bool) {
+func waitFor(t testing.TB, what string, limit time.Duration, ok func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(limit)
 	for !ok() {
@@ -143,6 +143,20 @@ func TestReplicaSetFailover(t *testing.T) {
 		t.Errorf("join response managers = %v, want %v", jr.Managers, want)
 	}
 	if _, err := join(m1, "cloud.gw", "site.cloud.node.gw", "cloud", netip.Addr{}); err != nil {
+		t.Fatal(err)
+	}
+	// Voters are added together, once every replica's probe through
+	// the overlay answers.
+	for _, id := range []string{"cloud.hub2"} {
+		if err := m1.Beat(id, &Heartbeat{ProbeOK: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	if f := m1.replica.raft.GetConfiguration(); f.Error() != nil || len(f.Configuration().Servers) != 1 {
+		t.Fatalf("voters added before the witness was ready: %v", f.Configuration().Servers)
+	}
+	if err := m1.Beat("cloud.gw", &Heartbeat{ProbeOK: true}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "three voters", 20*time.Second, func() bool {
