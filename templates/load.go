@@ -26,6 +26,9 @@ type LoadOptions struct {
 	// Args are the -var and -var-file flags in command-line order; a
 	// later one wins over an earlier one.
 	Args []VarArg
+	// NoAutoVarFiles skips hvctl.hvars and *.auto.hvars beside the
+	// template (AutoVarFiles).
+	NoAutoVarFiles bool
 	// Environ is os.Environ()-style; HVCTL_VAR_NAME=value sets variable
 	// NAME. Command-line values win over the environment.
 	Environ []string

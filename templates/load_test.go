@@ -326,3 +326,45 @@ func TestLoadErrorsWithoutSource(t *testing.T) {
 		t.Errorf("got %v", diags)
 	}
 }
+
+// TestAutoVarFiles: hvctl.hvars, then *.auto.hvars (and .json forms) in
+// lexical order load by themselves, over the environment and under the
+// command line; NoAutoVarFiles skips them.
+func TestAutoVarFiles(t *testing.T) {
+	src, err := os.ReadFile("testdata/valid/vars.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	files := map[string]string{
+		"main.hcl":            string(src),
+		"hvctl.hvars":         "count = 2\nname = \"from-hvctl-hvars\"\n",
+		"a.auto.hvars":        "count = 3\n",
+		"b.auto.hvars.json":   `{"count": 4}`,
+		"ignored.hvars":       "count = 99\n",
+		"sub/deep.auto.hvars": "count = 98\n",
+	}
+	for n, c := range files {
+		os.MkdirAll(filepath.Dir(filepath.Join(dir, n)), 0o755)
+		os.WriteFile(filepath.Join(dir, n), []byte(c), 0o644)
+	}
+	tmpl := filepath.Join(dir, "main.hcl")
+	eq(t, "files", AutoVarFiles(dir), []string{filepath.Join(dir, "hvctl.hvars"), filepath.Join(dir, "a.auto.hvars"), filepath.Join(dir, "b.auto.hvars.json")})
+	cases := []struct {
+		name  string
+		opts  LoadOptions
+		count int
+		tag   string
+	}{
+		{"auto files in order", LoadOptions{Environ: []string{"HVCTL_VAR_count=7"}}, 4, "from-hvctl-hvars"},
+		{"-var wins", LoadOptions{Args: []VarArg{{Name: "count", Value: "5"}}}, 5, "from-hvctl-hvars"},
+		{"skipped", LoadOptions{NoAutoVarFiles: true}, 1, "from-default"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := mustLoad(t, tmpl, c.opts)
+			eq(t, "count", cfg.Cluster.Sites[0].Pools[0].Max, c.count)
+			eq(t, "name", cfg.Cluster.Tags["name"], c.tag)
+		})
+	}
+}

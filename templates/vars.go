@@ -2,6 +2,9 @@ package templates
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
@@ -139,6 +142,14 @@ func (l *loader) assignVariables() {
 		}
 		if ok {
 			l.setRaw(d, raw, "the environment variable "+from)
+		}
+	}
+	// Variable files next to the template load by themselves, after
+	// the environment and before the command line, as Terraform's
+	// terraform.tfvars and *.auto.tfvars do.
+	if !l.opts.NoAutoVarFiles {
+		for _, f := range AutoVarFiles(l.cfg.Dir) {
+			l.readVarFile(f)
 		}
 	}
 	for _, a := range l.opts.Args {
@@ -315,4 +326,23 @@ func (l *loader) validateVariables() {
 			break
 		}
 	}
+}
+
+// AutoVarFiles are the variable files loaded without -var-file from a
+// template's directory, in order: hvctl.hvars, hvctl.hvars.json, then
+// *.auto.hvars and *.auto.hvars.json in lexical order.
+func AutoVarFiles(dir string) []string {
+	var out []string
+	for _, n := range []string{"hvctl.hvars", "hvctl.hvars.json"} {
+		if fi, err := os.Stat(filepath.Join(dir, n)); err == nil && !fi.IsDir() {
+			out = append(out, filepath.Join(dir, n))
+		}
+	}
+	var auto []string
+	for _, pat := range []string{"*.auto.hvars", "*.auto.hvars.json"} {
+		m, _ := filepath.Glob(filepath.Join(dir, pat))
+		auto = append(auto, m...)
+	}
+	sort.Strings(auto)
+	return append(out, auto...)
 }
