@@ -219,7 +219,7 @@ func (p *engineProvisioner) applyBatch(batch []queuedChange) {
 		slog.Error("elastic change", "err", err)
 		return
 	}
-	plan := &provision.Plan{FormatVersion: "1.0", Lineage: s.st.Lineage, Serial: s.st.Serial, Cluster: s.cfg.Cluster.Name, Changes: changes}
+	plan := s.eng.PoolPlan(s.st, changes)
 	s.eng.UI = &provision.TextUI{R: &provision.Renderer{W: p.a.Stderr}}
 	if res := s.eng.Apply(context.WithoutCancel(p.a.Ctx), s.st, plan); res.Err() != nil {
 		slog.Error("elastic changes", "err", res.Err())
@@ -271,28 +271,9 @@ func (p *engineProvisioner) Create(ctx context.Context, pool, token string) erro
 		if idx < 0 {
 			return nil, fmt.Errorf("pool %s is at its max of %d", pool, pl.Max)
 		}
-		c := poolNodeCreate(s, pl, idx)
-		c.After["elastic_token"] = token
-		return c, nil
+		return s.eng.PoolCreate(s.st, pl, idx, provision.Attrs{"elastic_token": token})
 	})
 	return nil
-}
-
-// deleteChange is the change that deletes r.
-func deleteChange(r *provision.ResourceState) *provision.Change {
-	return &provision.Change{Address: r.Address, Type: r.Type, Kind: r.Kind, Provider: r.Provider,
-		Action: provision.ActionDelete, Before: r.Attrs, BeforeID: r.ID, Deps: r.Deps}
-}
-
-// poolNodeCreate is the change that creates slot idx of pool pl.
-func poolNodeCreate(s *session, pl *templates.Pool, idx int) *provision.Change {
-	attrs := provision.PoolNodeAttrs(pl, idx)
-	deps := []string{provision.NetworkAddress(pl.Site)}
-	if mn := provision.ManagerNode(s.cfg.Cluster); mn != nil {
-		deps = append(deps, provision.NodeAddress(mn))
-	}
-	return &provision.Change{Address: provision.PoolNodeAddress(pl, idx), Type: pl.Site.Provider.Type + "_instance",
-		Kind: provision.KindInstance, Provider: pl.Site.Provider.Ref(), Action: provision.ActionCreate, After: attrs, Deps: deps}
 }
 
 func (p *engineProvisioner) Destroy(ctx context.Context, name string) error {
@@ -302,7 +283,7 @@ func (p *engineProvisioner) Destroy(ctx context.Context, name string) error {
 				if p.mc != nil {
 					p.mc.send(p.a, "DELETE", "/v1/nodes/"+name, nil, nil)
 				}
-				return deleteChange(r), nil
+				return provision.DeleteChange(r), nil
 			}
 		}
 		return nil, nil // gone already

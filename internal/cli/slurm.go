@@ -92,18 +92,31 @@ func runSlurm(a *App, args []string) int {
 	for _, sl := range slots {
 		addr := provision.PoolNodeAddress(sl.pool, sl.index)
 		r := s.st.Resource(addr)
+		create := func() bool {
+			c, err := s.eng.PoolCreate(s.st, sl.pool, sl.index, nil)
+			if err != nil {
+				a.failErr(err)
+				return false
+			}
+			changes = append(changes, c)
+			return true
+		}
 		switch {
 		case verb == "resume" && r == nil:
-			changes = append(changes, poolNodeCreate(s, sl.pool, sl.index))
+			if !create() {
+				return exitError
+			}
 		case verb == "resume" && r.Status == provision.StatusTainted:
 			// A failed boot: make it again.
-			changes = append(changes, deleteChange(r))
-			changes = append(changes, poolNodeCreate(s, sl.pool, sl.index))
+			changes = append(changes, provision.DeleteChange(r))
+			if !create() {
+				return exitError
+			}
 		case verb == "suspend" && r != nil:
 			if mc != nil {
 				mc.send(a, "DELETE", "/v1/nodes/"+manager.MemberID(addr), nil, nil)
 			}
-			changes = append(changes, deleteChange(r))
+			changes = append(changes, provision.DeleteChange(r))
 		}
 	}
 	if len(changes) == 0 {
@@ -128,7 +141,7 @@ func runSlurm(a *App, args []string) int {
 		if len(batch) == 0 {
 			continue
 		}
-		plan := &provision.Plan{FormatVersion: "1.0", Lineage: s.st.Lineage, Serial: s.st.Serial, Cluster: s.cfg.Cluster.Name, Changes: batch}
+		plan := s.eng.PoolPlan(s.st, batch)
 		if res := s.eng.Apply(context.WithoutCancel(a.Ctx), s.st, plan); res.Err() != nil {
 			return a.failErr(res.Err())
 		}
