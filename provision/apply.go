@@ -109,7 +109,9 @@ func (e *Engine) Apply(ctx context.Context, st *State, plan *Plan) *ApplyResult 
 			tasks = append(tasks, t)
 		}
 	}
-	results := runDAG(ctx, context.WithoutCancel(ctx), tasks, e.Parallelism)
+	// An operation holds one of the slots while it makes API calls and
+	// gives it back to wait for a boot (releaseSlot).
+	results := runDAG(ctx, context.WithoutCancel(ctx), tasks, e.slots())
 	for id, err := range results {
 		if err != nil {
 			res.Errors[strings.SplitN(id, ":", 2)[1]] = err
@@ -212,6 +214,7 @@ func (e *Engine) awaitReady(ctx context.Context, st *State, c *Change) (err erro
 	if err != nil {
 		return fmt.Errorf("create %s: finish after an interruption: %w", c.Address, err)
 	}
+	releaseSlot(ctx)
 	rr, werr := w.WaitReady(ctx, &ReadRequest{Address: c.Address, Kind: c.Kind, ID: cur.ID, ClientToken: cur.Token})
 	if rr != nil {
 		cur.Attrs = mergeAttrs(cur.Attrs, rr.Attrs)
@@ -346,6 +349,7 @@ func (e *Engine) applyCreate(ctx context.Context, st *State, c *Change, res *App
 		return err
 	}
 	if w, ok := p.(Waiter); ok {
+		releaseSlot(ctx)
 		rr, werr := w.WaitReady(ctx, &ReadRequest{Address: c.Address, Kind: c.Kind, ID: resp.ID, ClientToken: token})
 		final := created
 		if werr != nil {

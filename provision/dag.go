@@ -15,8 +15,19 @@ type task struct {
 	run  func(ctx context.Context) error
 }
 
+type slotKey struct{}
+
+// releaseSlot gives back the parallelism slot of the task running with
+// ctx: it goes on (waiting for a boot, say) without counting against the
+// bound. Later calls do nothing.
+func releaseSlot(ctx context.Context) {
+	if f, ok := ctx.Value(slotKey{}).(func()); ok {
+		f()
+	}
+}
+
 // runDAG runs tasks in dependency order with at most parallelism at once
-// (<= 0: unlimited). A task whose dependency failed or was skipped is
+// (<= 0: unlimited); a task that calls releaseSlot stops counting. A task whose dependency failed or was skipped is
 // skipped. When ctx is done no new task starts; running ones finish with
 // opCtx, so an operation is never abandoned half-way. It returns each
 // task's error (nil on success).
@@ -55,14 +66,18 @@ func runDAG(ctx, opCtx context.Context, tasks []*task, parallelism int) map[stri
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if sem != nil {
-				defer func() { <-sem }()
+			var once sync.Once
+			release := func() {
+				if sem != nil {
+					once.Do(func() { <-sem })
+				}
 			}
+			defer release()
 			var err error
 			if ctx.Err() != nil {
 				err = ctx.Err()
 			} else {
-				err = t.run(opCtx)
+				err = t.run(context.WithValue(opCtx, slotKey{}, release))
 			}
 			mu.Lock()
 			results[t.id] = err

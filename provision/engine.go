@@ -33,8 +33,17 @@ type HostLocal interface {
 	HostCommand(argv []string) []string
 }
 
-// DefaultParallelism is apply's default bound on concurrent operations.
-const DefaultParallelism = 10
+// ParallelismAuto (the default) bounds operations making API calls by
+// the providers' declared limits: per provider the larger of AutoSlots
+// and its burst.
+const ParallelismAuto = -1
+
+// DefaultParallelism is apply's default bound on API calls in flight.
+const DefaultParallelism = ParallelismAuto
+
+// AutoSlots is the least number of calls in flight per provider with
+// ParallelismAuto.
+const AutoSlots = 10
 
 // UI receives apply progress. Implementations must be safe for
 // concurrent use.
@@ -51,7 +60,11 @@ type UI interface {
 type Engine struct {
 	Config *templates.Config
 	Store  *Store
-	// Parallelism bounds concurrent operations; <= 0 means unlimited.
+	// Parallelism bounds the operations making provider API calls at
+	// once; ParallelismAuto derives the bound from the providers'
+	// declared limits; 0 means unlimited. Waiting for a machine to boot
+	// holds no slot: any number of operations wait in parallel, and the
+	// providers' API rates pace the calls.
 	Parallelism int
 	UI          UI
 	// ProgressInterval is how often UI.Progress is called (default 10s).
@@ -168,10 +181,22 @@ func (e *Engine) call(ctx context.Context, ref string, f func(context.Context) e
 	}
 }
 
+// slots is how many operations may be making API calls at once.
+func (e *Engine) slots() int {
+	if e.Parallelism >= 0 {
+		return e.Parallelism
+	}
+	n := 0
+	for _, p := range e.providers {
+		n += max(AutoSlots, p.Limits().Burst)
+	}
+	return max(n, AutoSlots)
+}
+
 // forEach runs f for 0..n-1 with the engine's parallelism and returns
 // the first error.
 func (e *Engine) forEach(ctx context.Context, n int, f func(context.Context, int) error) error {
-	par := e.Parallelism
+	par := e.slots()
 	if par <= 0 || par > n {
 		par = n
 	}

@@ -112,7 +112,7 @@ func (o *opFlags) add(fs *flag.FlagSet, opts opt) {
 	o.tmplFlags.add(fs)
 	o.parallelism, o.lock, o.refresh, o.input, o.joinTimeout = provision.DefaultParallelism, true, true, true, 5*time.Minute
 	if opts&optParallelism != 0 {
-		fs.IntVar(&o.parallelism, "parallelism", provision.DefaultParallelism, "most operations at once (0 = unlimited)")
+		fs.IntVar(&o.parallelism, "parallelism", provision.DefaultParallelism, "most provider API calls in flight; waiting for a boot holds none (-1 = from each provider's declared API rate, 0 = unlimited)")
 	}
 	if opts&optLock != 0 {
 		fs.DurationVar(&o.lockTimeout, "lock-timeout", 0, "how long to wait for the state lock")
