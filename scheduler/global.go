@@ -286,9 +286,13 @@ func (g *Global) SubmitKey(spec *Spec, key string) (jobs []*Job, replayed bool, 
 		j.Spec.Count = 0
 		jobs[i] = j
 	}
-	// Recorded first: a submit the control log did not take is refused,
-	// and nothing of it is kept.
-	if err := g.recordLocked(jobs); err != nil {
+	// Recorded first (with its key, in one entry): a submit the control
+	// log did not take is refused, and nothing of it is kept.
+	var sub *submission
+	if key != "" {
+		sub = g.newSubmission(spec, jobs)
+	}
+	if err := g.recordSubmitLocked(jobs, key, sub); err != nil {
 		g.mu.Unlock()
 		return nil, false, err
 	}
@@ -297,7 +301,7 @@ func (g *Global) SubmitKey(spec *Spec, key string) (jobs []*Job, replayed bool, 
 		g.order = append(g.order, j.ID)
 		g.waiting = append(g.waiting, j)
 	}
-	g.rememberLocked(key, spec, jobs)
+	g.rememberLocked(key, sub)
 	g.mu.Unlock()
 	g.dispatch()
 	g.mu.Lock()

@@ -44,6 +44,24 @@ func (g *Global) recordLocked(jobs []*Job) error {
 	return nil
 }
 
+// recordSubmitLocked journals a submit's jobs with its key (when the
+// journal keeps keys; sub nil = no key).
+func (g *Global) recordSubmitLocked(jobs []*Job, key string, sub *submission) error {
+	kj, ok := g.Journal.(KeyJournal)
+	if sub == nil || !ok {
+		return g.recordLocked(jobs)
+	}
+	cs := make([]*Job, len(jobs))
+	for i, j := range jobs {
+		c := *j
+		cs[i] = &c
+	}
+	if err := kj.RecordSubmit(cs, sub.record(key)); err != nil {
+		return fmt.Errorf("record %d jobs in the control log: %w", len(jobs), err)
+	}
+	return nil
+}
+
 // Restore replaces the job table with jobs (in submission order), as
 // replayed from the journal. Queued jobs not yet at a site wait again;
 // links are kept, and every site is seeded again at its next sync.

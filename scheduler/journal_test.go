@@ -108,3 +108,39 @@ func TestSeed(t *testing.T) {
 		t.Errorf("report of the new attempt: %v", err)
 	}
 }
+
+// Idempotency keys replayed from the journal work again; expired and
+// malformed ones are dropped.
+func TestRestoreKeys(t *testing.T) {
+	clk := time.Unix(1e9, 0)
+	spec := &Spec{Command: []string{"true"}, Count: 2}
+	h := specHash(spec)
+	good := (&submission{At: clk, Spec: h, First: "x.0", ArrayID: "x", Count: 2}).record("good")
+	cases := []struct {
+		name     string
+		key      SubmitKey
+		replayed bool
+	}{
+		{"recent", good, true},
+		{"expired", func() SubmitKey { k := good; k.At = clk.Add(-KeyTTL - time.Minute); return k }(), false},
+		{"malformed hash", func() SubmitKey { k := good; k.Spec = "zz"; return k }(), false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewGlobal([]SiteInfo{{Name: "a", Shapes: []*Node{{CPUs: 2}}}})
+			g.Clock = func() time.Time { return clk }
+			g.Restore([]*Job{{ID: "x.0", ArrayID: "x", State: Queued, Spec: *spec}, {ID: "x.1", ArrayID: "x", Index: 1, State: Queued, Spec: *spec}})
+			g.RestoreKeys([]SubmitKey{tc.key})
+			jobs, replayed, err := g.SubmitKey(spec, "good")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if replayed != tc.replayed {
+				t.Fatalf("replayed = %v, want %v", replayed, tc.replayed)
+			}
+			if tc.replayed && (len(jobs) != 2 || jobs[0].ID != "x.0") {
+				t.Errorf("replayed %d jobs (first %s), want x.0 and x.1", len(jobs), jobs[0].ID)
+			}
+		})
+	}
+}

@@ -2,8 +2,10 @@ package scheduler
 
 import (
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"sort"
 	"time"
 )
 
@@ -25,6 +27,50 @@ type submission struct {
 func specHash(spec *Spec) [32]byte {
 	b, _ := json.Marshal(spec)
 	return sha256.Sum256(b)
+}
+
+// SubmitKey is an idempotency key as the control log keeps it: recorded
+// with its submit's jobs in one entry, so a submit retried on a new
+// leader (or after a restart) finds the jobs the first one made.
+type SubmitKey struct {
+	Key     string    `json:"key"`
+	At      time.Time `json:"at"`
+	Spec    string    `json:"spec"` // hex SHA-256 of the spec
+	First   string    `json:"first"`
+	ArrayID string    `json:"array_id,omitempty"`
+	Count   int       `json:"count"`
+}
+
+// KeyJournal is a Journal that also keeps idempotency keys.
+type KeyJournal interface {
+	Journal
+	RecordSubmit(jobs []*Job, key SubmitKey) error
+}
+
+func (s *submission) record(key string) SubmitKey {
+	return SubmitKey{Key: key, At: s.At, Spec: hex.EncodeToString(s.Spec[:]), First: s.First, ArrayID: s.ArrayID, Count: s.Count}
+}
+
+// RestoreKeys replaces the remembered idempotency keys with keys (as
+// replayed from the journal); expired and malformed ones are dropped.
+func (g *Global) RestoreKeys(keys []SubmitKey) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.keys, g.keyOrder = map[string]*submission{}, nil
+	sort.SliceStable(keys, func(i, j int) bool { return keys[i].At.Before(keys[j].At) })
+	for _, k := range keys {
+		h, err := hex.DecodeString(k.Spec)
+		if err != nil || len(h) != 32 || k.Key == "" {
+			continue
+		}
+		s := &submission{At: k.At, First: k.First, ArrayID: k.ArrayID, Count: k.Count}
+		copy(s.Spec[:], h)
+		if _, ok := g.keys[k.Key]; !ok {
+			g.keyOrder = append(g.keyOrder, k.Key)
+		}
+		g.keys[k.Key] = s
+	}
+	g.expireKeysLocked()
 }
 
 // replayLocked returns copies of the jobs key made, or nil when the key
@@ -61,15 +107,20 @@ func (g *Global) replayLocked(key string, spec *Spec) ([]*Job, error) {
 	return out, nil
 }
 
-// rememberLocked records that key made jobs.
-func (g *Global) rememberLocked(key string, spec *Spec, jobs []*Job) {
-	if key == "" || len(jobs) == 0 {
+// newSubmission is what key will stand for once jobs are made.
+func (g *Global) newSubmission(spec *Spec, jobs []*Job) *submission {
+	return &submission{At: g.Clock(), Spec: specHash(spec), First: jobs[0].ID, ArrayID: jobs[0].ArrayID, Count: len(jobs)}
+}
+
+// rememberLocked records that key made the jobs of s.
+func (g *Global) rememberLocked(key string, s *submission) {
+	if key == "" || s == nil {
 		return
 	}
 	if g.keys == nil {
 		g.keys = map[string]*submission{}
 	}
-	g.keys[key] = &submission{At: g.Clock(), Spec: specHash(spec), First: jobs[0].ID, ArrayID: jobs[0].ArrayID, Count: len(jobs)}
+	g.keys[key] = s
 	g.keyOrder = append(g.keyOrder, key)
 }
 

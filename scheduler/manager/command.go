@@ -2,6 +2,7 @@ package manager
 
 import (
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 
@@ -30,6 +31,9 @@ type Command struct {
 	Op       string           `json:"op"`
 	Registry *persisted       `json:"registry,omitempty"`
 	Jobs     []*scheduler.Job `json:"jobs,omitempty"`
+	// Key, with jobs, is the idempotency key of the submit that made
+	// them.
+	Key *scheduler.SubmitKey `json:"key,omitempty"`
 }
 
 // MaxCommandBytes bounds one command (an array of 100,000 jobs is
@@ -67,7 +71,7 @@ func DecodeCommand(b []byte) (*Command, error) {
 	}
 	switch c.Op {
 	case OpRegistry:
-		if c.Registry == nil || c.Jobs != nil {
+		if c.Registry == nil || c.Jobs != nil || c.Key != nil {
 			return nil, fmt.Errorf("control log command %s: wants a registry and no jobs", c.Op)
 		}
 		if err := checkRegistry(c.Registry); err != nil {
@@ -80,6 +84,11 @@ func DecodeCommand(b []byte) (*Command, error) {
 		for i, j := range c.Jobs {
 			if err := checkJob(j); err != nil {
 				return nil, fmt.Errorf("control log command %s: job %d: %w", c.Op, i, err)
+			}
+		}
+		if c.Key != nil {
+			if err := checkKey(c.Key); err != nil {
+				return nil, fmt.Errorf("control log command %s: %w", c.Op, err)
 			}
 		}
 	default:
@@ -120,6 +129,19 @@ func checkJob(j *scheduler.Job) error {
 	}
 	if j.Attempt < 0 || j.Retries < 0 {
 		return fmt.Errorf("job %s: negative attempt or retries", j.ID)
+	}
+	return nil
+}
+
+func checkKey(k *scheduler.SubmitKey) error {
+	if k.Key == "" || len(k.Key) > scheduler.MaxKeyLen {
+		return fmt.Errorf("idempotency key: empty or longer than %d characters", scheduler.MaxKeyLen)
+	}
+	if h, err := hex.DecodeString(k.Spec); err != nil || len(h) != 32 {
+		return fmt.Errorf("idempotency key %q: spec hash is not 64 hex digits", k.Key)
+	}
+	if k.First == "" || k.Count < 1 {
+		return fmt.Errorf("idempotency key %q: no jobs", k.Key)
 	}
 	return nil
 }

@@ -23,10 +23,13 @@ type controlFSM struct {
 	reg   *persisted
 	jobs  map[string]*scheduler.Job
 	order []string
+	// keys are recent submits' idempotency keys (within
+	// scheduler.KeyTTL of the newest).
+	keys map[string]scheduler.SubmitKey
 }
 
 func newControlFSM() *controlFSM {
-	return &controlFSM{jobs: map[string]*scheduler.Job{}}
+	return &controlFSM{jobs: map[string]*scheduler.Job{}, keys: map[string]scheduler.SubmitKey{}}
 }
 
 var _ raft.FSM = (*controlFSM)(nil)
@@ -58,7 +61,28 @@ func (f *controlFSM) apply(c *Command) {
 			}
 			f.jobs[j.ID] = j
 		}
+		if c.Key != nil {
+			f.keys[c.Key.Key] = *c.Key
+			// Expired by the log's own clock (the newest key), so
+			// every replica drops the same ones.
+			for k, v := range f.keys {
+				if c.Key.At.Sub(v.At) > scheduler.KeyTTL {
+					delete(f.keys, k)
+				}
+			}
+		}
 	}
+}
+
+// submitKeys returns the idempotency keys kept.
+func (f *controlFSM) submitKeys() []scheduler.SubmitKey {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]scheduler.SubmitKey, 0, len(f.keys))
+	for _, k := range f.keys {
+		out = append(out, k)
+	}
+	return out
 }
 
 // state returns deep copies: the registry and the jobs in submission
@@ -115,9 +139,10 @@ const snapshotVersion = 1
 
 // fsmSnapshot is a snapshot's encoding.
 type fsmSnapshot struct {
-	V        int              `json:"v"`
-	Registry *persisted       `json:"registry,omitempty"`
-	Jobs     []*scheduler.Job `json:"jobs"`
+	V        int                   `json:"v"`
+	Registry *persisted            `json:"registry,omitempty"`
+	Jobs     []*scheduler.Job      `json:"jobs"`
+	Keys     []scheduler.SubmitKey `json:"keys,omitempty"`
 }
 
 type encodedSnapshot []byte
@@ -139,6 +164,9 @@ func (f *controlFSM) Snapshot() (raft.FSMSnapshot, error) {
 	s := fsmSnapshot{V: snapshotVersion, Registry: f.reg, Jobs: make([]*scheduler.Job, 0, len(f.order))}
 	for _, id := range f.order {
 		s.Jobs = append(s.Jobs, f.jobs[id])
+	}
+	for _, k := range f.keys {
+		s.Keys = append(s.Keys, k)
 	}
 	b, err := json.Marshal(s)
 	if err != nil {
@@ -169,6 +197,10 @@ func (f *controlFSM) Restore(rc io.ReadCloser) error {
 		}
 		f.jobs[j.ID] = j
 	}
+	f.keys = make(map[string]scheduler.SubmitKey, len(s.Keys))
+	for _, k := range s.Keys {
+		f.keys[k.Key] = k
+	}
 	return nil
 }
 
@@ -195,6 +227,11 @@ func decodeSnapshot(b []byte) (*fsmSnapshot, error) {
 	for i, j := range s.Jobs {
 		if err := checkJob(j); err != nil {
 			return nil, fmt.Errorf("control snapshot: job %d: %w", i, err)
+		}
+	}
+	for i := range s.Keys {
+		if err := checkKey(&s.Keys[i]); err != nil {
+			return nil, fmt.Errorf("control snapshot: %w", err)
 		}
 	}
 	return &s, nil

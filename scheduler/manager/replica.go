@@ -204,6 +204,12 @@ func (j logJournal) Record(jobs []*scheduler.Job) error {
 	return j.r.apply(&Command{Op: OpJobs, Jobs: jobs})
 }
 
+// RecordSubmit writes a submit's jobs and its idempotency key in one
+// entry (scheduler.KeyJournal).
+func (j logJournal) RecordSubmit(jobs []*scheduler.Job, key scheduler.SubmitKey) error {
+	return j.r.apply(&Command{Op: OpJobs, Jobs: jobs, Key: &key})
+}
+
 // openLog opens the control log. A log with this replica as its only
 // voter elects it at once: New waits for that and loads the state. In
 // a replica set the manager starts as a standby and serves when it
@@ -301,6 +307,7 @@ func (m *Manager) lead(fromFile *persisted) error {
 	m.bumpLocked() // agents long-polling here take the current peer set
 	m.mu.Unlock()
 	m.global.Restore(jobs)
+	m.global.RestoreKeys(r.fsm.submitKeys())
 	m.mu.Lock()
 	for site := range m.designated {
 		m.linkSiteLocked(site)

@@ -51,7 +51,8 @@ func TestControlLogReplaysAfterRestart(t *testing.T) {
 	m.Global().SetLink("onprem", scheduler.LocalLink{L: l})
 	l.Poll(scheduler.Node{ID: "onprem.wn[0]", CPUs: 2}, 0)
 	m.Global().Sync()
-	jobs, err := m.Global().Submit(&scheduler.Spec{Command: []string{"true"}, Count: 5})
+	spec := &scheduler.Spec{Command: []string{"true"}, Count: 5}
+	jobs, _, err := m.Global().SubmitKey(spec, "retry-me")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,6 +111,22 @@ func TestControlLogReplaysAfterRestart(t *testing.T) {
 	if _, err := m2.Join(hub, ""); err == nil || !strings.Contains(err.Error(), "already used") {
 		t.Errorf("a spent join token works after a restart: %v", err)
 	}
+	// The submit retried after the restart (its answer was lost) with
+	// its idempotency key gets the same jobs, not new ones.
+	again, replayed, err := m2.Global().SubmitKey(spec, "retry-me")
+	if err != nil || !replayed || len(again) != len(jobs) || again[0].ID != jobs[0].ID {
+		t.Errorf("keyed submit retried after a restart: replayed=%v, %d jobs (first %v), err %v; want the %d jobs of the first", replayed, len(again), firstID(again), err, len(jobs))
+	}
+	if n := len(m2.Global().List("")); n != len(jobs) {
+		t.Errorf("%d jobs after the retried submit, want %d", n, len(jobs))
+	}
+}
+
+func firstID(jobs []*scheduler.Job) string {
+	if len(jobs) == 0 {
+		return ""
+	}
+	return jobs[0].ID
 }
 
 // A new local manager (restarted, or on another node) is seeded from the
@@ -196,6 +213,10 @@ func TestDecodeCommand(t *testing.T) {
 		{"null job", `{"v":1,"op":"jobs","jobs":[null]}`, "no job ID"},
 		{"negative attempt", `{"v":1,"op":"jobs","jobs":[{"id":"a","state":"queued","attempt":-1}]}`, "negative"},
 		{"node under another name", `{"v":1,"op":"registry","registry":{"nodes":{"a":{"id":"b"}}}}`, `node "a"`},
+		{"registry with a key", `{"v":1,"op":"registry","registry":{"nodes":{}},"key":{"key":"k","spec":"0000000000000000000000000000000000000000000000000000000000000000","first":"a","count":1}}`, "wants a registry"},
+		{"empty key", `{"v":1,"op":"jobs","jobs":[{"id":"a","state":"queued"}],"key":{"key":"","spec":"0000000000000000000000000000000000000000000000000000000000000000","first":"a","count":1}}`, "idempotency key: empty"},
+		{"key with a short spec hash", `{"v":1,"op":"jobs","jobs":[{"id":"a","state":"queued"}],"key":{"key":"k","spec":"00","first":"a","count":1}}`, "64 hex digits"},
+		{"key without jobs", `{"v":1,"op":"jobs","jobs":[{"id":"a","state":"queued"}],"key":{"key":"k","spec":"0000000000000000000000000000000000000000000000000000000000000000","count":0}}`, "no jobs"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -211,6 +232,7 @@ func FuzzDecodeCommand(f *testing.F) {
 	f.Add([]byte(`{"v":1,"op":"jobs","jobs":[{"id":"a","state":"queued","spec":{"command":["true"]}}]}`))
 	f.Add([]byte(`{"v":1,"op":"registry","registry":{"nodes":{"a.b":{"id":"a.b","roles":["hub"]}},"used_nonces":{"x":true},"addresses":{"a.b":"10.0.0.1"},"version":3,"designated":{"a":"a.b"}}}`))
 	f.Add([]byte(`{"v":2,"op":"jobs"}`))
+	f.Add([]byte(`{"v":1,"op":"jobs","jobs":[{"id":"a1.0","state":"queued"}],"key":{"key":"k1","at":"2026-12-02T10:00:00Z","spec":"0000000000000000000000000000000000000000000000000000000000000000","first":"a1.0","array_id":"a1","count":1}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := DecodeCommand(b)
 		if err != nil {

@@ -163,7 +163,8 @@ func TestReplicaSetFailover(t *testing.T) {
 		f := m1.replica.raft.GetConfiguration()
 		return f.Error() == nil && len(f.Configuration().Servers) == 3
 	})
-	jobs, err := m1.Global().Submit(&scheduler.Spec{Command: []string{"true"}, Count: 10})
+	spec := &scheduler.Spec{Command: []string{"true"}, Count: 10}
+	jobs, _, err := m1.Global().SubmitKey(spec, "cli-retry")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,6 +203,14 @@ func TestReplicaSetFailover(t *testing.T) {
 	got := m2.Global().List("")
 	if len(got) != len(jobs) {
 		t.Fatalf("the new leader has %d jobs, want %d", len(got), len(jobs))
+	}
+	// The CLI retries a submit whose answer the failover lost, with its
+	// key, on the new leader: the same jobs, none added.
+	if again, replayed, err := m2.Global().SubmitKey(spec, "cli-retry"); err != nil || !replayed || len(again) != len(jobs) {
+		t.Errorf("keyed submit retried on the new leader: replayed=%v, %d jobs, err %v", replayed, len(again), err)
+	}
+	if n := len(m2.Global().List("")); n != len(jobs) {
+		t.Errorf("%d jobs after the retried submit, want %d", n, len(jobs))
 	}
 	if _, err := join(m2, "onprem.frontend", "site.onprem.node.frontend", "onprem", netip.MustParseAddr("198.51.100.1")); err == nil || !strings.Contains(err.Error(), "already used") {
 		t.Errorf("a token spent on the old leader works on the new one: %v", err)
