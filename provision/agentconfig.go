@@ -112,3 +112,7 @@ WantedBy=multi-user.target
 // spool directory, slurm.conf): the node's own directory may lie under
 // directories only root may enter.
 func PublicDir(dir string) string { return ShortDir(dir) + "-pub" }
+
+// ContainerRunDir is podman's --runroot for a node's image store
+// (podman wants it under 50 bytes).
+func ContainerRunDir(dir string) string { return ShortDir(dir) + "-ctr" }

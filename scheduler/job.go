@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path"
 	"strings"
 	"time"
 
@@ -53,6 +54,91 @@ type Spec struct {
 	MaxRetries int       `json:"max_retries,omitempty"` // after a failure of the command; node loss always retries
 	Count      int       `json:"count,omitempty"`       // array size; 0 or 1 = one job
 	Site       string    `json:"site,omitempty"`        // pin to a site
+	// Container, when set, runs Command in an OCI container.
+	Container *Container `json:"container,omitempty"`
+}
+
+// Container runs a job's command in an OCI image (podman on the node):
+// the job's input directory is mounted read-only at ContainerInputDir,
+// its output directory at ContainerOutputDir, its CPU and memory limits
+// are the container's.
+type Container struct {
+	// Image is the image reference: "docker.io/library/alpine:3.20",
+	// or the name a local archive gives (or is given) on load.
+	Image string `json:"image"`
+	// Archive, when set, is the dataset (also listed in inputs) that
+	// holds the image as a tarball: an image archive (podman save:
+	// docker-archive or oci-archive) is loaded, a root filesystem
+	// tarball is imported as Image. Without it the image is pulled.
+	Archive string `json:"archive,omitempty"`
+	// Mounts are extra bind mounts "HOST:CONTAINER" or
+	// "HOST:CONTAINER:ro", absolute paths on the node.
+	Mounts []string `json:"mounts,omitempty"`
+}
+
+// Where a container job finds its input and output directories
+// ($HVCTL_INPUT_DIR and $HVCTL_OUTPUT_DIR say so too).
+const (
+	ContainerInputDir  = "/hvctl/input"
+	ContainerOutputDir = "/hvctl/output"
+)
+
+// MaxMounts bounds a container's extra mounts.
+const MaxMounts = 64
+
+// Check validates a container spec.
+func (c *Container) Check(inputs []string) error {
+	switch {
+	case c.Image == "":
+		return &SpecError{"container.image", "is required: an image reference such as \"docker.io/library/alpine:3.20\""}
+	case len(c.Image) > 512 || strings.ContainsAny(c.Image, " \t\n\r\x00\\\"'") || strings.HasPrefix(c.Image, "-"):
+		return &SpecError{"container.image", fmt.Sprintf("%q is not an image reference (no spaces, quotes or backslashes; at most 512 bytes)", c.Image)}
+	case len(c.Mounts) > MaxMounts:
+		return &SpecError{"container.mounts", fmt.Sprintf("at most %d mounts", MaxMounts)}
+	}
+	if c.Archive != "" {
+		found := false
+		for _, in := range inputs {
+			found = found || in == c.Archive
+		}
+		if !found {
+			return &SpecError{"container.archive", fmt.Sprintf("dataset %q must also be listed in inputs (it is fetched through the caches like any input)", c.Archive)}
+		}
+	}
+	for _, m := range c.Mounts {
+		if _, _, _, err := ParseMount(m); err != nil {
+			return &SpecError{"container.mounts", err.Error()}
+		}
+	}
+	return nil
+}
+
+// ParseMount reads "HOST:CONTAINER[:ro|rw]": both absolute and clean,
+// no commas, the container path not one of the job's own directories.
+func ParseMount(m string) (host, ctr string, ro bool, err error) {
+	f := strings.Split(m, ":")
+	if len(f) < 2 || len(f) > 3 {
+		return "", "", false, fmt.Errorf("mount %q: want HOST:CONTAINER or HOST:CONTAINER:ro", m)
+	}
+	if len(f) == 3 {
+		switch f[2] {
+		case "ro":
+			ro = true
+		case "rw":
+		default:
+			return "", "", false, fmt.Errorf("mount %q: option %q: want ro or rw", m, f[2])
+		}
+	}
+	host, ctr = f[0], f[1]
+	for _, p := range []string{host, ctr} {
+		if !strings.HasPrefix(p, "/") || path.Clean(p) != p || strings.ContainsAny(p, ",\x00\n") {
+			return "", "", false, fmt.Errorf("mount %q: %q is not a clean absolute path (no commas)", m, p)
+		}
+	}
+	if ctr == "/" || ctr == "/hvctl" || strings.HasPrefix(ctr, "/hvctl/") {
+		return "", "", false, fmt.Errorf("mount %q: %s is the job's own (%s and %s)", m, ctr, ContainerInputDir, ContainerOutputDir)
+	}
+	return host, ctr, ro, nil
 }
 
 // Job is one job in the system.
@@ -139,6 +225,11 @@ func (s *Spec) Check() error {
 			return &SpecError{"inputs", fmt.Sprintf("dataset name %q is not a plain name", in)}
 		}
 	}
+	if s.Container != nil {
+		if err := s.Container.Check(s.Inputs); err != nil {
+			return err
+		}
+	}
 	return s.checkSize()
 }
 
@@ -154,10 +245,12 @@ func (r Resources) CPUSlots() int {
 type jsonSpec struct {
 	Spec
 	Resources struct {
-		CPUs   int               `json:"cpus"`
-		Memory json.RawMessage   `json:"memory"`
-		GPUs   int               `json:"gpus"`
-		Labels map[string]string `json:"labels"`
+		CPUs   int             `json:"cpus"`
+		Memory json.RawMessage `json:"memory"`
+		// MemoryMiB is how a Spec marshals (what the client sends).
+		MemoryMiB *int64            `json:"memory_mib"`
+		GPUs      int               `json:"gpus"`
+		Labels    map[string]string `json:"labels"`
 	} `json:"resources"`
 }
 
@@ -187,6 +280,12 @@ func DecodeJSON(r io.Reader) (*Spec, error) {
 	}
 	s := js.Spec
 	s.Resources = Resources{CPUs: js.Resources.CPUs, GPUs: js.Resources.GPUs, Labels: js.Resources.Labels}
+	if js.Resources.MemoryMiB != nil {
+		if len(js.Resources.Memory) > 0 && string(js.Resources.Memory) != "null" {
+			return nil, &SpecError{"resources.memory_mib", "give memory or memory_mib, not both"}
+		}
+		s.Resources.MemoryMiB = *js.Resources.MemoryMiB
+	}
 	if len(js.Resources.Memory) > 0 && string(js.Resources.Memory) != "null" {
 		var str string
 		var n int64
@@ -228,6 +327,11 @@ func jsonError(err error) error {
 //	  inputs    = ["audio-1"]
 //	  priority  = 5
 //	  count     = 100
+//	  container {                    # optional: run in an OCI image
+//	    image  = "localhost/tools:1"
+//	    archive = "tools-image"      # a dataset in inputs; else pulled
+//	    mounts = ["/srv/ref:/ref:ro"]
+//	  }
 //	}
 type hclSpec struct {
 	Jobs []struct {
@@ -245,6 +349,11 @@ type hclSpec struct {
 			GPUs   int               `hcl:"gpus,optional"`
 			Labels map[string]string `hcl:"labels,optional"`
 		} `hcl:"resources,block"`
+		Container *struct {
+			Image   string   `hcl:"image"`
+			Archive string   `hcl:"archive,optional"`
+			Mounts  []string `hcl:"mounts,optional"`
+		} `hcl:"container,block"`
 	} `hcl:"job,block"`
 }
 
@@ -268,6 +377,9 @@ func DecodeHCL(filename string, src []byte) ([]*Spec, hcl.Diagnostics) {
 		s := &Spec{Name: j.Name, Command: j.Command, Inputs: j.Inputs, Output: j.Output, Priority: j.Priority,
 			MaxRetries: j.MaxRetries, Count: j.Count, Site: j.Site}
 		rng := body.Blocks[i].DefRange()
+		if j.Container != nil {
+			s.Container = &Container{Image: j.Container.Image, Archive: j.Container.Archive, Mounts: j.Container.Mounts}
+		}
 		if j.Resources != nil {
 			s.Resources = Resources{CPUs: j.Resources.CPUs, GPUs: j.Resources.GPUs, Labels: j.Resources.Labels}
 			if j.Resources.Memory != "" {

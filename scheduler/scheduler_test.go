@@ -1,7 +1,10 @@
 package scheduler
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +19,9 @@ func TestDecodeJSON(t *testing.T) {
 		{"minimal", `{"command":["echo","hi"]}`, "", func(s *Spec) bool { return s.Command[1] == "hi" }},
 		{"memory string", `{"command":["x"],"resources":{"cpus":2,"memory":"4GiB"}}`, "", func(s *Spec) bool { return s.Resources.MemoryMiB == 4096 && s.Resources.CPUs == 2 }},
 		{"memory number", `{"command":["x"],"resources":{"memory":512}}`, "", func(s *Spec) bool { return s.Resources.MemoryMiB == 512 }},
+		{"memory_mib (a marshalled Spec)", `{"command":["x"],"resources":{"memory_mib":64}}`, "", func(s *Spec) bool { return s.Resources.MemoryMiB == 64 }},
+		{"memory twice", `{"command":["x"],"resources":{"memory":"1GiB","memory_mib":64}}`, "resources.memory_mib", nil},
+		{"negative memory_mib", `{"command":["x"],"resources":{"memory_mib":-1}}`, "resources.memory", nil},
 		{"array", `{"command":["x"],"count":1000,"priority":3,"inputs":["a","b"]}`, "", func(s *Spec) bool { return s.Count == 1000 && len(s.Inputs) == 2 }},
 		{"no command", `{"resources":{"cpus":1}}`, "command", nil},
 		{"empty command", `{"command":[""]}`, "command", nil},
@@ -27,6 +33,20 @@ func TestDecodeJSON(t *testing.T) {
 		{"path input", `{"command":["x"],"inputs":["../etc"]}`, "inputs", nil},
 		{"trailing", `{"command":["x"]} {}`, "body", nil},
 		{"not json", `{`, "body", nil},
+		{"container", `{"command":["sh","-c","ls"],"inputs":["img"],"container":{"image":"localhost/tools:1","archive":"img","mounts":["/srv/ref:/ref:ro","/scratch:/scratch"]}}`, "",
+			func(s *Spec) bool {
+				return s.Container != nil && s.Container.Image == "localhost/tools:1" && s.Container.Archive == "img" && len(s.Container.Mounts) == 2
+			}},
+		{"container pulled", `{"command":["true"],"container":{"image":"docker.io/library/alpine:3.20"}}`, "", func(s *Spec) bool { return s.Container.Archive == "" }},
+		{"container no image", `{"command":["x"],"container":{}}`, "container.image", nil},
+		{"container bad image", `{"command":["x"],"container":{"image":"a b"}}`, "container.image", nil},
+		{"container option image", `{"command":["x"],"container":{"image":"--privileged"}}`, "container.image", nil},
+		{"container archive not an input", `{"command":["x"],"container":{"image":"i","archive":"img"}}`, "container.archive", nil},
+		{"container relative mount", `{"command":["x"],"container":{"image":"i","mounts":["data:/data"]}}`, "container.mounts", nil},
+		{"container mount option", `{"command":["x"],"container":{"image":"i","mounts":["/a:/b:z"]}}`, "container.mounts", nil},
+		{"container mount over output", `{"command":["x"],"container":{"image":"i","mounts":["/a:/hvctl/output"]}}`, "container.mounts", nil},
+		{"container mount comma", `{"command":["x"],"container":{"image":"i","mounts":["/a,b:/b"]}}`, "container.mounts", nil},
+		{"container unknown field", `{"command":["x"],"container":{"image":"i","privileged":true}}`, "privileged", nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -42,6 +62,24 @@ func TestDecodeJSON(t *testing.T) {
 				t.Fatalf("err = %v, want a SpecError on %q", err, c.field)
 			}
 		})
+	}
+}
+
+// TestSpecRoundTrip: a Spec marshalled (as the client sends it) decodes
+// to the same Spec.
+func TestSpecRoundTrip(t *testing.T) {
+	in := Spec{Name: "n", Command: []string{"sh", "-c", "x"}, Resources: Resources{CPUs: 2, MemoryMiB: 64, GPUs: 1, Labels: map[string]string{"a": "b"}},
+		Inputs: []string{"img"}, Count: 3, Site: "cloud", Container: &Container{Image: "localhost/i:1", Archive: "img", Mounts: []string{"/a:/b:ro"}}}
+	b, err := json.Marshal(&in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := DecodeJSON(bytes.NewReader(b))
+	if err != nil {
+		t.Fatalf("%s: %v", b, err)
+	}
+	if !reflect.DeepEqual(*out, in) {
+		t.Errorf("round trip:\n%+v\nwant\n%+v", *out, in)
 	}
 }
 
@@ -62,12 +100,25 @@ job "render" {
 job "small" {
   command = ["true"]
 }
+
+job "boxed" {
+  command = ["sh", "-c", "cp $HVCTL_INPUT_DIR/x $HVCTL_OUTPUT_DIR/"]
+  inputs  = ["tools-image", "x"]
+  container {
+    image   = "localhost/tools:1"
+    archive = "tools-image"
+    mounts  = ["/srv/ref:/ref:ro"]
+  }
+}
 `
 	specs, diags := DecodeHCL("job.hcl", []byte(src))
 	if diags.HasErrors() {
 		t.Fatal(diags)
 	}
-	if len(specs) != 2 || specs[0].Count != 10 || specs[0].Resources.MemoryMiB != 1024 || specs[0].Resources.Labels["arch"] != "x86_64" || specs[1].Name != "small" {
+	if len(specs) != 3 || specs[2].Container == nil || specs[2].Container.Image != "localhost/tools:1" || specs[2].Container.Mounts[0] != "/srv/ref:/ref:ro" {
+		t.Fatalf("container job = %+v", specs[len(specs)-1])
+	}
+	if len(specs) != 3 || specs[0].Count != 10 || specs[0].Resources.MemoryMiB != 1024 || specs[0].Resources.Labels["arch"] != "x86_64" || specs[1].Name != "small" {
 		t.Fatalf("specs = %+v %+v", specs[0], specs[1])
 	}
 	for _, bad := range []struct{ name, src, want string }{
@@ -75,6 +126,8 @@ job "small" {
 		{"bad memory", "job \"x\" {\n  command = [\"a\"]\n  resources { memory = \"x\" }\n}", "job.hcl:1"},
 		{"unknown attr", "job \"x\" {\n  command = [\"a\"]\n  cpus = 2\n}", "job.hcl:3"},
 		{"no job", `# nothing`, "job.hcl:1"},
+		{"container without image", "job \"x\" {\n  command = [\"a\"]\n  container {\n    mounts = []\n  }\n}", "job.hcl:3"},
+		{"container bad mount", "job \"x\" {\n  command = [\"a\"]\n  container {\n    image = \"i\"\n    mounts = [\"x:y\"]\n  }\n}", "job.hcl:1"},
 	} {
 		t.Run(bad.name, func(t *testing.T) {
 			_, diags := DecodeHCL("job.hcl", []byte(bad.src))
@@ -96,6 +149,7 @@ func FuzzDecodeJSON(f *testing.F) {
 		if s.Check() != nil || len(s.Command) == 0 || s.Count > MaxArray || s.Resources.MemoryMiB < 0 {
 			t.Fatalf("accepted a bad spec: %+v", s)
 		}
+		checkContainer(t, s)
 	})
 }
 
@@ -111,8 +165,27 @@ func FuzzDecodeHCL(f *testing.F) {
 			if s.Check() != nil {
 				t.Fatalf("accepted a bad spec: %+v", s)
 			}
+			checkContainer(t, s)
 		}
 	})
+}
+
+// checkContainer fails on an accepted container whose fields the runner
+// could not use as they are.
+func checkContainer(t *testing.T, s *Spec) {
+	c := s.Container
+	if c == nil {
+		return
+	}
+	if c.Image == "" || strings.HasPrefix(c.Image, "-") || strings.ContainsAny(c.Image, " \n") {
+		t.Fatalf("accepted image %q", c.Image)
+	}
+	for _, m := range c.Mounts {
+		h, ctr, _, err := ParseMount(m)
+		if err != nil || !strings.HasPrefix(h, "/") || !strings.HasPrefix(ctr, "/") || strings.HasPrefix(ctr, "/hvctl") {
+			t.Fatalf("accepted mount %q (%v)", m, err)
+		}
+	}
 }
 
 func job(id string, prio int, cpus int, inputs ...string) *Job {

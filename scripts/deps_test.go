@@ -27,7 +27,8 @@ func lookupDir(t *testing.T, cmds ...string) string {
 // apt what to run, and stops.
 func TestDepsPlan(t *testing.T) {
 	demoCmds := []string{"ip", "nft", "nsenter", "ping"}
-	all := append(append([]string{}, demoCmds...), "wg", "iperf3", "openvpn", "dot", "slurmctld", "munged", "chromium", "sshd")
+	all := append(append([]string{}, demoCmds...), "wg", "iperf3", "openvpn", "dot", "slurmctld", "munged", "chromium", "sshd",
+		"mariadbd", "mariadb", "slurmdbd", "podman", "runc", "busybox")
 	without := func(list []string, drop ...string) []string {
 		var out []string
 		for _, c := range list {

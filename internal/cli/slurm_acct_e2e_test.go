@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hvctl/hvctl/internal/testimage"
 	"github.com/hvctl/hvctl/provision/local"
 	"github.com/hvctl/hvctl/scheduler/slurm"
 )
@@ -63,7 +64,8 @@ cluster "%s" {
 // TestSlurmAccounting: with accounting = true the hub runs MariaDB and
 // slurmdbd; 20 sbatch jobs over both sites and one from a user who is
 // not root are all in sacct with their nodes and states, and hvctl jobs
-// lists them from it.
+// lists them from it. A SLURM job runs a container through hvctl
+// container run.
 func TestSlurmAccounting(t *testing.T) {
 	requireRoot(t)
 	for _, bin := range []string{"slurmctld", "slurmd", "munged", "sbatch", "slurmdbd", "mariadbd", "runuser"} {
@@ -123,8 +125,28 @@ func TestSlurmAccounting(t *testing.T) {
 		t.Fatalf("sbatch as nobody: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	nobodyJob := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(r.stdout), "Submitted batch job"))
+	// A container job through the wrapper, where podman is installed.
+	ctrJob := ""
+	if _, err := exec.LookPath("podman"); err == nil {
+		tarball := filepath.Join(out, "image.tar")
+		if err := testimage.BusyboxRootfs(tarball); err != nil {
+			t.Fatal(err)
+		}
+		r := exe(fmt.Sprintf(`sbatch -p cloud --mem=64 -o %s/ctr-%%j.out --wrap '%s container run -image localhost/hvctl-slurm-%s:1 -archive %s -store %s -- cat /etc/hvctl-image'`,
+			out, hvctl, name, tarball, filepath.Join(dir, "ctr-store")))
+		if r.code != 0 {
+			t.Fatalf("sbatch container job: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+		}
+		ctrJob = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(r.stdout), "Submitted batch job"))
+	} else if os.Getenv("HVCTL_E2E") != "" {
+		t.Fatal("podman is not installed (apt-get install podman runc); HVCTL_E2E=1 makes this a failure")
+	}
+	want := 21
+	if ctrJob != "" {
+		want = 22
+	}
 	var jobs []slurm.AcctJob
-	waitFor(t, "sacct shows the 21 jobs completed", 3*time.Minute, func() bool {
+	waitFor(t, "sacct shows every job completed", 3*time.Minute, func() bool {
 		r := hv(t, dir, "", "jobs", "-json", "main.hcl")
 		jobs = nil
 		if r.code != 0 || json.Unmarshal([]byte(r.stdout), &jobs) != nil {
@@ -136,7 +158,7 @@ func TestSlurmAccounting(t *testing.T) {
 				done++
 			}
 		}
-		return len(jobs) == 21 && done == 21
+		return len(jobs) == want && done == want
 	})
 	sites := map[string]int{}
 	for _, j := range jobs {
@@ -163,14 +185,20 @@ func TestSlurmAccounting(t *testing.T) {
 	if sites["onprem"] < 10 || sites["cloud"] < 10 {
 		t.Errorf("sacct: want at least 10 jobs on each site, got %v", sites)
 	}
+	if ctrJob != "" {
+		b, _ := os.ReadFile(filepath.Join(out, "ctr-"+ctrJob+".out"))
+		if string(b) != testimage.Marker {
+			t.Errorf("SLURM container job output %q, want the image's marker %q", b, testimage.Marker)
+		}
+	}
 	b, _ := os.ReadFile(filepath.Join(out, "nobody-"+nobodyJob+".out"))
 	if !strings.HasPrefix(string(b), "nobody\n") {
 		t.Errorf("nobody's job output %q, want it to run as nobody", b)
 	}
 	// sacct itself, on the hub, as the user.
 	r = exe("runuser -u nobody -- sacct -a -X -n -P -o JobID,State,NodeList")
-	if n := strings.Count(r.stdout, "|COMPLETED|"); r.code != 0 || n != 21 {
-		t.Errorf("sacct as nobody: exit %d, %d completed jobs, want 21\n%s%s", r.code, n, r.stdout, r.stderr)
+	if n := strings.Count(r.stdout, "|COMPLETED|"); r.code != 0 || n != want {
+		t.Errorf("sacct as nobody: exit %d, %d completed jobs, want %d\n%s%s", r.code, n, want, r.stdout, r.stderr)
 	}
 	r = hv(t, dir, "", "jobs", "main.hcl")
 	if r.code != 0 || !strings.Contains(r.stdout, "COMPLETED") || !strings.Contains(r.stdout, "nobody") {

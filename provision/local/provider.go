@@ -923,6 +923,7 @@ func teardown(ctx context.Context, r *record) error {
 	if r.Dir != "" {
 		os.Remove(provision.ShortDir(r.Dir)) // the agent's link (SLURM)
 		os.RemoveAll(provision.PublicDir(r.Dir))
+		os.RemoveAll(provision.ContainerRunDir(r.Dir))
 	}
 	for _, t := range r.NftTables {
 		if netnsExists(r.Netns) {

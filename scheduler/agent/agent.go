@@ -55,6 +55,7 @@ type Agent struct {
 	slurmHub     *slurmHub          // the hub of a SLURM cluster
 	slurm        *slurmNode         // SLURM's daemons on this node
 	fetching     map[string]*sync.Mutex
+	containers   *ContainerStore        // this node's images (container.go)
 	running      map[string]*runningJob // job ID -> its attempt here (runner.go)
 	lastPoll     time.Time              // last work poll the local manager answered
 	guarded      string

@@ -314,23 +314,37 @@ func (a *Agent) runJob(ctx context.Context, lc *manager.Client, w scheduler.Work
 		os.MkdirAll(outDir, 0o700)
 		defer os.RemoveAll(outDir)
 		lw := &limitWriter{w: &out, n: scheduler.MaxOutput}
-		proc, err := StartJob(ctx, func() *exec.Cmd {
-			cmd := exec.Command(j.Spec.Command[0], j.Spec.Command[1:]...)
-			cmd.Env = append(os.Environ(), "HVCTL_JOB_ID="+j.ID, "HVCTL_ARRAY_INDEX="+strconv.Itoa(j.Index),
-				"HVCTL_NODE="+a.id, "HVCTL_SITE="+a.cfg.Site, "HVCTL_INPUT_DIR="+cacheDir, "HVCTL_ATTEMPT="+strconv.Itoa(w.Attempt),
-				"HVCTL_OUTPUT_DIR="+outDir)
-			cmd.Dir = cacheDir
-			cmd.Stdout, cmd.Stderr = lw, lw
-			return cmd
-		})
+		jobEnv := []string{"HVCTL_JOB_ID=" + j.ID, "HVCTL_ARRAY_INDEX=" + strconv.Itoa(j.Index),
+			"HVCTL_NODE=" + a.id, "HVCTL_SITE=" + a.cfg.Site, "HVCTL_INPUT_DIR=" + cacheDir, "HVCTL_ATTEMPT=" + strconv.Itoa(w.Attempt),
+			"HVCTL_OUTPUT_DIR=" + outDir}
+		ctr, err := a.containerRun(ctx, w, cacheDir, outDir, jobEnv) // nil: no container (container.go)
+		var proc *JobProcess
+		if err == nil {
+			proc, err = StartJob(ctx, func() *exec.Cmd {
+				var cmd *exec.Cmd
+				if ctr != nil {
+					cmd, _ = ctr.Cmd()
+				} else {
+					cmd = exec.Command(j.Spec.Command[0], j.Spec.Command[1:]...)
+					cmd.Dir = cacheDir
+				}
+				cmd.Env = append(os.Environ(), jobEnv...)
+				cmd.Stdout, cmd.Stderr = lw, lw
+				return cmd
+			})
+		}
 		if err == nil {
 			a.attach(j.ID, w.Attempt, proc)
 			err = proc.Wait()
+			if ctr != nil {
+				err = ctr.Finish(err)
+			}
 			if !a.ended(j.ID, w.Attempt) {
 				return // cancelled or fenced: the local manager has moved on
 			}
 		}
 		var ee *exec.ExitError
+		var me *MemoryError
 		if err == nil {
 			// Results go to the global tier before the job is reported
 			// done, so they are there when it shows as done.
@@ -340,6 +354,8 @@ func (a *Agent) runJob(ctx context.Context, lc *manager.Client, w scheduler.Work
 		}
 		switch {
 		case err == nil:
+		case errors.As(err, &me):
+			rep.State, rep.ExitCode, rep.Error = scheduler.Failed, 137, me.Error()
 		case errors.As(err, &ee):
 			rep.State, rep.ExitCode = scheduler.Failed, ee.ExitCode()
 		default:
