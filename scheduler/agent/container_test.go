@@ -250,3 +250,19 @@ func BenchmarkContainerJob(b *testing.B) {
 	b.ReportMetric(boxed.Seconds()/n*1000, "container-ms/job")
 	b.ReportMetric((boxed.Seconds()/n)/(plain.Seconds()/float64(b.N)), "container/plain")
 }
+
+// FuzzArchiveKind: any bytes as an image archive give a kind or an
+// error, never a panic.
+func FuzzArchiveKind(f *testing.F) {
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p := filepath.Join(dir, "a")
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		kind, err := archiveKind(p)
+		if err == nil && kind != "rootfs" && kind != "docker-archive" && kind != "oci-archive" {
+			t.Fatalf("kind %q", kind)
+		}
+	})
+}
