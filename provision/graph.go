@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/hvctl/hvctl/provision/addrs"
 	"github.com/hvctl/hvctl/templates"
 )
 
@@ -36,36 +37,41 @@ type Graph struct {
 // Get returns the resource at addr, or nil.
 func (g *Graph) Get(addr string) *Resource { return g.byAddr[addr] }
 
-// SiteAddress is a site's address: site.NAME, nested site.A.site.B.
-func SiteAddress(s *templates.Site) string {
+// sitePath is a site's path from the top: ["cloud", "zone-a"].
+func sitePath(s *templates.Site) []string {
 	if s.Parent != nil {
-		return SiteAddress(s.Parent) + ".site." + s.Name
+		return append(sitePath(s.Parent), s.Name)
 	}
-	return "site." + s.Name
+	return []string{s.Name}
 }
 
+// SiteAddress is a site's address: site.NAME, nested site.A.site.B.
+func SiteAddress(s *templates.Site) string { return addrs.SiteAddress(sitePath(s)) }
+
 // NetworkAddress is the address of a site's network.
-func NetworkAddress(s *templates.Site) string { return SiteAddress(s) + ".network" }
+func NetworkAddress(s *templates.Site) string { return addrs.NetworkOf(sitePath(s)).String() }
 
 // NodeAddress is the address of a named node.
-func NodeAddress(n *templates.Node) string { return SiteAddress(n.Site) + ".node." + n.Name }
+func NodeAddress(n *templates.Node) string { return addrs.NodeOf(sitePath(n.Site), n.Name).String() }
 
 // PoolPrefix is the address prefix of a pool's nodes: ...pool.NAME.node[
 func PoolPrefix(p *templates.Pool) string { return SiteAddress(p.Site) + ".pool." + p.Name + ".node[" }
 
 // PoolNodeAddress is the address of a pool's i-th node.
-func PoolNodeAddress(p *templates.Pool, i int) string { return PoolPrefix(p) + strconv.Itoa(i) + "]" }
+func PoolNodeAddress(p *templates.Pool, i int) string {
+	return addrs.SlotOf(sitePath(p.Site), p.Name, i).String()
+}
 
 // PoolIndex returns the index of a pool node address under prefix.
 func PoolIndex(prefix, addr string) (int, bool) {
-	if !strings.HasPrefix(addr, prefix) || !strings.HasSuffix(addr, "]") {
+	if !strings.HasPrefix(addr, prefix) {
 		return 0, false
 	}
-	i, err := strconv.Atoi(addr[len(prefix) : len(addr)-1])
-	if err != nil || i < 0 {
+	r, err := addrs.Parse(addr)
+	if err != nil || r.Kind != addrs.Slot {
 		return 0, false
 	}
-	return i, true
+	return r.Index, true
 }
 
 // ClientToken derives the idempotency token for creating addr: stable for
@@ -265,14 +271,12 @@ func instanceAttrs(s *templates.Site, name, pool string, in templates.Instance, 
 // network, site.S.node.N and site.S.pool.P.node[i] are instances; ""
 // for anything else.
 func KindOf(addr string) Kind {
-	if !strings.HasPrefix(addr, "site.") {
-		return ""
-	}
+	r, err := addrs.Parse(addr)
 	switch {
-	case strings.HasSuffix(addr, ".network"):
+	case err != nil:
+		return ""
+	case r.Kind == addrs.Network:
 		return KindNetwork
-	case strings.Contains(addr, ".node.") || strings.Contains(addr, ".node["):
-		return KindInstance
 	}
-	return ""
+	return KindInstance
 }

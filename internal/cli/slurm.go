@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"os"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/hvctl/hvctl/provision"
+	"github.com/hvctl/hvctl/provision/addrs"
 	"github.com/hvctl/hvctl/scheduler/manager"
 	"github.com/hvctl/hvctl/scheduler/slurm"
 	"github.com/hvctl/hvctl/templates"
@@ -175,17 +175,12 @@ func slurmSlots(c *templates.Cluster, names []string) (slots []poolSlot, bad []s
 	for _, name := range names {
 		n, ok := byName[name]
 		pl := pools[n.Pool]
-		i := strings.LastIndexByte(n.MemberID, '[')
-		if !ok || !n.Cloud || pl == nil || i < 0 {
+		m, err := addrs.ParseMember(n.MemberID)
+		if !ok || !n.Cloud || pl == nil || err != nil || m.Kind != addrs.Slot {
 			bad = append(bad, name)
 			continue
 		}
-		idx, err := strconv.Atoi(strings.TrimSuffix(n.MemberID[i+1:], "]"))
-		if err != nil {
-			bad = append(bad, name)
-			continue
-		}
-		slots = append(slots, poolSlot{pool: pl, index: idx})
+		slots = append(slots, poolSlot{pool: pl, index: m.Index})
 	}
 	return slots, bad
 }

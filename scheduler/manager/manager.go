@@ -7,12 +7,12 @@ import (
 	"net/netip"
 	"os"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/hvctl/hvctl/overlay"
 	"github.com/hvctl/hvctl/provision"
+	"github.com/hvctl/hvctl/provision/addrs"
 	"github.com/hvctl/hvctl/scheduler"
 	"github.com/hvctl/hvctl/scheduler/slurm"
 	"github.com/hvctl/hvctl/templates"
@@ -639,22 +639,13 @@ func (m *Manager) Nodes() []Node {
 // site.onprem.node.frontend → onprem.frontend,
 // site.cloud.pool.burst.node[2] → cloud.burst[2],
 // site.cloud.site.zone-a.pool.gpu.node[0] → cloud.zone-a.gpu[0].
+// Anything else (a network's address, a bad one) is returned as it is.
 func MemberID(addr string) string {
-	parts := splitAddr(addr)
-	var site []string
-	i := 0
-	for i+1 < len(parts) && parts[i] == "site" {
-		site = append(site, parts[i+1])
-		i += 2
+	r, err := addrs.Parse(addr)
+	if err != nil || r.Kind == addrs.Network {
+		return addr
 	}
-	rest := parts[i:]
-	switch {
-	case len(rest) == 2 && rest[0] == "node":
-		return join(site) + "." + rest[1]
-	case len(rest) == 3 && rest[0] == "pool" && strings.HasPrefix(rest[2], "node["):
-		return join(site) + "." + rest[1] + rest[2][len("node"):]
-	}
-	return addr
+	return r.MemberID()
 }
 
 // PeerSets returns every member's peer set (no secrets: public keys only).

@@ -2,7 +2,6 @@ package manager
 
 import (
 	"fmt"
-	"strings"
 
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 )
@@ -13,7 +12,3 @@ type BadRequest struct{ Field, Msg string }
 func (e *BadRequest) Error() string { return fmt.Sprintf("bad request: %s: %s", e.Field, e.Msg) }
 
 func parseKey(s string) (wgtypes.Key, error) { return wgtypes.ParseKey(s) }
-
-func splitAddr(a string) []string { return strings.Split(a, ".") }
-
-func join(s []string) string { return strings.Join(s, ".") }
