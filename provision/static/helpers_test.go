@@ -2,10 +2,8 @@ package static
 
 import (
 	"context"
-	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/pem"
 	"fmt"
 	"net"
 	"os"
@@ -22,36 +20,9 @@ import (
 	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/hvctl/hvctl/provision"
+	"github.com/hvctl/hvctl/provision/static/statictest"
 	"github.com/hvctl/hvctl/templates"
 )
-
-// requireSSHD skips (fails with HVCTL_E2E=1) when this test cannot run
-// real sshd: it needs root (sshd checks its files' owners and switches
-// users) and Debian's openssh-server.
-func requireSSHD(t *testing.T) string {
-	t.Helper()
-	why := ""
-	bin, err := exec.LookPath("sshd")
-	if err != nil {
-		if _, err2 := os.Stat("/usr/sbin/sshd"); err2 == nil {
-			bin, err = "/usr/sbin/sshd", nil
-		}
-	}
-	switch {
-	case err != nil:
-		why = "needs sshd (Debian: apt-get install openssh-server)"
-	case os.Geteuid() != 0:
-		why = "needs root to run sshd"
-	}
-	if why == "" {
-		return bin
-	}
-	if os.Getenv("HVCTL_E2E") == "1" {
-		t.Fatalf("static provider test %s; HVCTL_E2E=1 forbids skipping it", why)
-	}
-	t.Skipf("static provider test %s (set HVCTL_E2E=1 to make this a failure)", why)
-	return ""
-}
 
 // sshHost is one real sshd, listening on a loopback address of its own
 // (127.0.0.0/8 is all local on Linux), with a host key the test made.
@@ -93,22 +64,12 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-func pemKey(t *testing.T, k ed25519.PrivateKey) []byte {
-	b, err := ssh.MarshalPrivateKey(k, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(b)
-}
-
 func newLab(t *testing.T, nHosts int) *lab {
 	t.Helper()
-	sshd := requireSSHD(t)
+	sshd := statictest.Require(t)
 	dir := t.TempDir()
-	os.Chmod(dir, 0o755) // sshd's StrictModes-free checks still want a sane tree
-	_, ck, _ := ed25519.GenerateKey(rand.Reader)
-	cs, _ := ssh.NewSignerFromKey(ck)
-	l := &lab{t: t, dir: dir, port: freePort(t), clientKey: pemKey(t, ck),
+	cs, ck := statictest.NewKey(t)
+	l := &lab{t: t, dir: dir, port: freePort(t), clientKey: ck,
 		authorized: filepath.Join(dir, "authorized_keys"), knownHosts: filepath.Join(dir, "known_hosts"),
 		installDir: filepath.Join(dir, "install", "hvctl"), agent: filepath.Join(dir, "agent.sh")}
 	must(t, os.WriteFile(l.authorized, ssh.MarshalAuthorizedKey(cs.PublicKey()), 0o600))
@@ -117,69 +78,13 @@ func newLab(t *testing.T, nHosts int) *lab {
 	var b [2]byte
 	rand.Read(b[:])
 	for i := 0; i < nHosts; i++ {
-		h := &sshHost{addr: fmt.Sprintf("127.%d.%d.%d", 100+int(b[0])%100, b[1], i+2), port: l.port}
-		l.startSSHD(sshd, h)
+		addr := fmt.Sprintf("127.%d.%d.%d", 100+int(b[0])%100, b[1], i+2)
+		srv := statictest.Start(t, sshd, dir, "", addr, l.port, l.authorized)
+		h := &sshHost{addr: addr, port: l.port, hostKey: srv.HostKey}
 		l.hosts = append(l.hosts, h)
 		l.trust(h, h.hostKey.PublicKey())
 	}
 	return l
-}
-
-// startSSHD runs sshd -D for h (key auth only), stopped at cleanup.
-func (l *lab) startSSHD(bin string, h *sshHost) {
-	t := l.t
-	_, hk, _ := ed25519.GenerateKey(rand.Reader)
-	h.hostKey, _ = ssh.NewSignerFromKey(hk)
-	hdir := filepath.Join(l.dir, "sshd-"+h.addr)
-	must(t, os.MkdirAll(hdir, 0o700))
-	keyPath := filepath.Join(hdir, "host_ed25519_key")
-	must(t, os.WriteFile(keyPath, pemKey(t, hk), 0o600))
-	cfg := fmt.Sprintf(`Port %d
-ListenAddress %s
-HostKey %s
-PidFile %s/sshd.pid
-AuthorizedKeysFile %s
-PubkeyAuthentication yes
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PermitRootLogin prohibit-password
-StrictModes no
-UsePAM no
-LogLevel VERBOSE
-`, h.port, h.addr, keyPath, hdir, l.authorized)
-	cfgPath := filepath.Join(hdir, "sshd_config")
-	must(t, os.WriteFile(cfgPath, []byte(cfg), 0o600))
-	if err := os.MkdirAll("/run/sshd", 0o755); err != nil { // privilege separation directory
-		t.Fatal(err)
-	}
-	log, _ := os.Create(filepath.Join(hdir, "sshd.log"))
-	cmd := exec.Command(bin, "-D", "-e", "-f", cfgPath)
-	cmd.Stdout, cmd.Stderr = log, log
-	must(t, cmd.Start())
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			b, _ := os.ReadFile(log.Name())
-			t.Logf("sshd %s log:\n%s", h.addr, b)
-		}
-	})
-	// Ready when it accepts connections (or it exited: a config error).
-	exited := make(chan struct{})
-	go func() { cmd.Process.Wait(); close(exited) }()
-	for {
-		c, err := net.Dial("tcp", net.JoinHostPort(h.addr, fmt.Sprint(h.port)))
-		if err == nil {
-			c.Close()
-			return
-		}
-		select {
-		case <-exited:
-			b, _ := os.ReadFile(log.Name())
-			t.Fatalf("sshd for %s exited:\n%s", h.addr, b)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
 }
 
 // trust puts key for h into known_hosts.

@@ -328,3 +328,6 @@ func (p *Provider) Exec(ctx context.Context, id string, argv []string, stdin io.
 	}
 	return 0, nil
 }
+
+// RunsAgents is true: every node runs hvctl agent (provision.AgentHost).
+func (p *Provider) RunsAgents() bool { return true }

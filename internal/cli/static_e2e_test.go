@@ -1,0 +1,189 @@
+package cli_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/hvctl/hvctl/provision/static/statictest"
+	"github.com/hvctl/hvctl/scheduler"
+)
+
+const staticTemplate = `
+provider "static" "lab" {
+  user        = "root"
+  private_key = "%s/id_ed25519" # a path: the hub loads the template too
+  known_hosts = "known_hosts"
+  install_dir = "%s"
+}
+
+cluster "%s" {
+  overlay {
+    cidr = "10.203.0.0/16"
+    hubs = ["onprem.head"]
+  }
+  site "onprem" {
+    provider = provider.static.lab
+    network { cidr = "%s.0/24" }
+    node "head" {
+      roles     = ["hub", "manager"]
+      public_ip = true
+      host      = "%s.10"
+    }
+    pool "wn" {
+      hosts = ["%s.11", "%s.12"]
+      instance { cpus = 2 }
+    }
+  }
+}
+`
+
+// staticLab makes the machines of a static site: network namespaces on
+// a bridge (the site network, whose first address the host holds), each
+// running its own sshd on port 22 with its own host key.
+func staticLab(t *testing.T, dir string, n int) (prefix string, hosts []*statictest.Server) {
+	t.Helper()
+	requireRoot(t)
+	sshd := statictest.Require(t)
+	tag := fmt.Sprintf("%05d", rand.IntN(1e5))
+	prefix = fmt.Sprintf("10.251.%d", 1+rand.IntN(250))
+	run := func(argv ...string) {
+		t.Helper()
+		if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", strings.Join(argv, " "), err, out)
+		}
+	}
+	br := "stbr" + tag
+	run("ip", "link", "add", br, "type", "bridge")
+	t.Cleanup(func() { exec.Command("ip", "link", "del", br).Run() })
+	run("ip", "addr", "add", prefix+".1/24", "dev", br)
+	run("ip", "link", "set", br, "up")
+	signer, pemKey := statictest.NewKey(t)
+	must(t, os.WriteFile(filepath.Join(dir, "id_ed25519"), pemKey, 0o600))
+	auth := filepath.Join(dir, "authorized_keys")
+	must(t, os.WriteFile(auth, ssh.MarshalAuthorizedKey(signer.PublicKey()), 0o600))
+	var known strings.Builder
+	for i := 0; i < n; i++ {
+		ns, veth := fmt.Sprintf("st%s-h%d", tag, i), fmt.Sprintf("st%s%d", tag, i)
+		addr := fmt.Sprintf("%s.%d", prefix, 10+i)
+		run("ip", "netns", "add", ns)
+		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+		run("ip", "link", "add", veth, "type", "veth", "peer", "name", veth+"p")
+		run("ip", "link", "set", veth, "master", br, "up")
+		run("ip", "link", "set", veth+"p", "netns", ns)
+		run("ip", "-n", ns, "link", "set", veth+"p", "name", "eth0")
+		run("ip", "-n", ns, "addr", "add", addr+"/24", "dev", "eth0")
+		run("ip", "-n", ns, "link", "set", "eth0", "up")
+		run("ip", "-n", ns, "link", "set", "lo", "up")
+		run("ip", "-n", ns, "route", "add", "default", "via", prefix+".1")
+		s := statictest.Start(t, sshd, dir, ns, addr, 22, auth)
+		hosts = append(hosts, s)
+		known.WriteString(s.KnownHostsLine() + "\n")
+	}
+	must(t, os.WriteFile(filepath.Join(dir, "known_hosts"), []byte(known.String()), 0o600))
+	return prefix, hosts
+}
+
+// unredacted matches a join token shown in JSON.
+var unredacted = regexp.MustCompile(`"join_token": "[^(]`)
+
+// staticAgents lists the processes running from install_dir.
+func staticAgents(installDir string) []string {
+	out, _ := exec.Command("pgrep", "-f", installDir+"/n-").Output()
+	return strings.Fields(string(out))
+}
+
+// TestStaticUpDown: up joins three existing machines (network
+// namespaces with their own sshd) to a cluster over SSH; every pair
+// reaches the other over the overlay, jobs run on them, and down leaves
+// each as it was: no agent, no file.
+func TestStaticUpDown(t *testing.T) {
+	dir := t.TempDir()
+	prefix, _ := staticLab(t, dir, 3)
+	install := filepath.Join(dir, "hosts", "hvctl")
+	name := fmt.Sprintf("st%d", rand.IntN(1e6))
+	src := fmt.Sprintf(staticTemplate, dir, install, name, prefix, prefix, prefix, prefix)
+	must(t, os.WriteFile(filepath.Join(dir, "main.hcl"), []byte(src), 0o644))
+	logs := func() string {
+		var b strings.Builder
+		files, _ := filepath.Glob(filepath.Join(install, "n-*", "agent.log"))
+		for _, f := range files {
+			c, _ := os.ReadFile(f)
+			fmt.Fprintf(&b, "== %s\n%s\n", f, c)
+		}
+		return b.String()
+	}
+	t.Cleanup(func() { hv(t, dir, "", "down", "main.hcl") })
+	r := hv(t, dir, "", "up", "-join-timeout=90s", "main.hcl")
+	if r.code != 0 {
+		t.Fatalf("up: exit %d\n%s\n%s\n%s", r.code, r.stdout, r.stderr, logs())
+	}
+	for _, out := range []string{r.stdout, r.stderr} {
+		if strings.Contains(out, "PRIVATE KEY") {
+			t.Errorf("up printed the private key")
+		}
+	}
+	doc := localStatus(t, dir)
+	if len(doc.Nodes) != 3 {
+		t.Fatalf("status shows %d nodes, want 3", len(doc.Nodes))
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for _, from := range doc.Nodes {
+		for _, to := range doc.Nodes {
+			if from.Address == to.Address {
+				continue
+			}
+			for {
+				r := hv(t, dir, "", "exec", from.Address, "main.hcl", "--", "ping", "-c", "1", "-W", "2", to.OverlayIP)
+				if r.code == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Errorf("%s cannot reach %s (%s):\n%s%s", from.Address, to.Address, to.OverlayIP, r.stdout, r.stderr)
+					break
+				}
+			}
+		}
+	}
+	if r := hv(t, dir, "", "submit", "-n", "4", "main.hcl", "--", "sh", "-c", "echo $HVCTL_NODE"); r.code != 0 {
+		t.Fatalf("submit: %s", r.stderr)
+	}
+	for _, j := range waitJobs(t, dir, 4, time.Minute) {
+		if j.State != scheduler.Done {
+			t.Errorf("job %s: %s on %s", j.ID, j.State, j.Node)
+		}
+	}
+	for _, f := range []string{"show", "state"} {
+		r := hv(t, dir, "", f, "-json", "main.hcl")
+		if strings.Contains(r.stdout, "PRIVATE KEY") || unredacted.MatchString(r.stdout) {
+			t.Errorf("%s -json holds a secret:\n%s", f, r.stdout)
+		}
+	}
+	if t.Failed() {
+		t.Log(logs())
+	}
+	if r := hv(t, dir, "", "down", "main.hcl"); r.code != 0 {
+		t.Fatalf("down: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if a := staticAgents(install); len(a) != 0 {
+		t.Errorf("agents left after down: %v", a)
+	}
+	if _, err := os.Stat(install); !os.IsNotExist(err) {
+		t.Errorf("install_dir %s left after down (%v)", install, err)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
