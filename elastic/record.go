@@ -258,8 +258,12 @@ func ReportFromHistory(run HistoryRun, steps []HistoryStep, until time.Time) *Re
 		seen := map[string]bool{}
 		x := Sample{T: secs(st.T)}
 		for _, hn := range st.Nodes {
-			seen[hn.Name] = true
-			n := tracks[hn.Name]
+			// A node is its name, pool and machine: a slot's name is
+			// reused by the next machine, and the queue may list a
+			// destroyed node for a while (no pool: capacity only).
+			key := hn.Name + "\x00" + hn.Pool + "\x00" + hn.Created.String()
+			seen[key] = true
+			n := tracks[key]
 			if n == nil {
 				n = &nodeTrack{name: hn.Name, pool: hn.Pool, first: st.T, state: hn.State, since: st.T}
 				// A machine made since the run began is paid from its
@@ -267,7 +271,7 @@ func ReportFromHistory(run HistoryRun, steps []HistoryStep, until time.Time) *Re
 				if c := hn.Created; !c.IsZero() && c.Before(st.T) && !c.Before(start) {
 					n.first, n.since = c, c
 				}
-				tracks[hn.Name] = n
+				tracks[key] = n
 				order = append(order, n)
 			} else if n.state != hn.State {
 				closeSeg(n, st.T)

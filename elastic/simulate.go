@@ -24,8 +24,14 @@ type Options struct {
 	// variant here.
 	Policy func(Snapshot) []Action
 	// PowerOffTime is how long a power-off takes once chosen (draining
-	// and shutting down): the node is paid for meanwhile, and the
-	// power-off can be cancelled. Default 1m; negative means 0.
+	// and destroying). Default one elastic interval: the daemon destroys
+	// a pending power-off that is still idle at its next step, and the
+	// destroy itself is quick (a live run on the local provider, and EC2,
+	// which stops billing when termination begins). Until session 4 the
+	// default was 1m, which let new work cancel power-offs the daemon
+	// would already have carried out (TestElasticSimVsLive). The node is
+	// paid for meanwhile, and the power-off can be cancelled. Negative
+	// means 0.
 	PowerOffTime time.Duration
 	// ReconcileTime is how long restarting a node's agent takes.
 	// Default 1m.
@@ -55,7 +61,9 @@ func (o *Options) defaults() {
 			*d = 0
 		}
 	}
-	def(&o.PowerOffTime, time.Minute)
+	if o.PowerOffTime < 0 {
+		o.PowerOffTime = 0
+	}
 	def(&o.ReconcileTime, time.Minute)
 	def(&o.AgentLossAfter, 3*time.Minute)
 	def(&o.MinBilled, time.Minute)
@@ -97,6 +105,9 @@ func SimulateWith(cfg *templates.Config, w Workload, opts Options) (*Report, err
 		rng: rand.New(rand.NewPCG(uint64(opts.Seed), 0x6a6f6273))}
 	if s.st.Interval <= 0 {
 		s.st.Interval = templates.DefaultElastic.Interval
+	}
+	if opts.PowerOffTime == 0 {
+		s.opts.PowerOffTime = s.st.Interval
 	}
 	s.report = &Report{Cluster: cfg.Cluster.Name, Workload: w.Name, Seed: opts.Seed, Jobs: w.Size(),
 		Billing:  fmt.Sprintf("per second of machine lifetime (create request to destroy), %s minimum, at the pool's instance price per hour", opts.MinBilled),
