@@ -177,25 +177,6 @@ func writeSysctlIn(ns, key, value string) error {
 	return <-done
 }
 
-// bridgeNetfilterOff keeps the site bridge of router namespace ns a plain
-// switch: with br_netfilter loaded (Docker loads it, and some kernels
-// build it in), bridge-nf-call-iptables is 1 in every new namespace, and
-// frames switched between two ports of the bridge go through the router's
-// conntrack and NAT hooks. A switched packet then leaves a conntrack entry
-// without a NAT binding; when the same flow later leaves through wan0 (a
-// reply, routed), it matches that entry and goes out untranslated, from
-// the node's private address: the wedged-NAT bug (docs/overlay.md). A real
-// NAT router never sees what its LAN switch carries. Nothing to do when
-// br_netfilter is not loaded (the keys do not exist).
-func bridgeNetfilterOff(ns string) error {
-	for _, key := range []string{"bridge-nf-call-iptables", "bridge-nf-call-ip6tables", "bridge-nf-call-arptables"} {
-		if err := writeSysctlIn(ns, "net/bridge/"+key, "0"); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-	}
-	return nil
-}
-
 // readSysctlIn reads /proc/sys/KEY inside ns (for tests and checks).
 func readSysctlIn(ctx context.Context, ns, key string) (string, error) {
 	out, err := run(ctx, nil, "ip", "netns", "exec", ns, "cat", filepath.Join("/proc/sys", key))
