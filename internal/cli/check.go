@@ -46,6 +46,9 @@ func runCheck(a *App, args []string) int {
 	if !ok {
 		return code
 	}
+	if !a.atMost(c, pos, 1) {
+		return exitError
+	}
 	o.lock = false
 	s, ok := a.open(templatePath(pos), &o, "check")
 	if !ok {

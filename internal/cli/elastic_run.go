@@ -302,6 +302,9 @@ func runElasticRun(a *App, args []string) int {
 	if !ok {
 		return code
 	}
+	if !a.atMost(c, pos, 1) {
+		return exitError
+	}
 	tmpl := templatePath(pos)
 	o.lock = false
 	s, mc, ok := a.runtimeSession(tmpl, &o)

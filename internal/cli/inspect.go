@@ -102,6 +102,9 @@ func runStatus(a *App, args []string) int {
 	if !ok {
 		return code
 	}
+	if !a.atMost(c, pos, 1) {
+		return exitError
+	}
 	o.lock = false
 	s, ok := a.open(templatePath(pos), &o, "status")
 	if !ok {
@@ -319,6 +322,9 @@ func runShow(a *App, args []string) int {
 	if !ok {
 		return code
 	}
+	if !a.atMost(c, pos, 1) {
+		return exitError
+	}
 	if len(pos) > 0 {
 		plan, isPlan, err := readPlan(pos[0])
 		if err != nil {
@@ -508,6 +514,9 @@ func runGraph(a *App, args []string) int {
 	pos, code, ok := a.parse(fs, args)
 	if !ok {
 		return code
+	}
+	if !a.atMost(c, pos, 1) {
+		return exitError
 	}
 	tmpl := templatePath(pos)
 	switch *typ {

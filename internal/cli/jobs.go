@@ -230,6 +230,9 @@ func runJobs(a *App, args []string) int {
 	if !ok {
 		return code
 	}
+	if !a.atMost(c, pos, 1) {
+		return exitError
+	}
 	s, mc, ok := a.runtimeSession(templatePath(pos), &o)
 	if !ok {
 		return exitError

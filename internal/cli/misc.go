@@ -33,6 +33,9 @@ func runValidate(a *App, args []string) int {
 	if !ok {
 		return code
 	}
+	if !a.atMost(c, pos, 1) {
+		return exitError
+	}
 	path := templatePath(pos)
 	if *jsonOut {
 		return a.validateJSON(path, &t)

@@ -195,3 +195,19 @@ func TestHVCTLLog(t *testing.T) {
 		t.Errorf("bad HVCTL_LOG: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
+
+// TestExtraArgumentsRefused: a verb given more arguments than it takes
+// says which ones, and does nothing.
+func TestExtraArgumentsRefused(t *testing.T) {
+	dir := t.TempDir()
+	writeTemplate(t, dir, "0s", "xa", 1, 0)
+	for _, v := range []string{"validate", "plan", "apply", "up", "destroy", "down", "status", "show", "graph", "check", "jobs", "fmt", "init", "gc"} {
+		r := hv(t, dir, "", v, "main.hcl", "extra.hcl")
+		if r.code != 1 || !strings.Contains(r.stderr, "Too many arguments for hvctl "+v) || !strings.Contains(r.stderr, `Unexpected "extra.hcl"`) {
+			t.Errorf("%s with an extra argument: exit %d\n%s", v, r.code, r.stderr)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, ".hvctl", "state.json")); err == nil {
+		t.Errorf("a refused command wrote a state")
+	}
+}
