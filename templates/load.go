@@ -48,6 +48,7 @@ var topSchema = &hcl.BodySchema{
 		{Type: "provider", LabelNames: []string{"type", "name"}},
 		{Type: "cluster", LabelNames: []string{"name"}},
 		{Type: "output", LabelNames: []string{"name"}},
+		{Type: "state"},
 	},
 }
 
@@ -174,7 +175,7 @@ func newLoader(opts LoadOptions) *loader {
 
 func (l *loader) load(sources []source) {
 	l.funcs = Functions(l.cfg.Dir)
-	var varBlocks, localBlocks, provBlocks, clusterBlocks, outBlocks []*hcl.Block
+	var varBlocks, localBlocks, provBlocks, clusterBlocks, outBlocks, stateBlocks []*hcl.Block
 	firstFile := &hcl.File{}
 	first := true
 	syntaxErr := false
@@ -207,6 +208,8 @@ func (l *loader) load(sources []source) {
 				clusterBlocks = append(clusterBlocks, b)
 			case "output":
 				outBlocks = append(outBlocks, b)
+			case "state":
+				stateBlocks = append(stateBlocks, b)
 			}
 		}
 	}
@@ -229,6 +232,7 @@ func (l *loader) load(sources []source) {
 	for _, b := range provBlocks {
 		l.decodeProvider(b)
 	}
+	l.decodeState(stateBlocks)
 	l.ctxCluster = &hcl.EvalContext{
 		Variables: map[string]cty.Value{
 			"var":      l.varObject(),

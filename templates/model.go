@@ -27,6 +27,8 @@ type Config struct {
 	Providers []*Provider
 	Cluster   *Cluster
 	Outputs   []*Output
+	// State is the state block, or nil (local state beside the template).
+	State *StateConfig
 }
 
 // Variable is a declared input variable with its resolved value.
