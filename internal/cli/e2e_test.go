@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -228,6 +229,64 @@ func TestKillConverges(t *testing.T) {
 		checkConverged(t, dir, resources)
 		// Kill during down.
 		startKilled(t, dir, time.Duration(rng.Int64N(int64(downTime)+int64(50*time.Millisecond))), "down", "-parallelism", par, "main.hcl")
+		loadState(t, dir)
+		if r := hv(t, dir, "", "down", "main.hcl"); r.code != 0 {
+			t.Fatalf("trial %d: down after kill: %s", i, r.stderr)
+		}
+		checkConverged(t, dir, 0)
+		if t.Failed() {
+			t.Fatalf("trial %d did not converge (seed %d)", i, seed)
+		}
+	}
+}
+
+// TestKillConverges1000 is TestKillConverges at 1,000 nodes, with the
+// default parallelism: SIGKILL at random moments of up and of down, then
+// up (or down) again; every trial ends with no duplicate, no orphan, no
+// lost machine, and the state parses after every kill. HVCTL_KILL_TRIALS
+// sets the number of trials (default 10, 3 with -short).
+func TestKillConverges1000(t *testing.T) {
+	trials := 10
+	if testing.Short() {
+		trials = 3
+	}
+	if n, err := strconv.Atoi(os.Getenv("HVCTL_KILL_TRIALS")); err == nil && n > 0 {
+		trials = n
+	}
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 2))
+	dir := t.TempDir()
+	src := strings.Replace(fmt.Sprintf(simTemplate, "100ms", "kill1000", 1000, 2), "192.168.10.0/24", "192.168.8.0/21", 1)
+	if err := os.WriteFile(filepath.Join(dir, "main.hcl"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const resources = 2 + 1 + 1000 + 2
+
+	start := time.Now()
+	if r := hv(t, dir, "", "up", "main.hcl"); r.code != 0 {
+		t.Fatalf("up: %s", r.stderr)
+	}
+	upTime := time.Since(start)
+	checkConverged(t, dir, resources)
+	start = time.Now()
+	if r := hv(t, dir, "", "down", "main.hcl"); r.code != 0 {
+		t.Fatalf("down: %s", r.stderr)
+	}
+	downTime := time.Since(start)
+	t.Logf("clean up %v, down %v", upTime, downTime)
+
+	for i := 0; i < trials; i++ {
+		at := time.Duration(rng.Int64N(int64(upTime)))
+		startKilled(t, dir, at, "up", "main.hcl")
+		st := loadState(t, dir)
+		t.Logf("trial %d: killed up after %v with %d resources in the state", i, at, len(st.Resources))
+		if r := hv(t, dir, "", "up", "main.hcl"); r.code != 0 {
+			t.Fatalf("trial %d: up after kill: %s", i, r.stderr)
+		}
+		checkConverged(t, dir, resources)
+		at = time.Duration(rng.Int64N(int64(downTime) + int64(50*time.Millisecond)))
+		startKilled(t, dir, at, "down", "main.hcl")
 		loadState(t, dir)
 		if r := hv(t, dir, "", "down", "main.hcl"); r.code != 0 {
 			t.Fatalf("trial %d: down after kill: %s", i, r.stderr)
