@@ -2,6 +2,7 @@ package local
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -538,5 +539,51 @@ func TestConcurrentCreates(t *testing.T) {
 			break
 		}
 		seen[ip] = true
+	}
+}
+
+// TestList: one read of the world lists the cluster's network and nodes
+// with the attributes Read gives them; a node whose namespace vanished
+// is left out (Read, which cleans it up, decides), and another cluster's
+// resources are not listed.
+func TestList(t *testing.T) {
+	tc := newTestCluster(t, "list", Settings{})
+	ctx := tc.ctx()
+	netA := tc.network("a", "10.239.1.0/24")
+	id1, _ := tc.node("a", "n1", netA, false)
+	id2, _ := tc.node("a", "n2", netA, false)
+	page, err := tc.p.List(ctx, &provision.ListRequest{Cluster: tc.name})
+	must(t, err)
+	if page.NextPageToken != "" || len(page.Items) != 3 {
+		t.Fatalf("page = %+v, want the network and two nodes in one page", page)
+	}
+	for _, it := range page.Items {
+		rr, err := tc.p.Read(ctx, &provision.ReadRequest{Kind: it.Kind, ID: it.ID})
+		must(t, err)
+		if !rr.Exists || fmt.Sprint(rr.Attrs) != fmt.Sprint(it.Attrs) || it.ClientToken == "" {
+			t.Errorf("%s: listed %v (token %q), read %+v", it.ID, it.Attrs, it.ClientToken, rr)
+		}
+	}
+	other, err := tc.p.List(ctx, &provision.ListRequest{Cluster: tc.name + "-other"})
+	must(t, err)
+	if len(other.Items) != 0 {
+		t.Errorf("another cluster lists %+v", other.Items)
+	}
+	_, err = run(ctx, nil, "ip", "netns", "del", tc.record(id2).Netns)
+	must(t, err)
+	page, err = tc.p.List(ctx, &provision.ListRequest{Cluster: tc.name})
+	must(t, err)
+	for _, it := range page.Items {
+		if it.ID == id2 {
+			t.Errorf("a node without its namespace is listed")
+		}
+	}
+	if len(page.Items) != 2 {
+		t.Errorf("%d items after a node vanished, want 2 (%s and the network)", len(page.Items), id1)
+	}
+	rr, err := tc.p.Read(ctx, &provision.ReadRequest{Kind: provision.KindInstance, ID: id2})
+	must(t, err)
+	if rr.Exists {
+		t.Errorf("vanished node reads as existing")
 	}
 }

@@ -39,6 +39,7 @@ var (
 	_ provision.Provider = (*Provider)(nil)
 	_ provision.Updater  = (*Provider)(nil)
 	_ provision.Waiter   = (*Provider)(nil)
+	_ provision.Lister   = (*Provider)(nil)
 	_ Executor           = (*Provider)(nil)
 )
 
@@ -654,6 +655,24 @@ func (p *Provider) Read(ctx context.Context, req *provision.ReadRequest) (*provi
 		return &provision.ReadResponse{ID: r.ID}, nil
 	}
 	return &provision.ReadResponse{Exists: true, ID: r.ID, Attrs: p.computed(r)}, nil
+}
+
+// List returns the cluster's networks and nodes from one read of the
+// world file. A record that Read would find gone or half deleted is left
+// out, so the engine reads it on its own (which cleans it up).
+func (p *Provider) List(ctx context.Context, req *provision.ListRequest) (*provision.ListPage, error) {
+	w, err := p.store.load()
+	if err != nil {
+		return nil, err
+	}
+	page := &provision.ListPage{Kinds: []provision.Kind{provision.KindInstance, provision.KindNetwork}}
+	for _, r := range w.Records {
+		if r.Cluster != req.Cluster || r.State == recDeleting || (r.State == recCreated && !netnsExists(r.Netns)) {
+			continue
+		}
+		page.Items = append(page.Items, provision.Listed{Kind: r.Kind, ID: r.ID, ClientToken: r.ClientToken, Attrs: p.computed(r)})
+	}
+	return page, nil
 }
 
 func find(w *world, req *provision.ReadRequest) *record {
