@@ -54,6 +54,7 @@ type ContainerStore struct {
 
 	mu    sync.Mutex
 	locks map[string]*sync.Mutex
+	have  map[string]bool // images known to be in the store
 }
 
 // podman returns podman's global arguments for the store.
@@ -163,8 +164,24 @@ func (s *ContainerStore) run(ctx context.Context, args ...string) ([]byte, error
 // Ensure makes image present in the store, once: from archive (a file)
 // when given, else by pulling it. It reports whether it pulled or
 // loaded it now.
-func (s *ContainerStore) Ensure(ctx context.Context, image, archive string) (bool, error) {
+func (s *ContainerStore) Ensure(ctx context.Context, image, archive string) (loaded bool, err error) {
 	defer s.lock(image)()
+	s.mu.Lock()
+	known := s.have[image]
+	s.mu.Unlock()
+	if known {
+		return false, nil
+	}
+	defer func() {
+		if err == nil {
+			s.mu.Lock()
+			if s.have == nil {
+				s.have = map[string]bool{}
+			}
+			s.have[image] = true
+			s.mu.Unlock()
+		}
+	}()
 	if _, err := s.run(ctx, "image", "exists", image); err == nil {
 		return false, nil
 	}

@@ -332,6 +332,9 @@ func (a *Agent) runJob(ctx context.Context, lc *manager.Client, w scheduler.Work
 				cmd.Stdout, cmd.Stderr = lw, lw
 				return cmd
 			})
+			if err != nil && ctr != nil {
+				ctr.Finish(nil) // its cgroup
+			}
 		}
 		if err == nil {
 			a.attach(j.ID, w.Attempt, proc)
