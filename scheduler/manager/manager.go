@@ -476,16 +476,21 @@ func (m *Manager) JoinFrom(req *JoinRequest, credential string, from netip.Addr)
 	n.predictEndpoint()
 	m.nodes[id] = n
 	m.bumpLocked()
+	// A node the overlay cannot be planned with yet (a worker of a star
+	// whose hub has not joined) is not joined: its token stays unspent,
+	// so its retry joins once the plan works.
+	ps, err := m.peerSetLocked(id)
+	if err != nil {
+		undo()
+		m.bumpLocked()
+		return nil, err
+	}
 	if err := m.saveLocked(); err != nil {
 		undo()
 		return nil, err
 	}
 	m.cfg.Logf("node %s joined (site %s, key %s)", id, n.Site, req.PublicKey)
 	m.designateLocked(n)
-	ps, err := m.peerSetLocked(id)
-	if err != nil {
-		return nil, err
-	}
 	return &JoinResponse{ID: id, Credential: m.cfg.Secret.NodeCredential(id, gen), Version: m.version, PeerSet: ps,
 		Managers: m.managersLocked(), Runtime: m.runtimeLocked(id)}, nil
 }

@@ -172,6 +172,30 @@ func TestJoinFlow(t *testing.T) {
 	}
 }
 
+// TestJoinBeforeTheHub: a worker whose join arrives before the hub has
+// joined cannot be planned yet (a star needs its hub) and is refused
+// with 503; its token is not spent and no node is recorded, so its retry
+// with the same token joins once the hub is in. (Spending it left the
+// agent with a refused token and no credential: it never joined.)
+func TestJoinBeforeTheHub(t *testing.T) {
+	m, _, s := newManager(t)
+	h := m.Handler()
+	wn := JoinRequest{Token: s.JoinToken("onprem.wn[0]"), Address: "site.onprem.pool.wn.node[0]", Site: "onprem", PublicKey: key(t)}
+	if w, out := post(t, h, "/v1/join", "", wn); w.Code != 503 {
+		t.Fatalf("worker join before the hub: %d %v, want 503", w.Code, out)
+	}
+	if ns := m.Nodes(); len(ns) != 0 {
+		t.Errorf("a refused join left nodes: %v", ns)
+	}
+	hub := JoinRequest{Token: s.JoinToken("onprem.frontend"), Address: "site.onprem.node.frontend", Site: "onprem", PublicKey: key(t)}
+	if w, out := post(t, h, "/v1/join", "", hub); w.Code != 200 {
+		t.Fatalf("hub join: %d %v", w.Code, out)
+	}
+	if w, out := post(t, h, "/v1/join", "", wn); w.Code != 200 {
+		t.Fatalf("the worker's retry with its token: %d %v, want 200", w.Code, out)
+	}
+}
+
 func TestFailureDetection(t *testing.T) {
 	m, clk, s := newManager(t)
 	for _, n := range []struct{ id, addr string }{{"onprem.frontend", "site.onprem.node.frontend"}, {"onprem.wn[0]", "site.onprem.pool.wn.node[0]"}} {
