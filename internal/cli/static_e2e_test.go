@@ -108,10 +108,7 @@ func staticAgents(installDir string) []string {
 func TestStaticUpDown(t *testing.T) {
 	dir := t.TempDir()
 	prefix, _ := staticLab(t, dir, 3)
-	install := filepath.Join(dir, "hosts", "hvctl")
-	name := fmt.Sprintf("st%d", rand.IntN(1e6))
-	src := fmt.Sprintf(staticTemplate, dir, install, name, prefix, prefix, prefix, prefix)
-	must(t, os.WriteFile(filepath.Join(dir, "main.hcl"), []byte(src), 0o644))
+	install := writeStaticTemplate(t, dir, prefix)
 	logs := func() string {
 		var b strings.Builder
 		files, _ := filepath.Glob(filepath.Join(install, "n-*", "agent.log"))
@@ -121,7 +118,6 @@ func TestStaticUpDown(t *testing.T) {
 		}
 		return b.String()
 	}
-	t.Cleanup(func() { hv(t, dir, "", "down", "main.hcl") })
 	r := hv(t, dir, "", "up", "-join-timeout=90s", "main.hcl")
 	if r.code != 0 {
 		t.Fatalf("up: exit %d\n%s\n%s\n%s", r.code, r.stdout, r.stderr, logs())
@@ -185,5 +181,112 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// staticUpTemplate writes the static cluster's template into dir.
+func writeStaticTemplate(t *testing.T, dir, prefix string) (install string) {
+	install = filepath.Join(dir, "hosts", "hvctl")
+	name := fmt.Sprintf("st%d", rand.IntN(1e6))
+	src := fmt.Sprintf(staticTemplate, dir, install, name, prefix, prefix, prefix, prefix)
+	must(t, os.WriteFile(filepath.Join(dir, "main.hcl"), []byte(src), 0o644))
+	t.Cleanup(func() { hv(t, dir, "", "down", "main.hcl") })
+	return install
+}
+
+// supervisors counts the agent supervisors (one per started agent) of
+// each node directory under install.
+func supervisors(t *testing.T, install string) map[string]int {
+	out, _ := exec.Command("pgrep", "-a", "-f", "pid.new.* "+install+"/n-").Output()
+	n := map[string]int{}
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if f := strings.Fields(l); len(f) > 1 {
+			n[f[len(f)-1]]++
+		}
+	}
+	return n
+}
+
+// TestStaticBadHosts: a host whose key is not the one in known_hosts is
+// refused with an error naming the node and the host, a host that is
+// down with one naming it, and the rest of the apply goes on; once both
+// are fixed, up completes.
+func TestStaticBadHosts(t *testing.T) {
+	dir := t.TempDir()
+	prefix, hosts := staticLab(t, dir, 3)
+	install := writeStaticTemplate(t, dir, prefix)
+	// wn[0]'s key in known_hosts is another one; wn[1]'s sshd is stopped.
+	other, _ := statictest.NewKey(t)
+	known, _ := os.ReadFile(filepath.Join(dir, "known_hosts"))
+	good := string(known)
+	bad := strings.Replace(good, hosts[1].KnownHostsLine(), strings.Fields(hosts[1].KnownHostsLine())[0]+" "+strings.TrimSpace(string(ssh.MarshalAuthorizedKey(other.PublicKey()))), 1)
+	must(t, os.WriteFile(filepath.Join(dir, "known_hosts"), []byte(bad), 0o600))
+	hosts[2].Stop()
+
+	r := hv(t, dir, "", "up", "-join-timeout=60s", "main.hcl")
+	if r.code == 0 {
+		t.Fatalf("up succeeded with a wrong host key and a host down:\n%s", r.stdout)
+	}
+	for _, want := range []string{"site.onprem.pool.wn.node[0]", hosts[1].Addr, "does not match", "site.onprem.pool.wn.node[1]", hosts[2].Addr, "connection refused"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("up's errors lack %q:\n%s", want, r.stderr)
+		}
+	}
+	if !strings.Contains(r.stdout, "site.onprem.node.head: Creation complete") {
+		t.Errorf("the good host was not joined:\n%s", r.stdout)
+	}
+	if s := supervisors(t, install); len(s) != 1 {
+		t.Errorf("agents on %d hosts, want 1 (the head): %v", len(s), s)
+	}
+	// Fixed: the key is right again and the host is back.
+	must(t, os.WriteFile(filepath.Join(dir, "known_hosts"), []byte(good), 0o600))
+	hosts[2].Restart(t)
+	if r := hv(t, dir, "", "up", "-join-timeout=90s", "main.hcl"); r.code != 0 {
+		t.Fatalf("up after the fix: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	for d, n := range supervisors(t, install) {
+		if n != 1 {
+			t.Errorf("%s runs %d agents", d, n)
+		}
+	}
+	if s := supervisors(t, install); len(s) != 3 {
+		t.Errorf("agents on %d hosts, want 3", len(s))
+	}
+}
+
+// TestStaticUpKilled: hvctl up killed (SIGKILL) at random moments, then
+// run to the end: each host runs exactly one agent, all joined.
+func TestStaticUpKilled(t *testing.T) {
+	dir := t.TempDir()
+	prefix, _ := staticLab(t, dir, 3)
+	install := writeStaticTemplate(t, dir, prefix)
+	for i := 0; i < 4; i++ {
+		cmd := exec.Command(hvctl, "up", "-join-timeout=60s", "main.hcl")
+		cmd.Dir = dir
+		must(t, cmd.Start())
+		time.Sleep(time.Duration(rand.IntN(2500)) * time.Millisecond)
+		cmd.Process.Kill()
+		cmd.Wait()
+	}
+	if r := hv(t, dir, "", "up", "-join-timeout=90s", "main.hcl"); r.code != 0 {
+		t.Fatalf("up after kills: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	s := supervisors(t, install)
+	if len(s) != 3 {
+		t.Errorf("agents on %d hosts, want 3: %v", len(s), s)
+	}
+	for d, n := range s {
+		if n != 1 {
+			t.Errorf("%s runs %d agents, want 1", d, n)
+		}
+	}
+	if doc := localStatus(t, dir); len(doc.Nodes) != 3 {
+		t.Errorf("status shows %d nodes, want 3", len(doc.Nodes))
+	}
+	if r := hv(t, dir, "", "down", "main.hcl"); r.code != 0 {
+		t.Fatalf("down: %s", r.stderr)
+	}
+	if a := staticAgents(install); len(a) != 0 {
+		t.Errorf("agents left after down: %v", a)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 
@@ -331,3 +332,31 @@ func (p *Provider) Exec(ctx context.Context, id string, argv []string, stdin io.
 
 // RunsAgents is true: every node runs hvctl agent (provision.AgentHost).
 func (p *Provider) RunsAgents() bool { return true }
+
+// WaitReady reports the node once its agent runs (provision.Waiter).
+// Being a Waiter also makes apply finish a node whose Create was
+// interrupted (hvctl killed) by calling Create again with the full
+// request, which completes the install and starts the agent.
+func (p *Provider) WaitReady(ctx context.Context, req *provision.ReadRequest) (*provision.ReadResponse, error) {
+	for i := 0; ; i++ {
+		rr, err := p.Read(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		if !rr.Exists {
+			return nil, fmt.Errorf("static: %s: the agent's directory is gone from its host", req.Address)
+		}
+		if req.Kind == provision.KindNetwork || rr.Attrs["state"] == StateRunning {
+			return rr, nil
+		}
+		if i == 20 {
+			_, dir, _ := splitID(rr.ID)
+			return nil, fmt.Errorf("static: %s: the agent is installed but not running on %s (its log: %s on the host)", req.Address, rr.Attrs["private_ip"], path.Join(p.remoteDir(dir), "agent.log"))
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}

@@ -72,6 +72,10 @@ type Server struct {
 	Port    int
 	HostKey ssh.Signer
 	Log     string // its log file
+
+	argv   []string
+	cmd    *exec.Cmd
+	exited chan struct{}
 }
 
 // Start runs `sshd -D -e -f CONFIG` on addr:port (inside network
@@ -113,52 +117,66 @@ LogLevel INFO
 		t.Fatal(err)
 	}
 	s.Log = filepath.Join(hdir, "sshd.log")
-	log, err := os.Create(s.Log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	argv := []string{bin, "-D", "-e", "-f", cfgPath}
+	s.argv = []string{bin, "-D", "-e", "-f", cfgPath}
 	if netns != "" {
-		argv = append([]string{"ip", "netns", "exec", netns}, argv...)
+		s.argv = append([]string{"ip", "netns", "exec", netns}, s.argv...)
 	}
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
+	s.start(t)
 	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-		log.Close()
+		s.Stop()
 		if t.Failed() {
 			b, _ := os.ReadFile(s.Log)
 			t.Logf("sshd %s log:\n%s", addr, b)
 		}
 	})
-	// addr must be reachable from here (in netns, through a link the
-	// test made).
-	dial := func() error {
-		c, err := net.Dial("tcp", net.JoinHostPort(addr, fmt.Sprint(port)))
+	return s
+}
+
+// start runs sshd and waits until it accepts connections (addr must be
+// reachable from here: in a namespace, through a link the test made).
+func (s *Server) start(t testing.TB) {
+	t.Helper()
+	log, err := os.OpenFile(s.Log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	cmd := exec.Command(s.argv[0], s.argv[1:]...)
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s.cmd, s.exited = cmd, make(chan struct{})
+	go func(done chan struct{}) { cmd.Wait(); close(done) }(s.exited)
+	for i := 0; ; i++ {
+		c, err := net.Dial("tcp", net.JoinHostPort(s.Addr, fmt.Sprint(s.Port)))
 		if err == nil {
 			c.Close()
+			return
 		}
-		return err
-	}
-	for i := 0; dial() != nil; i++ {
 		select {
-		case <-exited:
+		case <-s.exited:
 			b, _ := os.ReadFile(s.Log)
-			t.Fatalf("sshd for %s exited:\n%s", addr, b)
+			t.Fatalf("sshd for %s exited:\n%s", s.Addr, b)
 		case <-time.After(20 * time.Millisecond):
 		}
 		if i > 1500 {
-			t.Fatalf("sshd for %s does not accept connections", addr)
+			t.Fatalf("sshd for %s does not accept connections", s.Addr)
 		}
 	}
-	return s
 }
+
+// Stop stops sshd (the host is down).
+func (s *Server) Stop() {
+	if s.cmd != nil {
+		s.cmd.Process.Kill()
+		<-s.exited
+		s.cmd = nil
+	}
+}
+
+// Restart starts a stopped sshd again, with the same host key.
+func (s *Server) Restart(t testing.TB) { s.start(t) }
 
 // KnownHostsLine is s's known_hosts line.
 func (s *Server) KnownHostsLine() string {
