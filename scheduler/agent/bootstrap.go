@@ -143,7 +143,14 @@ func (b *Bootstrap) Prepare(st *provision.State, c *provision.Change, p provisio
 	}
 	if c.Address == mAddr {
 		a["manager_url"] = "https://127.0.0.1:" + strconv.Itoa(b.ManagerPort)
-		a["raft_bootstrap"] = "true"
+		// The primary bootstraps the log only for a new cluster. A
+		// primary created while other replicas exist (a replaced hub)
+		// starts empty and unbootstrapped: the replica set's leader
+		// sends it the log. Bootstrapping it would start a second log
+		// with a leader of its own.
+		if !b.otherReplicasExist(st, replicas, mAddr) {
+			a["raft_bootstrap"] = "true"
+		}
 		if hl, ok := p.(provision.HostLocal); ok && b.Host != nil {
 			h := *b.Host
 			h.Argv = hl.HostCommand(h.Argv)
@@ -190,6 +197,24 @@ func (b *Bootstrap) managerURLs(st *provision.State, replicas []*templates.Node)
 		}
 	}
 	return out
+}
+
+// otherReplicasExist reports whether a replica other than the primary
+// (or the witness) is in the state already.
+func (b *Bootstrap) otherReplicasExist(st *provision.State, replicas []*templates.Node, primary string) bool {
+	if len(replicas) < 2 {
+		return false
+	}
+	nodes := append([]*templates.Node(nil), replicas...)
+	if w := manager.Witness(b.Cluster); w != nil {
+		nodes = append(nodes, w)
+	}
+	for _, n := range nodes {
+		if a := provision.NodeAddress(n); a != primary && st.Resource(a) != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // replicaCert gives a node a replica certificate: it may speak raft.
