@@ -290,7 +290,8 @@ cluster "%s" {
 // the witness. 40 jobs of sleep 4 run; the primary hub's node is killed
 // mid-run (agent SIGKILLed, namespace removed): the survivor leads and
 // serves (hvctl status and jobs go through it), every job is done
-// exactly once, and a new node joins through it.
+// exactly once; up replaces the dead primary, which rejoins the replica
+// set as a follower; a new node joins through hub2.
 func TestControlPlaneFailover(t *testing.T) {
 	requireRoot(t)
 	dir := t.TempDir()
@@ -355,8 +356,33 @@ func TestControlPlaneFailover(t *testing.T) {
 		t.Errorf("status through the survivor: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 
-	// A new node joins through the survivor with a fresh join token (a
-	// new machine for slot cloud.w[1], with a new key).
+	// The primary hub comes back: up replaces the dead machine, and the
+	// new one joins hub2's replica set as a follower (it answers 421
+	// naming hub2) instead of starting a log of its own.
+	if r := hv(t, dir, "", "up", "-join-timeout=90s", "main.hcl"); r.code != 0 {
+		t.Fatalf("up after the primary hub died: exit %d\n%s\n%s\n%s", r.code, r.stdout, r.stderr, agentLogs(dir))
+	}
+	primary = newAPI(t, dir)
+	deadline = time.Now().Add(time.Minute)
+	for {
+		code, body := primary.do(t, "GET", "/v1/jobs", primary.token, nil)
+		if code == http.StatusMisdirectedRequest && strings.Contains(string(body), survivor.url) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the replaced primary answers %d %s, want 421 naming %s\n%s", code, body, survivor.url, agentLogs(dir))
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	if n := len(waitEnded(t, dir, 40, time.Minute)); n != 40 {
+		t.Errorf("%d jobs after the primary came back, want 40", n)
+	}
+
+	// A new node joins through hub2, the leader, with a fresh join
+	// token for its slot (what the engine gives a new machine; here for
+	// slot cloud.w[1], with a new key). A template scale-up is not used:
+	// the managers keep the template they were created with, so a pool
+	// slot beyond its max then is refused whichever replica leads.
 	st = loadState(t, dir)
 	var cd struct{ Secret string }
 	json.Unmarshal(st.Data["cluster"], &cd)

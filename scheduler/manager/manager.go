@@ -487,6 +487,7 @@ func (m *Manager) JoinFrom(req *JoinRequest, credential string, from netip.Addr)
 	}
 	if err := m.saveLocked(); err != nil {
 		undo()
+		m.replan()
 		return nil, err
 	}
 	m.cfg.Logf("node %s joined (site %s, key %s)", id, n.Site, req.PublicKey)
