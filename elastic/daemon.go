@@ -642,19 +642,32 @@ func (m *Metrics) observe(s Snapshot, took time.Duration) {
 }
 
 // learner measures, from one step to the next, what the automatic policy
-// needs: the queue's gaps (History.ObserveQueue), how long a new node
-// takes to join (from its create request; the queue does not show a
-// workload's one-time setup, so it is not included), and a job's mean
-// run time by Little's law: running job-seconds over the jobs that
-// ended, counted as drops in a node's running jobs. Jobs that end and
-// are replaced between two steps are not seen, so the estimate errs
-// long, which only makes the policy start more nodes.
+// needs:
+//
+//   - the queue's gaps (History.ObserveQueue);
+//   - a job's mean run time by Little's law: running job-seconds over the
+//     jobs that ended. Jobs that ended are counted two ways, and the
+//     larger is taken: drops in a node's running jobs, and the drop in
+//     all outstanding jobs (queued + running; a step in which that grew
+//     had arrivals and is left out). Jobs that end and are replaced on a
+//     node between two steps are seen only by the second;
+//   - a new node's ready time: from its create request to its join, plus
+//     its setup, seen as how much longer than the mean job its first
+//     jobs ran (from the step that saw them start to the step that saw
+//     the first end). Only nodes this daemon saw booting count.
 type learner struct {
-	last     time.Time
-	running  map[string]int
-	joined   map[string]bool
-	jobSecs  float64
-	jobsDone int
+	last        time.Time
+	outstanding int
+	running     map[string]int
+	nodes       map[string]*learnNode
+	jobSecs     float64
+	jobsDone    int
+}
+
+// learnNode follows one machine from boot to the end of its first job.
+type learnNode struct {
+	booted, joined, busy time.Time // zero until seen
+	done                 bool
 }
 
 func (l *learner) observe(h *History, now time.Time, view QueueView, nodes []Node) {
@@ -664,20 +677,30 @@ func (l *learner) observe(h *History, now time.Time, view QueueView, nodes []Nod
 	}
 	h.ObserveQueue(now, queued)
 	if l.running == nil {
-		l.running, l.joined = map[string]int{}, map[string]bool{}
+		l.running, l.nodes = map[string]int{}, map[string]*learnNode{}
 	}
 	dt := now.Sub(l.last).Seconds()
 	if l.last.IsZero() || dt < 0 {
 		dt = 0
 	}
+	running, drops, secs0 := 0, 0, 0.0
+	before := make(map[string]int, len(view.Nodes))
 	for _, qn := range view.Nodes {
 		prev := l.running[qn.Name]
-		l.jobSecs += float64(prev) * dt
+		before[qn.Name] = prev
+		secs0 += float64(prev) * dt
 		if qn.Running < prev {
-			l.jobsDone += prev - qn.Running
+			drops += prev - qn.Running
 		}
+		running += qn.Running
 		l.running[qn.Name] = qn.Running
 	}
+	outstanding := queued + running
+	if !l.last.IsZero() && outstanding <= l.outstanding {
+		l.jobSecs += secs0
+		l.jobsDone += max(drops, l.outstanding-outstanding)
+	}
+	l.outstanding = outstanding
 	if l.jobsDone > 0 && l.jobSecs > 0 {
 		mean := secs(l.jobSecs / float64(l.jobsDone))
 		for range l.jobsDone {
@@ -685,20 +708,51 @@ func (l *learner) observe(h *History, now time.Time, view QueueView, nodes []Nod
 		}
 		l.jobSecs, l.jobsDone = 0, 0
 	}
+	seen := make(map[string]bool, len(nodes))
 	for _, n := range nodes {
 		if n.Pool == "" || n.CreatedAt.IsZero() {
 			continue
 		}
-		// Only a node this daemon saw booting: after a restart a
-		// joined node's create time says nothing about its boot.
-		if !n.Joined {
-			l.joined[n.Name] = false
-			continue
+		key := n.Name + "\x00" + n.CreatedAt.String()
+		seen[key] = true
+		ln := l.nodes[key]
+		if ln == nil {
+			ln = &learnNode{}
+			l.nodes[key] = ln
 		}
-		if was, seen := l.joined[n.Name]; seen && !was {
-			h.Ready(n.Pool, now.Sub(n.CreatedAt))
+		switch {
+		case ln.done:
+		case !n.Joined:
+			ln.booted = now
+		case ln.booted.IsZero():
+			ln.done = true // joined before this daemon saw it boot
+		case ln.joined.IsZero():
+			ln.joined = now
+			if n.Running > 0 {
+				ln.busy = now
+			}
+		case ln.busy.IsZero():
+			if n.Running > 0 {
+				ln.busy = now
+			}
+		case n.Running < before[n.Name]:
+			ln.done = true
+			setup := time.Duration(0)
+			if jt := h.Queue.JobTime; jt > 0 {
+				setup = max(now.Sub(ln.busy)-jt, 0)
+			}
+			h.Ready(n.Pool, ln.joined.Sub(n.CreatedAt)+setup)
 		}
-		l.joined[n.Name] = true
+	}
+	for k := range l.nodes {
+		if !seen[k] {
+			delete(l.nodes, k)
+		}
+	}
+	for name := range l.running {
+		if _, ok := before[name]; !ok {
+			delete(l.running, name)
+		}
 	}
 	l.last = now
 }

@@ -197,43 +197,49 @@ func TestDaemonMerge(t *testing.T) {
 }
 
 // TestLearner: what the daemon learns between steps for the automatic
-// policy — a gap when the queue fills again, a node's ready time when a
-// node it saw booting joins, and the mean job time from drops in a
-// node's running jobs.
+// policy: a gap when the queue fills again; the mean job time from the
+// drop in outstanding jobs (jobs replaced between steps show no drop on
+// their node) and from drops on nodes; a node's ready time as create →
+// join plus its setup (its first jobs' excess over the mean job time).
 func TestLearner(t *testing.T) {
 	var l learner
 	var h History
 	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
-	booting := Node{Name: "c1", Pool: "aws.burst", CreatedAt: at(0)}
-	joined := booting
-	joined.Joined = true
+	c1 := Node{Name: "c1", Pool: "aws.burst", CreatedAt: at(0)}
 	steps := []struct {
-		t       int
-		queued  int
-		running int
-		node    Node
+		t, queued, op1, c1 int
+		joined             bool
 	}{
-		{0, 10, 4, booting},
-		{10, 6, 4, booting}, // 40 job-seconds, nothing ended
-		{20, 0, 2, joined},  // 2 ended after 80 job-seconds: 40 s each; c1 ready in 20 s
-		{30, 0, 0, joined},  // queue quiet since 20 s
-		{50, 5, 2, joined},  // a gap of 30 s
+		{0, 8, 2, 0, false},  // outstanding 10; c1 boots
+		{10, 6, 2, 0, false}, // 2 ended, replaced: 20 job-s / 2 = 10 s
+		{20, 2, 2, 2, true},  // 2 ended: 20 job-s / 2 = 10 s; c1 joins busy
+		{30, 0, 2, 2, true},  // 2 ended: 40 job-s / 2 = 20 s; queue quiet
+		{40, 0, 0, 0, true},  // 4 ended: 40 job-s / 4 = 10 s; c1's first jobs ran 20 s
+		{60, 5, 0, 0, true},  // new work: a gap of 30 s; arrivals, not counted
 	}
 	for _, st := range steps {
-		v := QueueView{Queue: []Demand{{Count: st.queued, Since: at(st.t)}}, Nodes: []QueueNode{{Name: "op1", Up: true, Running: st.running}}}
-		if st.queued == 0 {
-			v.Queue = nil
+		v := QueueView{Nodes: []QueueNode{{Name: "op1", Up: true, Running: st.op1}}}
+		if st.queued > 0 {
+			v.Queue = []Demand{{Count: st.queued, Since: at(st.t)}}
 		}
-		l.observe(&h, at(st.t), v, []Node{st.node})
+		n := c1
+		if st.joined {
+			n.Joined, n.Running = true, st.c1
+			v.Nodes = append(v.Nodes, QueueNode{Name: "c1", Up: true, Running: st.c1})
+		}
+		l.observe(&h, at(st.t), v, []Node{n})
 	}
 	if got := h.Queue.Gaps; len(got) != 1 || got[0] != 30*time.Second {
 		t.Errorf("gaps %v, want [30s]", got)
 	}
-	if p := h.Pools["aws.burst"]; p == nil || p.Readies != 1 || p.Ready != 20*time.Second {
-		t.Errorf("ready %+v, want 20s over 1 node", p)
+	// 10 jobs: 4 × 10 s, 2 × 20 s, 4 × 10 s = 12 s.
+	near := func(a, b time.Duration) bool { return (a - b).Abs() < time.Millisecond }
+	if h.Queue.Jobs != 10 || !near(h.Queue.JobTime, 12*time.Second) {
+		t.Errorf("job time %s over %d jobs, want 12s over 10", h.Queue.JobTime, h.Queue.Jobs)
 	}
-	// 80 job-s / 2 jobs = 40 s, then 20 job-s / 2 jobs = 10 s.
-	if h.Queue.Jobs != 4 || h.Queue.JobTime != 25*time.Second {
-		t.Errorf("job time %s over %d jobs, want 25s over 4", h.Queue.JobTime, h.Queue.Jobs)
+	// Joined 20 s after its create request; its first jobs ran 20 s
+	// against a mean of 12 s: a setup of 8 s.
+	if p := h.Pools["aws.burst"]; p == nil || p.Readies != 1 || !near(p.Ready, 28*time.Second) {
+		t.Errorf("ready %+v, want 28s over 1 node", p)
 	}
 }

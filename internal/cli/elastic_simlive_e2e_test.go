@@ -168,6 +168,13 @@ func TestElasticSimVsLive(t *testing.T) {
 		t.Fatal(err)
 	}
 	live := elastic.ReportFromHistory(run, steps, steps[len(steps)-1].T)
+	// hvctl report renders the same history.
+	page := filepath.Join(t.TempDir(), "report.html")
+	if r := hv(t, dir, "", "report", "main.hcl", "-o", page); r.code != 0 {
+		t.Errorf("hvctl report: exit %d: %s", r.code, r.stderr)
+	} else if b, err := os.ReadFile(page); err != nil || !strings.Contains(string(b), "chart-states") || !strings.Contains(string(b), "scale-up cloud.burst") {
+		t.Errorf("hvctl report's page lacks the charts or the decisions (%v)", err)
+	}
 	liveCloud := poolOf(live, "cloud.burst")
 	liveMakespan := last.Sub(first).Seconds()
 
