@@ -9,9 +9,16 @@
 # Who sizes the cloud pool: hvctl's elastic daemon reading squeue and sinfo
 # (elastic_mode = "hvctl"), or SLURM's own power saving calling
 # hvctl slurm resume|suspend (-var elastic_mode=power_save).
+# -var accounting=true adds SLURM accounting (sacct; hvctl jobs lists the
+# jobs from it).
 
 variable "elastic_mode" {
   default = "hvctl"
+}
+
+variable "accounting" {
+  default     = false
+  description = "Run slurmdbd and MariaDB on the frontend: sacct and hvctl jobs see every job."
 }
 
 provider "local" "lab" {}
@@ -78,5 +85,6 @@ cluster "slurm" {
   scheduler {
     type         = "slurm"
     elastic_mode = var.elastic_mode
+    accounting   = var.accounting
   }
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/hvctl/hvctl/internal/testimage"
 	"github.com/hvctl/hvctl/provision/local"
+	"github.com/hvctl/hvctl/scheduler/agent"
 	"github.com/hvctl/hvctl/scheduler/slurm"
 )
 
@@ -128,6 +129,8 @@ func TestSlurmAccounting(t *testing.T) {
 	// A container job through the wrapper, where podman is installed.
 	ctrJob := ""
 	if _, err := exec.LookPath("podman"); err == nil {
+		_, runDir := agent.StoreDirs(filepath.Join(dir, "ctr-store"))
+		t.Cleanup(func() { os.RemoveAll(runDir) })
 		tarball := filepath.Join(out, "image.tar")
 		if err := testimage.BusyboxRootfs(tarball); err != nil {
 			t.Fatal(err)
