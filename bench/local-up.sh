@@ -9,9 +9,10 @@ hv="$root/bin/hvctl"
 [ "$(id -u)" = 0 ] || { echo "bench/local-up.sh needs root (network namespaces)" >&2; exit 1; }
 work=$(mktemp -d)
 trap '"$hv" -chdir="$work" down main.hcl >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
-cat > "$work/main.hcl" <<'EOT'
+name="bench20-$RANDOM" # unique: other runs may share the machine
+cat > "$work/main.hcl" <<EOT
 provider "local" "lab" { boot_time = "0s" }
-cluster "bench20" {
+cluster "$name" {
   overlay {
     cidr = "10.210.0.0/16"
     hubs = ["onprem.frontend"]
@@ -43,6 +44,8 @@ for run in 1 2 3; do
   if [ "$run" = 1 ]; then
     total=0; n=0
     for pid in $(pgrep -f "hvctl agent -config $work"); do
+      # only the agents, not wrappers whose command line names them (unshare)
+      [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = hvctl ] || continue
       kb=$(awk '/VmRSS/{print $2}' /proc/$pid/status); total=$((total + kb)); n=$((n + 1))
     done
     printf 'agent memory: %d agents, %d KiB RSS in all, %d KiB per agent\n' "$n" "$total" "$((total / n))"
