@@ -22,7 +22,7 @@ var providerAttrs = map[string][]string{
 		"application_credential_id", "application_credential_secret", "insecure",
 		"availability_zone", "network", "network_id", "floating_ip_pool", "key_name",
 		"image", "flavor", "external_network", "agent_url"},
-	"static": {"user", "private_key", "known_hosts", "insecure_accept_new", "port", "become", "agent_binary", "install_dir", "connect_timeout"},
+	"static": {"user", "private_key", "known_hosts", "insecure_accept_new", "port", "become", "agent_binary", "install_dir", "connect_timeout", "jump_host"},
 }
 
 func providerSchema(typ string) *hcl.BodySchema {

@@ -290,3 +290,63 @@ func TestStaticUpKilled(t *testing.T) {
 		t.Errorf("agents left after down: %v", a)
 	}
 }
+
+// TestStaticJumpHost: a machine reachable only from a bastion (its sshd
+// listens on the bastion's loopback, inside the bastion's namespace) is
+// joined through jump_host; without it, it cannot be reached.
+func TestStaticJumpHost(t *testing.T) {
+	dir := t.TempDir()
+	prefix, hosts := staticLab(t, dir, 1)
+	inner := statictest.Start(t, statictest.Require(t), dir, hosts[0].Netns(), "127.0.0.1", 2222, filepath.Join(dir, "authorized_keys"))
+	f, err := os.OpenFile(filepath.Join(dir, "known_hosts"), os.O_APPEND|os.O_WRONLY, 0o600)
+	must(t, err)
+	fmt.Fprintln(f, inner.KnownHostsLine())
+	f.Close()
+	cluster := fmt.Sprintf("sj%d", rand.IntN(1e6))
+	tmpl := func(jump string) {
+		src := fmt.Sprintf(`
+provider "static" "lab" {
+  user        = "root"
+  private_key = "%s/id_ed25519"
+  known_hosts = "known_hosts"
+  install_dir = "%s/hosts/hvctl"
+  port        = 2222
+  %s
+}
+cluster "%s" {
+  overlay {
+    cidr = "10.204.0.0/16"
+    hubs = ["onprem.head"]
+  }
+  site "onprem" {
+    provider = provider.static.lab
+    network { cidr = "%s.0/24" }
+    node "head" {
+      roles     = ["hub", "manager"]
+      public_ip = true
+      host      = "127.0.0.1"
+    }
+  }
+}
+`, dir, dir, jump, cluster, prefix)
+		must(t, os.WriteFile(filepath.Join(dir, "main.hcl"), []byte(src), 0o644))
+	}
+	tmpl("")
+	t.Cleanup(func() { hv(t, dir, "", "down", "main.hcl") })
+	if r := hv(t, dir, "", "apply", "-auto-approve", "main.hcl"); r.code == 0 || !strings.Contains(r.stderr, "127.0.0.1:2222") {
+		t.Fatalf("without the jump host: exit %d\n%s", r.code, r.stderr)
+	}
+	tmpl(fmt.Sprintf(`jump_host = "%s:22"`, hosts[0].Addr))
+	if r := hv(t, dir, "", "apply", "-auto-approve", "main.hcl"); r.code != 0 {
+		t.Fatalf("through the jump host: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := hv(t, dir, "", "exec", "onprem.head", "main.hcl", "--", "sh", "-c", "ip -o addr show eth0"); r.code != 0 || !strings.Contains(r.stdout, hosts[0].Addr) {
+		t.Errorf("exec through the jump host ran elsewhere: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := hv(t, dir, "", "down", "main.hcl"); r.code != 0 {
+		t.Fatalf("down: %s", r.stderr)
+	}
+	if a := staticAgents(filepath.Join(dir, "hosts", "hvctl")); len(a) != 0 {
+		t.Errorf("agents left: %v", a)
+	}
+}

@@ -39,6 +39,10 @@ type Settings struct {
 	// AgentBinary is the hvctl binary copied to each host (agent_binary,
 	// default this executable).
 	AgentBinary    string
+	// JumpHost, when set, is the bastion every connection goes through
+	// ("host" or "host:port", the same user and key; its host key is
+	// checked like the others).
+	JumpHost       string        // jump_host
 	InstallDir     string        // install_dir, default DefaultInstallDir
 	ConnectTimeout time.Duration // connect_timeout, default 10s
 }
@@ -57,6 +61,8 @@ func ParseSettings(cfg *templates.Provider) (Settings, hcl.Diagnostics) {
 		{Name: "port", Into: &s.Port, Valid: provision.Between(1, 65535), Must: "must be a TCP port from 1 to 65535"},
 		{Name: "become", Into: &s.Become, Valid: func(v any) bool { return v == "sudo" || v == "" },
 			Must: `must be "sudo" (or left out to run commands as user)`},
+		{Name: "jump_host", Into: &s.JumpHost, Valid: func(v any) bool { return validJump(v.(string)) },
+			Must: `must be a host or host:port, like "bastion.example.org:22"`},
 		{Name: "agent_binary", Into: &s.AgentBinary, Valid: provision.NonEmpty, Must: "must be the path of an hvctl binary"},
 		{Name: "install_dir", Into: &s.InstallDir, Valid: func(v any) bool { return filepath.IsAbs(v.(string)) && filepath.Clean(v.(string)) != "/" },
 			Must: `must be an absolute directory path other than "/"`},
@@ -81,6 +87,16 @@ func ParseSettings(cfg *templates.Provider) (Settings, hcl.Diagnostics) {
 		}
 	}
 	return s, diags
+}
+
+func validJump(s string) bool {
+	if s == "" || strings.ContainsAny(s, " /@") {
+		return false
+	}
+	if h, p, err := net.SplitHostPort(s); err == nil {
+		return h != "" && p != ""
+	}
+	return true
 }
 
 // pathErr is err without the value that was tried as a path (which may

@@ -44,6 +44,7 @@ func TestSettingsErrors(t *testing.T) {
 		{"private_key neither", "private_key", cty.StringVal(secretish), "Cannot read private_key", "neither a key"},
 		{"misspelt", "knwon_hosts", cty.StringVal("x"), "Unsupported argument", `Did you mean "known_hosts"?`},
 		{"old name", "ssh_key", cty.StringVal("x"), "Unsupported argument", `no argument "ssh_key"`},
+		{"jump_host with a user", "jump_host", cty.StringVal("me@bastion"), "Invalid jump_host", "host or host:port"},
 		{"timeout", "connect_timeout", cty.StringVal("0s"), "Invalid connect_timeout", "positive duration"},
 	}
 	for _, c := range cases {

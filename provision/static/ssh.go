@@ -79,22 +79,53 @@ func (h *hostKeys) check(hostport string, remote net.Addr, key ssh.PublicKey) er
 // conn is one SSH connection to a host.
 type conn struct {
 	c      *ssh.Client
+	jump   *ssh.Client // the jump host's client, when there is one
 	become string
 }
 
 // dial connects to host as the provider's user.
 func (p *Provider) dial(ctx context.Context, host string) (*conn, error) {
 	addr := net.JoinHostPort(host, strconv.Itoa(p.settings.Port))
+	var nc net.Conn
+	var jump *ssh.Client
+	if j := p.settings.JumpHost; j != "" {
+		if _, _, e := net.SplitHostPort(j); e != nil {
+			j = net.JoinHostPort(j, "22")
+		}
+		jc, err := p.handshake(ctx, j, nil)
+		if err != nil {
+			return nil, fmt.Errorf("jump host %s: %w", j, err)
+		}
+		jump = jc
+		if nc, err = jc.DialContext(ctx, "tcp", addr); err != nil {
+			jc.Close()
+			return nil, fmt.Errorf("connect to %s through the jump host %s: %w", addr, j, err)
+		}
+	}
+	c, err := p.handshake(ctx, addr, nc)
+	if err != nil {
+		if jump != nil {
+			jump.Close()
+		}
+		return nil, err
+	}
+	return &conn{c: c, jump: jump, become: p.settings.Become}, nil
+}
+
+// handshake opens an SSH client to addr over nc (dialled when nil).
+func (p *Provider) handshake(ctx context.Context, addr string, nc net.Conn) (*ssh.Client, error) {
 	cfg := &ssh.ClientConfig{
 		User:            p.settings.User,
 		Auth:            []ssh.AuthMethod{p.auth},
 		HostKeyCallback: p.hostKeys.check,
 		Timeout:         p.settings.ConnectTimeout,
 	}
-	d := net.Dialer{Timeout: p.settings.ConnectTimeout}
-	nc, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w", addr, err)
+	if nc == nil {
+		d := net.Dialer{Timeout: p.settings.ConnectTimeout}
+		var err error
+		if nc, err = d.DialContext(ctx, "tcp", addr); err != nil {
+			return nil, fmt.Errorf("connect to %s: %w", addr, err)
+		}
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		nc.SetDeadline(dl)
@@ -109,10 +140,16 @@ func (p *Provider) dial(ctx context.Context, host string) (*conn, error) {
 		return nil, fmt.Errorf("ssh %s@%s: %w", p.settings.User, addr, err)
 	}
 	nc.SetDeadline(time.Time{})
-	return &conn{c: ssh.NewClient(sc, chans, reqs), become: p.settings.Become}, nil
+	return ssh.NewClient(sc, chans, reqs), nil
 }
 
-func (c *conn) Close() error { return c.c.Close() }
+func (c *conn) Close() error {
+	err := c.c.Close()
+	if c.jump != nil {
+		c.jump.Close()
+	}
+	return err
+}
 
 // run runs script with sh on the host, with args as $1, $2, ... and
 // stdin as its standard input; secrets go in stdin, never in args. It

@@ -73,6 +73,7 @@ type Server struct {
 	HostKey ssh.Signer
 	Log     string // its log file
 
+	netns  string
 	argv   []string
 	cmd    *exec.Cmd
 	exited chan struct{}
@@ -85,8 +86,8 @@ type Server struct {
 func Start(t testing.TB, bin, dir, netns, addr string, port int, authorizedKeys string) *Server {
 	t.Helper()
 	hk, hkPEM := NewKey(t)
-	s := &Server{Addr: addr, Port: port, HostKey: hk}
-	hdir := filepath.Join(dir, "sshd-"+addr)
+	s := &Server{Addr: addr, Port: port, HostKey: hk, netns: netns}
+	hdir := filepath.Join(dir, fmt.Sprintf("sshd-%s-%s-%d", netns, addr, port))
 	if err := os.MkdirAll(hdir, 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -149,9 +150,7 @@ func (s *Server) start(t testing.TB) {
 	s.cmd, s.exited = cmd, make(chan struct{})
 	go func(done chan struct{}) { cmd.Wait(); close(done) }(s.exited)
 	for i := 0; ; i++ {
-		c, err := net.Dial("tcp", net.JoinHostPort(s.Addr, fmt.Sprint(s.Port)))
-		if err == nil {
-			c.Close()
+		if s.reachable() {
 			return
 		}
 		select {
@@ -165,6 +164,22 @@ func (s *Server) start(t testing.TB) {
 		}
 	}
 }
+
+// reachable reports whether sshd accepts connections: from here, or for
+// a loopback address in a namespace, from inside it (bash's /dev/tcp).
+func (s *Server) reachable() bool {
+	if s.netns != "" && net.ParseIP(s.Addr).IsLoopback() {
+		return exec.Command("ip", "netns", "exec", s.netns, "bash", "-c", fmt.Sprintf("exec 3<>/dev/tcp/%s/%d", s.Addr, s.Port)).Run() == nil
+	}
+	c, err := net.Dial("tcp", net.JoinHostPort(s.Addr, fmt.Sprint(s.Port)))
+	if err == nil {
+		c.Close()
+	}
+	return err == nil
+}
+
+// Netns is the namespace sshd runs in ("" = this one).
+func (s *Server) Netns() string { return s.netns }
 
 // Stop stops sshd (the host is down).
 func (s *Server) Stop() {
