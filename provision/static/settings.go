@@ -38,7 +38,7 @@ type Settings struct {
 	Become            string // become: "" or "sudo"
 	// AgentBinary is the hvctl binary copied to each host (agent_binary,
 	// default this executable).
-	AgentBinary    string
+	AgentBinary string
 	// JumpHost, when set, is the bastion every connection goes through
 	// ("host" or "host:port", the same user and key; its host key is
 	// checked like the others).
