@@ -1,6 +1,7 @@
 package provision
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 )
@@ -16,6 +17,7 @@ type committer struct {
 	// Guarded by Engine.stateMu.
 	buf    []byte
 	queued uint64
+	last   uint64 // the serial of the last record in buf
 
 	mu       sync.Mutex
 	cond     *sync.Cond
@@ -67,6 +69,7 @@ func (e *Engine) journal(st *State, f func() *Record) error {
 		return err
 	}
 	e.commits.buf = buf
+	e.commits.last = rec.Serial
 	e.commits.queued++
 	seq := e.commits.queued
 	e.stateMu.Unlock()
@@ -107,13 +110,16 @@ func (e *Engine) waitDurable(st *State, seq uint64) error {
 // the sequence number of the last record now durable.
 func (e *Engine) flush(st *State) (uint64, error) {
 	e.stateMu.Lock()
-	buf, upto := e.commits.buf, e.commits.queued
+	buf, upto, last := e.commits.buf, e.commits.queued, e.commits.last
 	e.commits.buf = nil
 	e.stateMu.Unlock()
-	if err := e.Store.appendJournal(buf); err != nil {
+	err := e.Store.appendJournal(buf, last)
+	switch {
+	case errors.Is(err, ErrNoAppend):
+		// The backend keeps no journal: every batch is a snapshot.
+	case err != nil:
 		return 0, err
-	}
-	if e.Store.JournalSize() < e.Store.compactAt() {
+	case e.Store.JournalSize() < e.Store.compactAt():
 		return upto, nil
 	}
 	// Compact: the snapshot holds every change made so far, queued or

@@ -2,10 +2,12 @@ package provision
 
 import (
 	"bytes"
+
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/hvctl/hvctl/provision/statecrypt"
 	"hash/crc32"
 	"io/fs"
 	"os"
@@ -243,8 +245,50 @@ func (st *Store) readJournal() ([]*Record, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read state journal: %w", err)
 	}
-	recs, _, err := DecodeJournal(st.journalPath(), b)
+	recs, _, err := st.decodeJournal(st.journalPath(), b)
 	return recs, err
+}
+
+// decodeJournal is DecodeJournal for a journal that may hold encrypted
+// batches: a frame whose payload is an envelope holds the frames of one
+// batch, sealed.
+func (st *Store) decodeJournal(name string, b []byte) (recs []*Record, valid int, err error) {
+	payloads, offsets, valid, err := SplitFrames(name, b)
+	if err != nil {
+		return nil, 0, fmt.Errorf("state %w; restore the state from %s.backup, or remove the journal to lose the changes since the last snapshot", err, trimJournalSuffix(name))
+	}
+	sealed := false
+	for _, p := range payloads {
+		if statecrypt.IsSealed(p) {
+			sealed = true
+		}
+	}
+	if !sealed {
+		return DecodeJournal(name, b)
+	}
+	for i, p := range payloads {
+		if !statecrypt.IsSealed(p) {
+			r, err := decodeRecord(p)
+			if err != nil {
+				return recs, offsets[i], fmt.Errorf("state journal %s: record at byte %d: %w", name, offsets[i], err)
+			}
+			recs = append(recs, r)
+			continue
+		}
+		inner, err := st.open(fmt.Sprintf("%s (batch at byte %d)", name, offsets[i]), p)
+		if err != nil {
+			return recs, offsets[i], err
+		}
+		rs, v, err := DecodeJournal(fmt.Sprintf("%s (batch at byte %d)", name, offsets[i]), inner)
+		if err != nil {
+			return recs, offsets[i], err
+		}
+		if v != len(inner) {
+			return recs, offsets[i], fmt.Errorf("state journal %s: the encrypted batch at byte %d ends in a torn record", name, offsets[i])
+		}
+		recs = append(recs, rs...)
+	}
+	return recs, valid, nil
 }
 
 // openJournal opens the journal for appending, cutting off a torn tail
@@ -267,7 +311,7 @@ func (st *Store) openJournal() error {
 		f.Close()
 		return fmt.Errorf("read state journal: %w", err)
 	}
-	_, valid, err := DecodeJournal(st.journalPath(), b)
+	_, valid, err := st.decodeJournal(st.journalPath(), b)
 	if err != nil {
 		f.Close()
 		return err
@@ -284,10 +328,30 @@ func (st *Store) openJournal() error {
 
 // AppendJournal appends a batch of encoded frames with one write and one
 // fsync. The state file must exist: the journal follows a snapshot.
-func (st *Store) appendJournal(frames []byte) error {
+// last is the serial of the batch's last record.
+func (st *Store) appendJournal(frames []byte, last uint64) error {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if len(frames) == 0 {
+		return nil
+	}
+	if st.Sealer != nil {
+		env, err := st.Sealer.Seal(frames)
+		if err != nil {
+			return fmt.Errorf("encrypt state journal: %w", err)
+		}
+		frames = AppendFrame(nil, env)
+	}
+	if st.Backend != nil {
+		if err := st.Backend.AppendJournal(st.ctx(), frames, last, st.head); err != nil {
+			if errors.Is(err, ErrNoAppend) {
+				return err
+			}
+			return fmt.Errorf("write state journal to %s: %w", st.Backend.Describe(), err)
+		}
+		st.head = last
+		st.jsize += int64(len(frames))
+		st.written.Add(int64(len(frames)))
 		return nil
 	}
 	if err := st.openJournal(); err != nil {
@@ -311,6 +375,9 @@ func (st *Store) appendJournal(frames []byte) error {
 // held. A crash before it leaves records the snapshot already has;
 // replay skips them by serial.
 func (st *Store) resetJournal() error {
+	if st.Backend != nil {
+		return nil
+	}
 	if st.jf == nil {
 		if _, err := os.Stat(st.journalPath()); errors.Is(err, fs.ErrNotExist) {
 			return nil

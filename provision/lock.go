@@ -60,9 +60,10 @@ var ErrLocked = errors.New("state is locked")
 // released by the kernel if the holder dies; the holder's details are in
 // PATH.lock.info for others to read.
 type Lock struct {
-	f    *os.File
-	info LockInfo
-	st   *Store
+	f      *os.File
+	remote func() error // a backend's unlock
+	info   LockInfo
+	st     *Store
 }
 
 // Info returns the lock's holder info.
@@ -73,6 +74,14 @@ func (st *Store) lockInfoPath() string { return st.Path + ".lock.info" }
 
 // Lock acquires the state lock for operation, retrying until timeout.
 func (st *Store) Lock(ctx context.Context, operation string, timeout time.Duration) (*Lock, error) {
+	if st.Backend != nil {
+		info := newLockInfo(operation, st.Backend.Describe())
+		unlock, err := st.Backend.Lock(ctx, info, timeout)
+		if err != nil {
+			return nil, err
+		}
+		return &Lock{remote: unlock, info: info, st: st}, nil
+	}
 	if err := os.MkdirAll(st.Dir(), 0o700); err != nil {
 		return nil, fmt.Errorf("lock state: %w", err)
 	}
@@ -105,17 +114,7 @@ func (st *Store) Lock(ctx context.Context, operation string, timeout time.Durati
 			delay *= 2
 		}
 	}
-	who := "unknown"
-	if u, err := user.Current(); err == nil {
-		who = u.Username
-	}
-	if h, err := os.Hostname(); err == nil {
-		who += "@" + h
-	}
-	l := &Lock{f: f, st: st, info: LockInfo{
-		ID: newLineage(), Operation: operation, Who: who, PID: os.Getpid(),
-		Version: Version, Created: time.Now().UTC(), Path: st.Path,
-	}}
+	l := &Lock{f: f, st: st, info: newLockInfo(operation, st.Path)}
 	b, _ := json.MarshalIndent(l.info, "", "  ")
 	if err := WriteFileAtomic(st.lockInfoPath(), b); err != nil {
 		l.Unlock()
@@ -124,8 +123,26 @@ func (st *Store) Lock(ctx context.Context, operation string, timeout time.Durati
 	return l, nil
 }
 
+// newLockInfo describes this process holding the lock of the state at where.
+func newLockInfo(operation, where string) LockInfo {
+	who := "unknown"
+	if u, err := user.Current(); err == nil {
+		who = u.Username
+	}
+	if h, err := os.Hostname(); err == nil {
+		who += "@" + h
+	}
+	return LockInfo{ID: newLineage(), Operation: operation, Who: who, PID: os.Getpid(),
+		Version: Version, Created: time.Now().UTC().Truncate(time.Second), Path: where}
+}
+
 // Unlock releases the lock.
 func (l *Lock) Unlock() error {
+	if l != nil && l.remote != nil {
+		f := l.remote
+		l.remote = nil
+		return f()
+	}
 	if l == nil || l.f == nil {
 		return nil
 	}
@@ -153,6 +170,9 @@ func (st *Store) readLockInfo() *LockInfo {
 // concurrent Lock fail): nil when there is no info file or its process
 // is gone. A hint only: the lock is the flock.
 func (st *Store) LockInfoHint() *LockInfo {
+	if st.Backend != nil {
+		return st.LockHolder()
+	}
 	li := st.readLockInfo()
 	if li == nil || li.PID <= 0 || unix.Kill(li.PID, 0) == unix.ESRCH {
 		return nil
@@ -200,6 +220,13 @@ func procLocksHas(text string, dev, ino uint64) bool {
 
 // LockHolder returns the current lock holder's info, or nil when unlocked.
 func (st *Store) LockHolder() *LockInfo {
+	if st.Backend != nil {
+		li, err := st.Backend.LockHolder(st.ctx())
+		if err != nil {
+			return &LockInfo{ID: "(unknown: " + err.Error() + ")", Path: st.Backend.Describe()}
+		}
+		return li
+	}
 	f, err := os.OpenFile(st.lockPath(), os.O_RDWR, 0o600)
 	if err != nil {
 		return nil
@@ -219,6 +246,9 @@ func (st *Store) LockHolder() *LockInfo {
 // which the kernel drops when its holder dies, so a live holder cannot be
 // unlocked from outside: ForceUnlock refuses then, naming the process.
 func (st *Store) ForceUnlock(id string) error {
+	if st.Backend != nil {
+		return st.Backend.ForceUnlock(st.ctx(), id)
+	}
 	li := st.readLockInfo()
 	if li != nil && li.ID != id {
 		return fmt.Errorf("lock ID %q does not match the current lock %q", id, li.ID)

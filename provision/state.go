@@ -2,10 +2,12 @@ package provision
 
 import (
 	"crypto/rand"
+
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/hvctl/hvctl/provision/statecrypt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -169,7 +171,15 @@ func DecodeState(name string, b []byte) (*State, error) {
 // (see journal.go). Load returns snapshot + journal; Write writes a new
 // snapshot and empties the journal.
 type Store struct {
+	// Path is the local state file; with a Backend it only places the
+	// state directory (agent logs, provider worlds) beside the template.
 	Path string
+	// Backend, when set, holds the snapshot, journal and lock instead
+	// of the files at Path.
+	Backend Backend
+	// Sealer, when set, encrypts everything the Store writes; reading
+	// plaintext state still works (it is encrypted at the next write).
+	Sealer *statecrypt.Sealer
 	// CompactBytes is the journal size at which the engine compacts the
 	// journal into a new snapshot during an operation; 0 means 16 MiB.
 	// Compaction also waits for the journal to reach twice the last
@@ -181,6 +191,8 @@ type Store struct {
 	jsize    int64    // its valid length
 	snapSize int64    // size of the last snapshot written
 	written  atomic.Int64
+	head     uint64 // with a Backend: the stored head serial last seen
+	exists   bool   // with a Backend: a snapshot is stored
 }
 
 // Dir is the directory of the state file.
@@ -191,6 +203,9 @@ func (st *Store) Dir() string { return filepath.Dir(st.Path) }
 // first: a writer compacting meanwhile only makes the snapshot newer,
 // and a snapshot always holds every record journaled before it.
 func (st *Store) Load() (*State, error) {
+	if st.Backend != nil {
+		return st.loadBackend()
+	}
 	recs, err := st.readJournal()
 	if err != nil {
 		return nil, err
@@ -202,7 +217,7 @@ func (st *Store) Load() (*State, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read state: %w", err)
 	}
-	s, err := DecodeState(st.Path, b)
+	s, err := st.decodeSnapshot(st.Path, b)
 	if err != nil {
 		return nil, err
 	}
@@ -212,8 +227,75 @@ func (st *Store) Load() (*State, error) {
 	return s, nil
 }
 
+// loadBackend is Load from st.Backend.
+func (st *Store) loadBackend() (*State, error) {
+	snap, jb, head, err := st.Backend.Load(st.ctx())
+	if err != nil {
+		return nil, fmt.Errorf("read state from %s: %w", st.Backend.Describe(), err)
+	}
+	st.mu.Lock()
+	st.head, st.exists, st.jsize, st.snapSize = head, snap != nil, int64(len(jb)), int64(len(snap))
+	st.mu.Unlock()
+	if snap == nil {
+		return NewState(), nil
+	}
+	name := st.Backend.Describe()
+	s, err := st.decodeSnapshot(name, snap)
+	if err != nil {
+		return nil, err
+	}
+	recs, _, err := st.decodeJournal(name+" journal", jb)
+	if err != nil {
+		return nil, err
+	}
+	if err := replay(name+" journal", s, recs); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// decodeSnapshot opens (when sealed) and decodes a snapshot.
+func (st *Store) decodeSnapshot(name string, b []byte) (*State, error) {
+	b, err := st.open(name, b)
+	if err != nil {
+		return nil, err
+	}
+	return DecodeState(name, b)
+}
+
+// open returns the plaintext of b: b itself when it is not sealed.
+func (st *Store) open(name string, b []byte) ([]byte, error) {
+	if !statecrypt.IsSealed(b) {
+		return b, nil
+	}
+	if st.Sealer == nil {
+		return nil, fmt.Errorf("the state in %s is encrypted, and no passphrase is configured: add encryption { passphrase = ... } or { key_env = \"VAR\" } to the state block", name)
+	}
+	p, err := st.Sealer.Open(b)
+	if errors.Is(err, statecrypt.ErrWrongPassphrase) {
+		return nil, fmt.Errorf("cannot decrypt the state in %s: %w. Nothing was changed; check the passphrase", name, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cannot decrypt the state in %s: %w", name, err)
+	}
+	return p, nil
+}
+
+// seal encrypts b when the Store has a Sealer.
+func (st *Store) seal(b []byte) ([]byte, error) {
+	if st.Sealer == nil {
+		return b, nil
+	}
+	return st.Sealer.Seal(b)
+}
+
 // Exists reports whether the state file exists.
 func (st *Store) Exists() bool {
+	if st.Backend != nil {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		return st.exists
+	}
 	_, err := os.Stat(st.Path)
 	return err == nil
 }
@@ -231,6 +313,18 @@ func (st *Store) Write(s *State) error {
 		return fmt.Errorf("encode state: %w", err)
 	}
 	b = append(b, '\n')
+	if b, err = st.seal(b); err != nil {
+		return fmt.Errorf("encrypt state: %w", err)
+	}
+	if st.Backend != nil {
+		if err := st.Backend.WriteSnapshot(st.ctx(), b, s.Serial, st.head); err != nil {
+			s.Serial--
+			return fmt.Errorf("write state to %s: %w", st.Backend.Describe(), err)
+		}
+		st.head, st.exists, st.jsize, st.snapSize = s.Serial, true, 0, int64(len(b))
+		st.written.Add(int64(len(b)))
+		return nil
+	}
 	if err := st.writeSnapshot(b); err != nil {
 		return err
 	}

@@ -110,6 +110,7 @@ const optChange = optLock | optParallelism | optRefresh | optInput | optTarget
 // flags, -no-color and the groups in opts.
 func (o *opFlags) add(fs *flag.FlagSet, opts opt) {
 	o.tmplFlags.add(fs)
+	o.tmplFlags.addBackend(fs)
 	o.parallelism, o.lock, o.refresh, o.input, o.joinTimeout = provision.DefaultParallelism, true, true, true, 5*time.Minute
 	if opts&optParallelism != 0 {
 		fs.IntVar(&o.parallelism, "parallelism", provision.DefaultParallelism, "most provider API calls in flight; waiting for a boot holds none (-1 = from each provider's declared API rate, 0 = unlimited)")
@@ -148,6 +149,9 @@ type session struct {
 	tmpl  string
 	vars  []templates.VarArg
 	boot  *agent.Bootstrap
+	// workspace and backendConfig are the flags that chose the state.
+	workspace     string
+	backendConfig []string
 
 	joinTimeout time.Duration
 }
@@ -169,7 +173,12 @@ func (a *App) open(tmpl string, o *opFlags, operation string) (*session, bool) {
 		return nil, false
 	}
 	abs, _ := filepath.Abs(tmpl)
-	s := &session{a: a, cfg: cfg, store: o.store(tmpl), tmpl: abs, vars: o.vars, joinTimeout: o.joinTimeout}
+	store, err := a.stateStore(&o.tmplFlags, tmpl, cfg)
+	if err != nil {
+		a.fail("Invalid state backend", err.Error())
+		return nil, false
+	}
+	s := &session{a: a, cfg: cfg, store: store, tmpl: abs, vars: o.vars, joinTimeout: o.joinTimeout, workspace: o.workspace, backendConfig: o.backendConfig}
 	eng, d := provision.NewEngine(cfg, s.store)
 	if a.diags(cfg.Files, d) {
 		return nil, false
@@ -193,7 +202,7 @@ func (a *App) open(tmpl string, o *opFlags, operation string) (*session, bool) {
 	if st.Cluster != "" && cfg.Cluster != nil && st.Cluster != cfg.Cluster.Name {
 		s.close()
 		a.fail("State belongs to another cluster",
-			fmt.Sprintf("The state at %s is for cluster %q, but the template defines cluster %q. Use -state to choose another state file, or destroy the old cluster first.", s.store.Path, st.Cluster, cfg.Cluster.Name))
+			fmt.Sprintf("The state at %s is for cluster %q, but the template defines cluster %q. Use -state to choose another state file, or destroy the old cluster first.", s.store.Describe(), st.Cluster, cfg.Cluster.Name))
 		return nil, false
 	}
 	s.st = st

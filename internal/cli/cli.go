@@ -396,14 +396,28 @@ func (v varFileFlag) Set(s string) error {
 
 // tmplFlags are the flags of every verb that reads a template.
 type tmplFlags struct {
-	vars      []templates.VarArg
-	statePath string
+	vars          []templates.VarArg
+	statePath     string
+	workspace     string
+	backendConfig []string
 }
 
 func (t *tmplFlags) add(fs *flag.FlagSet) {
 	fs.Var(varFlag{&t.vars}, "var", "set a variable: -var NAME=VALUE (repeatable)")
 	fs.Var(varFileFlag{&t.vars}, "var-file", "read variables from an HCL file (repeatable)")
 	fs.StringVar(&t.statePath, "state", "", "state file (default .hvctl/state.json next to the template)")
+}
+
+// addBackend registers -workspace and -backend-config.
+func (t *tmplFlags) addBackend(fs *flag.FlagSet) {
+	fs.StringVar(&t.workspace, "workspace", "default", "the workspace: one state per cluster and workspace")
+	fs.Func("backend-config", "a state backend setting KEY=VALUE over the template's state block (repeatable)", func(s string) error {
+		if k, _, ok := strings.Cut(s, "="); !ok || k == "" {
+			return fmt.Errorf("expected KEY=VALUE, got %q", s)
+		}
+		t.backendConfig = append(t.backendConfig, s)
+		return nil
+	})
 }
 
 // templatePath returns the template path from positionals (default ".").

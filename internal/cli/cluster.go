@@ -111,8 +111,16 @@ func (s *session) bootstrap(st *provision.State) error {
 	}
 	if exe, err := os.Executable(); err == nil {
 		dir, _ := os.Getwd()
-		statePath, _ := filepath.Abs(s.store.Path)
-		args := []string{"-state", statePath}
+		var args []string
+		if s.store.Backend == nil {
+			statePath, _ := filepath.Abs(s.store.Path)
+			args = []string{"-state", statePath}
+		} else {
+			args = []string{"-workspace", s.workspace}
+			for _, kv := range s.backendConfig {
+				args = append(args, "-backend-config", kv)
+			}
+		}
 		for _, v := range s.vars {
 			args = append(args, "-var", v.Name+"="+v.Value)
 		}

@@ -2,8 +2,8 @@ package cli
 
 import (
 	"fmt"
+	"os"
 	"sort"
-	"strings"
 
 	"github.com/hvctl/hvctl/provision"
 )
@@ -24,14 +24,6 @@ func runInit(a *App, args []string) int {
 	fs := a.flagSet(c)
 	var o opFlags
 	o.add(fs, optInput)
-	var backend []string
-	fs.Func("backend-config", "a backend setting KEY=VALUE (repeatable); the local backend has path", func(s string) error {
-		if k, _, ok := strings.Cut(s, "="); !ok || k == "" {
-			return fmt.Errorf("expected KEY=VALUE, got %q", s)
-		}
-		backend = append(backend, s)
-		return nil
-	})
 	fs.Bool("migrate-state", false, "move the state to a newly configured backend (nothing to move for local state)")
 	pos, code, ok := a.parse(fs, args)
 	if !ok {
@@ -40,21 +32,15 @@ func runInit(a *App, args []string) int {
 	if !a.atMost(c, pos, 1) {
 		return exitError
 	}
-	for _, kv := range backend {
-		k, v, _ := strings.Cut(kv, "=")
-		switch k {
-		case "path":
-			o.statePath = v
-		default:
-			return a.fail("Invalid -backend-config "+kv, fmt.Sprintf("The local backend has one setting, path (the state file); %q is not one of them.%s", k, suggest(k, []string{"path"})))
-		}
-	}
 	tmpl := templatePath(pos)
 	cfg, ok := a.load(tmpl, o.vars)
 	if !ok {
 		return exitError
 	}
-	store := o.store(tmpl)
+	store, err := a.stateStore(&o.tmplFlags, tmpl, cfg)
+	if err != nil {
+		return a.fail("Invalid state backend", err.Error())
+	}
 	eng, d := provision.NewEngine(cfg, store)
 	if a.diags(cfg.Files, d) {
 		return exitError
@@ -69,7 +55,14 @@ func runInit(a *App, args []string) int {
 		}
 	}
 	sort.Strings(names)
-	fmt.Fprintf(a.Stdout, "Initializing the backend...\n  local state: %s\n\nInitializing providers...\n", store.Path)
+	where := "local state: " + store.Path
+	if store.Backend != nil {
+		where = store.Backend.Describe()
+	}
+	if store.Sealer != nil {
+		where += " (encrypted)"
+	}
+	fmt.Fprintf(a.Stdout, "Initializing the backend...\n  %s\n\nInitializing providers...\n", where)
 	for _, n := range names {
 		fmt.Fprintf(a.Stdout, "  - %s: configured (built in)\n", n)
 	}
@@ -82,6 +75,7 @@ func runForceUnlock(a *App, args []string) int {
 	fs := a.flagSet(c)
 	var t tmplFlags
 	fs.StringVar(&t.statePath, "state", "", "state file (default .hvctl/state.json next to the template)")
+	t.addBackend(fs)
 	fs.Bool("force", false, "accepted for Terraform scripts: hvctl never asks, and refuses while the holder runs")
 	pos, code, ok := a.parse(fs, args)
 	if !ok {
@@ -93,7 +87,21 @@ func runForceUnlock(a *App, args []string) int {
 	if !a.atMost(c, pos, 2) {
 		return exitError
 	}
-	if err := t.store(templatePath(pos[1:])).ForceUnlock(pos[0]); err != nil {
+	tmpl := templatePath(pos[1:])
+	store := t.store(tmpl)
+	if _, err := os.Stat(tmpl); err == nil {
+		// The template says where the state is (its state block).
+		cfg, ok := a.load(tmpl, nil)
+		if !ok {
+			return exitError
+		}
+		s, err := a.stateStore(&t, tmpl, cfg)
+		if err != nil {
+			return a.fail("Invalid state backend", err.Error())
+		}
+		store = s
+	}
+	if err := store.ForceUnlock(pos[0]); err != nil {
 		return a.failErr(err)
 	}
 	fmt.Fprintln(a.Stdout, "hvctl state has been successfully unlocked!")

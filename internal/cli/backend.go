@@ -1,0 +1,85 @@
+package cli
+
+import (
+	"fmt"
+	"path/filepath"
+
+	"github.com/hvctl/hvctl/provision"
+	"github.com/hvctl/hvctl/provision/statecrypt"
+	"github.com/hvctl/hvctl/templates"
+)
+
+// backends opens the remote state backends by name (pg, s3); each
+// registers itself in an init.
+var backends = map[string]func(settings map[string]string, cluster, workspace string) (provision.Backend, error){}
+
+// stateStore is the store of a loaded template's state: its state block
+// with the environment and -backend-config over it, -workspace, and
+// -state for local state.
+func (a *App) stateStore(t *tmplFlags, tmpl string, cfg *templates.Config) (*provision.Store, error) {
+	var sc *templates.StateConfig
+	if cfg != nil {
+		sc = cfg.State
+	}
+	rs, err := templates.ResolveState(sc, t.backendConfig, a.Environ)
+	if err != nil {
+		return nil, err
+	}
+	ws := t.workspace
+	if ws == "" {
+		ws = "default"
+	}
+	if !validWorkspace(ws) {
+		return nil, fmt.Errorf("-workspace %q: a workspace name has letters, digits, '-' and '_' (at most 64)", ws)
+	}
+	store := t.store(tmpl)
+	switch rs.Backend {
+	case "local":
+		if p, ok := rs.Settings["path"]; ok && t.statePath == "" {
+			if _, fromTemplate := rs.SettingRanges["path"]; fromTemplate && !filepath.IsAbs(p) && cfg != nil {
+				p = filepath.Join(cfg.Dir, p)
+			}
+			store.Path = p
+		}
+		if ws != "default" && t.statePath == "" {
+			// Terraform keeps other workspaces' local states apart too.
+			store.Path = filepath.Join(filepath.Dir(store.Path), "workspaces", ws, filepath.Base(store.Path))
+		}
+	default:
+		if t.statePath != "" {
+			return nil, fmt.Errorf("-state names a local state file, but the template's state is in the %s backend; remove -state", rs.Backend)
+		}
+		open := backends[rs.Backend]
+		if open == nil {
+			return nil, fmt.Errorf("the %s state backend is not built into this hvctl", rs.Backend)
+		}
+		if cfg == nil || cfg.Cluster == nil {
+			return nil, fmt.Errorf("the %s state backend keys the state by cluster name, and the template has no cluster", rs.Backend)
+		}
+		b, err := open(rs.Settings, cfg.Cluster.Name, ws)
+		if err != nil {
+			return nil, err
+		}
+		store.Backend = b
+	}
+	pass, err := rs.Encryption.PassphraseFrom(a.Environ)
+	if err != nil {
+		return nil, err
+	}
+	if pass != "" {
+		store.Sealer = statecrypt.New(pass)
+	}
+	return store, nil
+}
+
+func validWorkspace(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
