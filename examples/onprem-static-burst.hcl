@@ -26,6 +26,18 @@ variable "ssh_key" {
   description = "The private key hvctl logs in to the lab's machines with."
 }
 
+variable "known_hosts" {
+  type        = string
+  default     = "keys/known_hosts"
+  description = "The lab machines' host keys (hvctl always checks them)."
+}
+
+variable "aws_endpoint" {
+  type        = string
+  default     = null
+  description = "EC2 endpoint override, for tests and EC2-compatible clouds."
+}
+
 variable "aws_region" {
   type    = string
   default = "eu-west-1"
@@ -53,13 +65,14 @@ locals {
 provider "static" "lab" {
   user        = "hvctl"
   private_key = var.ssh_key
-  known_hosts = "keys/known_hosts"
+  known_hosts = var.known_hosts
   port        = 22
   become      = "sudo"
 }
 
 provider "aws" "burst" {
-  region = var.aws_region
+  region   = var.aws_region
+  endpoint = var.aws_endpoint
 }
 
 cluster "lab" {
