@@ -110,7 +110,7 @@ func takeSnapshot(t *testing.T) snapshot {
 			links = append(links, f[1])
 		}
 	}
-	return snapshot{netns: out("ip", "netns", "list"), links: links, procs: out("pgrep", "-f", "hvctl agent")}
+	return snapshot{netns: out("ip", "netns", "list"), links: links, procs: out("pgrep", "-af", "hvctl agent")}
 }
 
 func upLocal(t *testing.T, topo string) (dir, cluster string) {
@@ -175,22 +175,42 @@ func TestLocalTopologies(t *testing.T) {
 	requireRoot(t)
 	for _, topo := range []string{"star", "mesh", "hierarchical"} {
 		t.Run(topo, func(t *testing.T) {
-			before := takeSnapshot(t)
-			dir, _ := upLocal(t, topo)
+			dir, cluster := upLocal(t, topo)
 			pingAll(t, dir)
 			if t.Failed() {
 				t.Log(agentLogs(dir))
+			}
+			// What this cluster made, as the provider recorded it: other
+			// tests may run clusters beside this one, so the check after
+			// down looks at these, not at the whole machine.
+			made, err := local.List(filepath.Join(dir, ".hvctl"))
+			if err != nil || len(made) == 0 {
+				t.Fatalf("local list: %v (%d items)", err, len(made))
 			}
 			if r := hv(t, dir, "", "down", "main.hcl"); r.code != 0 {
 				t.Fatalf("down: %s", r.stderr)
 			}
 			after := takeSnapshot(t)
-			for _, c := range []struct {
-				what          string
-				before, after []string
-			}{{"namespaces", before.netns, after.netns}, {"links", before.links, after.links}, {"agent processes", before.procs, after.procs}} {
-				if strings.Join(c.before, "\n") != strings.Join(c.after, "\n") {
-					t.Errorf("%s left behind:\nbefore: %v\nafter:  %v", c.what, c.before, c.after)
+			for _, ns := range after.netns {
+				if strings.HasPrefix(ns, "hv-"+cluster+"-") {
+					t.Errorf("namespace left behind: %s", ns)
+				}
+			}
+			for _, it := range made {
+				for _, l := range it.Links {
+					if exec.Command("ip", "link", "show", l).Run() == nil {
+						t.Errorf("link %s of %s left behind", l, it.Address)
+					}
+				}
+				if it.PID > 0 && syscall.Kill(it.PID, 0) == nil {
+					if b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", it.PID)); strings.Contains(string(b), "agent") {
+						t.Errorf("agent of %s (pid %d) left behind", it.Address, it.PID)
+					}
+				}
+			}
+			for _, p := range after.procs {
+				if strings.Contains(p, dir) {
+					t.Errorf("agent process left behind: %s", p)
 				}
 			}
 		})
