@@ -298,28 +298,11 @@ func (p *Provider) Exec(ctx context.Context, id string, argv []string, stdin io.
 		return 0, fmt.Errorf("static: exec on %s: %w", host, err)
 	}
 	defer c.Close()
-	s, err := c.c.NewSession()
-	if err != nil {
-		return 0, err
-	}
-	defer s.Close()
-	s.Stdin, s.Stdout, s.Stderr = stdin, stdout, stderr
 	words := make([]string, len(argv))
 	for i, w := range argv {
 		words[i] = shellQuote(w)
 	}
-	cmd := strings.Join(words, " ")
-	if c.become == "sudo" {
-		cmd = "sudo -n " + cmd
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Run(cmd) }()
-	select {
-	case err = <-done:
-	case <-ctx.Done():
-		s.Signal(ssh.SIGTERM)
-		return 0, ctx.Err()
-	}
+	err = c.exec(ctx, strings.Join(words, " "), stdin, stdout, stderr)
 	var ee *ssh.ExitError
 	if errors.As(err, &ee) {
 		return ee.ExitStatus(), nil

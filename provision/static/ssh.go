@@ -151,24 +151,18 @@ func (c *conn) Close() error {
 	return err
 }
 
-// run runs script with sh on the host, with args as $1, $2, ... and
-// stdin as its standard input; secrets go in stdin, never in args. It
-// returns standard output; a failure carries standard error.
-func (c *conn) run(ctx context.Context, script string, stdin io.Reader, args ...string) (string, error) {
+// exec runs the shell command line cmd on the host (under sudo -n with
+// become) with the given streams; ctx ends it.
+func (c *conn) exec(ctx context.Context, cmd string, stdin io.Reader, stdout, stderr io.Writer) error {
 	s, err := c.c.NewSession()
 	if err != nil {
-		return "", err
+		return err
 	}
 	defer s.Close()
-	var out, errb bytes.Buffer
-	s.Stdout, s.Stderr = &out, &errb
 	if stdin != nil {
 		s.Stdin = stdin
 	}
-	cmd := "sh -c " + shellQuote(script) + " hvctl"
-	for _, a := range args {
-		cmd += " " + shellQuote(a)
-	}
+	s.Stdout, s.Stderr = stdout, stderr
 	if c.become == "sudo" {
 		cmd = "sudo -n " + cmd
 	}
@@ -176,12 +170,24 @@ func (c *conn) run(ctx context.Context, script string, stdin io.Reader, args ...
 	go func() { done <- s.Run(cmd) }()
 	select {
 	case err = <-done:
+		return err
 	case <-ctx.Done():
 		s.Signal(ssh.SIGKILL)
 		s.Close()
-		return "", ctx.Err()
+		return ctx.Err()
 	}
-	if err != nil {
+}
+
+// run runs script with sh on the host, with args as $1, $2, ... and
+// stdin as its standard input; secrets go in stdin, never in args. It
+// returns standard output; a failure carries standard error.
+func (c *conn) run(ctx context.Context, script string, stdin io.Reader, args ...string) (string, error) {
+	var out, errb bytes.Buffer
+	cmd := "sh -c " + shellQuote(script) + " hvctl"
+	for _, a := range args {
+		cmd += " " + shellQuote(a)
+	}
+	if err := c.exec(ctx, cmd, stdin, &out, &errb); err != nil {
 		msg := strings.TrimSpace(errb.String())
 		if msg == "" {
 			msg = strings.TrimSpace(out.String())
