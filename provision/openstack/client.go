@@ -58,6 +58,7 @@ type extNet struct{ id, name string }
 var (
 	_ provision.Provider  = (*Provider)(nil)
 	_ provision.Waiter    = (*Provider)(nil)
+	_ provision.Lister    = (*Provider)(nil)
 	_ provision.AgentHost = (*Provider)(nil)
 	_ provision.Collector = (*Provider)(nil)
 )

@@ -17,6 +17,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/security/groups"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/subnets"
+	"github.com/gophercloud/gophercloud/v2/pagination"
 
 	"github.com/hvctl/hvctl/provision"
 )
@@ -121,11 +122,13 @@ func (p *Provider) createInstance(ctx context.Context, req *provision.CreateRequ
 	var opts servers.CreateOptsBuilder = servers.CreateOpts{
 		Name: name, ImageRef: imageID, FlavorRef: flavorID, UserData: ud, Metadata: o.meta(),
 		AvailabilityZone: p.s.AvailabilityZone, Networks: []servers.Network{{Port: port.ID}},
+		// The cluster tag lets refresh list the cluster (List).
+		Tags: []string{tag(keyCluster, o.Cluster)},
 	}
 	if p.s.KeyName != "" {
 		opts = keypairs.CreateOptsExt{CreateOptsBuilder: opts, KeyName: p.s.KeyName}
 	}
-	srv, err := servers.Create(ctx, cc, opts, nil).Extract()
+	srv, err := servers.Create(ctx, withMicroversion(cc, tagsMicroversion), opts, nil).Extract()
 	if err != nil {
 		err = mapError("create server "+name, err)
 		if !provision.IsRetryable(err) {
@@ -456,6 +459,61 @@ func (p *Provider) readInstance(ctx context.Context, req *provision.ReadRequest)
 	return &provision.ReadResponse{Exists: true, ID: srv.ID, Attrs: attrs}, srv, nil
 }
 
+// tagsMicroversion is the compute microversion that takes tags at
+// create (2.52) and filters lists by them (2.26).
+const tagsMicroversion = "2.52"
+
+// listPageSize is a listing's page: Nova's default max_limit.
+const listPageSize = 1000
+
+func withMicroversion(cc *gophercloud.ServiceClient, v string) *gophercloud.ServiceClient {
+	c := *cc
+	c.Microversion = v
+	return &c
+}
+
+// List is one page of the cluster's servers: Nova's list filtered by the
+// cluster tag, limit 1,000, the last server's ID as the marker of the
+// next. Attributes come from Nova's addresses; a server whose address
+// Nova does not show yet is left out, for Read to ask Neutron. Networks
+// are read one by one.
+func (p *Provider) List(ctx context.Context, req *provision.ListRequest) (*provision.ListPage, error) {
+	cc, _, _, err := p.clients(ctx)
+	if err != nil {
+		return nil, err
+	}
+	page := &provision.ListPage{Kinds: []provision.Kind{provision.KindInstance}}
+	opts := servers.ListOpts{Tags: tag(keyCluster, req.Cluster), Limit: listPageSize, Marker: req.PageToken}
+	var list []servers.Server
+	err = servers.List(withMicroversion(cc, tagsMicroversion), opts).EachPage(ctx, func(_ context.Context, pg pagination.Page) (bool, error) {
+		var err error
+		list, err = servers.ExtractServers(pg)
+		return false, err // one page per call
+	})
+	if err != nil {
+		return nil, mapError("list servers", err)
+	}
+	for _, srv := range list {
+		if srv.Status == "DELETED" || srv.Status == "SOFT_DELETED" || srv.Metadata[keyCluster] != req.Cluster {
+			continue
+		}
+		a := provision.Attrs{"state": serverState(srv.Status)}
+		fixed, floating := novaAddresses(&srv)
+		if fixed == "" {
+			continue
+		}
+		a["private_ip"] = fixed
+		if floating != "" {
+			a["public_address"] = floating
+		}
+		page.Items = append(page.Items, provision.Listed{Kind: provision.KindInstance, ID: srv.ID, ClientToken: srv.Metadata[keyToken], Attrs: a})
+	}
+	if len(list) == listPageSize {
+		page.NextPageToken = list[len(list)-1].ID
+	}
+	return page, nil
+}
+
 func serverState(status string) string {
 	switch status {
 	case "BUILD", "REBUILD":
@@ -468,11 +526,9 @@ func serverState(status string) string {
 	return strings.ToLower(status)
 }
 
-// serverAttrs are a server's computed attributes: state, private_ip and
-// public_address (from Nova's addresses, else from its Neutron port).
-func (p *Provider) serverAttrs(ctx context.Context, nc *gophercloud.ServiceClient, srv *servers.Server) (provision.Attrs, error) {
-	a := provision.Attrs{"state": serverState(srv.Status)}
-	var fixed, floating string
+// novaAddresses returns a server's first fixed IPv4 and first floating
+// address as Nova's address cache shows them.
+func novaAddresses(srv *servers.Server) (fixed, floating string) {
 	nets := make([]string, 0, len(srv.Addresses))
 	for n := range srv.Addresses {
 		nets = append(nets, n)
@@ -495,6 +551,14 @@ func (p *Provider) serverAttrs(ctx context.Context, nc *gophercloud.ServiceClien
 			}
 		}
 	}
+	return fixed, floating
+}
+
+// serverAttrs are a server's computed attributes: state, private_ip and
+// public_address (from Nova's addresses, else from its Neutron port).
+func (p *Provider) serverAttrs(ctx context.Context, nc *gophercloud.ServiceClient, srv *servers.Server) (provision.Attrs, error) {
+	a := provision.Attrs{"state": serverState(srv.Status)}
+	fixed, floating := novaAddresses(srv)
 	if fixed == "" || floating == "" {
 		// Nova's address cache lags behind Neutron: ask Neutron.
 		ps, err := listPorts(ctx, nc, ports.ListOpts{Tags: tag(keyServer, srv.ID)})

@@ -612,3 +612,40 @@ func boolStr(b bool) string {
 }
 
 var _ = osfake.New
+
+// TestRefreshByListing: refresh lists the cluster's servers (Nova's list
+// filtered by the cluster tag, in pages) and reads only the networks on
+// their own; a server deleted outside is missing from the listing and
+// confirmed gone by its own read.
+func TestRefreshByListing(t *testing.T) {
+	workers := 120
+	fake := newCloud(t)
+	c := newCluster(t, fake, "many", "", "", workers, "m1.small")
+	c.mustApply(false)
+	st := c.state()
+	before := fake.TotalCalls()
+	lists := fake.Calls("GET", "/servers/detail")
+	p, _, err := c.e.Plan(ctx(t), st, provision.PlanOptions{Refresh: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := fake.TotalCalls() - before
+	t.Logf("refresh of %d resources: %d API calls (%d server lists)", len(st.Resources), calls, fake.Calls("GET", "/servers/detail")-lists)
+	if p.HasChanges() {
+		t.Errorf("no-op plan has changes: %v", actions(p))
+	}
+	if calls > 10 {
+		t.Errorf("refresh of %d resources made %d API calls, want at most 10", len(st.Resources), calls)
+	}
+	victim := st.Resource("site.cloud.pool.burst.node[7]")
+	if !fake.DeleteServer(victim.ID) {
+		t.Fatal("no such server")
+	}
+	p, _, err = c.e.Plan(ctx(t), st, provision.PlanOptions{Refresh: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := actions(p); a[victim.Address] != string(provision.ActionCreate) || len(p.Drift) != 1 {
+		t.Errorf("after a delete outside: %s is %q, drift %+v", victim.Address, a[victim.Address], p.Drift)
+	}
+}

@@ -24,6 +24,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -89,7 +90,8 @@ type server struct {
 	ID, Name, FlavorID, ImageID, AZ, KeyName string
 	Status                                   string
 	Metadata                                 map[string]string
-	UserData                                 string // base64, as sent
+	Tags                                     []string // microversion 2.52 and later
+	UserData                                 string   // base64, as sent
 	Ports                                    []string
 	Fault                                    map[string]any
 	polls                                    int
@@ -250,6 +252,13 @@ func (s *Server) Leftovers() []string {
 		}
 	}
 	return out
+}
+
+// TotalCalls counts every API call (logins included).
+func (s *Server) TotalCalls() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.calls)
 }
 
 // Calls counts the API calls with method whose path ends in suffix.
@@ -439,21 +448,64 @@ func (s *Server) nova(w http.ResponseWriter, r *http.Request, path string, body 
 		}
 		writeJSON(w, 200, map[string]any{"flavors": fl})
 	case r.Method == "GET" && path == "/servers/detail":
+		q := r.URL.Query()
 		var re *regexp.Regexp
-		if n := r.URL.Query().Get("name"); n != "" {
+		if n := q.Get("name"); n != "" {
 			re, _ = regexp.Compile(n)
 		}
+		var tags []string
+		if t := q.Get("tags"); t != "" {
+			if !microversionAtLeast(r, 26) {
+				novaErr(w, 400, "badRequest", "Invalid filter field: tags.")
+				return
+			}
+			tags = strings.Split(t, ",")
+		}
+		limit := 0
+		if l := q.Get("limit"); l != "" {
+			n, err := strconv.Atoi(l)
+			if err != nil || n < 0 {
+				novaErr(w, 400, "badRequest", "limit param must be an integer")
+				return
+			}
+			limit = n
+		}
+		marker := q.Get("marker")
+		if marker != "" && s.servers[marker] == nil {
+			novaErr(w, 400, "badRequest", "marker ["+marker+"] not found")
+			return
+		}
 		list := []any{}
+		var last string
+		more := false
+		past := marker == ""
 		for _, id := range s.sorder {
 			v := s.servers[id]
-			if v == nil || re != nil && !re.MatchString(v.Name) {
+			if !past {
+				past = id == marker
 				continue
 			}
+			if v == nil || re != nil && !re.MatchString(v.Name) || !hasAll(v.Tags, tags) {
+				continue
+			}
+			if limit > 0 && len(list) == limit {
+				more = true
+				break
+			}
 			list = append(list, s.serverJSON(v, false))
+			last = id
 		}
-		writeJSON(w, 200, map[string]any{"servers": list})
+		out := map[string]any{"servers": list}
+		if more {
+			next := *r.URL
+			nq := next.Query()
+			nq.Set("marker", last)
+			next.RawQuery = nq.Encode()
+			out["servers_links"] = []any{map[string]any{"rel": "next", "href": s.URL + "/compute/v2.1" + "/servers/detail?" + next.RawQuery}}
+		}
+		writeJSON(w, 200, out)
 	case r.Method == "POST" && path == "/servers":
-		s.createServer(w, body)
+		s.createServer(w, r, body)
 	case len(parts) == 2 && parts[0] == "servers":
 		v := s.servers[parts[1]]
 		if v == nil {
@@ -474,7 +526,31 @@ func (s *Server) nova(w http.ResponseWriter, r *http.Request, path string, body 
 	}
 }
 
-func (s *Server) createServer(w http.ResponseWriter, body []byte) {
+// microversionAtLeast reports whether the request asks for compute
+// microversion 2.minor or later.
+func microversionAtLeast(r *http.Request, minor int) bool {
+	v := r.Header.Get("X-OpenStack-Nova-API-Version")
+	if v == "" {
+		v = strings.TrimSpace(strings.TrimPrefix(r.Header.Get("OpenStack-API-Version"), "compute"))
+	}
+	if v == "latest" {
+		return true
+	}
+	maj, min, ok := strings.Cut(v, ".")
+	n, err := strconv.Atoi(min)
+	return ok && maj == "2" && err == nil && n >= minor
+}
+
+func hasAll(have, want []string) bool {
+	for _, w := range want {
+		if !slices.Contains(have, w) {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Server) createServer(w http.ResponseWriter, r *http.Request, body []byte) {
 	var req struct {
 		Server struct {
 			Name      string            `json:"name"`
@@ -482,6 +558,7 @@ func (s *Server) createServer(w http.ResponseWriter, body []byte) {
 			FlavorRef string            `json:"flavorRef"`
 			UserData  string            `json:"user_data"`
 			Metadata  map[string]string `json:"metadata"`
+			Tags      []string          `json:"tags"`
 			AZ        string            `json:"availability_zone"`
 			KeyName   string            `json:"key_name"`
 			Networks  []struct {
@@ -529,6 +606,16 @@ func (s *Server) createServer(w http.ResponseWriter, body []byte) {
 			return
 		}
 	}
+	if len(q.Tags) > 0 && !microversionAtLeast(r, 52) {
+		novaErr(w, 400, "badRequest", "Invalid input for field/attribute server. Value: Additional properties are not allowed ('tags' was unexpected)")
+		return
+	}
+	for _, t := range q.Tags {
+		if t == "" || len(t) > 60 || strings.ContainsAny(t, ",/") {
+			novaErr(w, 400, "badRequest", fmt.Sprintf("Invalid input for field/attribute tags. Value: %q", t))
+			return
+		}
+	}
 	for k, v := range q.Metadata {
 		if len(k) > 255 || len(v) > 255 {
 			novaErr(w, 400, "badRequest", "Invalid input for field/attribute metadata.")
@@ -569,7 +656,7 @@ func (s *Server) createServer(w http.ResponseWriter, body []byte) {
 	s.seq++
 	id := fmt.Sprintf("9a1c%04x-5e5e-4a4a-8b8b-%012x", s.seq, s.seq)
 	v := &server{ID: id, Name: q.Name, FlavorID: flavor.ID, ImageID: q.ImageRef, AZ: q.AZ, KeyName: q.KeyName,
-		Status: "BUILD", Metadata: q.Metadata, UserData: q.UserData, Ports: ports, polls: s.buildPolls, Created: time.Now().UTC()}
+		Status: "BUILD", Metadata: q.Metadata, Tags: q.Tags, UserData: q.UserData, Ports: ports, polls: s.buildPolls, Created: time.Now().UTC()}
 	if v.Metadata == nil {
 		v.Metadata = map[string]string{}
 	}
@@ -642,7 +729,7 @@ func (s *Server) serverJSON(v *server, poll bool) map[string]any {
 	}
 	out := map[string]any{
 		"id": v.ID, "name": v.Name, "status": v.Status, "tenant_id": ProjectID, "user_id": "u-ci",
-		"metadata": v.Metadata, "addresses": addrs, "key_name": nilIfEmpty(v.KeyName),
+		"metadata": v.Metadata, "tags": toAny(v.Tags), "addresses": addrs, "key_name": nilIfEmpty(v.KeyName),
 		"flavor":  map[string]any{"id": v.FlavorID, "links": []any{}},
 		"image":   map[string]any{"id": v.ImageID, "links": []any{}},
 		"created": v.Created.Format(time.RFC3339), "updated": v.Created.Format(time.RFC3339),
