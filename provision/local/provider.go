@@ -957,6 +957,11 @@ func teardown(ctx context.Context, r *record) error {
 	}
 	errs = append(errs, delNetns(ctx, r.Netns))
 	errs = append(errs, removeAll(r.Dir))
+	if r.Dir != "" {
+		// The nodes directory goes with its last node, so the world's
+		// directory can go with its last record.
+		os.Remove(filepath.Dir(r.Dir))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("local: delete %s %s (%s): %w", r.Kind, r.Address, r.ID, err)
 	}
