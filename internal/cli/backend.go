@@ -5,13 +5,18 @@ import (
 	"path/filepath"
 
 	"github.com/hvctl/hvctl/provision"
+	"github.com/hvctl/hvctl/provision/pgstate"
 	"github.com/hvctl/hvctl/provision/statecrypt"
 	"github.com/hvctl/hvctl/templates"
 )
 
 // backends opens the remote state backends by name (pg, s3); each
 // registers itself in an init.
-var backends = map[string]func(settings map[string]string, cluster, workspace string) (provision.Backend, error){}
+var backends = map[string]func(settings map[string]string, cluster, workspace string) (provision.Backend, error){
+	"pg": func(settings map[string]string, cluster, workspace string) (provision.Backend, error) {
+		return pgstate.New(settings, cluster, workspace)
+	},
+}
 
 // stateStore is the store of a loaded template's state: its state block
 // with the environment and -backend-config over it, -workspace, and

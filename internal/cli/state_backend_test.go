@@ -2,11 +2,21 @@ package cli_test
 
 import (
 	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/jackc/pgx/v5"
+
+	"github.com/hvctl/hvctl/provision/pgstate"
+	"github.com/hvctl/hvctl/provision/pgstate/pgtest"
+	"github.com/hvctl/hvctl/provision/sim"
 	"github.com/hvctl/hvctl/provision/statecrypt"
 )
 
@@ -82,5 +92,122 @@ func TestEncryptedLocalState(t *testing.T) {
 	}
 	if items := simList(t, dir); len(items) != 0 {
 		t.Errorf("down left %d sim resources", len(items))
+	}
+}
+
+// TestPGState runs hvctl against a real PostgreSQL (started by the test)
+// with the state encrypted: apply from directory A; plan (no changes)
+// from directory B with the same template; two concurrent applies, the
+// second waiting -lock-timeout and failing with the first's PID; the
+// stored rows hold no plaintext; a wrong passphrase is refused; destroy
+// from B leaves nothing in the shared sim world.
+func TestPGState(t *testing.T) {
+	srv := pgtest.Start(t)
+	t.Setenv(sim.WorldEnv, t.TempDir())
+	t.Setenv("HVCTL_PG_CONN_STR", srv.ConnStr)
+	t.Setenv("HVCTL_TEST_STATE_KEY", "pg passphrase")
+	name := fmt.Sprintf("pg-%d", rand.IntN(1<<30))
+	block := `state {
+  backend = "pg"
+  encryption {
+    key_env = "HVCTL_TEST_STATE_KEY"
+  }
+}`
+	a, b := t.TempDir(), t.TempDir()
+	write := func(wn int) {
+		for _, d := range []string{a, b} {
+			writeTemplate(t, d, "1s", name, wn, 0)
+			appendState(t, d, block)
+		}
+	}
+	write(2)
+	if r := hv(t, a, "", "apply", "-auto-approve", "-input=false", "main.hcl"); r.code != 0 {
+		t.Fatalf("apply from A: %s", r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(a, ".hvctl", "state.json")); err == nil {
+		t.Error("apply with the pg backend wrote a local state file")
+	}
+	if r := hv(t, b, "", "plan", "-detailed-exitcode", "-input=false", "main.hcl"); r.code != 0 {
+		t.Fatalf("plan from B: exit %d, want 0 (no changes)\n%s%s", r.code, r.stdout, r.stderr)
+	}
+
+	// Two applies of one more worker at once: A's holds the lock while
+	// the node boots; B's waits -lock-timeout and names A's process.
+	write(3)
+	cmd := exec.Command(hvctl, "apply", "-auto-approve", "-input=false", "main.hcl")
+	cmd.Dir = a
+	var aout bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &aout, &aout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	watcher, err := pgstate.New(map[string]string{"conn_str": srv.ConnStr}, name, "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watcher.Close()
+	for i := 0; ; i++ {
+		if h, _ := watcher.LockHolder(context.Background()); h != nil && h.PID == cmd.Process.Pid {
+			break
+		}
+		if i == 600 {
+			t.Fatalf("A's apply never held the lock:\n%s", aout.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	start := time.Now()
+	r := hv(t, b, "", "apply", "-auto-approve", "-input=false", "-lock-timeout=700ms", "main.hcl")
+	waited := time.Since(start)
+	if r.code == 0 || !strings.Contains(r.stderr, "Error acquiring the state lock") || !strings.Contains(r.stderr, fmt.Sprintf("PID:       %d", cmd.Process.Pid)) {
+		t.Errorf("concurrent apply from B: exit %d, want a lock error naming PID %d:\n%s", r.code, cmd.Process.Pid, r.stderr)
+	}
+	if waited < 700*time.Millisecond {
+		t.Errorf("B gave up after %v, before its -lock-timeout", waited)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("A's apply: %v\n%s", err, aout.String())
+	}
+	if r := hv(t, b, "", "plan", "-detailed-exitcode", "-input=false", "main.hcl"); r.code != 0 {
+		t.Fatalf("plan from B after A's second apply: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+
+	// What PostgreSQL stores is ciphertext.
+	c, err := pgx.Connect(context.Background(), srv.ConnStr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	var stored []byte
+	rows, err := c.Query(context.Background(), `SELECT data FROM hvctl.states WHERE cluster=$1 UNION ALL SELECT data FROM hvctl.journal WHERE cluster=$1`, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for rows.Next() {
+		var d []byte
+		rows.Scan(&d)
+		stored = append(stored, d...)
+		n++
+	}
+	rows.Close()
+	if n == 0 {
+		t.Fatal("no state rows in PostgreSQL")
+	}
+	for _, leak := range []string{name, "site.onprem", "lineage", "client_token", "sim-i-"} {
+		if bytes.Contains(stored, []byte(leak)) {
+			t.Errorf("the stored state contains %q", leak)
+		}
+	}
+
+	t.Setenv("HVCTL_TEST_STATE_KEY", "not the passphrase")
+	if r := hv(t, b, "", "destroy", "-auto-approve", "-input=false", "main.hcl"); r.code == 0 || !strings.Contains(r.stderr, "passphrase is wrong") {
+		t.Errorf("destroy with a wrong passphrase: exit %d\n%s", r.code, r.stderr)
+	}
+	t.Setenv("HVCTL_TEST_STATE_KEY", "pg passphrase")
+	if r := hv(t, b, "", "destroy", "-auto-approve", "-input=false", "main.hcl"); r.code != 0 {
+		t.Fatalf("destroy from B: %s", r.stderr)
+	}
+	if items := simList(t, b); len(items) != 0 {
+		t.Errorf("destroy from B left %d resources in the shared world", len(items))
 	}
 }

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -162,8 +163,16 @@ func openStore(path string) *worldstore.Store[header, record] {
 	})
 }
 
+// WorldEnv names the environment variable that puts the sim world in a
+// directory of its own (DIR/world.json) instead of the state directory,
+// so working directories with a shared state share one fake cloud.
+const WorldEnv = "HVCTL_SIM_WORLD"
+
 func newStore(stateDir string) store {
 	path := filepath.Join(stateDir, "sim", "world.json")
+	if w := os.Getenv(WorldEnv); w != "" {
+		path = filepath.Join(w, "world.json")
+	}
 	if abs, err := filepath.Abs(path); err == nil {
 		path = abs
 	}
