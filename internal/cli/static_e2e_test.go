@@ -77,6 +77,8 @@ func staticLab(t *testing.T, dir string, n int) (prefix string, hosts []*statict
 		run("ip", "netns", "add", ns)
 		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
 		run("ip", "link", "add", veth, "type", "veth", "peer", "name", veth+"p")
+		// Deleted here too: a namespace lingers while its TIME_WAIT sockets do.
+		t.Cleanup(func() { exec.Command("ip", "link", "del", veth).Run() })
 		run("ip", "link", "set", veth, "master", br, "up")
 		run("ip", "link", "set", veth+"p", "netns", ns)
 		run("ip", "-n", ns, "link", "set", veth+"p", "name", "eth0")
