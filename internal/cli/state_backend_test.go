@@ -211,3 +211,98 @@ func TestPGState(t *testing.T) {
 		t.Errorf("destroy from B left %d resources in the shared world", len(items))
 	}
 }
+
+// TestPGKill kills hvctl apply with SIGKILL at 20 moments against the
+// pg backend: each time the server drops the lock with the connection,
+// the state loads, and the next apply goes on; at the end one apply
+// finishes, the plan has no changes, and the shared sim world holds each
+// machine once.
+func TestPGKill(t *testing.T) {
+	srv := pgtest.Start(t)
+	t.Setenv(sim.WorldEnv, t.TempDir())
+	t.Setenv("HVCTL_PG_CONN_STR", srv.ConnStr)
+	t.Setenv("HVCTL_TEST_STATE_KEY", "kill passphrase")
+	name := fmt.Sprintf("pgkill-%d", rand.IntN(1<<30))
+	dir := t.TempDir()
+	const workers = 6
+	writeTemplate(t, dir, "0s", name, workers, 0)
+	appendState(t, dir, `state {
+  backend = "pg"
+  encryption {
+    key_env = "HVCTL_TEST_STATE_KEY"
+  }
+}`)
+	watcher, err := pgstate.New(map[string]string{"conn_str": srv.ConnStr}, name, "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watcher.Close()
+	ctx := context.Background()
+	killed := 0
+	for trial := 0; trial < 20; trial++ {
+		args := []string{"apply", "-auto-approve", "-input=false", "main.hcl"}
+		if trial%2 == 1 {
+			args = []string{"destroy", "-auto-approve", "-input=false", "main.hcl"}
+		}
+		cmd := exec.Command(hvctl, args...)
+		cmd.Dir = dir
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(rand.IntN(600)) * time.Millisecond)
+		cmd.Process.Kill()
+		if err := cmd.Wait(); err != nil && strings.Contains(err.Error(), "killed") {
+			killed++
+		}
+		// The server notices the closed connection and drops the lock;
+		// wait for it (no deadline assertion: a slow machine only waits).
+		for i := 0; ; i++ {
+			h, err := watcher.LockHolder(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h == nil {
+				break
+			}
+			if i == 3000 {
+				t.Fatalf("trial %d: the lock of the killed apply was never released: %+v", trial, h)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if r := hv(t, dir, "", "plan", "-input=false", "main.hcl"); r.code != 0 {
+			t.Fatalf("trial %d: plan after kill: %s", trial, r.stderr)
+		}
+	}
+	t.Logf("%d of 20 operations were killed before they finished", killed)
+	if killed < 5 {
+		t.Errorf("only %d of 20 operations were killed mid-way: the test did not test kills", killed)
+	}
+	if r := hv(t, dir, "", "apply", "-auto-approve", "-input=false", "main.hcl"); r.code != 0 {
+		t.Fatalf("final apply: %s", r.stderr)
+	}
+	if r := hv(t, dir, "", "plan", "-detailed-exitcode", "-input=false", "main.hcl"); r.code != 0 {
+		t.Fatalf("plan after the final apply: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	seen := map[string]int{}
+	instances := 0
+	for _, it := range simList(t, dir) {
+		if it.Cluster != name {
+			continue
+		}
+		seen[it.Address]++
+		if it.Kind == "instance" {
+			instances++
+		}
+	}
+	for addr, n := range seen {
+		if n != 1 {
+			t.Errorf("%s exists %d times", addr, n)
+		}
+	}
+	if instances != 1+workers {
+		t.Errorf("%d instances in the world, want %d", instances, 1+workers)
+	}
+	if r := hv(t, dir, "", "destroy", "-auto-approve", "-input=false", "main.hcl"); r.code != 0 {
+		t.Fatalf("destroy: %s", r.stderr)
+	}
+}
