@@ -99,3 +99,14 @@ func FuzzOpen(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkOpenDefault is one key derivation with DefaultParams plus an
+// open: what every hvctl process with an encrypted state pays once.
+func BenchmarkOpenDefault(b *testing.B) {
+	env, _ := New("bench").Seal([]byte("state"))
+	for i := 0; i < b.N; i++ {
+		if _, err := New("bench").Open(env); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
