@@ -3,10 +3,12 @@ package local
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,6 +17,7 @@ import (
 	"time"
 
 	"github.com/hvctl/hvctl/provision"
+	"github.com/vishvananda/netns"
 )
 
 // TestReachability builds two sites and checks what can reach what with
@@ -586,4 +589,111 @@ func TestList(t *testing.T) {
 	if rr.Exists {
 		t.Errorf("vanished node reads as existing")
 	}
+}
+
+// TestSwitchedFlowIsTranslated is the wedged-NAT bug's regression test:
+// the site bridge keeps its MAC, and a packet switched on a site bridge between two nodes (here: node g sends
+// from the hub's public address to node w, as a gateway forwarding
+// overlay traffic onto its site does) must leave no conntrack entry in
+// the router: otherwise, when w answers that address, its packet matches
+// the entry in reply direction, which has no NAT binding, and leaves
+// through the NAT untranslated, from w's private address.
+func TestSwitchedFlowIsTranslated(t *testing.T) {
+	tc := newTestCluster(t, "wedge", Settings{})
+	netA := tc.network("a", "10.233.1.0/24")
+	netB := tc.network("b", "10.233.2.0/24")
+	mac := func() string {
+		l, err := net.InterfaceByName(siteBridge)
+		_ = err
+		if l == nil {
+			return ""
+		}
+		return l.HardwareAddr.String()
+	}
+	var before, after string
+	must(t, inNetns(tc.record(netA).Netns, func() error { before = mac(); return nil }))
+	w, wAttrs := tc.node("a", "w", netA, false)
+	g, _ := tc.node("a", "g", netA, false)
+	h, hAttrs := tc.node("b", "hub", netB, true)
+	// The site bridge keeps its MAC as ports join (a bridge without
+	// one of its own takes its lowest port's, and nodes that resolved
+	// their gateway before would send to a MAC that is gone).
+	must(t, inNetns(tc.record(netA).Netns, func() error { after = mac(); return nil }))
+	if before == "" || before != after {
+		t.Errorf("site bridge MAC %q before the nodes, %q after", before, after)
+	}
+	hubIP := net.ParseIP(hAttrs["public_address"].(string))
+	wIP := net.ParseIP(wAttrs["private_ip"].(string))
+	natIP := tc.record(netA).PublicAddress
+	const hubPort, wPort = 40001, 40002
+
+	var hub *net.UDPConn
+	must(t, inNetns(tc.record(h).Netns, func() (err error) {
+		hub, err = net.ListenUDP("udp4", &net.UDPAddr{Port: hubPort})
+		return err
+	}))
+	defer hub.Close()
+	send := func(ns string, from, to *net.UDPAddr, msg string) error {
+		return inNetns(ns, func() error {
+			c, err := net.DialUDP("udp4", from, to)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			_, err = c.Write([]byte(msg))
+			return err
+		})
+	}
+	// g sends from the hub's address (on its loopback) to w, across the
+	// site bridge; then w sends to the hub from the port g's packet went
+	// to, routed out of the NAT.
+	must(t, ip(tc.ctx(), tc.record(g).Netns, "addr", "add", hubIP.String()+"/32", "dev", "lo"))
+	must(t, send(tc.record(g).Netns, &net.UDPAddr{IP: hubIP, Port: hubPort}, &net.UDPAddr{IP: wIP, Port: wPort}, "switched"))
+	time.Sleep(200 * time.Millisecond)
+	must(t, send(tc.record(w).Netns, &net.UDPAddr{Port: wPort}, &net.UDPAddr{IP: hubIP, Port: hubPort}, "routed"))
+	hub.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 64)
+	n, from, err := hub.ReadFromUDP(buf)
+	if err != nil {
+		t.Fatalf("the hub got nothing from w: %v", err)
+	}
+	if got := from.IP.String(); got != natIP || string(buf[:n]) != "routed" {
+		t.Errorf("the hub got %q from %s, want %q from the NAT's address %s (%s is w's private address: the flow left untranslated)", buf[:n], from, "routed", natIP, wIP)
+	}
+	for _, ns := range []string{tc.record(netA).Netns, tc.record(netB).Netns} {
+		if v, err := readSysctlIn(tc.ctx(), ns, "net/bridge/bridge-nf-call-iptables"); err == nil && v != "0" {
+			t.Errorf("bridge-nf-call-iptables in router %s = %s, want 0", ns, v)
+		}
+	}
+}
+
+// inNetns runs f on a locked thread inside namespace ns; sockets f opens
+// stay in ns.
+func inNetns(ns string, f func() error) error {
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			done <- err
+			return
+		}
+		defer orig.Close()
+		h, err := netns.GetFromName(ns)
+		if err != nil {
+			done <- err
+			return
+		}
+		defer h.Close()
+		if err := netns.Set(h); err != nil {
+			done <- err
+			return
+		}
+		ferr := f()
+		if err := netns.Set(orig); err == nil {
+			runtime.UnlockOSThread()
+		}
+		done <- ferr
+	}()
+	return <-done
 }

@@ -483,6 +483,7 @@ func makeNetwork(ctx context.Context, r *record, in *internet) error {
 	steps := []func() error{
 		func() error { return makeInternet(ctx, in) },
 		func() error { return addNetns(ctx, ns) },
+		func() error { return bridgeNetfilterOff(ns) },
 		func() error { return ensureBridge(ctx, ns, siteBridge) },
 		func() error {
 			return ip(ctx, ns, "addr", "replace", netip.PrefixFrom(netip.MustParseAddr(r.Gateway), prefix.Bits()).String(), "dev", siteBridge)
@@ -524,6 +525,7 @@ func makeNestedNetwork(ctx context.Context, r, parent *record) error {
 	ns := r.Netns
 	steps := []func() error{
 		func() error { return addNetns(ctx, ns) },
+		func() error { return bridgeNetfilterOff(ns) },
 		func() error { return ensureBridge(ctx, ns, siteBridge) },
 		func() error {
 			return ip(ctx, ns, "addr", "replace", netip.PrefixFrom(netip.MustParseAddr(r.Gateway), prefix.Bits()).String(), "dev", siteBridge)

@@ -3,6 +3,7 @@ package local
 import (
 	"bytes"
 	"context"
+	cryptorand "crypto/rand"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -128,12 +129,25 @@ func ensureVeth(ctx context.Context, aNS, aName, bNS, bName string) error {
 	return ip(ctx, aNS, "link", "add", aName, "type", "veth", "peer", "name", bName, "netns", bNS)
 }
 
-// ensureBridge makes a bridge in ns unless it exists.
+// ensureBridge makes a bridge in ns unless it exists, with a fixed MAC
+// address of its own. A Linux bridge without one takes the lowest MAC of
+// its ports and changes it as ports come and go: a node that resolved its
+// gateway early keeps sending to the old MAC (frames for another host,
+// flooded, never routed) until its ARP entry goes stale, 20-30 s. With
+// br_netfilter on, the router's conntrack also tracked those flooded
+// frames as switched, without a NAT binding, and the node's later routed
+// packets of the same flow left untranslated: the wedged-NAT bug
+// (docs/overlay.md).
 func ensureBridge(ctx context.Context, ns, name string) error {
 	if linkExists(ns, name) {
 		return nil
 	}
-	return ip(ctx, ns, "link", "add", name, "type", "bridge")
+	var mac [6]byte
+	if _, err := cryptorand.Read(mac[:]); err != nil {
+		return err
+	}
+	mac[0] = mac[0]&0xfe | 0x02 // unicast, locally administered
+	return ip(ctx, ns, "link", "add", name, "address", net.HardwareAddr(mac[:]).String(), "type", "bridge")
 }
 
 // writeSysctlIn writes /proc/sys/KEY as seen from inside namespace ns,
@@ -175,6 +189,25 @@ func writeSysctlIn(ns, key, value string) error {
 		done <- werr
 	}()
 	return <-done
+}
+
+// bridgeNetfilterOff keeps the site bridge of router namespace ns a plain
+// switch: with br_netfilter loaded (Docker loads it, and some kernels
+// build it in), bridge-nf-call-iptables is 1 in every new namespace, and
+// frames switched between two ports of the bridge go through the router's
+// conntrack and NAT hooks. A switched packet then leaves a conntrack entry
+// without a NAT binding; when the same flow later leaves through wan0 (a
+// reply, routed), it matches that entry and goes out untranslated, from
+// the node's private address: the wedged-NAT bug (docs/overlay.md). A real
+// NAT router never sees what its LAN switch carries. Nothing to do when
+// br_netfilter is not loaded (the keys do not exist).
+func bridgeNetfilterOff(ns string) error {
+	for _, key := range []string{"bridge-nf-call-iptables", "bridge-nf-call-ip6tables", "bridge-nf-call-arptables"} {
+		if err := writeSysctlIn(ns, "net/bridge/"+key, "0"); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
 }
 
 // readSysctlIn reads /proc/sys/KEY inside ns (for tests and checks).

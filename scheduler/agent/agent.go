@@ -561,11 +561,13 @@ func first(a, b string) string {
 
 // unwedge rebinds WireGuard to a fresh port when probes through the
 // tunnel have failed for four heartbeats in a row on a node behind NAT.
-// A NAT can hold a flow's conntrack entry without a translation (seen
-// with Linux masquerade); WireGuard's retries keep the entry alive, so
-// the path never recovers by itself. A new source port is a new flow,
-// translated afresh; the hub learns the new endpoint when the node's
-// next handshake arrives (roaming).
+// A NAT can hold a flow's conntrack entry without a translation (a Linux
+// router with br_netfilter loaded that once switched a packet of the
+// flow; docs/overlay.md); WireGuard's retries keep the entry alive, so
+// the path never recovers by itself. The local provider's routers no
+// longer do this; NATs hvctl does not make still can. A new source port
+// is a new flow, translated afresh; the hub learns the new endpoint when
+// the node's next handshake arrives (roaming).
 func (a *Agent) unwedge(ok bool) {
 	a.mu.Lock()
 	if ok {
