@@ -1,11 +1,13 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 
 	"github.com/hvctl/hvctl/provision"
 	"github.com/hvctl/hvctl/provision/pgstate"
+	"github.com/hvctl/hvctl/provision/s3state"
 	"github.com/hvctl/hvctl/provision/statecrypt"
 	"github.com/hvctl/hvctl/templates"
 )
@@ -15,6 +17,9 @@ import (
 var backends = map[string]func(settings map[string]string, cluster, workspace string) (provision.Backend, error){
 	"pg": func(settings map[string]string, cluster, workspace string) (provision.Backend, error) {
 		return pgstate.New(settings, cluster, workspace)
+	},
+	"s3": func(settings map[string]string, cluster, workspace string) (provision.Backend, error) {
+		return s3state.New(context.Background(), settings, cluster, workspace)
 	},
 }
 

@@ -14,8 +14,11 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/hvctl/hvctl/provision"
+	"github.com/hvctl/hvctl/provision/aws/awsfake"
 	"github.com/hvctl/hvctl/provision/pgstate"
 	"github.com/hvctl/hvctl/provision/pgstate/pgtest"
+	"github.com/hvctl/hvctl/provision/s3state"
 	"github.com/hvctl/hvctl/provision/sim"
 	"github.com/hvctl/hvctl/provision/statecrypt"
 )
@@ -304,5 +307,71 @@ func TestPGKill(t *testing.T) {
 	}
 	if r := hv(t, dir, "", "destroy", "-auto-approve", "-input=false", "main.hcl"); r.code != 0 {
 		t.Fatalf("destroy: %s", r.stderr)
+	}
+}
+
+// TestS3State: the same team flow against the AWS fake's S3: apply from
+// A, plan without changes and destroy from B; the object holds no
+// plaintext; a stale lock object left behind is reported with its
+// holder and removed by force-unlock.
+func TestS3State(t *testing.T) {
+	srv := awsfake.New()
+	defer srv.Close()
+	srv.CreateBucket("team-state")
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDTEST")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
+	t.Setenv("AWS_CONFIG_FILE", "/dev/null")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+	t.Setenv(sim.WorldEnv, t.TempDir())
+	t.Setenv("HVCTL_TEST_STATE_KEY", "s3 passphrase")
+	name := fmt.Sprintf("s3-%d", rand.IntN(1<<30))
+	a, b := t.TempDir(), t.TempDir()
+	for _, d := range []string{a, b} {
+		writeTemplate(t, d, "0s", name, 2, 0)
+		appendState(t, d, `state {
+  backend        = "s3"
+  bucket         = "team-state"
+  use_path_style = true
+  encryption {
+    key_env = "HVCTL_TEST_STATE_KEY"
+  }
+}`)
+	}
+	ep := "-backend-config=endpoint=" + srv.URL
+	if r := hv(t, a, "", "apply", "-auto-approve", "-input=false", ep, "main.hcl"); r.code != 0 {
+		t.Fatalf("apply from A: %s", r.stderr)
+	}
+	if r := hv(t, b, "", "plan", "-detailed-exitcode", "-input=false", ep, "main.hcl"); r.code != 0 {
+		t.Fatalf("plan from B: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	obj := srv.Object("team-state", "hvctl/"+name+"/default.state")
+	if !statecrypt.IsSealed(obj) {
+		t.Fatalf("state object is not encrypted: %.60q", obj)
+	}
+	for _, leak := range []string{name, "site.onprem", "lineage", "client_token"} {
+		if bytes.Contains(obj, []byte(leak)) {
+			t.Errorf("the state object contains %q", leak)
+		}
+	}
+	// A lock left by a holder that died.
+	lb, err := s3state.New(context.Background(), map[string]string{"bucket": "team-state", "endpoint": srv.URL, "use_path_style": "true"}, name, "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lb.Lock(context.Background(), provision.LockInfo{ID: "dead-holder", Who: "ci@job-1", PID: 1234, Operation: "apply"}, 0); err != nil {
+		t.Fatal(err)
+	}
+	r := hv(t, b, "", "destroy", "-auto-approve", "-input=false", "-lock-timeout=300ms", ep, "main.hcl")
+	if r.code == 0 || !strings.Contains(r.stderr, "ci@job-1") || !strings.Contains(r.stderr, "dead-holder") {
+		t.Fatalf("destroy while locked: exit %d\n%s", r.code, r.stderr)
+	}
+	if r := hv(t, b, "", "force-unlock", ep, "dead-holder", "main.hcl"); r.code != 0 {
+		t.Fatalf("force-unlock: %s", r.stderr)
+	}
+	if r := hv(t, b, "", "destroy", "-auto-approve", "-input=false", ep, "main.hcl"); r.code != 0 {
+		t.Fatalf("destroy from B: %s", r.stderr)
+	}
+	if items := simList(t, b); len(items) != 0 {
+		t.Errorf("destroy from B left %d resources", len(items))
 	}
 }

@@ -8,19 +8,28 @@ import (
 	"time"
 
 	"github.com/hvctl/hvctl/provision"
+	"github.com/hvctl/hvctl/provision/aws/awsfake"
 	"github.com/hvctl/hvctl/provision/pgstate"
 	"github.com/hvctl/hvctl/provision/pgstate/pgtest"
+	"github.com/hvctl/hvctl/provision/s3state"
 	_ "github.com/hvctl/hvctl/provision/sim" // the sim provider
 	"github.com/hvctl/hvctl/provision/statecrypt"
 	"github.com/hvctl/hvctl/templates"
 )
 
 // BenchmarkApply1000Backends applies 1,000 sim nodes with the state
-// local, local encrypted, in PostgreSQL, and in PostgreSQL encrypted, in
-// one run, and reports the time and bytes written, and the time as a
+// local, in PostgreSQL and in the AWS fake's S3, each plain and
+// encrypted, in one run, and reports the time and bytes written, and the time as a
 // ratio to local state measured in the same run.
 func BenchmarkApply1000Backends(b *testing.B) {
 	srv := pgtest.Start(b)
+	fake := awsfake.New()
+	defer fake.Close()
+	fake.CreateBucket("bench")
+	b.Setenv("AWS_ACCESS_KEY_ID", "AKIDBENCH")
+	b.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
+	b.Setenv("AWS_CONFIG_FILE", "/dev/null")
+	b.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
 	src := `
 provider "sim" "lab" {
   boot_time = "0s"
@@ -42,9 +51,10 @@ cluster "bench" {
 `
 	cases := []struct {
 		name   string
-		pg     bool
+		pg, s3 bool
 		sealed bool
-	}{{"local", false, false}, {"local-encrypted", false, true}, {"pg", true, false}, {"pg-encrypted", true, true}}
+	}{{"local", false, false, false}, {"local-encrypted", false, false, true}, {"pg", true, false, false}, {"pg-encrypted", true, false, true},
+		{"s3-fake", false, true, false}, {"s3-fake-encrypted", false, true, true}}
 	var local time.Duration
 	for ci, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
@@ -60,6 +70,13 @@ cluster "bench" {
 						b.Fatal(err)
 					}
 					defer be.Close()
+					store.Backend = be
+				}
+				if c.s3 {
+					be, err := s3state.New(context.Background(), map[string]string{"bucket": "bench", "endpoint": fake.URL, "use_path_style": "true"}, fmt.Sprintf("bench-%d-%d", ci, i), "default")
+					if err != nil {
+						b.Fatal(err)
+					}
 					store.Backend = be
 				}
 				if c.sealed {

@@ -58,6 +58,7 @@ type Server struct {
 	tokens    map[string]string // client token → instance ID
 	calls     map[string]int
 	requests  []Request
+	buckets   map[string]map[string]*object
 
 	throttle      int
 	faults        map[string][]*fault
@@ -417,6 +418,10 @@ func errf(code, format string, args ...any) *apiError {
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	if isS3(r) {
+		s.serveS3(w, r)
+		return
+	}
 	if r.Method != http.MethodPost {
 		s.writeError(w, &apiError{http.StatusBadRequest, "InvalidAction", "the Query API takes POST"}, "")
 		return
