@@ -1,9 +1,13 @@
 # An ephemeral cluster for CI on AWS: a hub and a few spot workers that a
-# pipeline brings up, runs its tests on, and tears down:
+# pipeline brings up, runs its tests on, and tears down. The state is in
+# PostgreSQL, encrypted, one workspace per run, so the job that creates
+# the cluster and the job that destroys it (on other runners, with empty
+# working directories) share it:
 #
-#   hvctl up   examples/ci-ephemeral.hcl -var run_id=$CI_RUN_ID
-#   hvctl submit ...                      # the tests
-#   hvctl down examples/ci-ephemeral.hcl
+#   export HVCTL_PG_CONN_STR=postgres://hvctl@db.ci/hvctl HVCTL_STATE_KEY=...   # CI secrets
+#   hvctl up   examples/ci-ephemeral.hcl -workspace $CI_RUN_ID -var run_id=$CI_RUN_ID   # job 1
+#   hvctl submit ...                                                           # the tests
+#   hvctl down examples/ci-ephemeral.hcl -workspace $CI_RUN_ID                 # job 2
 #
 # If the pipeline dies before `down`, the cluster's ttl is the safety net:
 # every resource is tagged hvctl:expires-at, and a scheduled
@@ -12,7 +16,14 @@
 #
 # destroys whatever has outlived it. Credentials come from the AWS SDK's
 # default chain (in CI: OIDC web identity or AWS_ACCESS_KEY_ID/...). See
-# docs/providers-aws.md.
+# docs/providers-aws.md and docs/state.md.
+
+state {
+  backend = "pg" # conn_str from HVCTL_PG_CONN_STR; schema "hvctl"
+  encryption {
+    key_env = "HVCTL_STATE_KEY"
+  }
+}
 
 variable "run_id" {
   type        = string
