@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 
 	"github.com/hvctl/hvctl/provision"
@@ -92,4 +93,21 @@ func validWorkspace(s string) bool {
 		}
 	}
 	return true
+}
+
+// readStore is the store of the verbs that read or edit the state
+// without a session (show, state, output): -state when given, else the
+// template's state block when the template at tmpl loads (quietly; a
+// template that does not load leaves the local default).
+func (a *App) readStore(t *tmplFlags, tmpl string) (*provision.Store, error) {
+	if t.statePath != "" {
+		return t.store(tmpl), nil
+	}
+	if _, err := os.Stat(tmpl); err == nil {
+		cfg, d := templates.Load(tmpl, templates.LoadOptions{Args: t.vars, Environ: a.Environ})
+		if !d.HasErrors() && (cfg.State != nil || len(t.backendConfig) > 0 || t.workspace != "default" && t.workspace != "") {
+			return a.stateStore(t, tmpl, cfg)
+		}
+	}
+	return t.store(tmpl), nil
 }

@@ -76,6 +76,7 @@ func runOutput(a *App, args []string) int {
 	fs := a.flagSet(c)
 	var t tmplFlags
 	t.add(fs)
+	t.addBackend(fs)
 	jsonOut := fs.Bool("json", false, "print as JSON")
 	raw := fs.Bool("raw", false, "print a string output without quotes")
 	pos, code, ok := a.parse(fs, args)
@@ -91,7 +92,11 @@ func runOutput(a *App, args []string) int {
 			name = p
 		}
 	}
-	st, err := t.store(tmpl).Load()
+	store, err := a.readStore(&t, tmpl)
+	if err != nil {
+		return a.failErr(err)
+	}
+	st, err := store.Load()
 	if err != nil {
 		return a.failErr(err)
 	}

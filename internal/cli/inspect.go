@@ -317,6 +317,7 @@ func runShow(a *App, args []string) int {
 	fs := a.flagSet(c)
 	var t tmplFlags
 	fs.StringVar(&t.statePath, "state", "", "state file (default .hvctl/state.json)")
+	t.addBackend(fs)
 	jsonOut := fs.Bool("json", false, "print as JSON")
 	pos, code, ok := a.parse(fs, args)
 	if !ok {
@@ -341,7 +342,10 @@ func runShow(a *App, args []string) int {
 			return exitOK
 		}
 	}
-	store := t.store(templatePath(pos))
+	store, err := a.readStore(&t, templatePath(pos))
+	if err != nil {
+		return a.failErr(err)
+	}
 	st, err := store.Load()
 	if err != nil {
 		return a.failErr(err)
@@ -393,13 +397,17 @@ func runState(a *App, args []string) int {
 	fs := a.flagSet(c)
 	var t tmplFlags
 	fs.StringVar(&t.statePath, "state", "", "state file (default ./.hvctl/state.json)")
+	t.addBackend(fs)
 	lockTimeout := fs.Duration("lock-timeout", 0, "how long to wait for the state lock (rm, mv, push)")
 	force := fs.Bool("force", false, "push: replace a state of another lineage or a newer serial")
 	pos, code, ok := a.parse(fs, args[1:])
 	if !ok {
 		return code
 	}
-	store := t.store(".")
+	store, err := a.readStore(&t, ".")
+	if err != nil {
+		return a.failErr(err)
+	}
 	switch sub {
 	case "list":
 		st, err := store.Load()

@@ -344,6 +344,13 @@ func TestS3State(t *testing.T) {
 	if r := hv(t, b, "", "plan", "-detailed-exitcode", "-input=false", ep, "main.hcl"); r.code != 0 {
 		t.Fatalf("plan from B: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
+	// The verbs that read the state without a session find it too.
+	if r := hv(t, b, "", "state", "list", ep); r.code != 0 || !strings.Contains(r.stdout, "site.onprem.node.frontend") {
+		t.Errorf("state list from B: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := hv(t, b, "", "show", ep, "main.hcl"); r.code != 0 || !strings.Contains(r.stdout, "site.onprem.pool.wn.node[1]") {
+		t.Errorf("show from B: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
 	obj := srv.Object("team-state", "hvctl/"+name+"/default.state")
 	if !statecrypt.IsSealed(obj) {
 		t.Fatalf("state object is not encrypted: %.60q", obj)
