@@ -1,9 +1,12 @@
 package cli
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
+	"time"
 
 	"github.com/hvctl/hvctl/provision"
 )
@@ -24,7 +27,7 @@ func runInit(a *App, args []string) int {
 	fs := a.flagSet(c)
 	var o opFlags
 	o.add(fs, optInput)
-	fs.Bool("migrate-state", false, "move the state to a newly configured backend (nothing to move for local state)")
+	migrate := fs.Bool("migrate-state", false, "copy the local state file (-state, or the default beside the template) into the configured backend, locked on both sides, verified by reading it back")
 	pos, code, ok := a.parse(fs, args)
 	if !ok {
 		return code
@@ -37,6 +40,11 @@ func runInit(a *App, args []string) int {
 	if !ok {
 		return exitError
 	}
+	var src *provision.Store
+	if *migrate {
+		src = o.tmplFlags.store(tmpl)
+		o.statePath = "" // -state names the source; the block the destination
+	}
 	store, err := a.stateStore(&o.tmplFlags, tmpl, cfg)
 	if err != nil {
 		return a.fail("Invalid state backend", err.Error())
@@ -44,6 +52,12 @@ func runInit(a *App, args []string) int {
 	eng, d := provision.NewEngine(cfg, store)
 	if a.diags(cfg.Files, d) {
 		return exitError
+	}
+	if src != nil {
+		src.Sealer = store.Sealer
+		if err := a.migrateState(src, store, o.lockTimeout); err != nil {
+			return a.fail("State migration failed", err.Error())
+		}
 	}
 	if _, err := store.Load(); err != nil {
 		return a.failErr(err)
@@ -106,4 +120,53 @@ func runForceUnlock(a *App, args []string) int {
 	}
 	fmt.Fprintln(a.Stdout, "hvctl state has been successfully unlocked!")
 	return exitOK
+}
+
+// migrateState copies the state of src (a local file) into dst, both
+// locked, and reads it back to check it. It refuses to overwrite a
+// destination that already holds resources.
+func (a *App) migrateState(src, dst *provision.Store, timeout time.Duration) error {
+	if dst.Backend == nil && filepath.Clean(dst.Path) == filepath.Clean(src.Path) {
+		fmt.Fprintln(a.Stdout, "The state is already where the state block puts it: nothing to migrate.")
+		return nil
+	}
+	if !src.Exists() {
+		return fmt.Errorf("there is no local state at %s to migrate", src.Path)
+	}
+	ls, err := src.Lock(a.Ctx, "init -migrate-state", timeout)
+	if err != nil {
+		return err
+	}
+	defer ls.Unlock()
+	ld, err := dst.Lock(a.Ctx, "init -migrate-state", timeout)
+	if err != nil {
+		return err
+	}
+	defer ld.Unlock()
+	st, err := src.Load()
+	if err != nil {
+		return err
+	}
+	old, err := dst.Load()
+	if err != nil {
+		return err
+	}
+	if len(old.Resources) > 0 && old.Lineage != st.Lineage {
+		return fmt.Errorf("%s already holds another state (lineage %s, %s); hvctl does not overwrite it. Destroy or move that state first", dst.Describe(), old.Lineage, provision.Plural(len(old.Resources), "resource", "resources"))
+	}
+	want, _ := json.Marshal(st.Resources)
+	if err := dst.Write(st); err != nil {
+		return err
+	}
+	back, err := dst.Load()
+	if err != nil {
+		return fmt.Errorf("reading the migrated state back: %w", err)
+	}
+	got, _ := json.Marshal(back.Resources)
+	if back.Lineage != st.Lineage || back.Serial != st.Serial || string(got) != string(want) {
+		return fmt.Errorf("the state read back from %s differs from what was written (lineage %s serial %d, want %s serial %d)", dst.Describe(), back.Lineage, back.Serial, st.Lineage, st.Serial)
+	}
+	fmt.Fprintf(a.Stdout, "Migrated the state (%s, serial %d) from %s to %s and read it back.\nThe local file is left as it was; remove it once you no longer need it.\n\n",
+		provision.Plural(len(st.Resources), "resource", "resources"), st.Serial, src.Path, dst.Describe())
+	return nil
 }

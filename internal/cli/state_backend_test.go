@@ -382,3 +382,47 @@ func TestS3State(t *testing.T) {
 		t.Errorf("destroy from B left %d resources", len(items))
 	}
 }
+
+// TestMigrateLocalToPG: a cluster made with local state moves into
+// PostgreSQL with init -migrate-state, encrypted on the way; plan then
+// reads it from there (no changes) and destroy works. A destination
+// holding another cluster's state is not overwritten.
+func TestMigrateLocalToPG(t *testing.T) {
+	srv := pgtest.Start(t)
+	t.Setenv("HVCTL_PG_CONN_STR", srv.ConnStr)
+	t.Setenv("HVCTL_TEST_STATE_KEY", "migrate passphrase")
+	dir := t.TempDir()
+	name := fmt.Sprintf("mig-%d", rand.IntN(1<<30))
+	writeTemplate(t, dir, "0s", name, 2, 0)
+	if r := hv(t, dir, "", "apply", "-auto-approve", "-input=false", "main.hcl"); r.code != 0 {
+		t.Fatalf("apply with local state: %s", r.stderr)
+	}
+	appendState(t, dir, `state {
+  backend = "pg"
+  encryption {
+    key_env = "HVCTL_TEST_STATE_KEY"
+  }
+}`)
+	if r := hv(t, dir, "", "plan", "-detailed-exitcode", "-input=false", "main.hcl"); r.code != 2 {
+		t.Fatalf("plan before migrating: exit %d, want 2 (the empty pg state has nothing)\n%s", r.code, r.stderr)
+	}
+	r := hv(t, dir, "", "init", "-migrate-state", "-input=false", "main.hcl")
+	if r.code != 0 || !strings.Contains(r.stdout, "Migrated the state (") || !strings.Contains(r.stdout, "read it back") {
+		t.Fatalf("init -migrate-state: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := hv(t, dir, "", "plan", "-detailed-exitcode", "-input=false", "main.hcl"); r.code != 0 {
+		t.Fatalf("plan after migrating: exit %d, want 0\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	// Another local state (another lineage) is not copied over it.
+	other := filepath.Join(t.TempDir(), "other.json")
+	os.WriteFile(other, []byte(`{"version":1,"serial":3,"lineage":"0000-other","resources":[]}`), 0o600)
+	if r := hv(t, dir, "", "init", "-migrate-state", "-state", other, "-input=false", "main.hcl"); r.code == 0 || !strings.Contains(r.stderr, "already holds another state") {
+		t.Errorf("migrating another lineage over it: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := hv(t, dir, "", "destroy", "-auto-approve", "-input=false", "main.hcl"); r.code != 0 {
+		t.Fatalf("destroy: %s", r.stderr)
+	}
+	if items := simList(t, dir); len(items) != 0 {
+		t.Errorf("destroy left %d resources", len(items))
+	}
+}
