@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/hvctl/hvctl/provision"
 	"github.com/hvctl/hvctl/provision/pgstate"
@@ -110,4 +111,47 @@ func (a *App) readStore(t *tmplFlags, tmpl string) (*provision.Store, error) {
 		}
 	}
 	return t.store(tmpl), nil
+}
+
+// stateRekey writes the state again under the passphrase in the
+// environment variable env, locked, and reads it back with it. The old
+// passphrase (the state block's) must open it first.
+func (a *App) stateRekey(store *provision.Store, env string, timeout time.Duration) int {
+	if env == "" {
+		return a.fail("state rekey needs -new-key-env", "Usage: NEW=... hvctl state rekey -new-key-env NEW: the new passphrase comes from an environment variable, never the command line.")
+	}
+	pass, err := (&templates.StateEncryption{KeyEnv: env}).PassphraseFrom(a.Environ)
+	if err != nil {
+		return a.fail("No new passphrase", err.Error())
+	}
+	if store.Sealer == nil {
+		return a.fail("The state is not encrypted", "state rekey changes the passphrase of an encrypted state; add encryption { key_env = \"...\" } to the state block to encrypt it (the next write does).")
+	}
+	l, err := store.Lock(a.Ctx, "state rekey", timeout)
+	if err != nil {
+		return a.failErr(err)
+	}
+	defer l.Unlock()
+	st, err := store.Load()
+	if err != nil {
+		return a.failErr(err)
+	}
+	store.Close()
+	store.Sealer = statecrypt.New(pass)
+	if err := store.Write(st); err != nil {
+		return a.failErr(err)
+	}
+	if store.Backend == nil {
+		// Once more, so state.json.backup holds no copy under the old
+		// passphrase either.
+		if err := store.Write(st); err != nil {
+			return a.failErr(err)
+		}
+	}
+	check := &provision.Store{Path: store.Path, Backend: store.Backend, Sealer: statecrypt.New(pass)}
+	if _, err := check.Load(); err != nil {
+		return a.failErr(fmt.Errorf("reading the rekeyed state back: %w", err))
+	}
+	fmt.Fprintf(a.Stdout, "The state in %s is now encrypted with the passphrase in %s.\nPoint the state block at it (key_env = %q) before the next command.\n", store.Describe(), env, env)
+	return exitOK
 }

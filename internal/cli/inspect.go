@@ -30,6 +30,8 @@ func init() {
 			{name: "mv", usage: "SOURCE DESTINATION [options]", help: "Give a resource another address (after renaming it in the template)", examples: []string{"hvctl state mv site.lab.pool.wn.node[0] site.lab.pool.workers.node[0]"}},
 			{name: "pull", usage: "[options] > FILE", help: "Print the state, secrets included, for a file (not to a terminal)"},
 			{name: "push", usage: "FILE [options]", help: "Replace the state with FILE (same lineage, not older, unless -force)"},
+			{name: "rekey", usage: "-new-key-env VAR [options]", help: "Encrypt the state with the passphrase in environment variable VAR (then point the state block's key_env or passphrase at it)",
+				examples: []string{"HVCTL_STATE_KEY_NEW=... hvctl state rekey -new-key-env HVCTL_STATE_KEY_NEW"}},
 		},
 		examples: []string{"hvctl state list", "hvctl state show site.onprem.node.frontend", "hvctl state unlock 3f2a..."}})
 	register(&command{name: "graph", usage: "[PATH] [-type plan]", help: "Print the resource graph as DOT for Graphviz", run: runGraph})
@@ -400,6 +402,10 @@ func runState(a *App, args []string) int {
 	t.addBackend(fs)
 	lockTimeout := fs.Duration("lock-timeout", 0, "how long to wait for the state lock (rm, mv, push)")
 	force := fs.Bool("force", false, "push: replace a state of another lineage or a newer serial")
+	newKeyEnv := ""
+	if sub == "rekey" {
+		fs.StringVar(&newKeyEnv, "new-key-env", "", "the environment variable holding the new passphrase")
+	}
 	pos, code, ok := a.parse(fs, args[1:])
 	if !ok {
 		return code
@@ -504,13 +510,18 @@ func runState(a *App, args []string) int {
 		}
 		a.Stdout.Write(append(b, '\n'))
 		return exitOK
+	case "rekey":
+		if !a.atMost(c, pos, 0) {
+			return exitError
+		}
+		return a.stateRekey(store, newKeyEnv, *lockTimeout)
 	case "push":
 		if len(pos) != 1 {
 			return a.fail("state push needs a file", "Usage: hvctl state push FILE (a state written by hvctl state pull).")
 		}
 		return a.statePush(store, pos[0], *force, *lockTimeout)
 	}
-	return a.fail("Unknown state subcommand "+sub, "Use list, show, rm, unlock, mv, pull or push."+suggest(sub, []string{"list", "show", "rm", "unlock", "mv", "pull", "push"}))
+	return a.fail("Unknown state subcommand "+sub, "Use list, show, rm, unlock, mv, pull, push or rekey."+suggest(sub, []string{"list", "show", "rm", "unlock", "mv", "pull", "push", "rekey"}))
 }
 
 func runGraph(a *App, args []string) int {

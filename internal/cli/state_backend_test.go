@@ -90,6 +90,29 @@ func TestEncryptedLocalState(t *testing.T) {
 			}
 		})
 	}
+	// state rekey: the new passphrase opens the state, the old one
+	// (in the file or its backup) does not.
+	t.Setenv("HVCTL_TEST_STATE_KEY", "correct horse battery staple")
+	t.Setenv("HVCTL_TEST_STATE_KEY_NEW", "a new passphrase")
+	if r := hv(t, dir, "", "state", "rekey", "-new-key-env", "HVCTL_TEST_STATE_KEY_NEW"); r.code != 0 || !strings.Contains(r.stdout, "now encrypted with the passphrase in HVCTL_TEST_STATE_KEY_NEW") {
+		t.Fatalf("state rekey: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := hv(t, dir, "", "plan", "-input=false", "main.hcl"); r.code == 0 || !strings.Contains(r.stderr, "passphrase is wrong") {
+		t.Errorf("plan with the old passphrase after rekey: exit %d\n%s", r.code, r.stderr)
+	}
+	for _, f := range []string{path, path + ".backup"} {
+		b, _ := os.ReadFile(f)
+		if _, err := statecrypt.NewWithParams("x", statecrypt.DefaultParams).Open(b); err == nil {
+			t.Errorf("%s opened with a wrong passphrase", f)
+		}
+		if _, err := statecrypt.New("correct horse battery staple").Open(b); err == nil {
+			t.Errorf("%s still opens with the old passphrase", f)
+		}
+		if _, err := statecrypt.New("a new passphrase").Open(b); err != nil {
+			t.Errorf("%s does not open with the new passphrase: %v", f, err)
+		}
+	}
+	t.Setenv("HVCTL_TEST_STATE_KEY", "a new passphrase")
 	if r := hv(t, dir, "", "down", "main.hcl"); r.code != 0 {
 		t.Fatalf("down: %s", r.stderr)
 	}
