@@ -95,6 +95,10 @@ type engineProvisioner struct {
 	// daemon re-issues a create until its machine shows, and a token
 	// must not make two machines.
 	queued map[string]bool
+
+	storeOnce sync.Once
+	store     *provision.Store // where the template's state block puts the state
+	storeErr  error
 }
 
 type queuedChange struct {
@@ -119,7 +123,11 @@ func (p *engineProvisioner) pools(cfg *templates.Config) map[string]*templates.P
 }
 
 func (p *engineProvisioner) Machines(ctx context.Context) ([]elastic.Machine, error) {
-	store := p.o.store(p.tmpl)
+	p.storeOnce.Do(func() { p.store, p.storeErr = p.a.readStore(&p.o.tmplFlags, p.tmpl) })
+	if p.storeErr != nil {
+		return nil, p.storeErr
+	}
+	store := p.store
 	p.qmu.Lock()
 	ours := p.running
 	p.qmu.Unlock()
