@@ -45,7 +45,7 @@ if [ "$tmpl" = local-hybrid.hcl ]; then
   # elastic daemon, which the hub's manager started (hvctl elastic run,
   # on this host), grows the cloud pool, the jobs run in both sites, and
   # the pool shrinks back after idle_time.
-  step submit -n 24 "$tmpl" -- sh -c 'sleep 4; echo ran on $HVCTL_NODE'
+  step submit -n 24 "$tmpl" -- sh -c 'sleep 10; echo ran on $HVCTL_NODE'
   elog=$(ls .hvctl/local/nodes/*/elastic.log | head -1)
   printf '\n(the elastic daemon the hub started logs to %s)\n' "$elog"
   for i in $(seq 1 60); do
