@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/hvctl/hvctl/elastic"
@@ -61,26 +62,39 @@ func runElastic(a *App, args []string) int {
 	if err != nil {
 		return a.failErr(err)
 	}
-	if *report != "" {
+	return a.writeReport(rep, *report, *jsonOut)
+}
+
+// report is what simulate and tune print, in each of its forms.
+type report interface {
+	WriteText(io.Writer) error
+	WriteJSON(io.Writer) error
+	WriteHTML(io.Writer) error
+}
+
+// writeReport writes r's HTML to file (when given, atomically) and
+// prints its text, or its JSON with jsonOut.
+func (a *App) writeReport(r report, file string, jsonOut bool) int {
+	if file != "" {
 		var buf bytes.Buffer
-		if err := rep.WriteHTML(&buf); err != nil {
+		if err := r.WriteHTML(&buf); err != nil {
 			return a.failErr(err)
 		}
-		if err := provision.WriteFileAtomic(*report, buf.Bytes()); err != nil {
+		if err := provision.WriteFileAtomic(file, buf.Bytes()); err != nil {
 			return a.failErr(err)
 		}
 	}
-	if *jsonOut {
-		if err := rep.WriteJSON(a.Stdout); err != nil {
+	if jsonOut {
+		if err := r.WriteJSON(a.Stdout); err != nil {
 			return a.failErr(err)
 		}
 		return exitOK
 	}
-	if err := rep.WriteText(a.Stdout); err != nil {
+	if err := r.WriteText(a.Stdout); err != nil {
 		return a.failErr(err)
 	}
-	if *report != "" {
-		fmt.Fprintf(a.Stdout, "\nReport written to %s\n", *report)
+	if file != "" {
+		fmt.Fprintf(a.Stdout, "\nReport written to %s\n", file)
 	}
 	return exitOK
 }
@@ -124,26 +138,5 @@ func runElasticTune(a *App, args []string) int {
 	if err != nil {
 		return a.failErr(err)
 	}
-	if *report != "" {
-		var buf bytes.Buffer
-		if err := res.WriteHTML(&buf); err != nil {
-			return a.failErr(err)
-		}
-		if err := provision.WriteFileAtomic(*report, buf.Bytes()); err != nil {
-			return a.failErr(err)
-		}
-	}
-	if *jsonOut {
-		if err := res.WriteJSON(a.Stdout); err != nil {
-			return a.failErr(err)
-		}
-		return exitOK
-	}
-	if err := res.WriteText(a.Stdout); err != nil {
-		return a.failErr(err)
-	}
-	if *report != "" {
-		fmt.Fprintf(a.Stdout, "\nReport written to %s\n", *report)
-	}
-	return exitOK
+	return a.writeReport(res, *report, *jsonOut)
 }
