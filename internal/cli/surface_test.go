@@ -138,7 +138,7 @@ func TestTerraformStyleCIScript(t *testing.T) {
 		want string
 	}{
 		{[]string{"init", "-input=false"}, 0, "hvctl has been successfully initialized!"},
-		{[]string{"init", "-backend-config", "bucket=x"}, 1, `The local backend has one setting, path`},
+		{[]string{"init", "-backend-config", "bucket=x"}, 1, `bucket is not a setting of the local backend`},
 		{[]string{"plan", "-input=false", "-out=ci.hvplan", "main.hcl"}, 0, "Saved the plan to: ci.hvplan"},
 		{[]string{"apply", "-input=false", "-var", "x=1", "ci.hvplan"}, 1, "A saved plan cannot be changed by -var"},
 		{[]string{"apply", "-input=false", "ci.hvplan"}, 0, "Apply complete!"},
