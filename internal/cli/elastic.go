@@ -8,6 +8,7 @@ import (
 
 	"github.com/hvctl/hvctl/elastic"
 	"github.com/hvctl/hvctl/provision"
+	"github.com/hvctl/hvctl/templates"
 )
 
 func init() {
@@ -45,24 +46,36 @@ func runElastic(a *App, args []string) int {
 	if *tmpl == "" || *wl == "" {
 		return a.fail("simulate needs -f TEMPLATE and -w WORKLOAD", "Example: hvctl elastic simulate -f examples/hybrid-audio.hcl -w examples/workloads/hybrid-audio.json")
 	}
-	cfg, ok := a.load(*tmpl, t.vars)
+	cfg, w, ok := a.simInputs(*tmpl, *wl, t.vars)
 	if !ok {
 		return exitError
-	}
-	f, err := os.Open(*wl)
-	if err != nil {
-		return a.failErr(err)
-	}
-	defer f.Close()
-	w, err := elastic.ParseWorkload(*wl, f)
-	if err != nil {
-		return a.fail("Invalid workload", err.Error())
 	}
 	rep, err := elastic.Simulate(cfg, w, *seed)
 	if err != nil {
 		return a.failErr(err)
 	}
 	return a.writeReport(rep, *report, *jsonOut)
+}
+
+// simInputs loads the template and the workload that simulate and tune
+// replay; ok=false once the error is printed.
+func (a *App) simInputs(tmpl, workload string, vars []templates.VarArg) (*templates.Config, elastic.Workload, bool) {
+	cfg, ok := a.load(tmpl, vars)
+	if !ok {
+		return nil, elastic.Workload{}, false
+	}
+	f, err := os.Open(workload)
+	if err != nil {
+		a.failErr(err)
+		return nil, elastic.Workload{}, false
+	}
+	defer f.Close()
+	w, err := elastic.ParseWorkload(workload, f)
+	if err != nil {
+		a.fail("Invalid workload", err.Error())
+		return nil, elastic.Workload{}, false
+	}
+	return cfg, w, true
 }
 
 // report is what simulate and tune print, in each of its forms.
@@ -121,18 +134,9 @@ func runElasticTune(a *App, args []string) int {
 	if err != nil {
 		return a.fail("Invalid sweep", err.Error())
 	}
-	cfg, ok := a.load(*tmpl, t.vars)
+	cfg, w, ok := a.simInputs(*tmpl, *wl, t.vars)
 	if !ok {
 		return exitError
-	}
-	f, err := os.Open(*wl)
-	if err != nil {
-		return a.failErr(err)
-	}
-	defer f.Close()
-	w, err := elastic.ParseWorkload(*wl, f)
-	if err != nil {
-		return a.fail("Invalid workload", err.Error())
 	}
 	res, err := elastic.Tune(cfg, w, grid, elastic.Options{Seed: *seed})
 	if err != nil {
