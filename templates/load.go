@@ -180,6 +180,7 @@ func (l *loader) load(sources []source) {
 	first := true
 	syntaxErr := false
 	for _, s := range sources {
+		l.cfg.Sources = append(l.cfg.Sources, s.name)
 		f, diags := l.parser.ParseHCL(s.src, s.name)
 		l.diags = append(l.diags, diags...)
 		if diags.HasErrors() || f == nil || f.Body == nil {

@@ -18,6 +18,9 @@ type Config struct {
 	// Files are the parsed source files, keyed by filename, so
 	// diagnostics can be printed with snippets.
 	Files map[string]*hcl.File
+	// Sources are the names of the template's own files (the keys of
+	// Files that are not variable files), in the order they were read.
+	Sources []string
 
 	Variables []*Variable
 	// Locals are the evaluated local values, by name.

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclwrite"
 	"github.com/zclconf/go-cty/cty"
 
@@ -48,11 +49,21 @@ func (h *HostCommand) Command(verb []string, flags ...string) []string {
 	return append(append(out, flags...), h.Args...)
 }
 
-// NewBootstrap packs a loaded template for the manager node.
+// NewBootstrap packs a loaded template for the manager node: its own
+// files as ManagerCopy leaves them (variable files are not sent: their
+// values go as assignments, Template.Vars).
 func NewBootstrap(cfg *templates.Config, secret manager.Secret, ca *manager.CA) (*Bootstrap, error) {
 	t := Template{Files: map[string]string{}}
-	for name, f := range cfg.Files {
-		t.Files[filepath.Base(name)] = string(f.Bytes)
+	for _, name := range cfg.Sources {
+		f := cfg.Files[name]
+		if f == nil {
+			continue
+		}
+		src, err := ManagerCopy(name, f.Bytes)
+		if err != nil {
+			return nil, err
+		}
+		t.Files[filepath.Base(name)] = string(src)
 	}
 	for _, v := range cfg.Variables {
 		if v.Value.IsNull() || !v.Value.IsWhollyKnown() {
@@ -65,6 +76,37 @@ func NewBootstrap(cfg *templates.Config, secret manager.Secret, ca *manager.CA) 
 		t.Vars = append(t.Vars, TemplateVar{Name: v.Name, Value: val})
 	}
 	return &Bootstrap{Cluster: cfg.Cluster, Secret: secret, CA: ca, Template: t, ManagerPort: DefaultManagerPort}, nil
+}
+
+// ManagerCopy is a template file as the manager node gets it: every
+// provider block without its settings, and no state block. The manager
+// loads the template for the cluster (sites, pools, roles, overlay,
+// scheduler) and never uses a provider or the state: the machines are
+// made where hvctl runs. So provider credentials (a private_key, a
+// secret_key, file("keys/...") that exists only beside the template)
+// and the state's passphrase never leave that machine, and the
+// manager's load cannot fail on a file it does not have. The blocks
+// stay, empty, so the sites' provider.TYPE.NAME references resolve.
+func ManagerCopy(name string, src []byte) ([]byte, error) {
+	f, diags := hclwrite.ParseConfig(src, name, hcl.InitialPos)
+	if diags.HasErrors() {
+		return nil, fmt.Errorf("pack %s for the manager node: %s", name, diags.Error())
+	}
+	body := f.Body()
+	for _, b := range body.Blocks() {
+		switch b.Type() {
+		case "provider":
+			for a := range b.Body().Attributes() {
+				b.Body().RemoveAttribute(a)
+			}
+			for _, nb := range b.Body().Blocks() {
+				b.Body().RemoveBlock(nb)
+			}
+		case "state":
+			body.RemoveBlock(b)
+		}
+	}
+	return f.Bytes(), nil
 }
 
 // ManagerURL is where the manager of a cluster listens, given the

@@ -1,6 +1,9 @@
 package agent
 
 import (
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/hvctl/hvctl/provision"
@@ -102,4 +105,107 @@ func TestBootstrapReplicaAttrs(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The manager node loads the template it is sent, where neither the
+// provider's key files nor the variable files exist: the packed
+// template has no provider settings and no state block (so no key, no
+// passphrase), no variable file, and loads in an empty directory.
+func TestBootstrapManagerCopy(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]string{
+		"main.hcl": `
+variable "workers" { type = number }
+provider "static" "lab" {
+  user        = "hvctl"
+  private_key = file("keys/id_ed25519")
+  known_hosts = "keys/known_hosts"
+  become      = "sudo"
+}
+provider "aws" "ohio" {
+  region     = "us-east-2"
+  secret_key = "AWS-SECRET-VALUE"
+}
+state {
+  backend = "local"
+  encryption { passphrase = "STATE-PASSPHRASE" }
+}
+cluster "c" {
+  overlay {
+    cidr = "10.200.0.0/16"
+    hubs = ["onprem.head"]
+  }
+  site "onprem" {
+    provider = provider.static.lab
+    network { cidr = "192.168.10.0/24" }
+    node "head" {
+      roles     = ["hub", "manager"]
+      public_ip = true
+      host      = "192.168.10.2"
+    }
+    pool "wn" { hosts = [for i in range(var.workers) : "192.168.10.${11 + i}"] }
+  }
+}
+`,
+		"hvctl.hvars":      "workers = 2\n",
+		"keys/id_ed25519":  "-----BEGIN OPENSSH PRIVATE KEY-----\nKEY-MATERIAL\n-----END OPENSSH PRIVATE KEY-----\n",
+		"keys/known_hosts": "",
+	}
+	for name, src := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(src), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg, d := templates.Load(dir, templates.LoadOptions{})
+	if d.HasErrors() {
+		t.Fatal(d)
+	}
+	ca, err := manager.NewCA("c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewBootstrap(cfg, manager.NewSecret(), ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Template.Files) != 1 || b.Template.Files["main.hcl"] == "" {
+		t.Fatalf("packed files %v, want main.hcl only", keys(b.Template.Files))
+	}
+	packed := b.Template.Files["main.hcl"]
+	for _, secret := range []string{"KEY-MATERIAL", "private_key", "keys/", "AWS-SECRET-VALUE", "STATE-PASSPHRASE", "become"} {
+		if strings.Contains(packed, secret) {
+			t.Errorf("the manager's copy holds %q:\n%s", secret, packed)
+		}
+	}
+	// As the agent loads it: in its own (empty) directory.
+	src := map[string][]byte{}
+	for k, v := range b.Template.Files {
+		src[k] = []byte(v)
+	}
+	var args []templates.VarArg
+	for _, v := range b.Template.Vars {
+		args = append(args, templates.VarArg{Name: v.Name, Value: v.Value})
+	}
+	mcfg, d := templates.LoadSource(src, t.TempDir(), templates.LoadOptions{Args: args})
+	if d.HasErrors() {
+		t.Fatalf("the manager cannot load its copy: %s\n%s", d.Error(), packed)
+	}
+	if n := len(mcfg.Cluster.Sites[0].Pools[0].Hosts); n != 2 {
+		t.Errorf("the manager's copy has %d hosts in the pool, want 2", n)
+	}
+	if s := mcfg.Cluster.Sites[0].Provider; s == nil || s.Type != "static" || s.Name != "lab" {
+		t.Errorf("the manager's copy lost the site's provider: %+v", s)
+	}
+}
+
+func keys(m map[string]string) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
 }
