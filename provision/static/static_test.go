@@ -18,6 +18,7 @@ import (
 
 	"github.com/hvctl/hvctl/provision"
 	"github.com/hvctl/hvctl/provision/providertest"
+	"github.com/hvctl/hvctl/provision/static/statictest"
 )
 
 // TestUpDown: Create installs the agent on each host over SSH and starts
@@ -311,5 +312,79 @@ func TestExec(t *testing.T) {
 	rc, err := p.Exec(ctx(t), resp.ID, []string{"sh", "-c", "echo \"it's $1\"; cat; echo oops >&2; exit 3", "x", "me"}, strings.NewReader("input\n"), &out, &errb)
 	if err != nil || rc != 3 || out.String() != "it's me\ninput\n" || errb.String() != "oops\n" {
 		t.Errorf("exec = %d, %v; stdout %q, stderr %q", rc, err, out.String(), errb.String())
+	}
+}
+
+// TestBecomeSudo: a non-root SSH user with passwordless sudo and
+// become = "sudo": every step runs under sudo -n, so the agent is
+// installed and runs as root, exec runs as root, and Delete leaves the
+// host as it was; without become the same user cannot install (a
+// located error naming the host) and nothing is left behind.
+func TestBecomeSudo(t *testing.T) {
+	l := newLab(t, 0)
+	name := "hv" + randHex()
+	u := statictest.NewSudoUser(t, name, 61000+int(time.Now().UnixNano()%1000), l.authorized)
+	addr := fmt.Sprintf("127.%d.%d.%d", 100+time.Now().Nanosecond()%100, time.Now().Nanosecond()%250, 2)
+	srv := statictest.StartWith(t, statictest.Require(t), l.dir, "", addr, l.port, l.authorized, u)
+	h := &sshHost{addr: addr, port: l.port, hostKey: srv.HostKey}
+	l.trust(h, h.hostKey.PublicKey())
+	before := l.files()
+	cases := []struct {
+		name   string
+		become cty.Value
+		err    string // "" = installs
+	}{
+		{name: "without become", become: cty.NilVal, err: "Permission denied"},
+		{name: "become sudo", become: cty.StringVal("sudo")},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := l.provider(map[string]cty.Value{"user": cty.StringVal(name), "become": c.become})
+			req := nodeReq("sudo"+randHex(), "w0", addr, 0)
+			resp, err := p.Create(ctx(t), req)
+			if c.err != "" {
+				if err == nil || !strings.Contains(err.Error(), c.err) || !strings.Contains(err.Error(), addr) {
+					t.Fatalf("create as %s without sudo: %v; want an error naming %s and %q", name, err, addr, c.err)
+				}
+				if a := l.agents(); len(a) != 0 {
+					t.Errorf("agents running after the refused create: %v", a)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("create as %s with sudo: %v", name, err)
+			}
+			procs := l.waitAgents(1)
+			if len(procs) != 1 {
+				t.Fatalf("%d agent processes, want 1", len(procs))
+			}
+			status, _ := os.ReadFile("/proc/" + procs[0] + "/status")
+			if !strings.Contains(string(status), "\nUid:\t0\t") {
+				t.Errorf("the agent does not run as root:\n%s", status)
+			}
+			dir := filepath.Join(l.installDir, nodeDir(req.ClientToken))
+			var st syscall.Stat_t
+			if err := syscall.Stat(filepath.Join(dir, "agent.json"), &st); err != nil || st.Uid != 0 || st.Mode&0o777 != 0o600 {
+				t.Errorf("agent.json: %v, uid %d, mode %o; want root's, 0600", err, st.Uid, st.Mode&0o777)
+			}
+			var out strings.Builder
+			if rc, err := p.Exec(ctx(t), resp.ID, []string{"id", "-u"}, nil, &out, &out); err != nil || rc != 0 || out.String() != "0\n" {
+				t.Errorf("exec id -u = %d, %v, %q; want 0 (root, through sudo)", rc, err, out.String())
+			}
+			if err := p.Delete(ctx(t), &provision.DeleteRequest{Kind: provision.KindInstance, ID: resp.ID}); err != nil {
+				t.Fatal(err)
+			}
+			if a := l.agents(); len(a) != 0 {
+				t.Errorf("agents left running: %v", a)
+			}
+		})
+	}
+	if after := l.files(); strings.Join(after, " ") != strings.Join(before, " ") {
+		t.Errorf("files before %v, after %v", before, after)
+	}
+	// Every session logged in as the user, not as root.
+	log, _ := os.ReadFile(srv.Log)
+	if !strings.Contains(string(log), "Accepted publickey for "+name+" ") || strings.Contains(string(log), "for root") {
+		t.Errorf("sshd log does not show logins as %s only:\n%s", name, log)
 	}
 }

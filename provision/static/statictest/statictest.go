@@ -85,9 +85,119 @@ type Server struct {
 // accepts connections.
 func Start(t testing.TB, bin, dir, netns, addr string, port int, authorizedKeys string) *Server {
 	t.Helper()
+	return StartWith(t, bin, dir, netns, addr, port, authorizedKeys, nil)
+}
+
+// SudoUser is a user account that exists only for the sshd servers
+// started with it: a non-root user with passwordless sudo, as a
+// machine's admin account is. The machine's own user database is left
+// alone: such an sshd runs in a mount namespace of its own, where
+// /etc/passwd, /etc/group, /etc/shadow and /etc/sudoers.d are copies
+// with the user added, so it and every session it starts (sudo, the
+// agent) see the user; the rest of the file system is shared.
+type SudoUser struct {
+	Name string
+	UID  int
+	Home string // its home, holding authorized_keys (sshd reads it as the user)
+
+	files map[string]string // /etc path -> the copy bound over it
+}
+
+// NewSudoUser makes the files of user name (UID uid, which the machine
+// must not use) who may run anything with sudo -n and logs in with
+// the keys in authorizedKeys.
+func NewSudoUser(t testing.TB, name string, uid int, authorizedKeys string) *SudoUser {
+	t.Helper()
+	if _, err := exec.LookPath("sudo"); err != nil {
+		if os.Getenv("HVCTL_E2E") == "1" {
+			t.Fatalf("the sudo test needs sudo (scripts/deps.sh test installs it); HVCTL_E2E=1 forbids skipping it")
+		}
+		t.Skip("needs sudo (apt-get install sudo; scripts/deps.sh test)")
+	}
+	// sshd reads authorized_keys as the user: its home must be
+	// reachable by it, so it lives outside the test's private
+	// directory.
+	home, err := os.MkdirTemp("", "hvctl-sudo-"+name+"-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(home) })
+	etc, err := os.MkdirTemp("", "hvctl-sudo-etc-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(etc) })
+	u := &SudoUser{Name: name, UID: uid, Home: home, files: map[string]string{}}
+	keys, err := os.ReadFile(authorizedKeys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(path string, data []byte, mode os.FileMode) {
+		t.Helper()
+		if err := os.WriteFile(path, data, mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(path, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(filepath.Join(home, "authorized_keys"), keys, 0o644)
+	for _, f := range []struct{ etc, line string }{
+		{"/etc/passwd", fmt.Sprintf("%s:x:%d:%d:hvctl test user:%s:/bin/sh\n", name, uid, uid, home)},
+		{"/etc/group", fmt.Sprintf("%s:x:%d:\n", name, uid)},
+		{"/etc/shadow", fmt.Sprintf("%s:*:19000:0:99999:7:::\n", name)},
+	} {
+		b, err := os.ReadFile(f.etc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := os.Stat(f.etc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cp := filepath.Join(etc, filepath.Base(f.etc))
+		write(cp, append(b, f.line...), st.Mode().Perm())
+		u.files[f.etc] = cp
+	}
+	sudoers := filepath.Join(etc, "sudoers.d")
+	if err := os.Mkdir(sudoers, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write(filepath.Join(sudoers, "hvctl-test"), []byte(name+" ALL=(ALL:ALL) NOPASSWD: ALL\n"), 0o440)
+	u.files["/etc/sudoers.d"] = sudoers
+	for _, p := range []string{home, etc} {
+		if err := os.Chmod(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chown(home, uid, uid); err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// wrap is argv run in a mount namespace where u exists.
+func (u *SudoUser) wrap(argv []string) []string {
+	script := ""
+	var args []string
+	for _, dst := range []string{"/etc/passwd", "/etc/group", "/etc/shadow", "/etc/sudoers.d"} {
+		args = append(args, u.files[dst], dst)
+		script += fmt.Sprintf(`mount --bind "$%d" "$%d" && `, len(args)-1, len(args))
+	}
+	script += fmt.Sprintf(`shift %d && exec "$@"`, len(args))
+	return append(append([]string{"unshare", "-m", "--propagation", "slave", "sh", "-c", script, "sh"}, args...), argv...)
+}
+
+// StartWith is Start with, when u is not nil, u's account known to
+// sshd (AuthorizedKeysFile is then u's own authorized_keys).
+func StartWith(t testing.TB, bin, dir, netns, addr string, port int, authorizedKeys string, u *SudoUser) *Server {
+	t.Helper()
 	hk, hkPEM := NewKey(t)
 	s := &Server{Addr: addr, Port: port, HostKey: hk, netns: netns}
 	hdir := filepath.Join(dir, fmt.Sprintf("sshd-%s-%s-%d", netns, addr, port))
+	if u != nil {
+		authorizedKeys = filepath.Join(u.Home, "authorized_keys")
+	}
 	if err := os.MkdirAll(hdir, 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -119,6 +229,9 @@ LogLevel INFO
 	}
 	s.Log = filepath.Join(hdir, "sshd.log")
 	s.argv = []string{bin, "-D", "-e", "-f", cfgPath}
+	if u != nil {
+		s.argv = u.wrap(s.argv)
+	}
 	if netns != "" {
 		s.argv = append([]string{"ip", "netns", "exec", netns}, s.argv...)
 	}
