@@ -28,7 +28,7 @@ func lookupDir(t *testing.T, cmds ...string) string {
 func TestDepsPlan(t *testing.T) {
 	demoCmds := []string{"ip", "nft", "nsenter", "ping", "wg"}
 	all := append(append([]string{}, demoCmds...), "wg", "iperf3", "openvpn", "dot", "slurmctld", "munged", "chromium", "sshd",
-		"mariadbd", "mariadb", "slurmdbd", "podman", "runc", "busybox", "pg_ctlcluster")
+		"mariadbd", "mariadb", "slurmdbd", "podman", "runc", "busybox", "pg_ctlcluster", "sudo")
 	without := func(list []string, drop ...string) []string {
 		var out []string
 		for _, c := range list {
