@@ -325,7 +325,10 @@ func TestControlPlaneFailover(t *testing.T) {
 
 	marks := filepath.Join(dir, "marks")
 	os.MkdirAll(marks, 0o777)
-	if r := hv(t, dir, "", append([]string{"submit", "-n", "40", "main.hcl", "--"}, markerJob(marks, 4)...)...); r.code != 0 {
+	// Each job also leaves a result file naming itself.
+	job := markerJob(marks, 4)
+	job[2] += "; echo $HVCTL_JOB_ID > $HVCTL_OUTPUT_DIR/id"
+	if r := hv(t, dir, "", append([]string{"submit", "-n", "40", "main.hcl", "--"}, job...)...); r.code != 0 {
 		t.Fatalf("submit: %s", r.stderr)
 	}
 	waitMidRun(t, dir, 8)
@@ -354,6 +357,13 @@ func TestControlPlaneFailover(t *testing.T) {
 	checkOnce(t, marks, jobs)
 	if r := hv(t, dir, "", "status", "main.hcl"); r.code != 0 || !strings.Contains(r.stdout, "cloud.hub2") {
 		t.Errorf("status through the survivor: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	// Every job's result is served by the survivor, those stored
+	// through the dead primary too (results are in the control log).
+	for _, j := range jobs {
+		if code, body := survivor.do(t, "GET", "/v1/jobs/"+j.ID+"/results/id", survivor.token, nil); code != 200 || strings.TrimSpace(string(body)) != j.ID {
+			t.Errorf("job %s's result through the survivor: %d %q, want %q", j.ID, code, body, j.ID)
+		}
 	}
 
 	// The primary hub comes back: up replaces the dead machine, and the

@@ -22,6 +22,9 @@ const (
 	// OpJobs upserts jobs of the global job table; a job not seen
 	// before is appended to the submission order.
 	OpJobs = "jobs"
+	// OpResult writes a chunk of a job's result file, or ends its
+	// upload (results.go).
+	OpResult = "result"
 )
 
 // Command is one entry of the control log. Exactly the payload its Op
@@ -34,6 +37,8 @@ type Command struct {
 	// Key, with jobs, is the idempotency key of the submit that made
 	// them.
 	Key *scheduler.SubmitKey `json:"key,omitempty"`
+	// Result is a result upload's chunk or end.
+	Result *ResultChunk `json:"result,omitempty"`
 }
 
 // MaxCommandBytes bounds one command (an array of 100,000 jobs is
@@ -70,15 +75,22 @@ func DecodeCommand(b []byte) (*Command, error) {
 		return nil, fmt.Errorf("control log command: version %d, this hvctl reads version %d", c.V, CommandVersion)
 	}
 	switch c.Op {
+	case OpResult:
+		if c.Result == nil || c.Registry != nil || c.Jobs != nil || c.Key != nil {
+			return nil, fmt.Errorf("control log command %s: wants a result chunk and nothing else", c.Op)
+		}
+		if err := checkResultChunk(c.Result); err != nil {
+			return nil, fmt.Errorf("control log command %s: %w", c.Op, err)
+		}
 	case OpRegistry:
-		if c.Registry == nil || c.Jobs != nil || c.Key != nil {
+		if c.Registry == nil || c.Jobs != nil || c.Key != nil || c.Result != nil {
 			return nil, fmt.Errorf("control log command %s: wants a registry and no jobs", c.Op)
 		}
 		if err := checkRegistry(c.Registry); err != nil {
 			return nil, fmt.Errorf("control log command %s: %w", c.Op, err)
 		}
 	case OpJobs:
-		if c.Registry != nil || len(c.Jobs) == 0 {
+		if c.Registry != nil || len(c.Jobs) == 0 || c.Result != nil {
 			return nil, fmt.Errorf("control log command %s: wants jobs and no registry", c.Op)
 		}
 		for i, j := range c.Jobs {

@@ -1,11 +1,11 @@
 package manager
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/netip"
+	"os"
 	"sync"
 
 	"github.com/hashicorp/raft"
@@ -26,10 +26,17 @@ type controlFSM struct {
 	// keys are recent submits' idempotency keys (within
 	// scheduler.KeyTTL of the newest).
 	keys map[string]scheduler.SubmitKey
+	// resultsDir holds this replica's copy of the job results
+	// (results.go); results is their index, uploads the uploads not
+	// yet ended.
+	resultsDir string
+	results    map[string]map[string]ResultFile
+	uploads    map[string]*snapUpload
 }
 
-func newControlFSM() *controlFSM {
-	return &controlFSM{jobs: map[string]*scheduler.Job{}, keys: map[string]scheduler.SubmitKey{}}
+func newControlFSM(resultsDir string) *controlFSM {
+	return &controlFSM{jobs: map[string]*scheduler.Job{}, keys: map[string]scheduler.SubmitKey{}, resultsDir: resultsDir,
+		results: map[string]map[string]ResultFile{}, uploads: map[string]*snapUpload{}}
 }
 
 var _ raft.FSM = (*controlFSM)(nil)
@@ -44,14 +51,15 @@ func (f *controlFSM) Apply(l *raft.Log) any {
 	if err != nil {
 		return err
 	}
-	f.apply(c)
-	return nil
+	return f.apply(c)
 }
 
-func (f *controlFSM) apply(c *Command) {
+func (f *controlFSM) apply(c *Command) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	switch c.Op {
+	case OpResult:
+		return f.applyResultLocked(c.Result)
 	case OpRegistry:
 		f.reg = c.Registry
 	case OpJobs:
@@ -72,6 +80,7 @@ func (f *controlFSM) apply(c *Command) {
 			}
 		}
 	}
+	return nil
 }
 
 // submitKeys returns the idempotency keys kept.
@@ -134,28 +143,53 @@ func (f *controlFSM) apiURL(id string) string {
 	return apiURL(f.reg.Nodes[id])
 }
 
-// snapshotVersion is the version of the snapshot encoding.
-const snapshotVersion = 1
+// snapshotVersion is the version of the snapshot encoding: a JSON
+// header, then the content of the files it lists (Results, then
+// Uploads, each of its size). Version 1 had no files.
+const snapshotVersion = 2
 
-// fsmSnapshot is a snapshot's encoding.
+// fsmSnapshot is a snapshot's header.
 type fsmSnapshot struct {
 	V        int                   `json:"v"`
 	Registry *persisted            `json:"registry,omitempty"`
 	Jobs     []*scheduler.Job      `json:"jobs"`
 	Keys     []scheduler.SubmitKey `json:"keys,omitempty"`
+	Results  []snapResult          `json:"results,omitempty"`
+	Uploads  []snapUpload          `json:"uploads,omitempty"`
 }
 
-type encodedSnapshot []byte
+// encodedSnapshot is a snapshot's header and the files it carries,
+// opened when it was taken.
+type encodedSnapshot struct {
+	header []byte
+	sizes  []int64
+	files  []*os.File
+}
 
-func (s encodedSnapshot) Persist(sink raft.SnapshotSink) error {
-	if _, err := sink.Write(s); err != nil {
+func (s *encodedSnapshot) Persist(sink raft.SnapshotSink) error {
+	err := func() error {
+		if _, err := sink.Write(s.header); err != nil {
+			return err
+		}
+		for i, fd := range s.files {
+			if _, err := io.Copy(sink, io.NewSectionReader(fd, 0, s.sizes[i])); err != nil {
+				return err
+			}
+		}
+		return nil
+	}()
+	if err != nil {
 		sink.Cancel()
 		return fmt.Errorf("write control snapshot: %w", err)
 	}
 	return sink.Close()
 }
 
-func (encodedSnapshot) Release() {}
+func (s *encodedSnapshot) Release() {
+	for _, fd := range s.files {
+		fd.Close()
+	}
+}
 
 // Snapshot encodes the state for raft's snapshot store.
 func (f *controlFSM) Snapshot() (raft.FSMSnapshot, error) {
@@ -168,26 +202,45 @@ func (f *controlFSM) Snapshot() (raft.FSMSnapshot, error) {
 	for _, k := range f.keys {
 		s.Keys = append(s.Keys, k)
 	}
+	res, ups, fds, err := f.snapshotFilesLocked()
+	if err != nil {
+		return nil, err
+	}
+	s.Results, s.Uploads = res, ups
 	b, err := json.Marshal(s)
 	if err != nil {
+		for _, fd := range fds {
+			fd.Close()
+		}
 		return nil, fmt.Errorf("encode control snapshot: %w", err)
 	}
-	return encodedSnapshot(b), nil
+	es := &encodedSnapshot{header: b, files: fds}
+	for _, r := range res {
+		es.sizes = append(es.sizes, r.Bytes)
+	}
+	for _, u := range ups {
+		es.sizes = append(es.sizes, u.Len)
+	}
+	return es, nil
 }
 
 // Restore replaces the state with a snapshot's.
 func (f *controlFSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	b, err := io.ReadAll(io.LimitReader(rc, 4*MaxCommandBytes))
-	if err != nil {
-		return fmt.Errorf("read control snapshot: %w", err)
-	}
-	s, err := decodeSnapshot(b)
+	dec := json.NewDecoder(io.LimitReader(rc, 4*MaxCommandBytes))
+	s, err := decodeSnapshot(dec)
 	if err != nil {
 		return err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	content := io.MultiReader(dec.Buffered(), rc)
+	if err := f.restoreFilesLocked(content, s.Results, s.Uploads); err != nil {
+		return err
+	}
+	if n, _ := content.Read(make([]byte, 1)); n > 0 {
+		return fmt.Errorf("control snapshot: trailing data")
+	}
 	f.reg = s.Registry
 	f.jobs = make(map[string]*scheduler.Job, len(s.Jobs))
 	f.order = f.order[:0]
@@ -204,20 +257,28 @@ func (f *controlFSM) Restore(rc io.ReadCloser) error {
 	return nil
 }
 
-// decodeSnapshot decodes and checks a snapshot, as strictly as a
-// command.
-func decodeSnapshot(b []byte) (*fsmSnapshot, error) {
-	dec := json.NewDecoder(bytes.NewReader(b))
+// decodeSnapshot decodes and checks a snapshot's header, as strictly
+// as a command; the files it lists follow it in dec's input.
+func decodeSnapshot(dec *json.Decoder) (*fsmSnapshot, error) {
 	dec.DisallowUnknownFields()
 	var s fsmSnapshot
 	if err := dec.Decode(&s); err != nil {
 		return nil, fmt.Errorf("control snapshot: %w", err)
 	}
-	if dec.More() {
-		return nil, fmt.Errorf("control snapshot: trailing data")
+	if s.V != snapshotVersion && s.V != 1 {
+		return nil, fmt.Errorf("control snapshot: version %d, this hvctl reads versions 1 and %d", s.V, snapshotVersion)
 	}
-	if s.V != snapshotVersion {
-		return nil, fmt.Errorf("control snapshot: version %d, this hvctl reads version %d", s.V, snapshotVersion)
+	for _, r := range s.Results {
+		c := ResultChunk{Job: r.Job, Name: r.Name, Upload: "00", End: true, Bytes: r.Bytes, SHA256: r.SHA256}
+		if err := checkResultChunk(&c); err != nil {
+			return nil, fmt.Errorf("control snapshot: %w", err)
+		}
+	}
+	for _, u := range s.Uploads {
+		c := u.ResultChunk
+		if err := checkResultChunk(&c); err != nil || u.Len < 0 || c.End {
+			return nil, fmt.Errorf("control snapshot: upload %q: %v", u.Upload, err)
+		}
 	}
 	if s.Registry != nil {
 		if err := checkRegistry(s.Registry); err != nil {

@@ -1,6 +1,8 @@
 package manager
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -107,22 +109,20 @@ func (m *Manager) jobRoutes(mux *http.ServeMux) {
 			Bytes int64  `json:"bytes"`
 		}
 		files := []file{}
-		ents, _ := os.ReadDir(filepath.Join(m.datasets, "results", id))
-		for _, e := range ents {
-			if info, err := e.Info(); err == nil && e.Type().IsRegular() {
-				files = append(files, file{e.Name(), info.Size()})
-			}
+		for name, rf := range m.results(id) {
+			files = append(files, file{name, rf.Bytes})
 		}
+		sort.Slice(files, func(i, j int) bool { return files[i].Name < files[j].Name })
 		writeJSON(w, http.StatusOK, map[string]any{"job": id, "files": files})
 	}))
 	mux.HandleFunc("GET /v1/jobs/{id}/results/{name}", m.admin(func(w http.ResponseWriter, r *http.Request) {
 		id, name := r.PathValue("id"), r.PathValue("name")
-		path := filepath.Join(m.datasets, "results", id, name)
 		if !validDataset(id) || !validDataset(name) {
 			writeJSON(w, http.StatusNotFound, apiError{Error: "no such result"})
 			return
 		}
-		if _, err := os.Stat(path); err != nil {
+		path := m.resultPath(id, name)
+		if _, ok := m.results(id)[name]; !ok {
 			writeJSON(w, http.StatusNotFound, apiError{Error: "no such result"})
 			return
 		}
@@ -203,12 +203,10 @@ func (m *Manager) putResult(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	dir := filepath.Join(m.datasets, "results", id)
 	var used int64
-	ents, _ := os.ReadDir(dir)
-	for _, e := range ents {
-		if info, err := e.Info(); err == nil && e.Type().IsRegular() && e.Name() != name && !strings.HasPrefix(e.Name(), ".") {
-			used += info.Size()
+	for n, rf := range m.results(id) {
+		if n != name {
+			used += rf.Bytes
 		}
 	}
 	left := m.cfg.ResultQuota - used
@@ -218,6 +216,11 @@ func (m *Manager) putResult(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body, _ := streaming(w, r, left)
+	if m.replica != nil {
+		m.putResultLog(w, id, name, used, body)
+		return
+	}
+	dir := filepath.Join(m.datasets, "results", id)
 	os.MkdirAll(dir, 0o700)
 	tmp, err := os.CreateTemp(dir, "."+name+".*")
 	if err != nil {
@@ -241,6 +244,69 @@ func (m *Manager) putResult(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"stored": name})
+}
+
+// putResultLog stores a result through the control log (results.go):
+// chunk by chunk, then its end with size and hash; answered once the
+// end is committed, so a stored result is on a quorum of replicas.
+func (m *Manager) putResultLog(w http.ResponseWriter, id, name string, used int64, body io.Reader) {
+	upload := newUploadID()
+	buf := make([]byte, ResultChunkBytes)
+	h := sha256.New()
+	var off int64
+	for {
+		n, err := io.ReadFull(body, buf)
+		if n > 0 {
+			h.Write(buf[:n])
+			if aerr := m.replica.apply(&Command{Op: OpResult, Result: &ResultChunk{Job: id, Name: name, Upload: upload, Offset: off, Data: buf[:n]}}); aerr != nil {
+				writeJSON(w, http.StatusServiceUnavailable, apiError{Error: aerr.Error()})
+				return
+			}
+			off += int64(n)
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			break
+		}
+		if err != nil {
+			if _, ok := tooLarge(err); ok {
+				writeJSON(w, http.StatusRequestEntityTooLarge, apiError{Field: "body",
+					Error: fmt.Sprintf("job %s's results would be over their quota of %s (%s stored)", id, byteSize(m.cfg.ResultQuota), byteSize(used))})
+				return
+			}
+			writeErr(w, &BadRequest{Field: "body", Msg: err.Error()})
+			return
+		}
+	}
+	end := &ResultChunk{Job: id, Name: name, Upload: upload, End: true, Bytes: off, SHA256: hex.EncodeToString(h.Sum(nil))}
+	if err := m.replica.apply(&Command{Op: OpResult, Result: end}); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, apiError{Error: err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"stored": name})
+}
+
+// results is job's stored results: the replicated index, or without a
+// control log the files in the global tier's directory.
+func (m *Manager) results(job string) map[string]ResultFile {
+	if m.replica != nil {
+		return m.replica.fsm.Results(job)
+	}
+	out := map[string]ResultFile{}
+	ents, _ := os.ReadDir(filepath.Join(m.datasets, "results", job))
+	for _, e := range ents {
+		if info, err := e.Info(); err == nil && e.Type().IsRegular() && !strings.HasPrefix(e.Name(), ".") {
+			out[e.Name()] = ResultFile{Bytes: info.Size()}
+		}
+	}
+	return out
+}
+
+// resultPath is where this manager keeps a result file.
+func (m *Manager) resultPath(job, name string) string {
+	if m.replica != nil {
+		return m.replica.fsm.resultPath(job, name)
+	}
+	return filepath.Join(m.datasets, "results", job, name)
 }
 
 // mayStoreResult says whether node may store results for job j with

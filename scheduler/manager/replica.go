@@ -47,8 +47,14 @@ type ReplicaConfig struct {
 	// Witnesses are members that vote and keep the log but serve
 	// nothing and hold no secret (see Witness).
 	Witnesses []string
+	// Results is the directory of this replica's copy of the job
+	// results ("" = Dir/results).
+	Results string
 	// Tuning for tests; zero = raft's defaults.
 	HeartbeatTimeout, ElectionTimeout time.Duration
+	// TrailingLogs is how many entries a snapshot leaves in the log
+	// (0 = raft's default).
+	TrailingLogs uint64
 }
 
 // replica is one member of the control log's raft cluster.
@@ -100,7 +106,11 @@ func openReplica(cfg ReplicaConfig, logf func(string, ...any)) (*replica, error)
 		store.Close()
 		return nil, fmt.Errorf("open the control snapshots in %s: %w", cfg.Dir, err)
 	}
-	fsm := newControlFSM()
+	results := cfg.Results
+	if results == "" {
+		results = filepath.Join(cfg.Dir, "results")
+	}
+	fsm := newControlFSM(results)
 	trans := cfg.Transport
 	if trans == nil && cfg.Listen != "" {
 		resolve := cfg.Resolve
@@ -124,6 +134,9 @@ func openReplica(cfg ReplicaConfig, logf func(string, ...any)) (*replica, error)
 	}
 	if cfg.ElectionTimeout > 0 {
 		rc.ElectionTimeout = cfg.ElectionTimeout
+	}
+	if cfg.TrailingLogs > 0 {
+		rc.TrailingLogs = cfg.TrailingLogs
 	}
 	if len(cfg.Bootstrap) > 0 {
 		has, err := raft.HasExistingState(store, store, snaps)
@@ -215,7 +228,11 @@ func (j logJournal) RecordSubmit(jobs []*scheduler.Job, key scheduler.SubmitKey)
 // a replica set the manager starts as a standby and serves when it
 // leads (watchLeadership).
 func (m *Manager) openLog(fromFile *persisted) error {
-	r, err := openReplica(*m.cfg.Replica, m.cfg.Logf)
+	rc := *m.cfg.Replica
+	if rc.Results == "" && m.datasets != "" {
+		rc.Results = filepath.Join(m.datasets, "results")
+	}
+	r, err := openReplica(rc, m.cfg.Logf)
 	if err != nil {
 		return err
 	}

@@ -217,8 +217,19 @@ func TestDecodeCommand(t *testing.T) {
 		{"empty key", `{"v":1,"op":"jobs","jobs":[{"id":"a","state":"queued"}],"key":{"key":"","spec":"0000000000000000000000000000000000000000000000000000000000000000","first":"a","count":1}}`, "idempotency key: empty"},
 		{"key with a short spec hash", `{"v":1,"op":"jobs","jobs":[{"id":"a","state":"queued"}],"key":{"key":"k","spec":"00","first":"a","count":1}}`, "64 hex digits"},
 		{"key without jobs", `{"v":1,"op":"jobs","jobs":[{"id":"a","state":"queued"}],"key":{"key":"k","spec":"0000000000000000000000000000000000000000000000000000000000000000","count":0}}`, "no jobs"},
+		{"result without a chunk", `{"v":1,"op":"result"}`, "wants a result chunk"},
+		{"result with jobs", `{"v":1,"op":"result","result":{"job":"a","name":"o","upload":"01"},"jobs":[{"id":"a","state":"queued"}]}`, "wants a result chunk"},
+		{"jobs with a result", `{"v":1,"op":"jobs","jobs":[{"id":"a","state":"queued"}],"result":{"job":"a","name":"o","upload":"01"}}`, "wants jobs"},
+		{"result under a path", `{"v":1,"op":"result","result":{"job":"a","name":"../o","upload":"01"}}`, "not plain names"},
+		{"result of the uploads directory", `{"v":1,"op":"result","result":{"job":".uploads","name":"o","upload":"01"}}`, "not plain names"},
+		{"result upload not hex", `{"v":1,"op":"result","result":{"job":"a","name":"o","upload":"../x"}}`, "not hex"},
+		{"result at a negative offset", `{"v":1,"op":"result","result":{"job":"a","name":"o","upload":"01","offset":-1}}`, "negative"},
+		{"result end without a hash", `{"v":1,"op":"result","result":{"job":"a","name":"o","upload":"01","end":true,"bytes":3}}`, "64-hex-digit"},
+		{"result end with data", `{"v":1,"op":"result","result":{"job":"a","name":"o","upload":"01","end":true,"data":"eA==","sha256":"HASH"}}`, "no data"},
+		{"result chunk with a hash", `{"v":1,"op":"result","result":{"job":"a","name":"o","upload":"01","data":"eA==","sha256":"HASH"}}`, "no size or hash"},
 	}
 	for _, c := range cases {
+		c.in = strings.ReplaceAll(c.in, "HASH", "0000000000000000000000000000000000000000000000000000000000000000")
 		t.Run(c.name, func(t *testing.T) {
 			_, err := DecodeCommand([]byte(c.in))
 			if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -233,6 +244,8 @@ func FuzzDecodeCommand(f *testing.F) {
 	f.Add([]byte(`{"v":1,"op":"registry","registry":{"nodes":{"a.b":{"id":"a.b","roles":["hub"]}},"used_nonces":{"x":true},"addresses":{"a.b":"10.0.0.1"},"version":3,"designated":{"a":"a.b"}}}`))
 	f.Add([]byte(`{"v":2,"op":"jobs"}`))
 	f.Add([]byte(`{"v":1,"op":"jobs","jobs":[{"id":"a1.0","state":"queued"}],"key":{"key":"k1","at":"2026-12-02T10:00:00Z","spec":"0000000000000000000000000000000000000000000000000000000000000000","first":"a1.0","array_id":"a1","count":1}}`))
+	f.Add([]byte(`{"v":1,"op":"result","result":{"job":"a1.0","name":"out.txt","upload":"0a1b","offset":3,"data":"aGVsbG8="}}`))
+	f.Add([]byte(`{"v":1,"op":"result","result":{"job":"a1.0","name":"out.txt","upload":"0a1b","end":true,"bytes":5,"sha256":"2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := DecodeCommand(b)
 		if err != nil {
@@ -251,7 +264,7 @@ func FuzzDecodeCommand(f *testing.F) {
 		if !bytes.Equal(again, b1) {
 			t.Fatalf("decode/encode is not stable:\n%s\n%s", again, b1)
 		}
-		f := newControlFSM()
+		f := newControlFSM(t.TempDir())
 		f.apply(c)
 	})
 }
