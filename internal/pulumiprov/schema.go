@@ -12,8 +12,8 @@ func Schema(version string) (string, error) {
 		return map[string]any{"type": "object", "additionalProperties": map[string]any{"type": "string"}, "description": desc}
 	}
 	inputs := map[string]any{
-		pTemplate: str("A path to a .hcl file or a directory of them (relative to the Pulumi program's directory), or the template's HCL itself: a value with a newline or a '{' is inline HCL."),
-		pVars:     strMap("Template variables, as hvctl's -var NAME=VALUE."),
+		pTemplate:  str("A path to a .hcl file or a directory of them (relative to the Pulumi program's directory), or the template's HCL itself: a value with a newline or a '{' is inline HCL."),
+		pVars:      strMap("Template variables, as hvctl's -var NAME=VALUE."),
 		pWorkspace: str("hvctl's workspace: one state per cluster and workspace (default \"default\")."),
 		pState:     strMap("State backend settings over the template's state block, as hvctl's -backend-config KEY=VALUE. Secrets belong in the environment variables the state block names, not here."),
 		pWorkDir:   str("Where hvctl keeps this cluster's local state (WORKDIR/.hvctl/state.json), the sim and local providers' worlds and an inline template. Default: PROGRAM_DIR/.hvctl-pulumi/STACK/NAME."),
