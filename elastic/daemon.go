@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hvctl/hvctl/provision"
+	"github.com/hvctl/hvctl/provision/statecrypt"
 	"github.com/hvctl/hvctl/templates"
 )
 
@@ -120,8 +121,13 @@ type JournalState struct {
 }
 
 // FileJournal is a Journal in a JSON file (0600), replaced atomically
-// (write, fsync, rename).
-type FileJournal struct{ Path string }
+// (write, fsync, rename). With a Sealer (the state block's encryption)
+// the file is sealed whole; a plaintext journal is still read, and
+// sealed at the next save.
+type FileJournal struct {
+	Path   string
+	Sealer *statecrypt.Sealer
+}
 
 // Load reads the journal; a missing file is an empty journal.
 func (j FileJournal) Load() (JournalState, error) {
@@ -132,6 +138,14 @@ func (j FileJournal) Load() (JournalState, error) {
 	}
 	if err != nil {
 		return st, fmt.Errorf("read elastic journal: %w", err)
+	}
+	if statecrypt.IsSealed(data) {
+		if j.Sealer == nil {
+			return st, fmt.Errorf("read elastic journal %s: it is encrypted, and the state block has no encryption to open it", j.Path)
+		}
+		if data, err = j.Sealer.Open(data); err != nil {
+			return st, fmt.Errorf("read elastic journal %s: %w", j.Path, err)
+		}
 	}
 	if err := json.Unmarshal(data, &st); err != nil {
 		return st, fmt.Errorf("read elastic journal %s: %w", j.Path, err)
@@ -144,6 +158,11 @@ func (j FileJournal) Save(st JournalState) error {
 	data, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return err
+	}
+	if j.Sealer != nil {
+		if data, err = j.Sealer.Seal(data); err != nil {
+			return fmt.Errorf("save elastic journal: %w", err)
+		}
 	}
 	f, err := os.CreateTemp(filepath.Dir(j.Path), ".elastic-journal-*")
 	if err != nil {

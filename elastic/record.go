@@ -2,6 +2,7 @@ package elastic
 
 import (
 	"bufio"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/hvctl/hvctl/provision/statecrypt"
 )
 
 // The daemon's history: what `hvctl report` renders for a live or past
@@ -73,23 +76,38 @@ type HistoryWriter interface {
 	Step(HistoryStep) error
 }
 
-// FileHistory appends the history to a file (0600).
+// FileHistory appends the history to a file (0600). With a Sealer (the
+// state block's encryption) every line is sealed on its own, base64 on
+// the line, so the file stays appendable and holds no plaintext.
 type FileHistory struct {
-	Path string
-	last *HistoryStep
+	Path   string
+	Sealer *statecrypt.Sealer
+	last   *HistoryStep
 }
 
 func (h *FileHistory) append(v historyLine) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if h.Sealer != nil {
+		env, err := h.Sealer.Seal(b)
+		if err != nil {
+			return err
+		}
+		b = []byte(base64.StdEncoding.EncodeToString(env))
+	}
 	f, err := os.OpenFile(h.Path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
 	}
-	b, err := json.Marshal(v)
-	if err == nil {
-		_, err = f.Write(append(b, '\n'))
-	}
+	_, err = f.Write(append(b, '\n'))
 	return errors.Join(err, f.Close())
 }
+
+// sealedLinePrefix starts a sealed history line: base64 of the
+// envelope's magic.
+var sealedLinePrefix = base64.StdEncoding.EncodeToString([]byte(statecrypt.Magic))[:8]
 
 // Start records a run; a fresh run keeps the file's previous runs (a
 // report shows the last).
@@ -163,14 +181,21 @@ func (e *HistoryError) Unwrap() error { return e.Err }
 
 // ReadHistory reads a history file's last run. A last line cut short (a
 // crash while appending) is ignored; any other bad line is an error
-// naming it.
+// naming it. Sealed lines are an error: use ReadSealedHistory.
 func ReadHistory(name string, r io.Reader) (HistoryRun, []HistoryStep, error) {
+	return ReadSealedHistory(name, r, nil)
+}
+
+// ReadSealedHistory is ReadHistory opening sealed lines with s (nil: no
+// encryption, a sealed line is an error). A line that does not open
+// (wrong passphrase) is an error naming it.
+func ReadSealedHistory(name string, r io.Reader, s *statecrypt.Sealer) (HistoryRun, []HistoryStep, error) {
 	var run HistoryRun
 	var steps []HistoryStep
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), 64<<20)
 	var pending error
-	line := 0
+	line, opened := 0, 0
 	seen := false
 	for sc.Scan() {
 		line++
@@ -180,6 +205,28 @@ func ReadHistory(name string, r io.Reader) (HistoryRun, []HistoryStep, error) {
 		b := sc.Bytes()
 		if len(strings.TrimSpace(string(b))) == 0 {
 			continue
+		}
+		if strings.HasPrefix(string(b), sealedLinePrefix) {
+			if s == nil {
+				return run, nil, &HistoryError{File: name, Line: line, Err: errors.New("the history is encrypted, and the state block has no encryption to open it")}
+			}
+			env, err := base64.StdEncoding.DecodeString(string(b))
+			if err != nil {
+				pending = &HistoryError{File: name, Line: line, Err: fmt.Errorf("an encrypted line that is not base64: %w", err)}
+				continue
+			}
+			plain, err := s.Open(env)
+			if err != nil {
+				// The first sealed line not opening is a wrong
+				// passphrase; a later one may be the last line cut short.
+				if opened == 0 && errors.Is(err, statecrypt.ErrWrongPassphrase) {
+					return run, nil, &HistoryError{File: name, Line: line, Err: err}
+				}
+				pending = &HistoryError{File: name, Line: line, Err: err}
+				continue
+			}
+			opened++
+			b = plain
 		}
 		var l historyLine
 		if err := json.Unmarshal(b, &l); err != nil {

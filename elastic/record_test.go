@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hvctl/hvctl/provision/statecrypt"
 )
 
 // TestHistoryReport: a daemon with a FileHistory bursts 3 nodes, they
@@ -134,8 +136,16 @@ func FuzzReadHistory(f *testing.F) {
 	f.Add([]byte(`{"run":{"cluster":"c","start":"2024-05-01T15:00:00Z","pools":[{"name":"a.p","Min":0,"Max":2,"price":1}]}}` + "\n" +
 		`{"t":"2024-05-01T15:00:05Z","nodes":[{"n":"x","p":"a.p","s":"busy","u":1,"c":2}],"queues":{"any":3},"actions":["scale-up a.p +1: why"]}` + "\n"))
 	f.Add([]byte(`{"resume":"2024-05-01T15:00:00Z"}`))
+	f.Add([]byte("SFZDVExFTkMBAQAAAAEAACAAAQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n"))
+	sealer := statecrypt.NewWithParams("fuzz", statecrypt.Params{Time: 1, MemKiB: 8 << 10, Threads: 1})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		run, steps, err := ReadHistory("h.jsonl", strings.NewReader(string(data)))
+		if len(data) < 4096 {
+			// The sealed path too (each new salt costs a derivation).
+			if _, _, serr := ReadSealedHistory("h.jsonl", strings.NewReader(string(data)), sealer); serr != nil && !strings.HasPrefix(serr.Error(), "h.jsonl:") {
+				t.Fatalf("error does not name the file: %v", serr)
+			}
+		}
 		if err != nil {
 			if !strings.HasPrefix(err.Error(), "h.jsonl:") {
 				t.Fatalf("error does not name the file: %v", err)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hvctl/hvctl/provision"
+	"github.com/hvctl/hvctl/provision/statecrypt"
 	"github.com/hvctl/hvctl/scheduler/agent"
 	"github.com/hvctl/hvctl/templates"
 )
@@ -257,7 +258,7 @@ func runPlan(a *App, args []string) int {
 		a.targetingWarning(plan)
 	}
 	if *out != "" {
-		if err := savePlan(*out, plan); err != nil {
+		if err := savePlan(*out, plan, &o, s.store.Sealer); err != nil {
 			return a.failErr(err)
 		}
 		if !o.jsonOut {
@@ -270,16 +271,45 @@ func runPlan(a *App, args []string) int {
 	return exitOK
 }
 
-// planFile is the on-disk form of a saved plan.
+// planFile is the on-disk form of a saved plan. Format 1 is the plan
+// in JSON. Format 2 is a format-1 file sealed whole under the state's
+// encryption (statecrypt), with only the template in the clear: its
+// state block says where the passphrase comes from.
 type planFile struct {
 	Format int             `json:"hvctl_plan_format"`
-	Plan   *provision.Plan `json:"plan"`
+	Plan   *provision.Plan `json:"plan,omitempty"`
+	// Workspace and State are the -workspace and -state the plan was
+	// made with; apply uses them unless told otherwise.
+	Workspace string `json:"workspace,omitempty"`
+	State     string `json:"state,omitempty"`
+
+	Template string `json:"template,omitempty"` // format 2
+	Sealed   []byte `json:"sealed,omitempty"`   // format 2: the format-1 file, sealed
 }
 
-func savePlan(path string, p *provision.Plan) error {
-	b, err := json.MarshalIndent(planFile{Format: 1, Plan: redactPlan(p)}, "", "  ")
+// savePlan writes p to path (0600); with a sealer (the state is
+// encrypted) the file is sealed too, so it holds no plaintext of the
+// plan, the state it was made from or the variables.
+func savePlan(path string, p *provision.Plan, o *opFlags, sealer *statecrypt.Sealer) error {
+	pf := planFile{Format: 1, Plan: redactPlan(p)}
+	if o.workspace != "default" {
+		pf.Workspace = o.workspace
+	}
+	if o.statePath != "" {
+		pf.State, _ = filepath.Abs(o.statePath)
+	}
+	b, err := json.MarshalIndent(pf, "", "  ")
 	if err != nil {
 		return err
+	}
+	if sealer != nil {
+		sealed, err := sealer.Seal(b)
+		if err != nil {
+			return fmt.Errorf("save plan: %w", err)
+		}
+		if b, err = json.MarshalIndent(planFile{Format: 2, Template: p.Template, Sealed: sealed}, "", "  "); err != nil {
+			return err
+		}
 	}
 	if err := provision.WriteFileAtomic(path, b); err != nil {
 		return fmt.Errorf("save plan: %w", err)
@@ -287,8 +317,28 @@ func savePlan(path string, p *provision.Plan) error {
 	return nil
 }
 
-// readPlan reads a saved plan; ok=false when path is not a plan file.
-func readPlan(path string) (*provision.Plan, bool, error) {
+// planSealer returns the Sealer that opens a sealed plan made from the
+// template at tmpl: the passphrase its state block names (key_env, or a
+// variable given in the environment as HVCTL_VAR_NAME; the plan's own
+// variables are inside the sealed part).
+func (a *App) planSealer(path, tmpl string) (*statecrypt.Sealer, error) {
+	cfg, d := templates.Load(tmpl, templates.LoadOptions{Environ: a.Environ})
+	if d.HasErrors() {
+		return nil, fmt.Errorf("%s is an encrypted plan; its passphrase is set by the state block of %s, which does not load without the plan's variables: %s. Give the variables the state block needs in the environment (HVCTL_VAR_NAME=...), or use key_env", path, tmpl, d.Errs()[0])
+	}
+	if cfg.State == nil || cfg.State.Encryption == nil {
+		return nil, fmt.Errorf("%s is an encrypted plan, but the state block of %s has no encryption now; it cannot be opened", path, tmpl)
+	}
+	pass, err := cfg.State.Encryption.PassphraseFrom(a.Environ)
+	if err != nil {
+		return nil, fmt.Errorf("%s is an encrypted plan: %w", path, err)
+	}
+	return statecrypt.New(pass), nil
+}
+
+// readPlan reads a saved plan, opening a sealed one with the passphrase
+// of its template's state block; ok=false when path is not a plan file.
+func (a *App) readPlan(path string) (*planFile, bool, error) {
 	st, err := os.Stat(path)
 	if err != nil || st.IsDir() || strings.HasSuffix(path, ".hcl") {
 		return nil, false, nil
@@ -297,21 +347,50 @@ func readPlan(path string) (*provision.Plan, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
-	p, err := decodePlanFile(path, b)
+	pf, err := decodePlanFile(path, b)
 	if err != nil {
 		return nil, false, err
 	}
-	return p, true, nil
+	if pf.Format == 2 {
+		s, err := a.planSealer(path, pf.Template)
+		if err != nil {
+			return nil, false, err
+		}
+		plain, err := s.Open(pf.Sealed)
+		if err != nil {
+			return nil, false, fmt.Errorf("%s: %w", path, err)
+		}
+		if pf, err = decodePlanFile(path, plain); err != nil {
+			return nil, false, err
+		}
+		if pf.Format != 1 {
+			return nil, false, fmt.Errorf("%s: the sealed plan inside is format %d, not a plan (format 1); the plan file is damaged", path, pf.Format)
+		}
+	}
+	return pf, true, nil
 }
 
-// decodePlanFile parses a saved plan and checks it is whole.
-func decodePlanFile(path string, b []byte) (*provision.Plan, error) {
+// decodePlanFile parses a saved plan (format 1) or the clear part of a
+// sealed one (format 2) and checks it is whole.
+func decodePlanFile(path string, b []byte) (*planFile, error) {
 	var pf planFile
 	if err := json.Unmarshal(b, &pf); err != nil || pf.Format == 0 {
 		return nil, fmt.Errorf("%s is neither a template (.hcl) nor a plan saved by hvctl plan -out", path)
 	}
-	if pf.Format != 1 || pf.Plan == nil {
-		return nil, fmt.Errorf("%s: unsupported plan format %d (this hvctl reads format 1)", path, pf.Format)
+	switch {
+	case pf.Format == 2:
+		if pf.Template == "" {
+			return nil, fmt.Errorf("%s: an encrypted plan without its template; the plan file is damaged, make it again with hvctl plan -out", path)
+		}
+		if _, _, err := statecrypt.ParseHeader(pf.Sealed); err != nil {
+			return nil, fmt.Errorf("%s: the encrypted plan: %w", path, err)
+		}
+		return &pf, nil
+	case pf.Format != 1 || pf.Plan == nil:
+		return nil, fmt.Errorf("%s: unsupported plan format %d (this hvctl reads formats 1 and 2)", path, pf.Format)
+	}
+	if pf.Workspace != "" && !validWorkspace(pf.Workspace) {
+		return nil, fmt.Errorf("%s: workspace %q is not a workspace name; the plan file is damaged", path, pf.Workspace)
 	}
 	for i, c := range pf.Plan.Changes {
 		if c == nil || c.Address == "" {
@@ -326,7 +405,7 @@ func decodePlanFile(path string, b []byte) (*provision.Plan, error) {
 			return nil, fmt.Errorf("%s: change %s has no provider", path, c.Address)
 		}
 	}
-	return pf.Plan, nil
+	return &pf, nil
 }
 
 func runApply(a *App, args []string) int {
@@ -345,7 +424,7 @@ func runApply(a *App, args []string) int {
 		return exitError
 	}
 	path := templatePath(pos)
-	saved, isPlan, err := readPlan(path)
+	saved, isPlan, err := a.readPlan(path)
 	if err != nil {
 		return a.failErr(err)
 	}
@@ -361,7 +440,7 @@ func runApply(a *App, args []string) int {
 			return a.fail("A saved plan cannot be changed by "+strings.Join(set, ", "),
 				fmt.Sprintf("%s was planned with its own variables and options, which apply uses as they are. Plan again with those options (hvctl plan %s -out=FILE), then apply that file.", path, strings.Join(set, " ")))
 		}
-		return a.applySaved(saved, &o)
+		return a.applySaved(saved, &o, fs)
 	}
 	verb := "apply"
 	if *destroy {
@@ -478,8 +557,9 @@ func (a *App) applyTemplate(tmpl string, o *opFlags, auto, destroy bool, verb st
 	return a.execute(s, plan, refreshed, destroy, verb, start, o.jsonOut)
 }
 
-func (a *App) applySaved(plan *provision.Plan, o *opFlags) int {
+func (a *App) applySaved(pf *planFile, o *opFlags, fs *flag.FlagSet) int {
 	start := time.Now()
+	plan := pf.Plan
 	if plan.Template == "" {
 		return a.fail("Saved plan has no template", "Make the plan again with hvctl plan -out.")
 	}
@@ -488,8 +568,15 @@ func (a *App) applySaved(plan *provision.Plan, o *opFlags) int {
 		vars[i] = templates.VarArg{Name: v.Name, Value: v.Value, File: v.File}
 	}
 	o.vars = vars
-	if o.statePath == "" {
-		o.statePath = defaultStatePath(plan.Template)
+	// The state the plan was made from, unless told otherwise (the
+	// stale check below refuses another one).
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	if !given["state"] {
+		o.statePath = pf.State
+	}
+	if !given["workspace"] && pf.Workspace != "" {
+		o.workspace = pf.Workspace
 	}
 	s, ok := a.open(plan.Template, o, "apply")
 	if !ok {

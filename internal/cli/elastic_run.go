@@ -347,9 +347,15 @@ func runElasticRun(a *App, args []string) int {
 	defer dl.Unlock()
 	logger := a.Log
 	prov := &engineProvisioner{a: a, tmpl: tmpl, o: o, mc: mc}
+	// Under the state's encryption the journal and the history are
+	// sealed with the state's passphrase.
+	journal := elastic.FileJournal{Path: filepath.Join(store.Dir(), "elastic-journal.json"), Sealer: store.Sealer}
+	if _, err := journal.Load(); err != nil {
+		return a.fail("Unreadable elastic journal", err.Error()+". The daemon did not start and changed nothing.")
+	}
 	d := &elastic.Daemon{Pools: pools, Settings: cfg.Cluster.Elastic, Queue: &queueSource{a: a, mc: mc}, Cloud: prov,
-		Journal: elastic.FileJournal{Path: store.Dir() + "/elastic-journal.json"}, Log: logger,
-		History: &elastic.FileHistory{Path: filepath.Join(store.Dir(), elastic.HistoryFile)}, Cluster: cfg.Cluster.Name}
+		Journal: journal, Log: logger,
+		History: &elastic.FileHistory{Path: filepath.Join(store.Dir(), elastic.HistoryFile), Sealer: store.Sealer}, Cluster: cfg.Cluster.Name}
 	if *metrics != "" {
 		reg := prometheus.NewRegistry()
 		m, err := elastic.NewMetrics(reg)

@@ -329,11 +329,12 @@ func runShow(a *App, args []string) int {
 		return exitError
 	}
 	if len(pos) > 0 {
-		plan, isPlan, err := readPlan(pos[0])
+		pf, isPlan, err := a.readPlan(pos[0])
 		if err != nil {
 			return a.failErr(err)
 		}
 		if isPlan {
+			plan := pf.Plan
 			if *jsonOut {
 				if err := provision.WritePlanJSON(a.Stdout, plan); err != nil {
 					return a.failErr(err)

@@ -22,6 +22,7 @@ func runReport(a *App, args []string) int {
 	fs := a.flagSet(c)
 	var t tmplFlags
 	t.add(fs)
+	t.addBackend(fs)
 	out := fs.String("o", "", "write the HTML report to FILE (default: standard output)")
 	jsonOut := fs.Bool("json", false, "print the report's data as JSON instead")
 	pos, code, ok := a.parse(fs, args)
@@ -32,7 +33,12 @@ func runReport(a *App, args []string) int {
 	if _, err := os.Stat(tmpl); err != nil {
 		return a.fail("No template at "+tmpl, fmt.Sprintf("hvctl report finds the cluster's state directory next to its template: %v", err))
 	}
-	path := filepath.Join(t.store(tmpl).Dir(), elastic.HistoryFile)
+	// The template's state block says whether the history is sealed.
+	store, err := a.readStore(&t, tmpl)
+	if err != nil {
+		return a.failErr(err)
+	}
+	path := filepath.Join(store.Dir(), elastic.HistoryFile)
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return a.fail("No elastic history at "+path, "The elastic daemon writes it while it runs (hvctl up starts it for a template with elastic pools, or run hvctl elastic run). A cluster without elastic pools has no history; hvctl elastic simulate -report reports a simulated run.")
@@ -41,7 +47,7 @@ func runReport(a *App, args []string) int {
 		return a.failErr(err)
 	}
 	defer f.Close()
-	run, steps, err := elastic.ReadHistory(path, f)
+	run, steps, err := elastic.ReadSealedHistory(path, f, store.Sealer)
 	if err != nil {
 		return a.fail("Unreadable elastic history", err.Error())
 	}
