@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -16,6 +17,7 @@ import (
 	"github.com/hvctl/hvctl/provision/sim"
 	"github.com/hvctl/hvctl/scheduler"
 	"github.com/hvctl/hvctl/scheduler/manager"
+	"github.com/hvctl/hvctl/templates"
 )
 
 func init() {
@@ -597,9 +599,33 @@ func runSim(a *App, args []string) int {
 	if !ok {
 		return code
 	}
-	items, err := sim.List(t.store(templatePath(pos)).Dir())
-	if err != nil {
-		return a.failErr(err)
+	tmpl := templatePath(pos)
+	// The worlds of the template's sim providers (their world setting),
+	// else the one HVCTL_SIM_WORLD or the state directory holds.
+	worlds := []string{""}
+	if _, err := os.Stat(tmpl); err == nil {
+		if cfg, d := templates.Load(tmpl, templates.LoadOptions{Environ: a.Environ}); !d.HasErrors() {
+			worlds = nil
+			for _, p := range cfg.Providers {
+				if p.Type == "sim" {
+					s, _ := sim.ParseSettings(p, nil)
+					if !slices.Contains(worlds, s.World) {
+						worlds = append(worlds, s.World)
+					}
+				}
+			}
+			if len(worlds) == 0 {
+				worlds = []string{""}
+			}
+		}
+	}
+	var items []sim.Item
+	for _, w := range worlds {
+		its, err := sim.ListWorld(t.store(tmpl).Dir(), w)
+		if err != nil {
+			return a.failErr(err)
+		}
+		items = append(items, its...)
 	}
 	var shown []sim.Item
 	for _, it := range items {

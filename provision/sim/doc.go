@@ -1,7 +1,9 @@
 // Package sim is hvctl's simulated cloud: an in-process provider whose
 // world (networks and machines) persists in the state directory, in
 // sim/world.json, so that several hvctl processes — including ones killed
-// half-way through an apply — see one consistent cloud.
+// half-way through an apply — see one consistent cloud. The world
+// setting (a directory, relative to the template) or HVCTL_SIM_WORLD
+// puts it elsewhere, so working directories can share one cloud.
 //
 // The provider block tunes it: boot_time (boot latency of each machine),
 // api_rate (an API rate limit the sim both advertises and enforces),

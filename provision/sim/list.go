@@ -65,6 +65,12 @@ func List(stateDir string) ([]Item, error) {
 	return Query(stateDir, time.Now(), Filter{})
 }
 
+// ListWorld is List of the world a provider with the world setting
+// world uses ("" as List).
+func ListWorld(stateDir, world string) ([]Item, error) {
+	return query(newStore(stateDir, world), time.Now(), Filter{})
+}
+
 // Expired returns the live resources whose expiry (the cluster ttl) is
 // at or before now: what `hvctl gc` should delete.
 func Expired(stateDir string, now time.Time) ([]Item, error) {
@@ -73,8 +79,12 @@ func Expired(stateDir string, now time.Time) ([]Item, error) {
 
 // Query returns the items f selects, with states as of now.
 func Query(stateDir string, now time.Time, f Filter) ([]Item, error) {
+	return query(newStore(stateDir, ""), now, f)
+}
+
+func query(s store, now time.Time, f Filter) ([]Item, error) {
 	var items []Item
-	err := newStore(stateDir).view(func(w *world) error {
+	err := s.view(func(w *world) error {
 		items = make([]Item, 0, len(w.Records))
 		for _, r := range w.Records {
 			if it := item(r, now); f.match(it) {

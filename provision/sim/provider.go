@@ -69,7 +69,7 @@ func Open(env *provision.Env, s Settings, clock Clock) *Provider {
 	if clock == nil {
 		clock = envClock{env}
 	}
-	p := &Provider{settings: s, env: env, clock: clock, store: newStore(env.StateDir), calls: map[string]int{}}
+	p := &Provider{settings: s, env: env, clock: clock, store: newStore(env.StateDir, s.World), calls: map[string]int{}}
 	if s.APIRate > 0 {
 		// One call of slack over the advertised burst, so an engine that
 		// paces with a limiter built from Limits() is never throttled by

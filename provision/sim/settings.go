@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -35,6 +37,11 @@ type Settings struct {
 	// Seed drives every random choice. Default: a hash of the cluster
 	// name and the provider reference, so runs are reproducible.
 	Seed int64 // seed
+	// World is the directory of the world file (DIR/world.json), made
+	// absolute against the directory of the file with the provider
+	// block; "" for HVCTL_SIM_WORLD, else the state directory. Working
+	// directories whose providers name one world share one fake cloud.
+	World string // world
 }
 
 // New is the sim's provision.Factory: it checks cfg's settings and opens
@@ -63,8 +70,18 @@ func ParseSettings(cfg *templates.Provider, env *provision.Env) (Settings, hcl.D
 		{Name: "capacity", Into: &s.Capacity, Valid: provision.Between(0, math.MaxInt32),
 			Must: "must be a whole number of machines per site, at least 0"},
 		{Name: "seed", Into: &s.Seed, Must: "must be a whole number"},
+		{Name: "world", Into: &s.World, Valid: func(v any) bool { return strings.TrimSpace(v.(string)) != "" },
+			Must: "must be a directory for the sim world's file (world.json), relative to this file or absolute"},
 	}}
 	diags := schema.Decode(cfg)
+	if s.World != "" && !filepath.IsAbs(s.World) && cfg.DeclRange.Filename != "" {
+		s.World = filepath.Join(filepath.Dir(cfg.DeclRange.Filename), s.World)
+	}
+	if s.World != "" {
+		if abs, err := filepath.Abs(s.World); err == nil {
+			s.World = abs
+		}
+	}
 	if !provision.Given(cfg, "seed") {
 		h := fnv.New64a()
 		cluster := ""

@@ -42,10 +42,14 @@ func TestSettings(t *testing.T) {
 		{"numbers as strings", map[string]cty.Value{"api_rate": cty.StringVal("10"), "fail_rate": cty.StringVal("0.5")},
 			Settings{APIRate: 10, FailRate: 0.5, Capacity: Unlimited}, false},
 		{"null is default", map[string]cty.Value{"boot_time": cty.NullVal(cty.String)}, Settings{Capacity: Unlimited}, false},
+		{"world absolute", map[string]cty.Value{"world": cty.StringVal("/srv/sim-world")}, Settings{Capacity: Unlimited, World: "/srv/sim-world"}, false},
+		{"world relative to the file", map[string]cty.Value{"world": cty.StringVal("../shared")}, Settings{Capacity: Unlimited, World: "/t/shared"}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, diags := ParseSettings(simConfig(tt.attrs), &provision.Env{Cluster: "c"})
+			cfg := simConfig(tt.attrs)
+			cfg.DeclRange.Filename = "/t/a/main.hcl"
+			got, diags := ParseSettings(cfg, &provision.Env{Cluster: "c"})
 			if diags.HasErrors() {
 				t.Fatal(diags)
 			}
@@ -88,6 +92,8 @@ func TestSettingsErrors(t *testing.T) {
 		{"capacity negative", "capacity", cty.NumberIntVal(-2), "Invalid capacity", "whole number"},
 		{"seed fraction", "seed", cty.NumberFloatVal(0.5), "Invalid seed", "whole number"},
 		{"seed unknown", "seed", cty.UnknownVal(cty.Number), "Invalid seed", "must be known"},
+		{"world empty", "world", cty.StringVal(" "), "Invalid world", "directory for the sim world"},
+		{"world number", "world", cty.ListVal([]cty.Value{cty.StringVal("a")}), "Invalid world", "directory for the sim world"},
 		{"misspelt", "boot_tme", cty.StringVal("1s"), "Unsupported argument", `Did you mean "boot_time"?`},
 		{"unknown", "region", cty.StringVal("x"), "Unsupported argument", `no argument "region"`},
 	}

@@ -165,14 +165,24 @@ func openStore(path string) *worldstore.Store[header, record] {
 
 // WorldEnv names the environment variable that puts the sim world in a
 // directory of its own (DIR/world.json) instead of the state directory,
-// so working directories with a shared state share one fake cloud.
+// so working directories with a shared state share one fake cloud. A
+// provider's world setting wins over it.
 const WorldEnv = "HVCTL_SIM_WORLD"
 
-func newStore(stateDir string) store {
-	path := filepath.Join(stateDir, "sim", "world.json")
-	if w := os.Getenv(WorldEnv); w != "" {
-		path = filepath.Join(w, "world.json")
+// WorldFile is the world file of a provider with the world setting
+// world ("" for none) whose state directory is stateDir.
+func WorldFile(stateDir, world string) string {
+	switch {
+	case world != "":
+		return filepath.Join(world, "world.json")
+	case os.Getenv(WorldEnv) != "":
+		return filepath.Join(os.Getenv(WorldEnv), "world.json")
 	}
+	return filepath.Join(stateDir, "sim", "world.json")
+}
+
+func newStore(stateDir, world string) store {
+	path := WorldFile(stateDir, world)
 	if abs, err := filepath.Abs(path); err == nil {
 		path = abs
 	}
