@@ -126,7 +126,7 @@ func TestPulumiProviderOnSim(t *testing.T) {
 	chk2, _ := p.Check(ctx, &pulumirpc.CheckRequest{Urn: urn, Olds: chk.Inputs, News: in("2")})
 	d, err = p.Diff(ctx, &pulumirpc.DiffRequest{Urn: urn, Id: cr.Id, Olds: cr.Properties, News: chk2.Inputs})
 	if err != nil || d.Changes != pulumirpc.DiffResponse_DIFF_SOME || len(d.Replaces) > 0 ||
-		d.DetailedDiff[`resources["site.a.pool.wn.node[1]"]`].GetKind() != pulumirpc.PropertyDiff_ADD {
+		d.DetailedDiff[`plan["site.a.pool.wn.node[1]"]`].GetKind() != pulumirpc.PropertyDiff_ADD {
 		t.Fatalf("diff with 2 workers: %v %v replaces %v %v", err, d.GetChanges(), d.GetReplaces(), d.GetDetailedDiff())
 	}
 	up, err := p.Update(ctx, &pulumirpc.UpdateRequest{Urn: urn, Id: cr.Id, Olds: cr.Properties, News: chk2.Inputs})

@@ -51,6 +51,9 @@ const (
 	pOutputs     = "outputs"
 	pStatePath   = "statePath"
 	pResources   = "resources"
+
+	// pPlan names hvctl's planned changes in a detailed diff.
+	pPlan = "plan"
 )
 
 // inputNames are the input properties, in schema order.

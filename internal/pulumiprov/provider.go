@@ -230,7 +230,9 @@ func diagText(base string, d *hcl.Diagnostic) string {
 var replaceKeys = map[string]bool{pWorkspace: true, pState: true, pWorkDir: true}
 
 // Diff is hvctl plan: changed inputs, and the plan's changes by
-// resource address (under "resources") when the state stays the same.
+// resource address under "plan" (plan["site.a.pool.wn.node[2]"]: a key
+// that is neither an input nor an output, so Pulumi shows each change as
+// it is) when the state stays the same.
 func (p *Provider) Diff(ctx context.Context, req *pulumirpc.DiffRequest) (*pulumirpc.DiffResponse, error) {
 	if err := checkType(req.Type, req.Urn); err != nil {
 		return nil, err
@@ -297,7 +299,7 @@ func (p *Provider) Diff(ctx context.Context, req *pulumirpc.DiffRequest) (*pulum
 			return nil, err
 		}
 		if len(changes) > 0 {
-			diffs = append(diffs, pResources)
+			diffs = append(diffs, pPlan)
 		}
 		for _, c := range changes {
 			kind := pulumirpc.PropertyDiff_UPDATE
@@ -307,7 +309,7 @@ func (p *Provider) Diff(ctx context.Context, req *pulumirpc.DiffRequest) (*pulum
 			case "delete":
 				kind = pulumirpc.PropertyDiff_DELETE
 			}
-			detailed[fmt.Sprintf("%s[%q]", pResources, c.Address)] = &pulumirpc.PropertyDiff{Kind: kind}
+			detailed[fmt.Sprintf("%s[%q]", pPlan, c.Address)] = &pulumirpc.PropertyDiff{Kind: kind}
 		}
 	}
 	if len(detailed) == 0 {

@@ -167,9 +167,9 @@ func TestDiff(t *testing.T) {
 	}{
 		{"nothing", base, nil, pulumirpc.DiffResponse_DIFF_NONE, nil, nil, true},
 		{"plan has changes", base, []Change{{"site.a.pool.wn.node[1]", "create"}, {"site.a.node.hub", "update"}},
-			pulumirpc.DiffResponse_DIFF_SOME, nil, []string{`resources["site.a.node.hub"]`, `resources["site.a.pool.wn.node[1]"]`}, true},
+			pulumirpc.DiffResponse_DIFF_SOME, nil, []string{`plan["site.a.node.hub"]`, `plan["site.a.pool.wn.node[1]"]`}, true},
 		{"vars changed", with("vars", map[string]any{"workers": "2"}), []Change{{"site.a.pool.wn.node[1]", "create"}},
-			pulumirpc.DiffResponse_DIFF_SOME, nil, []string{`resources["site.a.pool.wn.node[1]"]`, "vars"}, true},
+			pulumirpc.DiffResponse_DIFF_SOME, nil, []string{`plan["site.a.pool.wn.node[1]"]`, "vars"}, true},
 		{"vars changed, plan empty", with("vars", map[string]any{"workers": "1", "unused": "x"}), nil,
 			pulumirpc.DiffResponse_DIFF_SOME, nil, []string{"vars"}, true},
 		{"workspace replaces", with("workspace", "prod"), nil, pulumirpc.DiffResponse_DIFF_SOME, []string{"workspace"}, []string{"workspace"}, false},
@@ -207,7 +207,7 @@ func TestDiff(t *testing.T) {
 			if planned := len(f.calls) > 0; planned != c.planned {
 				t.Errorf("planned = %v, want %v", planned, c.planned)
 			}
-			if d := resp.DetailedDiff[`resources["site.a.pool.wn.node[1]"]`]; d != nil && d.Kind != pulumirpc.PropertyDiff_ADD {
+			if d := resp.DetailedDiff[`plan["site.a.pool.wn.node[1]"]`]; d != nil && d.Kind != pulumirpc.PropertyDiff_ADD {
 				t.Errorf("a created node's diff kind = %v, want ADD", d.Kind)
 			}
 		})
