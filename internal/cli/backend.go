@@ -37,6 +37,12 @@ func (a *App) stateStore(t *tmplFlags, tmpl string, cfg *templates.Config) (*pro
 	if err != nil {
 		return nil, err
 	}
+	return a.storeOf(rs, t, tmpl, cfg)
+}
+
+// storeOf is the store of resolved state settings rs (a state block, or
+// init -migrate-state's -from-backend).
+func (a *App) storeOf(rs *templates.StateConfig, t *tmplFlags, tmpl string, cfg *templates.Config) (*provision.Store, error) {
 	ws := t.workspace
 	if ws == "" {
 		ws = "default"

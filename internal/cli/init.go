@@ -2,13 +2,18 @@ package cli
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/hvctl/hvctl/provision"
+	"github.com/hvctl/hvctl/provision/statecrypt"
+	"github.com/hvctl/hvctl/templates"
 )
 
 func init() {
@@ -26,8 +31,18 @@ func runInit(a *App, args []string) int {
 	c := findCommand("init")
 	fs := a.flagSet(c)
 	var o opFlags
-	o.add(fs, optInput)
-	migrate := fs.Bool("migrate-state", false, "copy the local state file (-state, or the default beside the template) into the configured backend, locked on both sides, verified by reading it back")
+	o.add(fs, optInput|optLock)
+	migrate := fs.Bool("migrate-state", false, "copy the state into the configured backend, locked on both sides, verified by reading it back: from the local state file (-state, or the default beside the template), or from -from-backend")
+	fromBackend := fs.String("from-backend", "", "with -migrate-state: the backend the state is in now (local, pg or s3), for a move between backends")
+	var fromConfig []string
+	fs.Func("from-backend-config", "with -from-backend: a setting KEY=VALUE of the backend the state is in now (repeatable; the environment fills the rest)", func(s string) error {
+		if k, _, ok := strings.Cut(s, "="); !ok || k == "" {
+			return fmt.Errorf("expected KEY=VALUE, got %q", s)
+		}
+		fromConfig = append(fromConfig, s)
+		return nil
+	})
+	fromKeyEnv := fs.String("from-key-env", "", "with -from-backend: the environment variable with the passphrase the state is encrypted with now (default: the state block's)")
 	pos, code, ok := a.parse(fs, args)
 	if !ok {
 		return code
@@ -40,9 +55,23 @@ func runInit(a *App, args []string) int {
 	if !ok {
 		return exitError
 	}
+	if !*migrate && (*fromBackend != "" || len(fromConfig) > 0 || *fromKeyEnv != "") {
+		return a.fail("-from-backend needs -migrate-state", "-from-backend, -from-backend-config and -from-key-env name where init -migrate-state moves the state from.")
+	}
+	if *fromBackend == "" && (len(fromConfig) > 0 || *fromKeyEnv != "") {
+		return a.fail("-from-backend-config and -from-key-env need -from-backend", "Name the backend the state is in now: -from-backend local, pg or s3.")
+	}
 	var src *provision.Store
+	var err error
 	if *migrate {
-		src = o.tmplFlags.store(tmpl)
+		if *fromBackend != "" {
+			if src, err = a.migrationSource(&o.tmplFlags, tmpl, cfg, *fromBackend, fromConfig, *fromKeyEnv); err != nil {
+				return a.fail("Invalid -from-backend", err.Error())
+			}
+			defer src.Close()
+		} else {
+			src = o.tmplFlags.store(tmpl)
+		}
 		o.statePath = "" // -state names the source; the block the destination
 	}
 	store, err := a.stateStore(&o.tmplFlags, tmpl, cfg)
@@ -54,7 +83,9 @@ func runInit(a *App, args []string) int {
 		return exitError
 	}
 	if src != nil {
-		src.Sealer = store.Sealer
+		if src.Sealer == nil {
+			src.Sealer = store.Sealer
+		}
 		if err := a.migrateState(src, store, o.lockTimeout); err != nil {
 			return a.fail("State migration failed", err.Error())
 		}
@@ -122,34 +153,71 @@ func runForceUnlock(a *App, args []string) int {
 	return exitOK
 }
 
-// migrateState copies the state of src (a local file) into dst, both
-// locked, and reads it back to check it. It refuses to overwrite a
-// destination that already holds resources.
+// migrationSource is the store init -migrate-state -from-backend reads:
+// backend from with its settings from kvs and the environment, the same
+// cluster and workspace, the passphrase from keyEnv when given.
+func (a *App) migrationSource(t *tmplFlags, tmpl string, cfg *templates.Config, from string, kvs []string, keyEnv string) (*provision.Store, error) {
+	if !slices.Contains(templates.StateBackends, from) {
+		return nil, fmt.Errorf("-from-backend %q: the backends are %s", from, strings.Join(templates.StateBackends, ", "))
+	}
+	rs, err := templates.ResolveState(&templates.StateConfig{Backend: from}, kvs, a.Environ)
+	if err != nil {
+		return nil, err
+	}
+	src, err := a.storeOf(rs, &tmplFlags{statePath: t.statePath, workspace: t.workspace}, tmpl, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if keyEnv != "" {
+		pass, err := (&templates.StateEncryption{KeyEnv: keyEnv}).PassphraseFrom(a.Environ)
+		if err != nil {
+			return nil, fmt.Errorf("-from-key-env: %w", err)
+		}
+		src.Sealer = statecrypt.New(pass)
+	}
+	return src, nil
+}
+
+// migrateState copies the state of src into dst, both locked, and reads
+// it back to check it. It refuses to overwrite a destination that
+// already holds another lineage's resources, and leaves src as it was.
 func (a *App) migrateState(src, dst *provision.Store, timeout time.Duration) error {
-	if dst.Backend == nil && filepath.Clean(dst.Path) == filepath.Clean(src.Path) {
+	if (dst.Backend == nil) == (src.Backend == nil) && dst.Describe() == src.Describe() ||
+		dst.Backend == nil && src.Backend == nil && filepath.Clean(dst.Path) == filepath.Clean(src.Path) {
 		fmt.Fprintln(a.Stdout, "The state is already where the state block puts it: nothing to migrate.")
 		return nil
 	}
-	if !src.Exists() {
+	if src.Backend == nil && !src.Exists() {
 		return fmt.Errorf("there is no local state at %s to migrate", src.Path)
 	}
 	ls, err := src.Lock(a.Ctx, "init -migrate-state", timeout)
 	if err != nil {
-		return err
+		return fmt.Errorf("locking the source, %s: %w", src.Describe(), err)
 	}
 	defer ls.Unlock()
 	ld, err := dst.Lock(a.Ctx, "init -migrate-state", timeout)
 	if err != nil {
-		return err
+		return fmt.Errorf("locking the destination, %s: %w", dst.Describe(), err)
 	}
 	defer ld.Unlock()
 	st, err := src.Load()
 	if err != nil {
-		return err
+		return fmt.Errorf("reading the source, %s: %w", src.Describe(), err)
+	}
+	if src.Backend != nil && st.Lineage == "" && len(st.Resources) == 0 {
+		return fmt.Errorf("there is no state in %s to migrate", src.Describe())
 	}
 	old, err := dst.Load()
+	if errors.Is(err, statecrypt.ErrWrongPassphrase) && src.Sealer != nil && src.Sealer != dst.Sealer {
+		// An earlier copy under the source's passphrase (moving back
+		// with a new one): read it with that to check its lineage.
+		sealer := dst.Sealer
+		dst.Sealer = src.Sealer
+		old, err = dst.Load()
+		dst.Sealer = sealer
+	}
 	if err != nil {
-		return err
+		return fmt.Errorf("reading the destination, %s: %w", dst.Describe(), err)
 	}
 	if len(old.Resources) > 0 && old.Lineage != st.Lineage {
 		return fmt.Errorf("%s already holds another state (lineage %s, %s); hvctl does not overwrite it. Destroy or move that state first", dst.Describe(), old.Lineage, provision.Plural(len(old.Resources), "resource", "resources"))
@@ -166,7 +234,11 @@ func (a *App) migrateState(src, dst *provision.Store, timeout time.Duration) err
 	if back.Lineage != st.Lineage || back.Serial != st.Serial || string(got) != string(want) {
 		return fmt.Errorf("the state read back from %s differs from what was written (lineage %s serial %d, want %s serial %d)", dst.Describe(), back.Lineage, back.Serial, st.Lineage, st.Serial)
 	}
-	fmt.Fprintf(a.Stdout, "Migrated the state (%s, serial %d) from %s to %s and read it back.\nThe local file is left as it was; remove it once you no longer need it.\n\n",
-		provision.Plural(len(st.Resources), "resource", "resources"), st.Serial, src.Path, dst.Describe())
+	left := "The local file is left as it was; remove it once you no longer need it."
+	if src.Backend != nil {
+		left = "The source is left as it was; delete it there once you no longer need it."
+	}
+	fmt.Fprintf(a.Stdout, "Migrated the state (%s, serial %d) from %s to %s and read it back.\n%s\n\n",
+		provision.Plural(len(st.Resources), "resource", "resources"), st.Serial, src.Describe(), dst.Describe(), left)
 	return nil
 }
