@@ -388,3 +388,50 @@ func TestPulumiAutomationLocal(t *testing.T) {
 		t.Errorf("namespaces of %s are left after destroy:\n%s", cluster, out)
 	}
 }
+
+// TestPulumiSchemaWithCLI: the Pulumi CLI reads the provider's schema
+// from the installed plugin (get-schema prints the golden document) and
+// binds it (package info lists the resource, its inputs and outputs),
+// as gen-sdk does before it hands the package to a language plugin.
+func TestPulumiSchemaWithCLI(t *testing.T) {
+	cli := pulumitest.CLI(t)
+	dir := t.TempDir()
+	plugins := filepath.Join(dir, "plugins")
+	if r := hv(t, dir, "", "pulumi", "install", "-dir", plugins); r.code != 0 {
+		t.Fatalf("pulumi install: %s", r.stderr)
+	}
+	run := func(args ...string) string {
+		cmd := exec.Command(filepath.Join(cli, "bin", "pulumi"), args...)
+		for k, v := range pulumitest.Env(dir, plugins) {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+		cmd.Env = append(cmd.Env, "HOME="+dir)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("pulumi %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	plugin := filepath.Join(plugins, "pulumi-resource-hvctl")
+	got := run("package", "get-schema", plugin)
+	want, err := os.ReadFile(filepath.Join("..", "pulumiprov", "testdata", "schema.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The golden is made with version 0.1.0; the plugin reports hvctl's.
+	var g, w map[string]any
+	if json.Unmarshal([]byte(got), &g) != nil || json.Unmarshal(want, &w) != nil || g["version"] == "" {
+		t.Fatalf("get-schema printed no schema:\n%s", got)
+	}
+	delete(g, "version")
+	delete(w, "version")
+	if fmt.Sprint(g) != fmt.Sprint(w) {
+		t.Errorf("get-schema differs from the golden schema:\n%s", got)
+	}
+	info := run("package", "info", plugin)
+	for _, s := range []string{"Resource: hvctl:index:Cluster", "template (string*)", "hubEndpoint (string*)", "nodes (Array<hvctl:index:Node>*)"} {
+		if !strings.Contains(info, s) {
+			t.Errorf("package info lacks %q:\n%s", s, info)
+		}
+	}
+}
