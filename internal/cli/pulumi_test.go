@@ -123,6 +123,14 @@ func TestPulumiProviderOnSim(t *testing.T) {
 	if err != nil || d.Changes != pulumirpc.DiffResponse_DIFF_NONE {
 		t.Fatalf("diff without change: %v %v %v", err, d.GetChanges(), d.GetDetailedDiff())
 	}
+	// The template edited in place: the inputs are the same, the plan
+	// is not, so Pulumi is told to update.
+	os.WriteFile(tmpl, []byte(strings.Replace(pulumiSimTemplate, "public_ip = true\n      instance { cpus = 1 }", "public_ip = true\n      instance { cpus = 2 }", 1)), 0o644)
+	d, err = p.Diff(ctx, &pulumirpc.DiffRequest{Urn: urn, Id: cr.Id, Olds: cr.Properties, News: chk.Inputs})
+	if err != nil || d.Changes != pulumirpc.DiffResponse_DIFF_SOME || d.DetailedDiff[`plan["site.a.node.hub"]`].GetKind() != pulumirpc.PropertyDiff_UPDATE {
+		t.Fatalf("diff after the template changed: %v %v %v", err, d.GetChanges(), d.GetDetailedDiff())
+	}
+	os.WriteFile(tmpl, []byte(pulumiSimTemplate), 0o644)
 	chk2, _ := p.Check(ctx, &pulumirpc.CheckRequest{Urn: urn, Olds: chk.Inputs, News: in("2")})
 	d, err = p.Diff(ctx, &pulumirpc.DiffRequest{Urn: urn, Id: cr.Id, Olds: cr.Properties, News: chk2.Inputs})
 	if err != nil || d.Changes != pulumirpc.DiffResponse_DIFF_SOME || len(d.Replaces) > 0 ||
