@@ -282,6 +282,11 @@ func TestPulumiAutomationSim(t *testing.T) {
 		t.Fatalf("after the update: %d sim machines, nodes output %v", n, up.Outputs["nodes"].Value)
 	}
 
+	// pulumi refresh reads the cluster back (Read): nothing changes.
+	if rf, err := st.Refresh(ctx); err != nil || rf.Summary.ResourceChanges == nil || (*rf.Summary.ResourceChanges)["update"] != 0 {
+		t.Errorf("refresh: %v %v", err, rf.Summary.ResourceChanges)
+	}
+
 	run.template = bad
 	_, err = st.Up(ctx)
 	if err == nil {
