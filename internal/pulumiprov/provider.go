@@ -200,7 +200,11 @@ func (p *Provider) validate(in Inputs) []failure {
 		if x.Severity != hcl.DiagError {
 			continue
 		}
-		out = append(out, failure{pTemplate, diagText(base, x)})
+		prop := pTemplate
+		if strings.Contains(strings.ToLower(x.Summary), "variable") && len(s.Vars) > 0 {
+			prop = pVars // a value given in vars, or one it lacks
+		}
+		out = append(out, failure{prop, diagText(base, x)})
 	}
 	return out
 }

@@ -91,7 +91,7 @@ func TestCheck(t *testing.T) {
 		{"valid inline", map[string]any{"template": "provider \"sim\" \"x\" {}\ncluster \"c\" {\n  overlay {\n cidr = \"10.1.0.0/16\"\n topology = \"mesh\"\n }\n  site \"a\" {\n    provider = provider.sim.x\n    network { cidr = \"192.168.1.0/24\" }\n    node \"n\" {\n instance { cpus = 1 }\n }\n  }\n}\n"}, nil},
 		{"diagnostics located", map[string]any{"template": "bad.hcl"}, []string{"bad.hcl:4,", "No hub", "bad.hcl:12,", "Unsupported argument"}},
 		{"inline located", map[string]any{"template": "cluster \"c\" {\n  nope = 1\n}\n"}, []string{filepath.Join(".hvctl-pulumi", "dev", "lab", "main.hcl") + ":2,"}},
-		{"bad variable", map[string]any{"template": "good.hcl", "vars": map[string]any{"workers": "many"}}, []string{"workers"}},
+		{"bad variable", map[string]any{"template": "good.hcl", "vars": map[string]any{"workers": "many"}}, []string{"vars: ", "workers"}},
 		{"missing file", map[string]any{"template": "nope.hcl"}, []string{"no template at"}},
 		{"no template", map[string]any{}, []string{"template is required"}},
 		{"wrong types", map[string]any{"template": 3, "vars": "x", "workspace": "a b"}, []string{"template must be a string", "vars must be a map", "workspace \"a b\""}},
