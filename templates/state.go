@@ -3,6 +3,7 @@ package templates
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
@@ -17,7 +18,7 @@ var StateBackends = []string{"local", "pg", "s3"}
 var StateSettings = map[string][]string{
 	"local": {"path"},
 	"pg":    {"conn_str", "schema"},
-	"s3":    {"bucket", "key", "region", "endpoint", "use_path_style", "profile"},
+	"s3":    {"bucket", "key", "region", "endpoint", "use_path_style", "profile", "lock_lease"},
 }
 
 // StateConfig is the template's state block: where the state lives and
@@ -198,6 +199,10 @@ func CheckStateSetting(backend, key, value string) string {
 	case "use_path_style":
 		if value != "true" && value != "false" {
 			return "use_path_style is true or false, not " + quote(value) + "."
+		}
+	case "lock_lease":
+		if d, err := time.ParseDuration(value); err != nil || d < time.Second {
+			return "lock_lease is a duration of at least 1s, like \"1m\", not " + quote(value) + "."
 		}
 	case "bucket", "path", "key", "conn_str":
 		if value == "" {

@@ -9,9 +9,14 @@
 //   - S3 cannot append, so the backend keeps no journal (ErrNoAppend):
 //     the engine writes a snapshot for every group-commit batch;
 //   - the lock object KEY/WORKSPACE.state.lock is created with
-//     If-None-Match: *, holds the holder's info, and is deleted on
-//     unlock (If-Match on its ETag). A killed holder leaves it behind:
-//     force-unlock removes it.
+//     If-None-Match: *, holds the holder's info and a lease (an expiry
+//     lock_lease ahead, default 1m), renewed by the holder every third
+//     of the lease (If-Match on its ETag), and is deleted on unlock. A
+//     killed holder's lease runs out: the next locker replaces its lock
+//     (If-Match on the dead one's ETag, so of two only one does). A
+//     lock without a lease (from force-unlock's era) stays until
+//     force-unlock removes it. Clocks of lockers must agree to well
+//     within a third of the lease.
 package s3state
 
 import (
@@ -42,8 +47,20 @@ type Backend struct {
 	lockKey string
 	where   string
 
+	lease   time.Duration // of a lock
+
 	mu   sync.Mutex
 	etag string // of the state object as last read or written; "" = absent
+}
+
+// DefaultLease is a lock's lease without the lock_lease setting.
+const DefaultLease = time.Minute
+
+// lockBody is the lock object: the holder and its lease.
+type lockBody struct {
+	provision.LockInfo
+	// Expires is when the lock is free unless its holder renews it.
+	Expires time.Time `json:"expires,omitzero"`
 }
 
 // New returns the s3 backend for cluster's state in workspace; settings
@@ -79,7 +96,13 @@ func New(ctx context.Context, settings map[string]string, cluster, workspace str
 		base = "hvctl/" + cluster
 	}
 	key := base + "/" + workspace + ".state"
-	return &Backend{client: client, bucket: settings["bucket"], key: key, lockKey: key + ".lock",
+	lease := DefaultLease
+	if v := settings["lock_lease"]; v != "" {
+		if lease, err = time.ParseDuration(v); err != nil || lease < time.Second {
+			return nil, fmt.Errorf("s3 state backend: lock_lease %q must be a duration of at least 1s", v)
+		}
+	}
+	return &Backend{client: client, bucket: settings["bucket"], key: key, lockKey: key + ".lock", lease: lease,
 		where: fmt.Sprintf("s3://%s/%s", settings["bucket"], key)}, nil
 }
 
@@ -153,23 +176,30 @@ func (b *Backend) AppendJournal(context.Context, []byte, uint64, uint64) error {
 	return provision.ErrNoAppend
 }
 
-// Lock creates the lock object, retrying until timeout.
+// Lock creates the lock object, retrying until timeout; a lock whose
+// lease ran out (its holder died) is replaced.
 func (b *Backend) Lock(ctx context.Context, info provision.LockInfo, timeout time.Duration) (func() error, error) {
-	body, _ := json.Marshal(info)
 	deadline := time.Now().Add(timeout)
 	delay := 100 * time.Millisecond
 	for {
-		out, err := b.client.PutObject(ctx, &s3.PutObjectInput{Bucket: &b.bucket, Key: &b.lockKey, Body: bytes.NewReader(body),
-			ContentLength: aws.Int64(int64(len(body))), IfNoneMatch: aws.String("*")})
+		body := lockBody{LockInfo: info, Expires: time.Now().Add(b.lease)}
+		etag, err := b.putLock(ctx, body, "")
 		if err == nil {
-			etag := aws.ToString(out.ETag)
-			return func() error {
-				_, err := b.client.DeleteObject(context.Background(), &s3.DeleteObjectInput{Bucket: &b.bucket, Key: &b.lockKey, IfMatch: aws.String(etag)})
-				return err
-			}, nil
+			return b.hold(body, etag), nil
 		}
 		if st := status(err); st != http.StatusPreconditionFailed && st != http.StatusConflict {
 			return nil, &provision.LockError{Err: err}
+		}
+		// Held: by a holder whose lease ran out?
+		if data, old, err := b.get(ctx, b.lockKey); err == nil && data != nil {
+			var cur lockBody
+			if json.Unmarshal(data, &cur) == nil && !cur.Expires.IsZero() && time.Now().After(cur.Expires) {
+				body.Expires = time.Now().Add(b.lease)
+				if etag, err := b.putLock(ctx, body, old); err == nil {
+					return b.hold(body, etag), nil
+				}
+				// Another locker replaced it first: wait like for any holder.
+			}
 		}
 		if !time.Now().Before(deadline) {
 			h, _ := b.LockHolder(ctx)
@@ -184,17 +214,79 @@ func (b *Backend) Lock(ctx context.Context, info provision.LockInfo, timeout tim
 	}
 }
 
+// putLock writes the lock object: created (ifMatch "") or replacing the
+// object with ETag ifMatch. It returns the new ETag.
+func (b *Backend) putLock(ctx context.Context, body lockBody, ifMatch string) (string, error) {
+	data, _ := json.Marshal(body)
+	in := &s3.PutObjectInput{Bucket: &b.bucket, Key: &b.lockKey, Body: bytes.NewReader(data), ContentLength: aws.Int64(int64(len(data)))}
+	if ifMatch == "" {
+		in.IfNoneMatch = aws.String("*")
+	} else {
+		in.IfMatch = aws.String(ifMatch)
+	}
+	out, err := b.client.PutObject(ctx, in)
+	if err != nil {
+		return "", err
+	}
+	return aws.ToString(out.ETag), nil
+}
+
+// hold renews the lease of the lock with ETag etag every third of the
+// lease until the returned unlock deletes it. A renewal refused with
+// 412 means another locker replaced the lock (this holder was thought
+// dead): renewing stops, and unlock leaves the other's lock alone.
+func (b *Backend) hold(body lockBody, etag string) func() error {
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(b.lease / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+			body.Expires = time.Now().Add(b.lease)
+			ctx, cancel := context.WithTimeout(context.Background(), b.lease/3)
+			e, err := b.putLock(ctx, body, etag)
+			cancel()
+			switch {
+			case err == nil:
+				etag = e
+			case status(err) == http.StatusPreconditionFailed:
+				etag = ""
+				return
+			}
+		}
+	}()
+	var once sync.Once
+	var uerr error
+	return func() error {
+		once.Do(func() {
+			close(stop)
+			<-done
+			if etag == "" {
+				uerr = fmt.Errorf("the lock of %s was taken over by another locker after its lease ran out", b.where)
+				return
+			}
+			_, uerr = b.client.DeleteObject(context.Background(), &s3.DeleteObjectInput{Bucket: &b.bucket, Key: &b.lockKey, IfMatch: aws.String(etag)})
+		})
+		return uerr
+	}
+}
+
 // LockHolder reads the lock object's info.
 func (b *Backend) LockHolder(ctx context.Context) (*provision.LockInfo, error) {
 	data, _, err := b.get(ctx, b.lockKey)
 	if err != nil || data == nil {
 		return nil, err
 	}
-	var li provision.LockInfo
-	if json.Unmarshal(data, &li) != nil {
+	var lb lockBody
+	if json.Unmarshal(data, &lb) != nil {
 		return &provision.LockInfo{ID: "(unknown)", Path: b.where}, nil
 	}
-	return &li, nil
+	return &lb.LockInfo, nil
 }
 
 // ForceUnlock deletes the lock object when its ID is id. S3 cannot

@@ -3,6 +3,7 @@ package s3state_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"path/filepath"
 	"strings"
@@ -113,4 +114,71 @@ func TestS3(t *testing.T) {
 		t.Fatalf("lock after force-unlock: %v", err)
 	}
 	u()
+}
+
+// TestS3LockLease: a lock carries a lease its holder renews; a lock
+// whose lease ran out (its holder died) is replaced at once, one
+// without a lease never; a holder whose lock was replaced (thought
+// dead) leaves the new holder's lock alone on unlock.
+func TestS3LockLease(t *testing.T) {
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDTEST")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
+	t.Setenv("AWS_CONFIG_FILE", "/dev/null")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+	srv := awsfake.New()
+	defer srv.Close()
+	srv.CreateBucket("state")
+	ctx := context.Background()
+	openLease := func(cluster string) *s3state.Backend {
+		b, err := s3state.New(ctx, map[string]string{"bucket": "state", "endpoint": srv.URL, "use_path_style": "true", "lock_lease": "1s"}, cluster, "default")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	lockKey := "hvctl/lease/default.state.lock"
+	expires := func() time.Time {
+		var body struct{ Expires time.Time }
+		if err := json.Unmarshal(srv.Object("state", lockKey), &body); err != nil {
+			t.Fatalf("lock object: %v", err)
+		}
+		return body.Expires
+	}
+
+	srv.PutObject("state", lockKey, []byte(`{"id":"dead","who":"ci@gone","pid":1,"operation":"apply","expires":"2020-01-01T00:00:00Z"}`))
+	a := openLease("lease")
+	unlockA, err := a.Lock(ctx, provision.LockInfo{ID: "A", Who: "a@host"}, 0)
+	if err != nil {
+		t.Fatalf("lock over a dead holder's expired lease: %v", err)
+	}
+	if h, _ := a.LockHolder(ctx); h == nil || h.ID != "A" {
+		t.Fatalf("holder after replacing the dead one: %+v", h)
+	}
+
+	// The live holder renews its lease (polled until it does; the bound
+	// only keeps a broken renewal from hanging the test).
+	first := expires()
+	for i := 0; !expires().After(first); i++ {
+		if i == 3000 {
+			t.Fatal("the holder never renewed its lease")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	// A lock without a lease is never taken over.
+	srv.PutObject("state", "hvctl/nolease/default.state.lock", []byte(`{"id":"old","who":"before@leases"}`))
+	_, err = openLease("nolease").Lock(ctx, provision.LockInfo{ID: "C"}, 300*time.Millisecond)
+	var le *provision.LockError
+	if !errors.As(err, &le) || le.Holder == nil || le.Holder.ID != "old" {
+		t.Errorf("lock over a lease-less lock: %v, want a lock error naming old", err)
+	}
+
+	// A is thought dead and replaced: its unlock fails and leaves B's.
+	srv.PutObject("state", lockKey, []byte(`{"id":"B","who":"b@host","expires":"2999-01-01T00:00:00Z"}`))
+	if err := unlockA(); err == nil {
+		t.Error("unlock of a replaced lock succeeded")
+	}
+	if h, _ := a.LockHolder(ctx); h == nil || h.ID != "B" {
+		t.Errorf("after the replaced holder's unlock: holder %+v, want B", h)
+	}
 }

@@ -31,6 +31,21 @@ func (s *Server) Object(bucket, key string) []byte {
 	return nil
 }
 
+// PutObject stores data as bucket/key (creating the bucket), as a write
+// from outside hvctl would: a test's lock left by a dead holder.
+func (s *Server) PutObject(bucket, key string, data []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.buckets == nil {
+		s.buckets = map[string]map[string]*object{}
+	}
+	if s.buckets[bucket] == nil {
+		s.buckets[bucket] = map[string]*object{}
+	}
+	sum := md5.Sum(data)
+	s.buckets[bucket][key] = &object{data: append([]byte(nil), data...), etag: fmt.Sprintf("%q", hex.EncodeToString(sum[:]))}
+}
+
 func isS3(r *http.Request) bool {
 	_, cred, ok := strings.Cut(r.Header.Get("Authorization"), "Credential=")
 	if !ok {
