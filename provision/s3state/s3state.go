@@ -47,7 +47,7 @@ type Backend struct {
 	lockKey string
 	where   string
 
-	lease   time.Duration // of a lock
+	lease time.Duration // of a lock
 
 	mu   sync.Mutex
 	etag string // of the state object as last read or written; "" = absent
