@@ -162,6 +162,14 @@ func (c *conn) exec(ctx context.Context, cmd string, stdin io.Reader, stdout, st
 	if stdin != nil {
 		s.Stdin = stdin
 	}
+	if sameWriter(stdout, stderr) {
+		// The session copies each stream in its own goroutine; one
+		// writer for both (hvctl check's buffer) is written by one at a
+		// time, as os/exec does. Without this, two bytes.Buffer.ReadFrom
+		// at once lose what one of them wrote.
+		w := &lockedWriter{w: stdout}
+		stdout, stderr = w, w
+	}
 	s.Stdout, s.Stderr = stdout, stderr
 	if c.become == "sudo" {
 		cmd = "sudo -n " + cmd
@@ -176,6 +184,28 @@ func (c *conn) exec(ctx context.Context, cmd string, stdin io.Reader, stdout, st
 		s.Close()
 		return ctx.Err()
 	}
+}
+
+// sameWriter reports whether a and b are one writer (a type that cannot
+// be compared is not).
+func sameWriter(a, b io.Writer) (same bool) {
+	if a == nil || b == nil {
+		return false
+	}
+	defer func() { recover() }()
+	return a == b
+}
+
+// lockedWriter serialises the writes to w, and hides any ReadFrom of w's.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 // run runs script with sh on the host, with args as $1, $2, ... and

@@ -1,6 +1,7 @@
 package static
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
@@ -312,6 +313,15 @@ func TestExec(t *testing.T) {
 	rc, err := p.Exec(ctx(t), resp.ID, []string{"sh", "-c", "echo \"it's $1\"; cat; echo oops >&2; exit 3", "x", "me"}, strings.NewReader("input\n"), &out, &errb)
 	if err != nil || rc != 3 || out.String() != "it's me\ninput\n" || errb.String() != "oops\n" {
 		t.Errorf("exec = %d, %v; stdout %q, stderr %q", rc, err, out.String(), errb.String())
+	}
+	// One buffer for both streams (hvctl check's): nothing is lost, as
+	// it was when the session's two copies both called its ReadFrom.
+	for i := 0; i < 10; i++ {
+		var both bytes.Buffer
+		rc, err := p.Exec(ctx(t), resp.ID, []string{"sh", "-c", "echo refused >&2; exit 1"}, strings.NewReader(""), &both, &both)
+		if err != nil || rc != 1 || both.String() != "refused\n" {
+			t.Fatalf("exec with one buffer = %d, %v; output %q, want \"refused\\n\"", rc, err, both.String())
+		}
 	}
 }
 
