@@ -276,15 +276,15 @@ func (g *Global) SubmitKey(spec *Spec, key string) (jobs []*Job, replayed bool, 
 	}
 	// Jobs wait here until a site has room for them (dispatch), so work
 	// goes where capacity appears, including nodes an elastic pool adds.
-	jobs = make([]*Job, n)
-	for i := range jobs {
-		id := newID()
-		if arrayID != "" {
-			id = fmt.Sprintf("%s.%d", arrayID, i)
-		}
-		j := &Job{ID: id, ArrayID: arrayID, Index: i, Spec: *spec, State: Queued, Submitted: now}
+	var array *ArraySubmit
+	if arrayID != "" {
+		array = &ArraySubmit{ArrayID: arrayID, Count: n, Spec: *spec, Submitted: now}
+		array.Spec.Count = 0
+		jobs = array.Jobs()
+	} else {
+		j := &Job{ID: newID(), Spec: *spec, State: Queued, Submitted: now}
 		j.Spec.Count = 0
-		jobs[i] = j
+		jobs = []*Job{j}
 	}
 	// Recorded first (with its key, in one entry): a submit the control
 	// log did not take is refused, and nothing of it is kept.
@@ -292,7 +292,7 @@ func (g *Global) SubmitKey(spec *Spec, key string) (jobs []*Job, replayed bool, 
 	if key != "" {
 		sub = g.newSubmission(spec, jobs)
 	}
-	if err := g.recordSubmitLocked(jobs, key, sub); err != nil {
+	if err := g.recordSubmitLocked(jobs, array, key, sub); err != nil {
 		g.mu.Unlock()
 		return nil, false, err
 	}

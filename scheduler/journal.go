@@ -15,6 +15,34 @@ type Journal interface {
 	Record(jobs []*Job) error
 }
 
+// ArraySubmit is an array job as one record: its jobs are Count
+// copies of Spec, made by Jobs alike wherever the record is read, so an
+// array of 100,000 is recorded as one spec, not 100,000.
+type ArraySubmit struct {
+	ArrayID   string    `json:"array_id"`
+	Count     int       `json:"count"`
+	Spec      Spec      `json:"spec"`
+	Submitted time.Time `json:"submitted"`
+}
+
+// Jobs are the array's jobs, queued: IDs ArrayID.0 to ArrayID.(Count-1).
+func (a *ArraySubmit) Jobs() []*Job {
+	jobs := make([]*Job, a.Count)
+	for i := range jobs {
+		j := &Job{ID: fmt.Sprintf("%s.%d", a.ArrayID, i), ArrayID: a.ArrayID, Index: i, Spec: a.Spec, State: Queued, Submitted: a.Submitted}
+		j.Spec.Count = 0
+		jobs[i] = j
+	}
+	return jobs
+}
+
+// ArrayJournal is a KeyJournal that records an array submit as one
+// ArraySubmit (key nil = no idempotency key).
+type ArrayJournal interface {
+	KeyJournal
+	RecordArray(a *ArraySubmit, key *SubmitKey) error
+}
+
 // SiteSeeder is a SiteLink that can give a local manager the jobs the
 // global table holds for its site: a local manager that (re)starts, or
 // one newly designated, starts from them.
@@ -45,8 +73,21 @@ func (g *Global) recordLocked(jobs []*Job) error {
 }
 
 // recordSubmitLocked journals a submit's jobs with its key (when the
-// journal keeps keys; sub nil = no key).
-func (g *Global) recordSubmitLocked(jobs []*Job, key string, sub *submission) error {
+// journal keeps keys; sub nil = no key); an array (a not nil) as one
+// record when the journal can.
+func (g *Global) recordSubmitLocked(jobs []*Job, a *ArraySubmit, key string, sub *submission) error {
+	if aj, ok := g.Journal.(ArrayJournal); ok && a != nil {
+		var k *SubmitKey
+		if sub != nil {
+			r := sub.record(key)
+			k = &r
+		}
+		c := *a
+		if err := aj.RecordArray(&c, k); err != nil {
+			return fmt.Errorf("record an array of %d jobs in the control log: %w", a.Count, err)
+		}
+		return nil
+	}
 	kj, ok := g.Journal.(KeyJournal)
 	if sub == nil || !ok {
 		return g.recordLocked(jobs)

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/hvctl/hvctl/scheduler"
 )
@@ -20,7 +21,8 @@ const (
 	// version, and whatever else persisted holds).
 	OpRegistry = "registry"
 	// OpJobs upserts jobs of the global job table; a job not seen
-	// before is appended to the submission order.
+	// before is appended to the submission order. An array submit is
+	// its spec and count (Array), expanded by every replica alike.
 	OpJobs = "jobs"
 	// OpResult writes a chunk of a job's result file, or ends its
 	// upload (results.go).
@@ -37,6 +39,8 @@ type Command struct {
 	// Key, with jobs, is the idempotency key of the submit that made
 	// them.
 	Key *scheduler.SubmitKey `json:"key,omitempty"`
+	// Array, with OpJobs, is an array submit (before Jobs, if any).
+	Array *scheduler.ArraySubmit `json:"array,omitempty"`
 	// Result is a result upload's chunk or end.
 	Result *ResultChunk `json:"result,omitempty"`
 }
@@ -76,22 +80,30 @@ func DecodeCommand(b []byte) (*Command, error) {
 	}
 	switch c.Op {
 	case OpResult:
-		if c.Result == nil || c.Registry != nil || c.Jobs != nil || c.Key != nil {
+		if c.Result == nil || c.Registry != nil || c.Jobs != nil || c.Key != nil || c.Array != nil {
 			return nil, fmt.Errorf("control log command %s: wants a result chunk and nothing else", c.Op)
 		}
 		if err := checkResultChunk(c.Result); err != nil {
 			return nil, fmt.Errorf("control log command %s: %w", c.Op, err)
 		}
 	case OpRegistry:
-		if c.Registry == nil || c.Jobs != nil || c.Key != nil || c.Result != nil {
+		if c.Registry == nil || c.Jobs != nil || c.Key != nil || c.Result != nil || c.Array != nil {
 			return nil, fmt.Errorf("control log command %s: wants a registry and no jobs", c.Op)
 		}
 		if err := checkRegistry(c.Registry); err != nil {
 			return nil, fmt.Errorf("control log command %s: %w", c.Op, err)
 		}
 	case OpJobs:
-		if c.Registry != nil || len(c.Jobs) == 0 || c.Result != nil {
+		if c.Registry != nil || len(c.Jobs) == 0 && c.Array == nil || c.Result != nil {
 			return nil, fmt.Errorf("control log command %s: wants jobs and no registry", c.Op)
+		}
+		if a := c.Array; a != nil {
+			if a.ArrayID == "" || strings.ContainsAny(a.ArrayID, "./") || a.Count < 2 || a.Count > scheduler.MaxArray || a.Spec.Count != 0 {
+				return nil, fmt.Errorf("control log command %s: array %q of %d jobs: wants an ID and 2 to %d jobs", c.Op, a.ArrayID, a.Count, scheduler.MaxArray)
+			}
+			if len(a.Spec.Command) == 0 {
+				return nil, fmt.Errorf("control log command %s: array %s: no command", c.Op, a.ArrayID)
+			}
 		}
 		for i, j := range c.Jobs {
 			if err := checkJob(j); err != nil {

@@ -63,7 +63,11 @@ func (f *controlFSM) apply(c *Command) error {
 	case OpRegistry:
 		f.reg = c.Registry
 	case OpJobs:
-		for _, j := range c.Jobs {
+		jobs := c.Jobs
+		if c.Array != nil {
+			jobs = append(c.Array.Jobs(), jobs...)
+		}
+		for _, j := range jobs {
 			if _, ok := f.jobs[j.ID]; !ok {
 				f.order = append(f.order, j.ID)
 			}

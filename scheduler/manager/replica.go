@@ -223,6 +223,12 @@ func (j logJournal) RecordSubmit(jobs []*scheduler.Job, key scheduler.SubmitKey)
 	return j.r.apply(&Command{Op: OpJobs, Jobs: jobs, Key: &key})
 }
 
+// RecordArray writes an array submit as one entry: the spec and its
+// count, not every job (scheduler.ArrayJournal).
+func (j logJournal) RecordArray(a *scheduler.ArraySubmit, key *scheduler.SubmitKey) error {
+	return j.r.apply(&Command{Op: OpJobs, Array: a, Key: key})
+}
+
 // openLog opens the control log. A log with this replica as its only
 // voter elects it at once: New waits for that and loads the state. In
 // a replica set the manager starts as a standby and serves when it

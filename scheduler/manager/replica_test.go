@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/raft"
+
 	"github.com/hvctl/hvctl/scheduler"
 	"github.com/hvctl/hvctl/templates"
 )
@@ -122,6 +124,49 @@ func TestControlLogReplaysAfterRestart(t *testing.T) {
 	}
 }
 
+// An array submit is one log entry holding the spec once, whatever its
+// count; a restart expands it into the same jobs (IDs, indexes, spec,
+// submission time), and its idempotency key still replays it.
+func TestArraySubmitIsOneEntry(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "raft")
+	clk := &clock{t: time.Unix(1e9, 0)}
+	s := NewSecret()
+	m := logManager(t, dir, s, clk)
+	spec := &scheduler.Spec{Command: []string{"sh", "-c", "echo $HVCTL_ARRAY_INDEX"}, Count: 5000, Priority: 3}
+	before := m.replica.raft.LastIndex()
+	jobs, _, err := m.Global().SubmitKey(spec, "array-key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := m.replica.raft.LastIndex()
+	var l raft.Log
+	if err := m.replica.store.GetLog(last, &l); err != nil {
+		t.Fatal(err)
+	}
+	if last != before+1 || len(l.Data) > 1024 {
+		t.Errorf("the submit of %d jobs wrote %d log entries, the last of %d bytes; want one small entry", spec.Count, last-before, len(l.Data))
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	m2 := logManager(t, dir, s, clk)
+	after := m2.Global().List("")
+	if len(after) != len(jobs) {
+		t.Fatalf("after restart %d jobs, want %d", len(after), len(jobs))
+	}
+	for i, j := range after {
+		w := jobs[i]
+		if j.ID != w.ID || j.ArrayID != w.ArrayID || j.Index != i || j.State != scheduler.Queued || !j.Submitted.Equal(w.Submitted) ||
+			j.Spec.Priority != 3 || j.Spec.Count != 0 || strings.Join(j.Spec.Command, " ") != strings.Join(spec.Command, " ") {
+			t.Fatalf("job %d after restart = %+v, want %+v", i, j, w)
+		}
+	}
+	again, replayed, err := m2.Global().SubmitKey(spec, "array-key")
+	if err != nil || !replayed || len(again) != len(jobs) {
+		t.Errorf("keyed array submit retried after a restart: replayed=%v, %d jobs, err %v", replayed, len(again), err)
+	}
+}
+
 func firstID(jobs []*scheduler.Job) string {
 	if len(jobs) == 0 {
 		return ""
@@ -217,6 +262,12 @@ func TestDecodeCommand(t *testing.T) {
 		{"empty key", `{"v":1,"op":"jobs","jobs":[{"id":"a","state":"queued"}],"key":{"key":"","spec":"0000000000000000000000000000000000000000000000000000000000000000","first":"a","count":1}}`, "idempotency key: empty"},
 		{"key with a short spec hash", `{"v":1,"op":"jobs","jobs":[{"id":"a","state":"queued"}],"key":{"key":"k","spec":"00","first":"a","count":1}}`, "64 hex digits"},
 		{"key without jobs", `{"v":1,"op":"jobs","jobs":[{"id":"a","state":"queued"}],"key":{"key":"k","spec":"0000000000000000000000000000000000000000000000000000000000000000","count":0}}`, "no jobs"},
+		{"array without an ID", `{"v":1,"op":"jobs","array":{"count":3,"spec":{"command":["true"]}}}`, "wants an ID"},
+		{"array of one", `{"v":1,"op":"jobs","array":{"array_id":"a","count":1,"spec":{"command":["true"]}}}`, "2 to 100000"},
+		{"array too large", `{"v":1,"op":"jobs","array":{"array_id":"a","count":100001,"spec":{"command":["true"]}}}`, "2 to 100000"},
+		{"array with a dotted ID", `{"v":1,"op":"jobs","array":{"array_id":"a.1","count":2,"spec":{"command":["true"]}}}`, "wants an ID"},
+		{"array without a command", `{"v":1,"op":"jobs","array":{"array_id":"a","count":2,"spec":{}}}`, "no command"},
+		{"registry with an array", `{"v":1,"op":"registry","registry":{"nodes":{}},"array":{"array_id":"a","count":2,"spec":{"command":["true"]}}}`, "wants a registry"},
 		{"result without a chunk", `{"v":1,"op":"result"}`, "wants a result chunk"},
 		{"result with jobs", `{"v":1,"op":"result","result":{"job":"a","name":"o","upload":"01"},"jobs":[{"id":"a","state":"queued"}]}`, "wants a result chunk"},
 		{"jobs with a result", `{"v":1,"op":"jobs","jobs":[{"id":"a","state":"queued"}],"result":{"job":"a","name":"o","upload":"01"}}`, "wants jobs"},
@@ -244,6 +295,7 @@ func FuzzDecodeCommand(f *testing.F) {
 	f.Add([]byte(`{"v":1,"op":"registry","registry":{"nodes":{"a.b":{"id":"a.b","roles":["hub"]}},"used_nonces":{"x":true},"addresses":{"a.b":"10.0.0.1"},"version":3,"designated":{"a":"a.b"}}}`))
 	f.Add([]byte(`{"v":2,"op":"jobs"}`))
 	f.Add([]byte(`{"v":1,"op":"jobs","jobs":[{"id":"a1.0","state":"queued"}],"key":{"key":"k1","at":"2026-12-02T10:00:00Z","spec":"0000000000000000000000000000000000000000000000000000000000000000","first":"a1.0","array_id":"a1","count":1}}`))
+	f.Add([]byte(`{"v":1,"op":"jobs","array":{"array_id":"a1","count":3,"spec":{"command":["true"]},"submitted":"2026-12-02T10:00:00Z"},"key":{"key":"k1","at":"2026-12-02T10:00:00Z","spec":"0000000000000000000000000000000000000000000000000000000000000000","first":"a1.0","array_id":"a1","count":3}}`))
 	f.Add([]byte(`{"v":1,"op":"result","result":{"job":"a1.0","name":"out.txt","upload":"0a1b","offset":3,"data":"aGVsbG8="}}`))
 	f.Add([]byte(`{"v":1,"op":"result","result":{"job":"a1.0","name":"out.txt","upload":"0a1b","end":true,"bytes":5,"sha256":"2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
