@@ -339,6 +339,7 @@ func TestPGKill(t *testing.T) {
 // holder and removed by force-unlock.
 func TestS3State(t *testing.T) {
 	srv := awsfake.New()
+	srv.Credentials = map[string]string{"AKIDTEST": "secret"}
 	defer srv.Close()
 	srv.CreateBucket("team-state")
 	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDTEST")
@@ -375,6 +376,16 @@ func TestS3State(t *testing.T) {
 		t.Errorf("show from B: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	obj := srv.Object("team-state", "hvctl/"+name+"/default.state")
+	// A wrong AWS secret key is refused by the fake as by AWS, and the
+	// state is not touched.
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+	if r := hv(t, b, "", "apply", "-auto-approve", "-input=false", ep, "main.hcl"); r.code == 0 || !strings.Contains(r.stderr, "SignatureDoesNotMatch") || strings.Contains(r.stderr, "not-the-secret") {
+		t.Errorf("apply with a wrong AWS secret key: exit %d\n%s", r.code, r.stderr)
+	}
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
+	if !bytes.Equal(srv.Object("team-state", "hvctl/"+name+"/default.state"), obj) {
+		t.Error("the refused apply changed the state object")
+	}
 	if !statecrypt.IsSealed(obj) {
 		t.Fatalf("state object is not encrypted: %.60q", obj)
 	}

@@ -92,6 +92,7 @@ func killTrials(t *testing.T, dir, name string, workers int, extra ...string) {
 // twice; at the end no lock object is left.
 func TestS3KillAndLock(t *testing.T) {
 	srv := awsfake.New()
+	srv.Credentials = map[string]string{"AKIDTEST": "secret"}
 	defer srv.Close()
 	srv.CreateBucket("kill-state")
 	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDTEST")

@@ -27,6 +27,7 @@ import (
 func TestMigrateRemoteToRemote(t *testing.T) {
 	srv := pgtest.Start(t)
 	fake := awsfake.New()
+	fake.Credentials = map[string]string{"AKIDTEST": "secret"}
 	defer fake.Close()
 	fake.CreateBucket("migrate-state")
 	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDTEST")

@@ -59,12 +59,14 @@ func credentialsEnv(t *testing.T) {
 	t.Setenv("AWS_ENDPOINT_URL_EC2", "")
 }
 
-// newFake starts a fake EC2 endpoint that accepts only the test key.
+// newFake starts a fake EC2 endpoint that accepts only the test key,
+// verifying every request's signature with its secret.
 func newFake(t *testing.T) *awsfake.Server {
 	t.Helper()
 	credentialsEnv(t)
 	f := awsfake.New()
 	f.AccessKeyID = testAccessKey
+	f.Credentials = map[string]string{testAccessKey: testSecretKey}
 	f.Region = testRegion
 	t.Cleanup(f.Close)
 	return f

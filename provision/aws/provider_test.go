@@ -650,10 +650,17 @@ func TestSecretsStayInUserData(t *testing.T) {
 func TestStaticCredentials(t *testing.T) {
 	fake := newFake(t)
 	fake.AccessKeyID = "AKIDFROMTEMPLATE0001"
+	fake.Credentials["AKIDFROMTEMPLATE0001"] = "s3cr3t"
 	// Environment credentials are refused by the fake; the block's win.
 	p := newProvider(t, fake, map[string]cty.Value{"access_key": cty.StringVal("AKIDFROMTEMPLATE0001"), "secret_key": cty.StringVal("s3cr3t")})
 	if _, err := p.Create(context.Background(), networkReq("c1", "cloud", "10.4.0.0/16", nil)); err != nil {
 		t.Fatal(err)
+	}
+	// The right key with a wrong secret fails as on AWS (the fake checks
+	// the signature), and the error does not show the secret.
+	w := newProvider(t, fake, map[string]cty.Value{"access_key": cty.StringVal("AKIDFROMTEMPLATE0001"), "secret_key": cty.StringVal("not-s3cr3t")})
+	if _, err := w.Create(context.Background(), networkReq("c3", "cloud", "10.6.0.0/16", nil)); err == nil || !strings.Contains(err.Error(), "AuthFailure") || strings.Contains(err.Error(), "not-s3cr3t") {
+		t.Errorf("create with a wrong secret: %v", err)
 	}
 	q := newProvider(t, fake, nil)
 	_, err := q.Create(context.Background(), networkReq("c2", "cloud", "10.5.0.0/16", nil))

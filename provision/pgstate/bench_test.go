@@ -24,6 +24,7 @@ import (
 func BenchmarkApply1000Backends(b *testing.B) {
 	srv := pgtest.Start(b)
 	fake := awsfake.New()
+	fake.Credentials = map[string]string{"AKIDBENCH": "secret"}
 	defer fake.Close()
 	fake.CreateBucket("bench")
 	b.Setenv("AWS_ACCESS_KEY_ID", "AKIDBENCH")

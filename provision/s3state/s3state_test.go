@@ -35,6 +35,7 @@ func TestS3(t *testing.T) {
 	t.Setenv("AWS_CONFIG_FILE", "/dev/null")
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
 	srv := awsfake.New()
+	srv.Credentials = map[string]string{"AKIDTEST": "secret"}
 	defer srv.Close()
 	srv.CreateBucket("state")
 	ctx := context.Background()
@@ -54,6 +55,12 @@ func TestS3(t *testing.T) {
 	if !statecrypt.IsSealed(obj) || bytes.Contains(obj, []byte(s.Lineage)) || bytes.Contains(obj, []byte("c1-plain-name")) {
 		t.Fatalf("stored object is not ciphertext: %.60q", obj)
 	}
+	// A wrong secret key fails as on AWS (the fake checks signatures).
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+	if _, err := (&provision.Store{Path: filepath.Join(dir, "w.json"), Backend: open(t, srv, "c1"), Sealer: sealer}).Load(); err == nil || !strings.Contains(err.Error(), "SignatureDoesNotMatch") {
+		t.Errorf("load with a wrong secret key: %v", err)
+	}
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
 
 	// Two writers read the same object; the second write loses.
 	b := &provision.Store{Path: filepath.Join(dir, "b.json"), Backend: open(t, srv, "c1"), Sealer: sealer}
@@ -126,6 +133,7 @@ func TestS3LockLease(t *testing.T) {
 	t.Setenv("AWS_CONFIG_FILE", "/dev/null")
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
 	srv := awsfake.New()
+	srv.Credentials = map[string]string{"AKIDTEST": "secret"}
 	defer srv.Close()
 	srv.CreateBucket("state")
 	ctx := context.Background()

@@ -18,9 +18,11 @@
 package awsfake
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/xml"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -43,6 +45,14 @@ type Server struct {
 	AccessKeyID string
 	// Region is the region requests must be signed for (default us-east-1).
 	Region string
+	// Credentials, when set, map each access key the server knows to
+	// its secret key: every request's SigV4 signature is then
+	// recomputed and compared, as AWS does (an unknown key, a wrong
+	// secret or a changed request fail with AuthFailure for EC2,
+	// InvalidAccessKeyId or SignatureDoesNotMatch for S3). Unset: any
+	// key is accepted and signatures are not checked. Set it before
+	// the first request.
+	Credentials map[string]string
 
 	srv *httptest.Server
 
@@ -418,12 +428,25 @@ func errf(code, format string, args ...any) *apiError {
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	var body []byte
+	if r.Body != nil {
+		var err error
+		if body, err = io.ReadAll(r.Body); err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+	}
 	if isS3(r) {
-		s.serveS3(w, r)
+		s.serveS3(w, r, body)
 		return
 	}
 	if r.Method != http.MethodPost {
 		s.writeError(w, &apiError{http.StatusBadRequest, "InvalidAction", "the Query API takes POST"}, "")
+		return
+	}
+	if f := s.verifySigV4(r, body, "ec2"); f != nil {
+		s.writeError(w, &apiError{f.status, f.code, f.message}, "")
 		return
 	}
 	if err := r.ParseForm(); err != nil {

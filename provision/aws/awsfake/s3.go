@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"encoding/xml"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 )
@@ -72,20 +71,16 @@ func s3Fail(w http.ResponseWriter, status int, code, msg string) {
 	}
 }
 
-func (s *Server) serveS3(w http.ResponseWriter, r *http.Request) {
+func (s *Server) serveS3(w http.ResponseWriter, r *http.Request, body []byte) {
 	path := strings.TrimPrefix(r.URL.Path, "/")
 	bucket, key, _ := strings.Cut(path, "/")
 	if bucket == "" {
 		s3Fail(w, http.StatusBadRequest, "InvalidRequest", "path-style requests only: /BUCKET/KEY")
 		return
 	}
-	var body []byte
-	if r.Body != nil {
-		var err error
-		if body, err = io.ReadAll(r.Body); err != nil {
-			s3Fail(w, http.StatusBadRequest, "IncompleteBody", err.Error())
-			return
-		}
+	if f := s.verifySigV4(r, body, "s3"); f != nil {
+		s3Fail(w, f.status, f.code, f.message)
+		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
