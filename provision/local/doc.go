@@ -10,7 +10,10 @@
 // network is private, as in the clouds: only the overlay joins sites.
 // The host reaches public addresses directly; a root-namespace nft table
 // per cluster keeps the host from routing the internet anywhere else
-// (its real uplink, another cluster's internet).
+// (its real uplink, another cluster's internet), but to the interfaces
+// the outside_interfaces setting names, between which and the internet
+// bridge the host routes (forwarding on for exactly those links, put
+// back as it was when the internet goes).
 //
 // A node (kind instance) is a namespace with eth0 on its site bridge and
 // a default route via the site router. With public_ip = true it also gets

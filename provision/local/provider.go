@@ -192,6 +192,9 @@ func (p *Provider) networkIntent(ctx context.Context, w *world, req *provision.C
 			HostNetns: hostNetnsName(req.Cluster)}
 		w.Header.Internets = append(w.Header.Internets, in)
 	}
+	if err := addOutside(w, in, p.settings.OutsideInterfaces); err != nil {
+		return nil, fmt.Errorf("local: network %s: %w", req.Address, err)
+	}
 	r := p.newRecord(w, req, site)
 	r.Netns = uniqueNetns(w, netnsName(req.Cluster, site, "router"))
 	r.CIDR = prefix.String()
@@ -447,25 +450,131 @@ func makeInternet(ctx context.Context, in *internet) error {
 	if in.Table == "" {
 		return nil
 	}
-	_, err = run(ctx, []byte(isolateScript(in)), "nft", "-f", "-")
+	if _, err = run(ctx, []byte(isolateScript(in)), "nft", "-f", "-"); err != nil {
+		return err
+	}
+	if len(in.Outside) == 0 {
+		return nil
+	}
+	// The machine routes between the internet and its outside
+	// interfaces: IPv4 forwarding on exactly those links (the
+	// machine-wide switch stays as it is), the table above keeping the
+	// rest out.
+	for _, n := range append([]string{in.Bridge}, outsideNames(in)...) {
+		if err := writeForwarding(n, "1"); err != nil {
+			return fmt.Errorf("local: cluster %s: route the internet to %s: %w", in.Cluster, n, err)
+		}
+	}
+	return nil
+}
+
+// addOutside records names as outside interfaces of internet in, each
+// with its forwarding setting as it is now (what removing the internet
+// restores). An interface another cluster of the world routes to is
+// refused: its table would keep this cluster's traffic out.
+func addOutside(w *world, in *internet, names []string) error {
+	for _, n := range names {
+		if outsideOf(in, n) != nil {
+			continue
+		}
+		for _, o := range w.Header.Internets {
+			if o != in && outsideOf(o, n) != nil {
+				return fmt.Errorf("outside interface %s is routed to cluster %s's internet already; an interface can be outside one cluster at a time", n, o.Cluster)
+			}
+		}
+		fwd, err := readForwarding(n)
+		if err != nil {
+			return fmt.Errorf("outside interface %s: %w", n, err)
+		}
+		in.Outside = append(in.Outside, &outside{Name: n, Forwarding: fwd})
+	}
+	return nil
+}
+
+func outsideOf(in *internet, name string) *outside {
+	for _, o := range in.Outside {
+		if o.Name == name {
+			return o
+		}
+	}
+	return nil
+}
+
+func outsideNames(in *internet) []string {
+	var out []string
+	for _, o := range in.Outside {
+		out = append(out, o.Name)
+	}
+	return out
+}
+
+// forwardingPath is the IPv4 forwarding switch of interface name in this
+// process's network namespace.
+func forwardingPath(name string) string {
+	return filepath.Join("/proc/sys/net/ipv4/conf", name, "forwarding")
+}
+
+func readForwarding(name string) (string, error) {
+	b, err := os.ReadFile(forwardingPath(name))
+	if errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("this machine has no interface %s", name)
+	}
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+func writeForwarding(name, v string) error {
+	err := os.WriteFile(forwardingPath(name), []byte(v+"\n"), 0o644)
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("this machine has no interface %s", name)
+	}
 	return err
+}
+
+// restoreOutside gives internet in's outside interfaces back the
+// forwarding they had (those still there).
+func restoreOutside(in *internet) error {
+	var errs []error
+	for _, o := range in.Outside {
+		if o.Forwarding == "1" || o.Forwarding == "" {
+			continue
+		}
+		if err := writeForwarding(o.Name, o.Forwarding); err != nil && !strings.Contains(err.Error(), "no interface") {
+			errs = append(errs, fmt.Errorf("local: cluster %s: restore forwarding on %s: %w", in.Cluster, o.Name, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // isolateScript (re)defines the root-namespace table that drops whatever
 // the host would route from a cluster's internet bridge elsewhere (its
 // real uplink, another cluster): the internet is local to the machine.
 // Bridged traffic and traffic to and from the host itself pass.
+//
+// Outside interfaces (outside_interfaces) are routed to and from the
+// bridge too. One whose forwarding hvctl turned on may forward only to
+// the bridge (and within itself): the machine routes nothing else for it.
 func isolateScript(in *internet) string {
+	ours := fmt.Sprintf("%q", in.Bridge)
+	var only []string
+	for _, o := range in.Outside {
+		ours += fmt.Sprintf(", %q", o.Name)
+		if o.Forwarding != "1" {
+			only = append(only, fmt.Sprintf("\t\tiifname %q oifname != { %q, %q } counter drop\n", o.Name, o.Name, in.Bridge))
+		}
+	}
 	return fmt.Sprintf(`add table inet %[1]s
 delete table inet %[1]s
 table inet %[1]s {
 	chain forward {
 		type filter hook forward priority 0; policy accept;
-		iifname "%[2]s" oifname != "%[2]s" counter drop
-		oifname "%[2]s" iifname != "%[2]s" counter drop
-	}
+		iifname "%[2]s" oifname != { %[3]s } counter drop
+		oifname "%[2]s" iifname != { %[3]s } counter drop
+%[4]s	}
 }
-`, in.Table, in.Bridge)
+`, in.Table, in.Bridge, ours, strings.Join(only, ""))
 }
 
 // makeNetwork makes a site router: namespace, site bridge with the
@@ -980,6 +1089,10 @@ func dropIdleInternets(ctx context.Context, w *world) error {
 			busy = busy || (r.Cluster == in.Cluster && r.Kind == provision.KindNetwork)
 		}
 		if busy {
+			continue
+		}
+		if err := restoreOutside(in); err != nil {
+			errs = append(errs, err)
 			continue
 		}
 		if in.Table != "" {

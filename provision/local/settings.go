@@ -3,6 +3,7 @@ package local
 import (
 	"bufio"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -27,6 +28,13 @@ type Settings struct {
 	// cloud reports an instance that never comes up. For testing the
 	// elastic daemon's replace-and-hold rules on real namespaces.
 	BootFailRate float64 // boot_fail_rate, 0..1, default 0
+	// OutsideInterfaces are interfaces of this machine (its network
+	// namespace) whose networks the cluster's internet reaches and is
+	// reached from: the machine routes between them and the internet
+	// bridge, and nowhere else. It is how a local cloud site meets
+	// machines that are not the provider's (a static site on a lab
+	// bridge, a real LAN). Taken when the cluster's internet is made.
+	OutsideInterfaces []string // outside_interfaces
 	// AgentCommand is the node agent's command line; the provider
 	// appends "-config PATH". Empty means the package's AgentCommand,
 	// and when that is empty too, this executable with "agent".
@@ -80,6 +88,9 @@ func effectiveCaps() (uint64, error) {
 func New(cfg *templates.Provider, env *provision.Env) (provision.Provider, hcl.Diagnostics) {
 	s, diags := ParseSettings(cfg)
 	diags = append(diags, Preflight(cfg)...)
+	if !diags.HasErrors() {
+		diags = append(diags, checkOutsideExist(cfg, s)...)
+	}
 	if diags.HasErrors() {
 		return nil, diags
 	}
@@ -123,8 +134,50 @@ func ParseSettings(cfg *templates.Provider) (Settings, hcl.Diagnostics) {
 	schema := provision.Schema{Provider: "local", Settings: []provision.Setting{
 		{Name: "boot_time", Into: &s.BootTime, Must: `must be a duration like "5s"`},
 		{Name: "boot_fail_rate", Into: &s.BootFailRate, Valid: provision.Between(0, 1), Must: "must be a probability from 0 to 1, like 0.2"},
+		{Name: "outside_interfaces", Into: &s.OutsideInterfaces, Check: checkOutside,
+			Must: `must be a list of interface names of this machine, like ["br-lab"]`},
 	}}
 	return s, schema.Decode(cfg)
+}
+
+// checkOutside checks outside_interfaces' names (Setting.Check).
+func checkOutside(v any) string {
+	seen := map[string]bool{}
+	for _, n := range v.([]string) {
+		switch {
+		case !validIfName(n):
+			return fmt.Sprintf("outside_interfaces: %q is not an interface name (1 to 15 characters, no spaces, \"/\" or \":\"); ip link lists this machine's interfaces.", n)
+		case n == "lo":
+			return `outside_interfaces: "lo" is the loopback interface, not a network: name the interface (a bridge, a NIC) the outside machines are on.`
+		case strings.HasPrefix(n, "hv"):
+			return fmt.Sprintf("outside_interfaces: %q is named like hvctl's own links (hv...), which the local provider makes and removes itself: name an interface it does not make.", n)
+		case seen[n]:
+			return fmt.Sprintf("outside_interfaces: %q is listed twice.", n)
+		}
+		seen[n] = true
+	}
+	return ""
+}
+
+// validIfName reports whether n is a Linux interface name.
+func validIfName(n string) bool {
+	if n == "" || len(n) > 15 || n == "." || n == ".." {
+		return false
+	}
+	return !strings.ContainsAny(n, "/: \t\n")
+}
+
+// checkOutsideExist reports, as diagnostics on the setting, the
+// outside_interfaces this machine does not have.
+func checkOutsideExist(cfg *templates.Provider, s Settings) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	for _, n := range s.OutsideInterfaces {
+		if _, err := net.InterfaceByName(n); err != nil {
+			diags = append(diags, provision.SettingError(cfg, "outside_interfaces", "No such interface",
+				fmt.Sprintf("outside_interfaces names %q, which this machine does not have (ip link lists its interfaces): make it first (the bridge or NIC the outside machines are on), or leave it out.", n)))
+		}
+	}
+	return diags
 }
 
 // agentCommand is the command line a provider with settings s starts.

@@ -168,3 +168,75 @@ func TestAllocHost(t *testing.T) {
 		t.Errorf("after wrap = %v, want 10.0.0.3", a)
 	}
 }
+
+// outside_interfaces: names are checked at their argument, and at plan
+// time each must be an interface of this machine.
+func TestOutsideInterfaces(t *testing.T) {
+	list := func(names ...string) cty.Value {
+		var vs []cty.Value
+		for _, n := range names {
+			vs = append(vs, cty.StringVal(n))
+		}
+		if len(vs) == 0 {
+			return cty.ListValEmpty(cty.String)
+		}
+		return cty.ListVal(vs)
+	}
+	cases := []struct {
+		name    string
+		value   cty.Value
+		want    []string
+		errPart string // at parse time
+		missing string // at New: the interface it says is missing
+	}{
+		{name: "lo is not a network", value: list("lo"), errPart: "loopback"},
+		{name: "empty list", value: list(), want: nil},
+		{name: "not a name", value: list("br/lab"), errPart: `"br/lab" is not an interface name`},
+		{name: "too long", value: list("a-very-long-bridge"), errPart: "1 to 15 characters"},
+		{name: "empty name", value: list(""), errPart: "is not an interface name"},
+		{name: "hvctl's own", value: list("hv0123abcdb"), errPart: "hvctl's own links"},
+		{name: "twice", value: list("brx", "brx"), errPart: "listed twice"},
+		{name: "a string", value: cty.StringVal("br-lab"), errPart: `must be a list of interface names`},
+		{name: "a number", value: cty.NumberIntVal(3), errPart: `must be a list of interface names`},
+		{name: "missing interface", value: list("nosuch-if0"), want: []string{"nosuch-if0"}, missing: "nosuch-if0"},
+	}
+	savedP := checkPrivileges
+	t.Cleanup(func() { checkPrivileges = savedP })
+	checkPrivileges = func() error { return nil }
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := providerBlock(map[string]cty.Value{"outside_interfaces": c.value})
+			s, diags := ParseSettings(cfg)
+			if c.errPart != "" {
+				if len(diags) != 1 || !strings.Contains(diags[0].Detail, c.errPart) {
+					t.Fatalf("diagnostics = %v, want one containing %q", diags, c.errPart)
+				}
+				if *diags[0].Subject != cfg.AttrRanges["outside_interfaces"] {
+					t.Errorf("Subject = %v, want the argument's range", diags[0].Subject)
+				}
+				return
+			}
+			if diags.HasErrors() {
+				t.Fatal(diags)
+			}
+			if strings.Join(s.OutsideInterfaces, ",") != strings.Join(c.want, ",") {
+				t.Errorf("OutsideInterfaces = %q, want %q", s.OutsideInterfaces, c.want)
+			}
+			_, diags = New(cfg, &provision.Env{StateDir: t.TempDir()})
+			if c.missing == "" {
+				if diags.HasErrors() {
+					t.Errorf("New: %v", diags)
+				}
+				return
+			}
+			if len(diags) != 1 || !strings.Contains(diags[0].Detail, `"`+c.missing+`"`) || *diags[0].Subject != cfg.AttrRanges["outside_interfaces"] {
+				t.Errorf("New: diagnostics = %v, want one at outside_interfaces naming %s", diags, c.missing)
+			}
+		})
+	}
+	// An interface that exists (lo is refused by name; every machine
+	// has it, so the existence check is tested with its check alone).
+	if d := checkOutsideExist(providerBlock(nil), Settings{OutsideInterfaces: []string{"lo"}}); d.HasErrors() {
+		t.Errorf("lo exists, yet: %v", d)
+	}
+}

@@ -54,6 +54,18 @@ type internet struct {
 	// Next is the host offset the next public address allocation tries
 	// first (sequential, wrapping, never a live one).
 	Next int `json:"next"`
+	// Outside are the machine's interfaces the internet is routed to
+	// and from (the outside_interfaces setting).
+	Outside []*outside `json:"outside,omitempty"`
+}
+
+// outside is an interface of the machine routed to a cluster's internet.
+type outside struct {
+	Name string `json:"name"`
+	// Forwarding is the interface's IPv4 forwarding before hvctl set it
+	// ("0" or "1"), restored when the internet goes; "1" means hvctl
+	// left its routing alone.
+	Forwarding string `json:"forwarding"`
 }
 
 // proc identifies a process: the pid and its start time (clock ticks
