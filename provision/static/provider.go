@@ -162,11 +162,17 @@ func (p *Provider) Create(ctx context.Context, req *provision.CreateRequest) (*p
 		return nil, fail("write the agent configuration", err)
 	}
 	unit := "hvctl-" + dir + ".service"
-	text := provision.SystemdUnit(path.Join(rdir, "hvctl") + " agent -config " + path.Join(rdir, "agent.json"))
+	text := agentUnit(rdir)
 	if _, err := c.run(ctx, startScript, strings.NewReader(text), rdir, unit); err != nil {
 		return nil, fail("start the agent", err)
 	}
 	return &provision.CreateResponse{ID: id, Attrs: attrs}, nil
+}
+
+// agentUnit is the systemd unit of the agent installed in rdir (a path
+// without unitUnsafe characters: install_dir's check).
+func agentUnit(rdir string) string {
+	return provision.SystemdUnit(path.Join(rdir, "hvctl") + " agent -config " + path.Join(rdir, "agent.json"))
 }
 
 func (p *Provider) attrs(in provision.InstanceSpec, state string) provision.Attrs {

@@ -64,8 +64,9 @@ func ParseSettings(cfg *templates.Provider) (Settings, hcl.Diagnostics) {
 		{Name: "jump_host", Into: &s.JumpHost, Valid: func(v any) bool { return validJump(v.(string)) },
 			Must: `must be a host or host:port, like "bastion.example.org:22"`},
 		{Name: "agent_binary", Into: &s.AgentBinary, Valid: provision.NonEmpty, Must: "must be the path of an hvctl binary"},
-		{Name: "install_dir", Into: &s.InstallDir, Valid: func(v any) bool { return filepath.IsAbs(v.(string)) && filepath.Clean(v.(string)) != "/" },
-			Must: `must be an absolute directory path other than "/"`},
+		{Name: "install_dir", Into: &s.InstallDir, Valid: func(v any) bool {
+			return filepath.IsAbs(v.(string)) && filepath.Clean(v.(string)) != "/" && !strings.ContainsAny(v.(string), unitUnsafe)
+		}, Must: `must be an absolute directory path other than "/", without spaces or any of % $ " ' \ ; (it is written into a systemd unit's ExecStart)`},
 		{Name: "connect_timeout", Into: &s.ConnectTimeout, Valid: func(v any) bool { return v.(time.Duration) > 0 },
 			Must: `must be a positive duration like "10s"`},
 	}}
@@ -88,6 +89,10 @@ func ParseSettings(cfg *templates.Provider) (Settings, hcl.Diagnostics) {
 	}
 	return s, diags
 }
+
+// unitUnsafe are the characters a systemd ExecStart would read as more
+// than a path: word breaks, quotes, escapes, specifiers (%), variables.
+const unitUnsafe = " \t\n\"'\\%$;"
 
 func validJump(s string) bool {
 	if s == "" || strings.ContainsAny(s, " /@") {

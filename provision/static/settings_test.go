@@ -1,6 +1,8 @@
 package static
 
 import (
+	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -41,6 +43,8 @@ func TestSettingsErrors(t *testing.T) {
 		{"become", "become", cty.StringVal("doas"), "Invalid become", `must be "sudo"`},
 		{"install_dir relative", "install_dir", cty.StringVal("hvctl"), "Invalid install_dir", "absolute"},
 		{"install_dir root", "install_dir", cty.StringVal("/"), "Invalid install_dir", "absolute"},
+		{"install_dir with a space", "install_dir", cty.StringVal("/opt/hv ctl"), "Invalid install_dir", "systemd unit"},
+		{"install_dir with a specifier", "install_dir", cty.StringVal("/opt/hv%h"), "Invalid install_dir", "without spaces"},
 		{"private_key neither", "private_key", cty.StringVal(secretish), "Cannot read private_key", "neither a key"},
 		{"misspelt", "knwon_hosts", cty.StringVal("x"), "Unsupported argument", `Did you mean "known_hosts"?`},
 		{"old name", "ssh_key", cty.StringVal("x"), "Unsupported argument", `no argument "ssh_key"`},
@@ -90,6 +94,41 @@ func TestFactoryChecks(t *testing.T) {
 			}
 			if !found {
 				t.Errorf("diagnostics %v lack %q", diags, c.summary)
+			}
+		})
+	}
+}
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+// TestAgentUnit: the systemd unit Create installs where systemd runs
+// (the path the sandbox cannot run: no systemd here), for the default
+// install_dir and another one (golden: testdata/unit/).
+func TestAgentUnit(t *testing.T) {
+	cases := []struct{ name, installDir string }{
+		{"default", DefaultInstallDir},
+		{"opt", "/opt/hvctl-static"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s, diags := ParseSettings(providerBlock(map[string]cty.Value{"install_dir": cty.StringVal(c.installDir)}))
+			if diags.HasErrors() {
+				t.Fatal(diags)
+			}
+			p := &Provider{settings: s}
+			dir := nodeDir(provision.ClientToken("L-c", "site.onprem.node.head", 0))
+			out := fmt.Sprintf("# hvctl-%s.service\n%s", dir, agentUnit(p.remoteDir(dir)))
+			golden := filepath.Join("testdata", "unit", c.name+".golden")
+			if *update {
+				must(t, os.MkdirAll(filepath.Dir(golden), 0o755))
+				must(t, os.WriteFile(golden, []byte(out), 0o644))
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run with -update to write it)", err)
+			}
+			if out != string(want) {
+				t.Errorf("unit:\n%s\nwant (%s):\n%s", out, golden, want)
 			}
 		})
 	}
