@@ -474,9 +474,11 @@ func withMicroversion(cc *gophercloud.ServiceClient, v string) *gophercloud.Serv
 
 // List is one page of the cluster's servers: Nova's list filtered by the
 // cluster tag, limit 1,000, the last server's ID as the marker of the
-// next. Attributes come from Nova's addresses; a server whose address
-// Nova does not show yet is left out, for Read to ask Neutron. Networks
-// are read one by one.
+// next when Nova links the page to a next one (Nova caps a page at its
+// max_limit, which an operator may set below 1,000, so a short page can
+// still have a next). Attributes come from Nova's addresses; a server
+// whose address Nova does not show yet is left out, for Read to ask
+// Neutron. Networks are read one by one.
 func (p *Provider) List(ctx context.Context, req *provision.ListRequest) (*provision.ListPage, error) {
 	cc, _, _, err := p.clients(ctx)
 	if err != nil {
@@ -485,9 +487,15 @@ func (p *Provider) List(ctx context.Context, req *provision.ListRequest) (*provi
 	page := &provision.ListPage{Kinds: []provision.Kind{provision.KindInstance}}
 	opts := servers.ListOpts{Tags: tag(keyCluster, req.Cluster), Limit: listPageSize, Marker: req.PageToken}
 	var list []servers.Server
+	next := ""
 	err = servers.List(withMicroversion(cc, tagsMicroversion), opts).EachPage(ctx, func(_ context.Context, pg pagination.Page) (bool, error) {
 		var err error
-		list, err = servers.ExtractServers(pg)
+		if list, err = servers.ExtractServers(pg); err != nil {
+			return false, err
+		}
+		if sp, ok := pg.(servers.ServerPage); ok {
+			next, err = sp.NextPageURL()
+		}
 		return false, err // one page per call
 	})
 	if err != nil {
@@ -508,7 +516,7 @@ func (p *Provider) List(ctx context.Context, req *provision.ListRequest) (*provi
 		}
 		page.Items = append(page.Items, provision.Listed{Kind: provision.KindInstance, ID: srv.ID, ClientToken: srv.Metadata[keyToken], Attrs: a})
 	}
-	if len(list) == listPageSize {
+	if next != "" && len(list) > 0 {
 		page.NextPageToken = list[len(list)-1].ID
 	}
 	return page, nil

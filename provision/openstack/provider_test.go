@@ -3,6 +3,7 @@ package openstack_test
 import (
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -647,5 +648,88 @@ func TestRefreshByListing(t *testing.T) {
 	}
 	if a := actions(p); a[victim.Address] != string(provision.ActionCreate) || len(p.Drift) != 1 {
 		t.Errorf("after a delete outside: %s is %q, drift %+v", victim.Address, a[victim.Address], p.Drift)
+	}
+}
+
+// TestListPages: refresh by listing across several pages. Nova caps a
+// page at its max_limit (an operator setting, here below the 1,000 the
+// provider asks for) and links a full page to the next; the listing
+// follows the links until a page has none, finds every server once,
+// and costs one list call per page — counted by the fake — plus the
+// networks' reads and the login, never a read per server.
+func TestListPages(t *testing.T) {
+	const workers = 120 // + the hub and the gateway: 122 servers
+	tests := []struct {
+		maxLimit, pages int
+	}{
+		{1000, 1},
+		{50, 3},  // 50, 50, 22
+		{61, 3},  // 61, 61, then an empty page (a full page has a next link)
+		{7, 18},  // 17 × 7, then 3
+		{122, 2}, // all, then an empty page
+	}
+	fake := newCloud(t)
+	c := newCluster(t, fake, "paged", "", "", workers, "m1.small")
+	c.mustApply(false)
+	st := c.state()
+	servers := 0
+	for _, r := range st.Resources {
+		if r.Kind == provision.KindInstance {
+			servers++
+		}
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("max_limit %d", tt.maxLimit), func(t *testing.T) {
+			fake.SetMaxLimit(tt.maxLimit)
+			defer fake.SetMaxLimit(0)
+			// The provider's listing, page by page.
+			seen := map[string]int{}
+			lists := fake.Calls("GET", "/servers/detail")
+			token := ""
+			for pages := 1; ; pages++ {
+				pg, err := c.p.List(ctx(t), &provision.ListRequest{Cluster: "paged", PageToken: token})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, it := range pg.Items {
+					seen[it.ID]++
+				}
+				if token = pg.NextPageToken; token == "" {
+					break
+				}
+				if pages > 1000 {
+					t.Fatal("the listing never ends")
+				}
+			}
+			if got := fake.Calls("GET", "/servers/detail") - lists; got != tt.pages {
+				t.Errorf("%d server list calls, want %d", got, tt.pages)
+			}
+			if len(seen) != servers {
+				t.Errorf("listing found %d servers, want %d", len(seen), servers)
+			}
+			for id, n := range seen {
+				if n != 1 {
+					t.Errorf("server %s listed %d times", id, n)
+				}
+			}
+			// A refresh through the engine: no changes, and API calls =
+			// the pages plus the few non-server reads, no read per server.
+			before, lists := fake.TotalCalls(), fake.Calls("GET", "/servers/detail")
+			p, _, err := c.e.Plan(ctx(t), st, provision.PlanOptions{Refresh: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			calls := fake.TotalCalls() - before
+			t.Logf("max_limit %d: refresh of %d resources in %d API calls (%d server lists)", tt.maxLimit, len(st.Resources), calls, fake.Calls("GET", "/servers/detail")-lists)
+			if p.HasChanges() {
+				t.Errorf("no-op plan has changes: %v", actions(p))
+			}
+			if got := fake.Calls("GET", "/servers/detail") - lists; got != tt.pages {
+				t.Errorf("refresh made %d server list calls, want %d", got, tt.pages)
+			}
+			if calls > tt.pages+10 {
+				t.Errorf("refresh made %d API calls, want at most %d pages + 10", calls, tt.pages)
+			}
+		})
 	}
 }

@@ -79,6 +79,19 @@ type Server struct {
 	lose           []loseRule
 	calls          []string // "METHOD /path" of every API call
 	nextFIP        int
+	maxLimit       int // Nova's max_limit: the largest page of a list
+}
+
+// DefaultMaxLimit is Nova's default max_limit ([api] max_limit).
+const DefaultMaxLimit = 1000
+
+// SetMaxLimit sets Nova's max_limit, the largest page a server list
+// returns whatever limit the client asks for (an operator setting;
+// default 1,000).
+func (s *Server) SetMaxLimit(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.maxLimit = n
 }
 
 type loseRule struct {
@@ -470,6 +483,15 @@ func (s *Server) nova(w http.ResponseWriter, r *http.Request, path string, body 
 			}
 			limit = n
 		}
+		// As Nova: the page is min(limit, max_limit), and a full page
+		// links to the next (which may be empty).
+		maxLimit := s.maxLimit
+		if maxLimit <= 0 {
+			maxLimit = DefaultMaxLimit
+		}
+		if limit == 0 || limit > maxLimit {
+			limit = maxLimit
+		}
 		marker := q.Get("marker")
 		if marker != "" && s.servers[marker] == nil {
 			novaErr(w, 400, "badRequest", "marker ["+marker+"] not found")
@@ -477,7 +499,6 @@ func (s *Server) nova(w http.ResponseWriter, r *http.Request, path string, body 
 		}
 		list := []any{}
 		var last string
-		more := false
 		past := marker == ""
 		for _, id := range s.sorder {
 			v := s.servers[id]
@@ -488,15 +509,14 @@ func (s *Server) nova(w http.ResponseWriter, r *http.Request, path string, body 
 			if v == nil || re != nil && !re.MatchString(v.Name) || !hasAll(v.Tags, tags) {
 				continue
 			}
-			if limit > 0 && len(list) == limit {
-				more = true
+			if len(list) == limit {
 				break
 			}
 			list = append(list, s.serverJSON(v, false))
 			last = id
 		}
 		out := map[string]any{"servers": list}
-		if more {
+		if len(list) == limit {
 			next := *r.URL
 			nq := next.Query()
 			nq.Set("marker", last)
