@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hvctl/hvctl/elastic"
+	"github.com/hvctl/hvctl/provision/aws/awsfake"
 	"github.com/hvctl/hvctl/provision/statecrypt"
 )
 
@@ -20,12 +21,22 @@ import (
 // refused apply creates nothing and writes no state. The plan applied,
 // a new plan has no changes.
 func TestEncryptedSavedPlan(t *testing.T) {
+	srv := awsfake.New()
+	srv.Credentials = map[string]string{"AKIDTEST": "secret"}
+	defer srv.Close()
+	srv.CreateBucket("plan-state")
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDTEST")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
+	t.Setenv("AWS_CONFIG_FILE", "/dev/null")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
 	tests := []struct {
 		name, block string
 		// env sets the passphrase for apply; plan gets planArgs.
 		env, wrongEnv map[string]string
 		planArgs      []string
 		secret        string
+		// object is the state's S3 key when the block's backend is s3.
+		object string
 	}{
 		{
 			name:     "key_env",
@@ -42,12 +53,23 @@ func TestEncryptedSavedPlan(t *testing.T) {
 			wrongEnv: map[string]string{"HVCTL_VAR_state_passphrase": "another passphrase"},
 			secret:   "the variable passphrase",
 		},
+		{
+			// The plan remembers its workspace; apply of it needs no
+			// -workspace and reaches the remote state.
+			name:     "s3 backend and workspace",
+			block:    "state {\n  backend        = \"s3\"\n  bucket         = \"plan-state\"\n  endpoint       = \"" + srv.URL + "\"\n  use_path_style = true\n  encryption {\n    key_env = \"HVCTL_TEST_PLAN_KEY\"\n  }\n}",
+			planArgs: []string{"-workspace", "ci-7"},
+			env:      map[string]string{"HVCTL_TEST_PLAN_KEY": "s3 plan passphrase"},
+			wrongEnv: map[string]string{"HVCTL_TEST_PLAN_KEY": "not the s3 one"},
+			secret:   "s3 plan passphrase",
+			object:   "hvctl/state-plan-s3/ci-7.state",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
 			t.Setenv("HVCTL_SIM_WORLD", t.TempDir())
-			name := "state-plan-" + tt.name
+			name := "state-plan-" + strings.Fields(tt.name)[0]
 			writeTemplate(t, dir, "0s", name, 2, 0)
 			appendState(t, dir, tt.block)
 			setEnv := func(m map[string]string) {
@@ -61,16 +83,16 @@ func TestEncryptedSavedPlan(t *testing.T) {
 				t.Fatalf("plan -out: %s", r.stderr)
 			}
 			planPath := filepath.Join(dir, "p.hvplan")
-			stored, err := os.ReadFile(planPath)
+			planFile, err := os.ReadFile(planPath)
 			if err != nil {
 				t.Fatal(err)
 			}
 			var clear map[string]any
-			if err := json.Unmarshal(stored, &clear); err != nil || clear["hvctl_plan_format"] != 2.0 {
-				t.Fatalf("saved plan is not a sealed plan (format 2): %v %.100q", err, stored)
+			if err := json.Unmarshal(planFile, &clear); err != nil || clear["hvctl_plan_format"] != 2.0 {
+				t.Fatalf("saved plan is not a sealed plan (format 2): %v %.100q", err, planFile)
 			}
-			for _, leak := range []string{name, "site.onprem", "lineage", "192.168.10.0", "changes", tt.secret} {
-				if bytes.Contains(stored, []byte(leak)) {
+			for _, leak := range []string{name, "site.onprem", "lineage", "192.168.10.0", "changes", "ci-7", tt.secret} {
+				if bytes.Contains(planFile, []byte(leak)) {
 					t.Errorf("the sealed plan contains %q", leak)
 				}
 			}
@@ -78,6 +100,13 @@ func TestEncryptedSavedPlan(t *testing.T) {
 				t.Errorf("plan file mode %v", fi.Mode().Perm())
 			}
 			statePath := filepath.Join(dir, ".hvctl", "state.json")
+			stored := func() []byte {
+				if tt.object != "" {
+					return srv.Object("plan-state", tt.object)
+				}
+				b, _ := os.ReadFile(statePath)
+				return b
+			}
 
 			refusals := []struct {
 				name string
@@ -103,7 +132,7 @@ func TestEncryptedSavedPlan(t *testing.T) {
 							t.Errorf("%s: exit %d, want an error naming p.hvplan with %q:\n%s", verb[0], r.code, rf.want, r.stderr)
 						}
 					}
-					if _, err := os.Stat(statePath); err == nil {
+					if stored() != nil {
 						t.Error("the refused apply wrote a state")
 					}
 					if items := simList(t, dir); len(items) != 0 {
@@ -118,8 +147,8 @@ func TestEncryptedSavedPlan(t *testing.T) {
 			if r := hv(t, dir, "", "apply", "-input=false", "p.hvplan"); r.code != 0 {
 				t.Fatalf("apply p.hvplan: %s", r.stderr)
 			}
-			if b, _ := os.ReadFile(statePath); !statecrypt.IsSealed(b) {
-				t.Errorf("state after applying the plan is not encrypted")
+			if b := stored(); !statecrypt.IsSealed(b) {
+				t.Errorf("state after applying the plan is not encrypted: %.40q", b)
 			}
 			if r := hv(t, dir, "", append([]string{"plan", "-detailed-exitcode", "-input=false"}, append(tt.planArgs, "main.hcl")...)...); r.code != 0 {
 				t.Errorf("plan after applying the saved plan: exit %d\n%s%s", r.code, r.stdout, r.stderr)
