@@ -84,9 +84,9 @@ func killTrials(t *testing.T, dir, name string, workers int, extra ...string) {
 	}
 }
 
-// TestS3KillAndLock: against the AWS fake's S3, encrypted, with a 1 s
-// lock lease: two concurrent applies, the second waiting -lock-timeout
-// and failing with the first's PID; then 20 SIGKILLs during apply and
+// TestS3KillAndLock: against the AWS fake's S3, encrypted: two
+// concurrent applies, the second waiting -lock-timeout and failing with
+// the first's PID; then, with a 1 s lock lease, 20 SIGKILLs during apply and
 // destroy: the state object stays whole and decrypts, the dead holder's
 // lock is replaced once its lease runs out, and no machine is made
 // twice; at the end no lock object is left.
@@ -103,10 +103,13 @@ func TestS3KillAndLock(t *testing.T) {
 	t.Setenv("HVCTL_TEST_STATE_KEY", "s3 kill passphrase")
 	name := fmt.Sprintf("state-s3kill-%d", rand.IntN(1<<30))
 	dir, other := t.TempDir(), t.TempDir()
-	block := "state {\n  backend        = \"s3\"\n  bucket         = \"kill-state\"\n  use_path_style = true\n  lock_lease     = \"1s\"\n  encryption {\n    key_env = \"HVCTL_TEST_STATE_KEY\"\n  }\n}"
+	// The lease: the default while two applies race (a renewal late by
+	// more than a 1 s lease on a loaded machine would let B take over),
+	// 1 s for the kills, so each dead holder's lock is free soon.
+	lease := "1m"
 	write := func(d, boot string, workers int) {
 		writeTemplate(t, d, boot, name, workers, 0)
-		appendState(t, d, block)
+		appendState(t, d, "state {\n  backend        = \"s3\"\n  bucket         = \"kill-state\"\n  use_path_style = true\n  lock_lease     = \""+lease+"\"\n  encryption {\n    key_env = \"HVCTL_TEST_STATE_KEY\"\n  }\n}")
 	}
 	ep := "-backend-config=endpoint=" + srv.URL
 	ctx := context.Background()
@@ -153,6 +156,7 @@ func TestS3KillAndLock(t *testing.T) {
 	}
 
 	const workers = 6
+	lease = "1s"
 	write(dir, "0s", workers)
 	killTrials(t, dir, name, workers, ep)
 	obj := srv.Object("kill-state", "hvctl/"+name+"/default.state")
