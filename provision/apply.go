@@ -215,7 +215,7 @@ func (e *Engine) awaitReady(ctx context.Context, st *State, c *Change) (err erro
 		return fmt.Errorf("create %s: finish after an interruption: %w", c.Address, err)
 	}
 	releaseSlot(ctx)
-	rr, werr := w.WaitReady(ctx, &ReadRequest{Address: c.Address, Kind: c.Kind, ID: cur.ID, ClientToken: cur.Token})
+	rr, werr := w.WaitReady(ctx, &ReadRequest{Address: c.Address, Kind: c.Kind, ID: cur.ID, ClientToken: cur.Token, Attrs: cur.Attrs})
 	if rr != nil {
 		cur.Attrs = mergeAttrs(cur.Attrs, rr.Attrs)
 	}
@@ -327,7 +327,7 @@ func (e *Engine) applyCreate(ctx context.Context, st *State, c *Change, res *App
 		var rr *ReadResponse
 		rerr := e.call(ctx, c.Provider, func(ctx context.Context) error {
 			var err error
-			rr, err = p.Read(ctx, &ReadRequest{Address: c.Address, Kind: c.Kind, ClientToken: token})
+			rr, err = p.Read(ctx, &ReadRequest{Address: c.Address, Kind: c.Kind, ClientToken: token, Attrs: attrs})
 			return err
 		})
 		if rerr != nil || rr.Exists {
@@ -350,7 +350,7 @@ func (e *Engine) applyCreate(ctx context.Context, st *State, c *Change, res *App
 	}
 	if w, ok := p.(Waiter); ok {
 		releaseSlot(ctx)
-		rr, werr := w.WaitReady(ctx, &ReadRequest{Address: c.Address, Kind: c.Kind, ID: resp.ID, ClientToken: token})
+		rr, werr := w.WaitReady(ctx, &ReadRequest{Address: c.Address, Kind: c.Kind, ID: resp.ID, ClientToken: token, Attrs: attrs})
 		final := created
 		if werr != nil {
 			final.Status = StatusTainted
@@ -440,7 +440,7 @@ func (e *Engine) applyDelete(ctx context.Context, st *State, c *Change, res *App
 		var rr *ReadResponse
 		if err := e.call(ctx, c.Provider, func(ctx context.Context) error {
 			var err error
-			rr, err = p.Read(ctx, &ReadRequest{Address: c.Address, Kind: c.Kind, ClientToken: cur.Token})
+			rr, err = p.Read(ctx, &ReadRequest{Address: c.Address, Kind: c.Kind, ClientToken: cur.Token, Attrs: cur.Attrs})
 			return err
 		}); err != nil {
 			return fmt.Errorf("delete %s: %w", c.Address, err)

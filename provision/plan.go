@@ -133,7 +133,7 @@ func (e *Engine) Refresh(ctx context.Context, st *State) (*State, []Drift, error
 		if err != nil {
 			return err
 		}
-		req := &ReadRequest{Address: r.Address, Kind: r.Kind, ID: r.ID, ClientToken: r.Token}
+		req := &ReadRequest{Address: r.Address, Kind: r.Kind, ID: r.ID, ClientToken: r.Token, Attrs: r.Attrs}
 		if r.Status == StatusPending {
 			req.ID = ""
 		}

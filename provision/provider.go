@@ -145,6 +145,12 @@ type ReadRequest struct {
 	Kind        Kind
 	ID          string
 	ClientToken string
+	// Attrs are the attributes the state records for the resource; for
+	// a pending intent (no ID yet), those it is being created with, so
+	// a provider whose machine is named by its attributes (the static
+	// provider's host) can find what the token made without keeping a
+	// record of its own.
+	Attrs Attrs
 }
 
 // ReadResponse is a resource's current state.

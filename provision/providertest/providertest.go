@@ -60,7 +60,7 @@ func create(t *testing.T, p provision.Provider, req *provision.CreateRequest) (*
 		return nil, err
 	}
 	if w, ok := p.(provision.Waiter); ok {
-		if _, err := w.WaitReady(ctx(t), &provision.ReadRequest{Address: req.Address, Kind: req.Kind, ID: resp.ID, ClientToken: req.ClientToken}); err != nil {
+		if _, err := w.WaitReady(ctx(t), &provision.ReadRequest{Address: req.Address, Kind: req.Kind, ID: resp.ID, ClientToken: req.ClientToken, Attrs: req.Attrs}); err != nil {
 			return resp, err
 		}
 	}
@@ -81,7 +81,7 @@ func mustCreate(t *testing.T, p provision.Provider, req *provision.CreateRequest
 
 func read(t *testing.T, p provision.Provider, req *provision.CreateRequest, id string) *provision.ReadResponse {
 	t.Helper()
-	rr, err := p.Read(ctx(t), &provision.ReadRequest{Address: req.Address, Kind: req.Kind, ID: id, ClientToken: req.ClientToken})
+	rr, err := p.Read(ctx(t), &provision.ReadRequest{Address: req.Address, Kind: req.Kind, ID: id, ClientToken: req.ClientToken, Attrs: req.Attrs})
 	if err != nil {
 		t.Fatalf("read %s (id %q): %v", req.Address, id, err)
 	}

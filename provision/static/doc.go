@@ -17,10 +17,12 @@
 // supervisor restarts the agent when it exits). With become = "sudo"
 // every remote command runs under sudo -n.
 //
-// Before it connects, Create records its intent (client token, host, ID)
-// under StateDir/static (0600, written atomically), so that a rerun after
-// a crash finds the machine by its token and completes or removes exactly
-// what exists: every remote step is idempotent, and the agent is started
+// A node's ID, HOST/n-HASH, is known before Create connects, and the
+// engine records its intent (the client token and the attributes, the
+// host among them) before it calls Create and hands them to Read, so a
+// rerun after a crash finds the machine by its token without a record of
+// the provider's own, and completes or removes exactly what exists: every
+// remote step is idempotent, and the agent is started
 // only when its pid or unit is not already running, so a rerun never
 // starts a second agent. Read reports whether the directory exists with
 // the token and whether the agent runs; Delete stops the agent and

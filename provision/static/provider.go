@@ -12,7 +12,6 @@ import (
 	"io"
 	"os"
 	"path"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -33,48 +32,20 @@ type Provider struct {
 	settings Settings
 	auth     ssh.AuthMethod
 	hostKeys *hostKeys
-	dir      string // StateDir/static: the intents
 }
 
-// Open makes a provider with settings s and auth; its intents go under
-// env.StateDir.
+// Open makes a provider with settings s and auth. It keeps nothing of
+// its own where hvctl runs: a node's ID is its host and a directory
+// named by its client token (HOST/n-HASH), so the engine's intent (the
+// token and the attributes, the host among them, recorded before Create
+// is called) is enough to find what an interrupted Create made.
 func Open(env *provision.Env, s Settings, auth ssh.AuthMethod) *Provider {
-	return &Provider{settings: s, auth: auth, hostKeys: &hostKeys{path: s.KnownHosts, acceptNew: s.InsecureAcceptNew},
-		dir: filepath.Join(env.StateDir, "static")}
+	return &Provider{settings: s, auth: auth, hostKeys: &hostKeys{path: s.KnownHosts, acceptNew: s.InsecureAcceptNew}}
 }
 
 // Limits: each host is its own; the engine's parallelism bounds the
 // connections.
 func (p *Provider) Limits() provision.Limits { return provision.Limits{} }
-
-// intent is what Create records before it connects: enough to find the
-// machine again by token.
-type intent struct {
-	ClientToken string `json:"client_token"`
-	Address     string `json:"address"`
-	Host        string `json:"host"`
-	ID          string `json:"id"`
-}
-
-func (p *Provider) intentPath(token string) string {
-	h := sha256.Sum256([]byte(token))
-	return filepath.Join(p.dir, "intents", hex.EncodeToString(h[:12])+".json")
-}
-
-func (p *Provider) readIntent(token string) (*intent, error) {
-	b, err := os.ReadFile(p.intentPath(token))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var in intent
-	if err := json.Unmarshal(b, &in); err != nil {
-		return nil, fmt.Errorf("static: intent %s: %w", p.intentPath(token), err)
-	}
-	return &in, nil
-}
 
 // nodeDir is the directory name of the node made with token.
 func nodeDir(token string) string {
@@ -105,10 +76,6 @@ func (p *Provider) Create(ctx context.Context, req *provision.CreateRequest) (*p
 	}
 	dir := nodeDir(req.ClientToken)
 	id := in.Host + "/" + dir
-	b, _ := json.Marshal(intent{ClientToken: req.ClientToken, Address: req.Address, Host: in.Host, ID: id})
-	if err := provision.WriteFileAtomic(p.intentPath(req.ClientToken), b); err != nil {
-		return nil, fmt.Errorf("static: record %s: %w", req.Address, err)
-	}
 	fail := func(what string, err error) error {
 		return fmt.Errorf("static: %s (host %s): %s: %w", req.Address, in.Host, what, err)
 	}
@@ -223,14 +190,13 @@ func (p *Provider) Read(ctx context.Context, req *provision.ReadRequest) (*provi
 	}
 	id, token := req.ID, req.ClientToken
 	if id == "" {
-		in, err := p.readIntent(token)
-		if err != nil {
-			return nil, err
-		}
-		if in == nil {
+		// A pending intent: its host and token name the directory.
+		host := provision.InstanceOf(req.Attrs).Host
+		if host == "" || token == "" {
+			// Create makes nothing for a node without a host.
 			return &provision.ReadResponse{}, nil
 		}
-		id = in.ID
+		id = host + "/" + nodeDir(token)
 	}
 	host, dir, ok := splitID(id)
 	if !ok {
@@ -271,24 +237,7 @@ func (p *Provider) Delete(ctx context.Context, req *provision.DeleteRequest) err
 	if _, err := c.run(ctx, removeScript, nil, p.remoteDir(dir), p.settings.InstallDir); err != nil {
 		return fmt.Errorf("static: delete %s (host %s): %w", req.Address, host, err)
 	}
-	p.forget(dir)
 	return nil
-}
-
-// forget removes the intents of directory dir.
-func (p *Provider) forget(dir string) {
-	ents, _ := os.ReadDir(filepath.Join(p.dir, "intents"))
-	for _, e := range ents {
-		f := filepath.Join(p.dir, "intents", e.Name())
-		b, err := os.ReadFile(f)
-		if err != nil {
-			continue
-		}
-		var in intent
-		if json.Unmarshal(b, &in) == nil && nodeDir(in.ClientToken) == dir {
-			os.Remove(f)
-		}
-	}
 }
 
 // Exec runs argv on the machine of node id over SSH (under sudo -n with
