@@ -76,6 +76,22 @@ func NewGlobal(sites []SiteInfo) *Global {
 	return g
 }
 
+// SetSites replaces what the table knows of each site (a changed
+// template): sites new to it are added, known ones keep their link,
+// state and jobs. A site no longer listed is kept too: its jobs may
+// still be there.
+func (g *Global) SetSites(sites []SiteInfo) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, info := range sites {
+		if s := g.sites[info.Name]; s != nil {
+			s.info = info
+		} else {
+			g.sites[info.Name] = &siteRec{info: info}
+		}
+	}
+}
+
 // SetLink connects (or, with nil, disconnects) a site's local manager.
 func (g *Global) SetLink(site string, l SiteLink) {
 	g.mu.Lock()

@@ -616,6 +616,9 @@ func (a *App) execute(s *session, plan *provision.Plan, st *provision.State, des
 		if err := s.bootstrap(st); err != nil {
 			return a.failErr(err)
 		}
+		if err := s.pushTemplate(a.Ctx, st); err != nil && !jsonOut {
+			fmt.Fprintf(a.Stdout, "Warning: the cluster's managers did not take the template (%v); they keep the one they have until the next apply reaches them.\n\n", err)
+		}
 	}
 	// Even with nothing to change, Apply records what refresh learned
 	// (machines gone or now ready).

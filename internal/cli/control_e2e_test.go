@@ -404,3 +404,81 @@ func TestControlPlaneFailover(t *testing.T) {
 		t.Errorf("a new node's join through the survivor: %d %s", code, body)
 	}
 }
+
+// TestControlPlaneGrows: a cluster made with one manager node (the
+// onprem hub) runs jobs; up with a template that adds a hub+manager node
+// and a gateway in the cloud site sends the managers the new template
+// first, so the new nodes join, and the one-voter log grows into a
+// replica set (hub2 answers 421 naming the primary); every overlay path
+// the new template needs answers (hvctl check, the new hub included);
+// the primary hub's agent killed, hub2 leads with the jobs and results
+// made before it existed.
+func TestControlPlaneGrows(t *testing.T) {
+	requireRoot(t)
+	dir := t.TempDir()
+	name := fmt.Sprintf("ctlgrow%d", rand.IntN(1e5))
+	full := strings.NewReplacer("10.203.0.0/16", "10.207.0.0/16", "192.168.71.0/24", "192.168.77.0/24", "10.63.0.0/24", "10.67.0.0/24").
+		Replace(fmt.Sprintf(twoHubTemplate, name))
+	one := strings.NewReplacer(`hubs = ["onprem.frontend", "cloud.hub2"]`, `hubs = ["onprem.frontend"]`, `    gateway  = "gw"
+`, "", `    node "hub2" {
+      roles     = ["hub", "manager"]
+      public_ip = true
+    }
+    node "gw" { roles = ["gateway"] }
+`, "").Replace(full)
+	os.WriteFile(filepath.Join(dir, "main.hcl"), []byte(one), 0o644)
+	t.Cleanup(func() {
+		hv(t, dir, "", "down", "main.hcl")
+		local.Cleanup(filepath.Join(dir, ".hvctl"), "")
+	})
+	if r := hv(t, dir, "", "up", "-join-timeout=90s", "main.hcl"); r.code != 0 {
+		t.Fatalf("up with one manager: exit %d\n%s\n%s\n%s", r.code, r.stdout, r.stderr, agentLogs(dir))
+	}
+	if r := hv(t, dir, "", "submit", "-n", "4", "main.hcl", "--", "sh", "-c", "echo $HVCTL_JOB_ID > $HVCTL_OUTPUT_DIR/id"); r.code != 0 {
+		t.Fatalf("submit: %s", r.stderr)
+	}
+	before := waitEnded(t, dir, 4, 2*time.Minute)
+
+	os.WriteFile(filepath.Join(dir, "main.hcl"), []byte(full), 0o644)
+	if r := hv(t, dir, "", "up", "-join-timeout=90s", "main.hcl"); r.code != 0 || strings.Contains(r.stdout, "did not take the template") {
+		t.Fatalf("up with the second manager: exit %d\n%s\n%s\n%s", r.code, r.stdout, r.stderr, agentLogs(dir))
+	}
+	primary := newAPI(t, dir)
+	survivor := *primary
+	survivor.url = "https://" + loadState(t, dir).Resource("site.cloud.node.hub2").Attrs["public_address"].(string) + ":51821"
+	deadline := time.Now().Add(time.Minute)
+	for {
+		code, body := survivor.do(t, "GET", "/v1/jobs", survivor.token, nil)
+		if code == http.StatusMisdirectedRequest && strings.Contains(string(body), primary.url) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("hub2 answers %d %s, want 421 naming %s (a follower of the grown log)\n%s", code, body, primary.url, agentLogs(dir))
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	if r := hv(t, dir, "", "check", "main.hcl"); r.code != 0 {
+		t.Errorf("check after the cluster grew: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+
+	killAgent(t, findAgent(t, dir, "onprem.frontend"))
+	deadline = time.Now().Add(time.Minute)
+	for {
+		code, _ := survivor.do(t, "GET", "/v1/nodes", survivor.token, nil)
+		if code == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("hub2 does not lead a minute after the primary's agent was killed (answers %d)\n%s", code, agentLogs(dir))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for _, j := range before {
+		if code, body := survivor.do(t, "GET", "/v1/jobs/"+j.ID, survivor.token, nil); code != 200 || !strings.Contains(string(body), `"done"`) {
+			t.Errorf("job %s through hub2: %d %s, want it done", j.ID, code, body)
+		}
+		if code, body := survivor.do(t, "GET", "/v1/jobs/"+j.ID+"/results/id", survivor.token, nil); code != 200 || strings.TrimSpace(string(body)) != j.ID {
+			t.Errorf("job %s's result through hub2: %d %q", j.ID, code, body)
+		}
+	}
+}

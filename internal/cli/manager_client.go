@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/hvctl/hvctl/provision"
 	"github.com/hvctl/hvctl/scheduler/agent"
@@ -70,6 +71,21 @@ func (s *session) managerFor(st *provision.State) *managerClient {
 		cfg.TLS = tc
 	}
 	return &managerClient{manager.NewClient(cfg)}
+}
+
+// pushTemplate gives the cluster's managers the template about to be
+// applied, before any machine it adds is made: they keep it in the
+// control log and admit, plan (overlay, replica set) and route by it.
+// Nothing to do for a cluster without managers yet (they are created
+// with it).
+func (s *session) pushTemplate(ctx context.Context, st *provision.State) error {
+	mc := s.managerFor(st)
+	if mc == nil || s.boot == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return mc.PutTemplate(ctx, &s.boot.Template)
 }
 
 // nodes lists the cluster's members.

@@ -189,17 +189,9 @@ func (a *Agent) startManager() (*http.Server, error) {
 	if err := json.Unmarshal([]byte(c.attr("template")), &t); err != nil {
 		return nil, fmt.Errorf("hub: the cluster template passed to the agent is unreadable: %w", err)
 	}
-	files := map[string][]byte{}
-	for k, v := range t.Files {
-		files[k] = []byte(v)
-	}
-	var args []templates.VarArg
-	for _, v := range t.Vars {
-		args = append(args, templates.VarArg{Name: v.Name, Value: v.Value})
-	}
-	cfg, d := templates.LoadSource(files, c.Dir, templates.LoadOptions{Args: args})
-	if d.HasErrors() {
-		return nil, fmt.Errorf("hub: load the cluster template: %s", d.Error())
+	cfg, err := manager.LoadTemplate(&t, c.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("hub: %w", err)
 	}
 	datasets := filepath.Join(c.Dir, "datasets")
 	if g := cfg.Cluster.Cache.Global; g != "" {
@@ -214,7 +206,7 @@ func (a *Agent) startManager() (*http.Server, error) {
 		return nil, fmt.Errorf("hub: %w", err)
 	}
 	mc := manager.Config{Cluster: cfg.Cluster, Secret: secret, Datasets: datasets,
-		StateFile: filepath.Join(c.Dir, "manager.json"), Logf: a.log.Printf, Replica: rc}
+		StateFile: filepath.Join(c.Dir, "manager.json"), Logf: a.log.Printf, Replica: rc, TemplateDir: c.Dir, Template: &t}
 	if cfg.Cluster.Scheduler.Type == "slurm" {
 		h, err := newSlurmHub(cfg.Cluster, secret)
 		if err != nil {

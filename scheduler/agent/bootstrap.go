@@ -177,10 +177,11 @@ func (b *Bootstrap) Prepare(st *provision.State, c *provision.Change, p provisio
 		a["cluster_secret"] = b.Secret.String()
 		a["template"] = string(tb)
 		a["tls_cert"], a["tls_key"] = string(cert), string(key)
-		if len(replicas) > 1 {
-			if err := b.replicaCert(a); err != nil {
-				return nil, err
-			}
+		// Every replica may speak raft, a sole one too: a cluster that
+		// gains a second manager node later grows its log into a
+		// replica set.
+		if err := b.replicaCert(a); err != nil {
+			return nil, err
 		}
 	}
 	if c.Address == mAddr {

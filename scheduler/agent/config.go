@@ -3,10 +3,12 @@ package agent
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/hvctl/hvctl/provision"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/hvctl/hvctl/provision"
+	"github.com/hvctl/hvctl/scheduler/manager"
 )
 
 // DefaultManagerPort is the TCP port of the manager API on the hub.
@@ -57,18 +59,12 @@ func (c *Config) hasRole(r string) bool {
 }
 
 // Template is how the hub receives the cluster's template: its files and
-// variable arguments, loaded again on the hub with templates.LoadSource.
-type Template struct {
-	Files map[string]string `json:"files"`
-	Vars  []TemplateVar     `json:"vars,omitempty"`
-}
+// variable arguments, loaded again on the hub (manager.LoadTemplate).
+type Template = manager.Template
 
 // TemplateVar is a -var assignment (resolved values; -var-file contents
 // are passed as assignments too).
-type TemplateVar struct {
-	Name  string `json:"name"`
-	Value string `json:"value"`
-}
+type TemplateVar = manager.TemplateVar
 
 func sanitize(s string) string {
 	return strings.Map(func(r rune) rune {

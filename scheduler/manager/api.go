@@ -74,12 +74,13 @@ func (m *Manager) Handler() http.Handler {
 	}))
 	m.jobRoutes(mux)
 	m.slurmRoutes(mux)
+	mux.HandleFunc("PUT /v1/template", m.admin(m.putTemplate))
 	mux.HandleFunc("GET /v1/healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	// Uploads set their own, larger limits.
 	return m.leaderOnly(limitBodies(mux, MaxRequestBytes, func(r *http.Request) bool {
-		return r.Method == "PUT" && (strings.HasPrefix(r.URL.Path, "/v1/datasets/") || strings.HasPrefix(r.URL.Path, "/v1/jobs/"))
+		return r.Method == "PUT" && (strings.HasPrefix(r.URL.Path, "/v1/datasets/") || strings.HasPrefix(r.URL.Path, "/v1/jobs/") || r.URL.Path == "/v1/template")
 	}))
 }
 

@@ -51,6 +51,12 @@ func SubmitTimeout(count int) time.Duration {
 	return 30*time.Second + time.Duration(max(count, 1))*time.Millisecond
 }
 
+// PutTemplate gives the managers the cluster's template (cluster
+// token): they keep it in the control log and use it from then on.
+func (c *Client) PutTemplate(ctx context.Context, t *Template) error {
+	return c.Do(ctx, &Call{Method: "PUT", Path: "/v1/template", In: t, Retry: true})
+}
+
 // Nodes lists the cluster's members (cluster token).
 func (c *Client) Nodes(ctx context.Context) ([]Node, error) {
 	var out struct {

@@ -27,6 +27,9 @@ const (
 	// OpResult writes a chunk of a job's result file, or ends its
 	// upload (results.go).
 	OpResult = "result"
+	// OpTemplate records the cluster's template, as hvctl up last sent
+	// it (template.go).
+	OpTemplate = "template"
 )
 
 // Command is one entry of the control log. Exactly the payload its Op
@@ -41,6 +44,8 @@ type Command struct {
 	Key *scheduler.SubmitKey `json:"key,omitempty"`
 	// Array, with OpJobs, is an array submit (before Jobs, if any).
 	Array *scheduler.ArraySubmit `json:"array,omitempty"`
+	// Template is the cluster's template.
+	Template *Template `json:"template,omitempty"`
 	// Result is a result upload's chunk or end.
 	Result *ResultChunk `json:"result,omitempty"`
 }
@@ -79,22 +84,26 @@ func DecodeCommand(b []byte) (*Command, error) {
 		return nil, fmt.Errorf("control log command: version %d, this hvctl reads version %d", c.V, CommandVersion)
 	}
 	switch c.Op {
+	case OpTemplate:
+		if c.Template == nil || len(c.Template.Files) == 0 || c.Registry != nil || c.Jobs != nil || c.Key != nil || c.Array != nil || c.Result != nil {
+			return nil, fmt.Errorf("control log command %s: wants a template with files and nothing else", c.Op)
+		}
 	case OpResult:
-		if c.Result == nil || c.Registry != nil || c.Jobs != nil || c.Key != nil || c.Array != nil {
+		if c.Result == nil || c.Registry != nil || c.Jobs != nil || c.Key != nil || c.Array != nil || c.Template != nil {
 			return nil, fmt.Errorf("control log command %s: wants a result chunk and nothing else", c.Op)
 		}
 		if err := checkResultChunk(c.Result); err != nil {
 			return nil, fmt.Errorf("control log command %s: %w", c.Op, err)
 		}
 	case OpRegistry:
-		if c.Registry == nil || c.Jobs != nil || c.Key != nil || c.Result != nil || c.Array != nil {
+		if c.Registry == nil || c.Jobs != nil || c.Key != nil || c.Result != nil || c.Array != nil || c.Template != nil {
 			return nil, fmt.Errorf("control log command %s: wants a registry and no jobs", c.Op)
 		}
 		if err := checkRegistry(c.Registry); err != nil {
 			return nil, fmt.Errorf("control log command %s: %w", c.Op, err)
 		}
 	case OpJobs:
-		if c.Registry != nil || len(c.Jobs) == 0 && c.Array == nil || c.Result != nil {
+		if c.Registry != nil || len(c.Jobs) == 0 && c.Array == nil || c.Result != nil || c.Template != nil {
 			return nil, fmt.Errorf("control log command %s: wants jobs and no registry", c.Op)
 		}
 		if a := c.Array; a != nil {

@@ -29,6 +29,8 @@ type controlFSM struct {
 	// resultsDir holds this replica's copy of the job results
 	// (results.go); results is their index, uploads the uploads not
 	// yet ended.
+	// tmpl is the template last recorded.
+	tmpl       *Template
 	resultsDir string
 	results    map[string]map[string]ResultFile
 	uploads    map[string]*snapUpload
@@ -60,6 +62,8 @@ func (f *controlFSM) apply(c *Command) error {
 	switch c.Op {
 	case OpResult:
 		return f.applyResultLocked(c.Result)
+	case OpTemplate:
+		f.tmpl = c.Template
 	case OpRegistry:
 		f.reg = c.Registry
 	case OpJobs:
@@ -85,6 +89,13 @@ func (f *controlFSM) apply(c *Command) error {
 		}
 	}
 	return nil
+}
+
+// template is the template last recorded, nil if none.
+func (f *controlFSM) template() *Template {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.tmpl
 }
 
 // submitKeys returns the idempotency keys kept.
@@ -158,6 +169,7 @@ type fsmSnapshot struct {
 	Registry *persisted            `json:"registry,omitempty"`
 	Jobs     []*scheduler.Job      `json:"jobs"`
 	Keys     []scheduler.SubmitKey `json:"keys,omitempty"`
+	Template *Template             `json:"template,omitempty"`
 	Results  []snapResult          `json:"results,omitempty"`
 	Uploads  []snapUpload          `json:"uploads,omitempty"`
 }
@@ -199,7 +211,7 @@ func (s *encodedSnapshot) Release() {
 func (f *controlFSM) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	s := fsmSnapshot{V: snapshotVersion, Registry: f.reg, Jobs: make([]*scheduler.Job, 0, len(f.order))}
+	s := fsmSnapshot{V: snapshotVersion, Registry: f.reg, Template: f.tmpl, Jobs: make([]*scheduler.Job, 0, len(f.order))}
 	for _, id := range f.order {
 		s.Jobs = append(s.Jobs, f.jobs[id])
 	}
@@ -246,6 +258,7 @@ func (f *controlFSM) Restore(rc io.ReadCloser) error {
 		return fmt.Errorf("control snapshot: trailing data")
 	}
 	f.reg = s.Registry
+	f.tmpl = s.Template
 	f.jobs = make(map[string]*scheduler.Job, len(s.Jobs))
 	f.order = f.order[:0]
 	for _, j := range s.Jobs {

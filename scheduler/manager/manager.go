@@ -112,6 +112,14 @@ type Config struct {
 	// SlurmJobs, when set, lists the jobs SLURM's accounting recorded
 	// (GET /v1/slurm/jobs).
 	SlurmJobs func() ([]slurm.AcctJob, error)
+	// TemplateDir is where a template sent later (PUT /v1/template)
+	// resolves relative paths; OnTemplate, when set, is told of each
+	// template the manager takes (template.go).
+	TemplateDir string
+	OnTemplate  func(*templates.Config)
+	// Template, when set, is the template Cluster was loaded from: the
+	// same one sent again is not recorded again.
+	Template *Template
 }
 
 // SlurmSetup is what a node needs to run SLURM: sent at join, over TLS,
@@ -156,6 +164,9 @@ type Manager struct {
 	datasets   string            // the global tier's directory
 
 	replica *replica // the control log; nil = StateFile or memory only
+	// template is the hash of the template taken after start ("" =
+	// the one in Config).
+	template string
 }
 
 type persisted struct {
@@ -188,6 +199,9 @@ func New(cfg Config) (*Manager, error) {
 	}
 	m := &Manager{cfg: cfg, nodes: map[string]*Node{}, used: map[string]bool{}, creds: map[string]string{}, addrs: map[string]netip.Addr{}, changed: make(chan struct{}),
 		designated: map[string]string{}, datasets: cfg.Datasets}
+	if cfg.Template != nil {
+		m.template = cfg.Template.Hash()
+	}
 	m.global = scheduler.NewGlobal(siteInfos(cfg.Cluster))
 	m.global.Clock = cfg.Clock
 	var fromFile *persisted

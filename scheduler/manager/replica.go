@@ -304,6 +304,7 @@ func (m *Manager) watchLeadership(fromFile *persisted) {
 // serving. A registry from an old state file is imported into a new log.
 func (m *Manager) lead(fromFile *persisted) error {
 	r := m.replica
+	m.templateFromLog()
 	reg, jobs, err := r.fsm.state()
 	if err != nil {
 		return fmt.Errorf("read the control state: %w", err)

@@ -268,6 +268,9 @@ func TestDecodeCommand(t *testing.T) {
 		{"array with a dotted ID", `{"v":1,"op":"jobs","array":{"array_id":"a.1","count":2,"spec":{"command":["true"]}}}`, "wants an ID"},
 		{"array without a command", `{"v":1,"op":"jobs","array":{"array_id":"a","count":2,"spec":{}}}`, "no command"},
 		{"registry with an array", `{"v":1,"op":"registry","registry":{"nodes":{}},"array":{"array_id":"a","count":2,"spec":{"command":["true"]}}}`, "wants a registry"},
+		{"template without files", `{"v":1,"op":"template","template":{"files":{}}}`, "wants a template with files"},
+		{"template with jobs", `{"v":1,"op":"template","template":{"files":{"m.hcl":"x"}},"jobs":[{"id":"a","state":"queued"}]}`, "wants a template"},
+		{"registry with a template", `{"v":1,"op":"registry","registry":{"nodes":{}},"template":{"files":{"m.hcl":"x"}}}`, "wants a registry"},
 		{"result without a chunk", `{"v":1,"op":"result"}`, "wants a result chunk"},
 		{"result with jobs", `{"v":1,"op":"result","result":{"job":"a","name":"o","upload":"01"},"jobs":[{"id":"a","state":"queued"}]}`, "wants a result chunk"},
 		{"jobs with a result", `{"v":1,"op":"jobs","jobs":[{"id":"a","state":"queued"}],"result":{"job":"a","name":"o","upload":"01"}}`, "wants jobs"},
@@ -296,6 +299,7 @@ func FuzzDecodeCommand(f *testing.F) {
 	f.Add([]byte(`{"v":2,"op":"jobs"}`))
 	f.Add([]byte(`{"v":1,"op":"jobs","jobs":[{"id":"a1.0","state":"queued"}],"key":{"key":"k1","at":"2026-12-02T10:00:00Z","spec":"0000000000000000000000000000000000000000000000000000000000000000","first":"a1.0","array_id":"a1","count":1}}`))
 	f.Add([]byte(`{"v":1,"op":"jobs","array":{"array_id":"a1","count":3,"spec":{"command":["true"]},"submitted":"2026-12-02T10:00:00Z"},"key":{"key":"k1","at":"2026-12-02T10:00:00Z","spec":"0000000000000000000000000000000000000000000000000000000000000000","first":"a1.0","array_id":"a1","count":3}}`))
+	f.Add([]byte(`{"v":1,"op":"template","template":{"files":{"main.hcl":"cluster \"c\" {}"},"vars":[{"name":"n","value":"3"}]}}`))
 	f.Add([]byte(`{"v":1,"op":"result","result":{"job":"a1.0","name":"out.txt","upload":"0a1b","offset":3,"data":"aGVsbG8="}}`))
 	f.Add([]byte(`{"v":1,"op":"result","result":{"job":"a1.0","name":"out.txt","upload":"0a1b","end":true,"bytes":5,"sha256":"2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
