@@ -290,8 +290,10 @@ cluster "%s" {
 // the witness. 40 jobs of sleep 4 run; the primary hub's node is killed
 // mid-run (agent SIGKILLed, namespace removed): the survivor leads and
 // serves (hvctl status and jobs go through it), every job is done
-// exactly once; up replaces the dead primary, which rejoins the replica
-// set as a follower; a new node joins through hub2.
+// exactly once, and each one's result is served by the survivor; up
+// replaces the dead primary, which rejoins the replica set as a
+// follower, and every overlay path (to the replaced hub too) answers; a
+// new node joins through hub2.
 func TestControlPlaneFailover(t *testing.T) {
 	requireRoot(t)
 	dir := t.TempDir()
@@ -387,12 +389,25 @@ func TestControlPlaneFailover(t *testing.T) {
 	if n := len(waitEnded(t, dir, 40, time.Minute)); n != 40 {
 		t.Errorf("%d jobs after the primary came back, want 40", n)
 	}
+	// The data plane follows the replaced hub too: its new key and
+	// address reach every peer set, so every path every node needs (the
+	// replaced hub's among them) answers ping and TCP.
+	deadline = time.Now().Add(time.Minute)
+	for {
+		r := hv(t, dir, "", "check", "main.hcl")
+		if r.code == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("check after the primary hub was replaced: exit %d\n%s%s\n%s", r.code, r.stdout, r.stderr, agentLogs(dir))
+		}
+		time.Sleep(2 * time.Second)
+	}
 
 	// A new node joins through hub2, the leader, with a fresh join
 	// token for its slot (what the engine gives a new machine; here for
-	// slot cloud.w[1], with a new key). A template scale-up is not used:
-	// the managers keep the template they were created with, so a pool
-	// slot beyond its max then is refused whichever replica leads.
+	// slot cloud.w[1], with a new key). TestControlPlaneGrows covers
+	// nodes a new template adds.
 	st = loadState(t, dir)
 	var cd struct{ Secret string }
 	json.Unmarshal(st.Data["cluster"], &cd)
