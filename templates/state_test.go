@@ -62,6 +62,9 @@ func TestResolveState(t *testing.T) {
 		{"bad env schema", &StateConfig{Backend: "pg"}, nil, []string{"HVCTL_PG_SCHEMA=Bad-1", "HVCTL_PG_CONN_STR=x"}, "", nil, "environment variable HVCTL_PG_SCHEMA: The schema is a PostgreSQL identifier"},
 		{"bad flag value", &StateConfig{Backend: "s3"}, []string{"bucket=b", "use_path_style=yes"}, nil, "", nil, "use_path_style is true or false"},
 		{"s3 needs bucket", &StateConfig{Backend: "s3"}, []string{"region=x"}, nil, "", nil, "needs bucket"},
+		{"s3 lock_lease", &StateConfig{Backend: "s3"}, []string{"bucket=b", "lock_lease=10s"}, nil, "s3", map[string]string{"bucket": "b", "lock_lease": "10s"}, ""},
+		{"s3 lock_lease too short", &StateConfig{Backend: "s3"}, []string{"bucket=b", "lock_lease=200ms"}, nil, "", nil, "lock_lease is a duration of at least 1s"},
+		{"s3 lock_lease no duration", &StateConfig{Backend: "s3"}, []string{"bucket=b", "lock_lease=long"}, nil, "", nil, "lock_lease is a duration of at least 1s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
