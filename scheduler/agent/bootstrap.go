@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/hashicorp/hcl/v2/hclwrite"
 	"github.com/zclconf/go-cty/cty"
 
@@ -50,23 +51,26 @@ func (h *HostCommand) Command(verb []string, flags ...string) []string {
 }
 
 // NewBootstrap packs a loaded template for the manager node: its own
-// files as ManagerCopy leaves them (variable files are not sent: their
-// values go as assignments, Template.Vars).
+// files as ManagerCopy leaves them, and the values of the variables that
+// copy still uses (variable files are not sent: values go as
+// assignments, Template.Vars).
 func NewBootstrap(cfg *templates.Config, secret manager.Secret, ca *manager.CA) (*Bootstrap, error) {
 	t := Template{Files: map[string]string{}}
+	src := map[string][]byte{}
 	for _, name := range cfg.Sources {
-		f := cfg.Files[name]
-		if f == nil {
-			continue
+		if f := cfg.Files[name]; f != nil {
+			src[filepath.Base(name)] = f.Bytes
 		}
-		src, err := ManagerCopy(name, f.Bytes)
-		if err != nil {
-			return nil, err
-		}
-		t.Files[filepath.Base(name)] = string(src)
+	}
+	copies, used, err := ManagerCopy(src)
+	if err != nil {
+		return nil, err
+	}
+	for name, b := range copies {
+		t.Files[name] = string(b)
 	}
 	for _, v := range cfg.Variables {
-		if v.Value.IsNull() || !v.Value.IsWhollyKnown() {
+		if !used[v.Name] || v.Value.IsNull() || !v.Value.IsWhollyKnown() {
 			continue
 		}
 		val := string(hclwrite.TokensForValue(v.Value).Bytes())
@@ -78,35 +82,126 @@ func NewBootstrap(cfg *templates.Config, secret manager.Secret, ca *manager.CA) 
 	return &Bootstrap{Cluster: cfg.Cluster, Secret: secret, CA: ca, Template: t, ManagerPort: DefaultManagerPort}, nil
 }
 
-// ManagerCopy is a template file as the manager node gets it: every
-// provider block without its settings, and no state block. The manager
-// loads the template for the cluster (sites, pools, roles, overlay,
-// scheduler) and never uses a provider or the state: the machines are
-// made where hvctl runs. So provider credentials (a private_key, a
-// secret_key, file("keys/...") that exists only beside the template)
-// and the state's passphrase never leave that machine, and the
-// manager's load cannot fail on a file it does not have. The blocks
-// stay, empty, so the sites' provider.TYPE.NAME references resolve.
-func ManagerCopy(name string, src []byte) ([]byte, error) {
-	f, diags := hclwrite.ParseConfig(src, name, hcl.InitialPos)
-	if diags.HasErrors() {
-		return nil, fmt.Errorf("pack %s for the manager node: %s", name, diags.Error())
+// ManagerCopy is the template (file name to source) as the manager
+// node gets it, and the variables it still uses. The manager loads the
+// template for the cluster (sites, pools, roles, overlay, scheduler) and
+// never uses a provider, the state or an output: the machines are made
+// where hvctl runs. So every provider block is emptied of its settings
+// (kept, so the sites' provider.TYPE.NAME references resolve), and the
+// state and output blocks go; then the variables and locals nothing left
+// refers to go too, and their values are not sent. Provider credentials
+// (a private_key, file("keys/...") that exists only beside the template,
+// a secret passed in a variable), the state's passphrase and sensitive
+// outputs never leave the machine hvctl runs on, and the manager's load
+// cannot fail on a file it does not have.
+func ManagerCopy(files map[string][]byte) (map[string][]byte, map[string]bool, error) {
+	parsed := map[string]*hclwrite.File{}
+	for name, src := range files {
+		f, diags := hclwrite.ParseConfig(src, name, hcl.InitialPos)
+		if diags.HasErrors() {
+			return nil, nil, fmt.Errorf("pack %s for the manager node: %s", name, diags.Error())
+		}
+		body := f.Body()
+		for _, b := range body.Blocks() {
+			switch b.Type() {
+			case "provider":
+				for a := range b.Body().Attributes() {
+					b.Body().RemoveAttribute(a)
+				}
+				for _, nb := range b.Body().Blocks() {
+					b.Body().RemoveBlock(nb)
+				}
+			case "state", "output":
+				body.RemoveBlock(b)
+			}
+		}
+		parsed[name] = f
 	}
-	body := f.Body()
-	for _, b := range body.Blocks() {
-		switch b.Type() {
-		case "provider":
-			for a := range b.Body().Attributes() {
-				b.Body().RemoveAttribute(a)
+	// What is left refers to some variables, directly or through
+	// locals (which may refer to each other).
+	vars, locals := map[string]bool{}, map[string]bool{}
+	localRefs := map[string][2][]string{} // local -> (vars, locals) it refers to
+	var pending []string
+	for name, f := range parsed {
+		sf, diags := hclsyntax.ParseConfig(f.Bytes(), name, hcl.InitialPos)
+		if diags.HasErrors() {
+			return nil, nil, fmt.Errorf("pack %s for the manager node: %s", name, diags.Error())
+		}
+		for _, b := range sf.Body.(*hclsyntax.Body).Blocks {
+			switch b.Type {
+			case "variable": // its validations refer to itself only
+			case "locals":
+				for n, a := range b.Body.Attributes {
+					v, l := references(a.Expr)
+					localRefs[n] = [2][]string{v, l}
+				}
+			default:
+				hclsyntax.VisitAll(b.Body, func(n hclsyntax.Node) hcl.Diagnostics {
+					if e, ok := n.(hclsyntax.Expression); ok {
+						v, l := references(e)
+						for _, x := range v {
+							vars[x] = true
+						}
+						pending = append(pending, l...)
+					}
+					return nil
+				})
 			}
-			for _, nb := range b.Body().Blocks() {
-				b.Body().RemoveBlock(nb)
-			}
-		case "state":
-			body.RemoveBlock(b)
 		}
 	}
-	return f.Bytes(), nil
+	for len(pending) > 0 {
+		l := pending[len(pending)-1]
+		pending = pending[:len(pending)-1]
+		if locals[l] {
+			continue
+		}
+		locals[l] = true
+		for _, x := range localRefs[l][0] {
+			vars[x] = true
+		}
+		pending = append(pending, localRefs[l][1]...)
+	}
+	out := map[string][]byte{}
+	for name, f := range parsed {
+		body := f.Body()
+		for _, b := range body.Blocks() {
+			switch b.Type() {
+			case "variable":
+				if l := b.Labels(); len(l) == 1 && !vars[l[0]] {
+					body.RemoveBlock(b)
+				}
+			case "locals":
+				for n := range b.Body().Attributes() {
+					if !locals[n] {
+						b.Body().RemoveAttribute(n)
+					}
+				}
+			}
+		}
+		out[name] = f.Bytes()
+	}
+	return out, vars, nil
+}
+
+// references are the variables (var.NAME) and locals (local.NAME) e
+// refers to.
+func references(e hclsyntax.Expression) (vars, locals []string) {
+	for _, tr := range e.Variables() {
+		if len(tr) < 2 {
+			continue
+		}
+		a, ok := tr[1].(hcl.TraverseAttr)
+		if !ok {
+			continue
+		}
+		switch tr.RootName() {
+		case "var":
+			vars = append(vars, a.Name)
+		case "local":
+			locals = append(locals, a.Name)
+		}
+	}
+	return vars, locals
 }
 
 // ManagerURL is where the manager of a cluster listens, given the

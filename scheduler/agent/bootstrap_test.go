@@ -116,15 +116,33 @@ func TestBootstrapManagerCopy(t *testing.T) {
 	files := map[string]string{
 		"main.hcl": `
 variable "workers" { type = number }
+variable "aws_secret" {
+  type      = string
+  sensitive = true
+  validation {
+    condition     = length(var.aws_secret) > 3
+    error_message = "Too short."
+  }
+}
+variable "prefix" { default = "192.168.10" }
+locals {
+  creds  = { secret = var.aws_secret }
+  first  = 11
+  hostip = "${var.prefix}.2"
+}
 provider "static" "lab" {
   user        = "hvctl"
   private_key = file("keys/id_ed25519")
   known_hosts = "keys/known_hosts"
   become      = "sudo"
 }
+output "secret" {
+  value     = local.creds.secret
+  sensitive = true
+}
 provider "aws" "ohio" {
   region     = "us-east-2"
-  secret_key = "AWS-SECRET-VALUE"
+  secret_key = local.creds.secret
 }
 state {
   backend = "local"
@@ -141,9 +159,9 @@ cluster "c" {
     node "head" {
       roles     = ["hub", "manager"]
       public_ip = true
-      host      = "192.168.10.2"
+      host      = local.hostip
     }
-    pool "wn" { hosts = [for i in range(var.workers) : "192.168.10.${11 + i}"] }
+    pool "wn" { hosts = [for i in range(var.workers) : "192.168.10.${local.first + i}"] }
   }
 }
 `,
@@ -160,7 +178,7 @@ cluster "c" {
 			t.Fatal(err)
 		}
 	}
-	cfg, d := templates.Load(dir, templates.LoadOptions{})
+	cfg, d := templates.Load(dir, templates.LoadOptions{Args: []templates.VarArg{{Name: "aws_secret", Value: "AWS-SECRET-VALUE"}}})
 	if d.HasErrors() {
 		t.Fatal(d)
 	}
@@ -176,10 +194,17 @@ cluster "c" {
 		t.Fatalf("packed files %v, want main.hcl only", keys(b.Template.Files))
 	}
 	packed := b.Template.Files["main.hcl"]
-	for _, secret := range []string{"KEY-MATERIAL", "private_key", "keys/", "AWS-SECRET-VALUE", "STATE-PASSPHRASE", "become"} {
+	for _, secret := range []string{"KEY-MATERIAL", "private_key", "keys/", "AWS-SECRET-VALUE", "aws_secret", "creds", "STATE-PASSPHRASE", "become", "output"} {
 		if strings.Contains(packed, secret) {
 			t.Errorf("the manager's copy holds %q:\n%s", secret, packed)
 		}
+	}
+	var sent []string
+	for _, v := range b.Template.Vars {
+		sent = append(sent, v.Name+"="+v.Value)
+	}
+	if got := strings.Join(sent, " "); got != "workers=2 prefix=192.168.10" {
+		t.Errorf("variables sent: %s; want workers=2 prefix=192.168.10 (aws_secret is only the provider's)", got)
 	}
 	// As the agent loads it: in its own (empty) directory.
 	src := map[string][]byte{}
@@ -194,8 +219,11 @@ cluster "c" {
 	if d.HasErrors() {
 		t.Fatalf("the manager cannot load its copy: %s\n%s", d.Error(), packed)
 	}
-	if n := len(mcfg.Cluster.Sites[0].Pools[0].Hosts); n != 2 {
-		t.Errorf("the manager's copy has %d hosts in the pool, want 2", n)
+	if h := mcfg.Cluster.Sites[0].Pools[0].Hosts; strings.Join(h, " ") != "192.168.10.11 192.168.10.12" {
+		t.Errorf("the manager's copy has the pool's hosts %v, want 192.168.10.11 and .12", h)
+	}
+	if h := mcfg.Cluster.Sites[0].Nodes[0].Host; h != "192.168.10.2" {
+		t.Errorf("the manager's copy has the head at %q, want 192.168.10.2", h)
 	}
 	if s := mcfg.Cluster.Sites[0].Provider; s == nil || s.Type != "static" || s.Name != "lab" {
 		t.Errorf("the manager's copy lost the site's provider: %+v", s)
