@@ -3,6 +3,8 @@ package local
 import (
 	"errors"
 	"net/netip"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -238,5 +240,61 @@ func TestOutsideInterfaces(t *testing.T) {
 	// has it, so the existence check is tested with its check alone).
 	if d := checkOutsideExist(providerBlock(nil), Settings{OutsideInterfaces: []string{"lo"}}); d.HasErrors() {
 		t.Errorf("lo exists, yet: %v", d)
+	}
+}
+
+// An outside interface is recorded once per internet with its
+// forwarding as it was, refused for a second cluster of the world, and
+// the internet's table passes it (and keeps a forwarding hvctl turned
+// on to the internet bridge alone).
+func TestOutsideRecord(t *testing.T) {
+	a := &internet{Cluster: "a", Bridge: "hv0000000ab", Table: "hvctl_a"}
+	b := &internet{Cluster: "b", Bridge: "hv0000000bb", Table: "hvctl_b"}
+	w := &world{Header: header{Internets: []*internet{a, b}}}
+	if err := addOutside(w, a, []string{"lo"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := addOutside(w, a, []string{"lo"}); err != nil || len(a.Outside) != 1 {
+		t.Fatalf("again: %v, %d outside", err, len(a.Outside))
+	}
+	fwd, err := readForwarding("lo")
+	if err != nil || a.Outside[0].Forwarding != fwd {
+		t.Errorf("recorded forwarding %q, the interface has %q (%v)", a.Outside[0].Forwarding, fwd, err)
+	}
+	if err := addOutside(w, b, []string{"lo"}); err == nil || !strings.Contains(err.Error(), "cluster a") {
+		t.Errorf("a second cluster on lo: %v, want an error naming cluster a", err)
+	}
+	if err := addOutside(w, b, []string{"nosuch-if0"}); err == nil || !strings.Contains(err.Error(), "no interface nosuch-if0") {
+		t.Errorf("a missing interface: %v", err)
+	}
+	cases := []struct {
+		forwarding string
+		want       []string
+		wantNone   string
+	}{
+		{"0", []string{`iifname "hv0000000ab" oifname != { "hv0000000ab", "lo" } counter drop`,
+			`oifname "hv0000000ab" iifname != { "hv0000000ab", "lo" } counter drop`,
+			`iifname "lo" oifname != { "lo", "hv0000000ab" } counter drop`}, ""},
+		{"1", []string{`iifname "hv0000000ab" oifname != { "hv0000000ab", "lo" } counter drop`}, `iifname "lo"`},
+	}
+	for _, c := range cases {
+		a.Outside[0].Forwarding = c.forwarding
+		script := isolateScript(a)
+		for _, w := range c.want {
+			if !strings.Contains(script, w) {
+				t.Errorf("forwarding %s: the table lacks %q:\n%s", c.forwarding, w, script)
+			}
+		}
+		if c.wantNone != "" && strings.Contains(script, c.wantNone) {
+			t.Errorf("forwarding %s: the table limits an interface that forwarded already:\n%s", c.forwarding, script)
+		}
+		// nft accepts it (check mode: nothing is changed).
+		if os.Geteuid() == 0 {
+			cmd := exec.Command("nft", "-c", "-f", "-")
+			cmd.Stdin = strings.NewReader(script)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Errorf("forwarding %s: nft -c refuses the table: %v\n%s\n%s", c.forwarding, err, out, script)
+			}
+		}
 	}
 }
