@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/hvctl/hvctl/scheduler"
 )
@@ -42,6 +43,9 @@ type Command struct {
 	// Key, with jobs, is the idempotency key of the submit that made
 	// them.
 	Key *scheduler.SubmitKey `json:"key,omitempty"`
+	// Updates, with OpJobs, are changes of jobs the table has (after
+	// Jobs): what moves, without the spec.
+	Updates []*JobUpdate `json:"updates,omitempty"`
 	// Array, with OpJobs, is an array submit (before Jobs, if any).
 	Array *scheduler.ArraySubmit `json:"array,omitempty"`
 	// Template is the cluster's template.
@@ -85,26 +89,34 @@ func DecodeCommand(b []byte) (*Command, error) {
 	}
 	switch c.Op {
 	case OpTemplate:
-		if c.Template == nil || len(c.Template.Files) == 0 || c.Registry != nil || c.Jobs != nil || c.Key != nil || c.Array != nil || c.Result != nil {
+		if c.Template == nil || len(c.Template.Files) == 0 || c.Registry != nil || c.Jobs != nil || c.Key != nil || c.Array != nil || c.Result != nil || c.Updates != nil {
 			return nil, fmt.Errorf("control log command %s: wants a template with files and nothing else", c.Op)
 		}
 	case OpResult:
-		if c.Result == nil || c.Registry != nil || c.Jobs != nil || c.Key != nil || c.Array != nil || c.Template != nil {
+		if c.Result == nil || c.Registry != nil || c.Jobs != nil || c.Key != nil || c.Array != nil || c.Template != nil || c.Updates != nil {
 			return nil, fmt.Errorf("control log command %s: wants a result chunk and nothing else", c.Op)
 		}
 		if err := checkResultChunk(c.Result); err != nil {
 			return nil, fmt.Errorf("control log command %s: %w", c.Op, err)
 		}
 	case OpRegistry:
-		if c.Registry == nil || c.Jobs != nil || c.Key != nil || c.Result != nil || c.Array != nil || c.Template != nil {
+		if c.Registry == nil || c.Jobs != nil || c.Key != nil || c.Result != nil || c.Array != nil || c.Template != nil || c.Updates != nil {
 			return nil, fmt.Errorf("control log command %s: wants a registry and no jobs", c.Op)
 		}
 		if err := checkRegistry(c.Registry); err != nil {
 			return nil, fmt.Errorf("control log command %s: %w", c.Op, err)
 		}
 	case OpJobs:
-		if c.Registry != nil || len(c.Jobs) == 0 && c.Array == nil || c.Result != nil || c.Template != nil {
+		if c.Registry != nil || len(c.Jobs) == 0 && c.Array == nil && len(c.Updates) == 0 || c.Result != nil || c.Template != nil {
 			return nil, fmt.Errorf("control log command %s: wants jobs and no registry", c.Op)
+		}
+		for i, u := range c.Updates {
+			if u == nil {
+				return nil, fmt.Errorf("control log command %s: update %d: no job ID", c.Op, i)
+			}
+			if err := checkJob(u.job()); err != nil {
+				return nil, fmt.Errorf("control log command %s: update %d: %w", c.Op, i, err)
+			}
 		}
 		if a := c.Array; a != nil {
 			if a.ArrayID == "" || strings.ContainsAny(a.ArrayID, "./") || a.Count < 2 || a.Count > scheduler.MaxArray || a.Spec.Count != 0 {
@@ -128,6 +140,38 @@ func DecodeCommand(b []byte) (*Command, error) {
 		return nil, fmt.Errorf("control log command: unknown op %q", c.Op)
 	}
 	return &c, nil
+}
+
+// JobUpdate is a change of a job the table already has: everything
+// that moves, not what was submitted (spec, array, index, submit time).
+type JobUpdate struct {
+	ID       string          `json:"id"`
+	State    scheduler.State `json:"state"`
+	Site     string          `json:"site,omitempty"`
+	Node     string          `json:"node,omitempty"`
+	Attempt  int             `json:"attempt"`
+	Retries  int             `json:"retries,omitempty"`
+	ExitCode *int            `json:"exit_code,omitempty"`
+	Error    string          `json:"error,omitempty"`
+	Started  time.Time       `json:"started,omitzero"`
+	Ended    time.Time       `json:"ended,omitzero"`
+	Reason   string          `json:"reason,omitempty"`
+}
+
+func updateOf(j *scheduler.Job) *JobUpdate {
+	return &JobUpdate{ID: j.ID, State: j.State, Site: j.Site, Node: j.Node, Attempt: j.Attempt, Retries: j.Retries,
+		ExitCode: j.ExitCode, Error: j.Error, Started: j.Started, Ended: j.Ended, Reason: j.Reason}
+}
+
+// job is u as a job without its spec (for checks).
+func (u *JobUpdate) job() *scheduler.Job {
+	return &scheduler.Job{ID: u.ID, State: u.State, Attempt: u.Attempt, Retries: u.Retries}
+}
+
+// applyTo moves j to u.
+func (u *JobUpdate) applyTo(j *scheduler.Job) {
+	j.State, j.Site, j.Node, j.Attempt, j.Retries = u.State, u.Site, u.Node, u.Attempt, u.Retries
+	j.ExitCode, j.Error, j.Started, j.Ended, j.Reason = u.ExitCode, u.Error, u.Started, u.Ended, u.Reason
 }
 
 func checkRegistry(p *persisted) error {

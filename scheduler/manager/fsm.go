@@ -77,6 +77,16 @@ func (f *controlFSM) apply(c *Command) error {
 			}
 			f.jobs[j.ID] = j
 		}
+		// An update of a job the table does not have is dropped (every
+		// replica drops it alike); the leader sends updates only for
+		// jobs its log has applied.
+		for _, u := range c.Updates {
+			if j := f.jobs[u.ID]; j != nil {
+				c := *j
+				u.applyTo(&c)
+				f.jobs[u.ID] = &c
+			}
+		}
 		if c.Key != nil {
 			f.keys[c.Key.Key] = *c.Key
 			// Expired by the log's own clock (the newest key), so
@@ -89,6 +99,13 @@ func (f *controlFSM) apply(c *Command) error {
 		}
 	}
 	return nil
+}
+
+// has reports whether the table has job id.
+func (f *controlFSM) has(id string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.jobs[id] != nil
 }
 
 // template is the template last recorded, nil if none.

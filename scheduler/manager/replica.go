@@ -213,8 +213,18 @@ func (r *replica) close() error {
 // logJournal is the global job table's journal: the control log.
 type logJournal struct{ r *replica }
 
+// Record writes jobs the log has as updates (without their spec), the
+// others whole.
 func (j logJournal) Record(jobs []*scheduler.Job) error {
-	return j.r.apply(&Command{Op: OpJobs, Jobs: jobs})
+	c := &Command{Op: OpJobs}
+	for _, job := range jobs {
+		if j.r.fsm.has(job.ID) {
+			c.Updates = append(c.Updates, updateOf(job))
+		} else {
+			c.Jobs = append(c.Jobs, job)
+		}
+	}
+	return j.r.apply(c)
 }
 
 // RecordSubmit writes a submit's jobs and its idempotency key in one

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/raft"
+
 	"github.com/hvctl/hvctl/scheduler"
 	"github.com/hvctl/hvctl/templates"
 )
@@ -83,11 +85,19 @@ func BenchmarkDispatchReplicated(b *testing.B) {
 		}
 		logged := dispatchRun(b, jobs, logJournal{r})
 		idx := r.raft.LastIndex()
+		var bytes uint64
+		for i := uint64(1); i <= idx; i++ {
+			var l raft.Log
+			if err := r.store.GetLog(i, &l); err == nil {
+				bytes += uint64(len(l.Data))
+			}
+		}
+		b.ReportMetric(float64(bytes), "log-bytes")
 		r.close()
 		b.ReportMetric(mem, "mem-jobs/s")
 		b.ReportMetric(logged, "log-jobs/s")
 		b.ReportMetric(mem/logged, "mem/log")
-		b.Logf("%d jobs: memory %.0f jobs/s, control log %.0f jobs/s (%d log entries), ratio %.2f", jobs, mem, logged, idx, mem/logged)
+		b.Logf("%d jobs: memory %.0f jobs/s, control log %.0f jobs/s (%d log entries, %d bytes), ratio %.2f", jobs, mem, logged, idx, bytes, mem/logged)
 	}
 }
 

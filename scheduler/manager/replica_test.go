@@ -3,6 +3,7 @@ package manager
 import (
 	"bytes"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -323,4 +324,30 @@ func FuzzDecodeCommand(f *testing.F) {
 		f := newControlFSM(t.TempDir())
 		f.apply(c)
 	})
+}
+
+// JobUpdate carries every field of a job that changes after submit:
+// a new field of scheduler.Job must be added to it (or named here as
+// fixed at submit), else updates would drop it.
+func TestJobUpdateCoversJob(t *testing.T) {
+	fixed := map[string]bool{"ArrayID": true, "Index": true, "Spec": true, "Submitted": true}
+	jt, ut := reflect.TypeOf(scheduler.Job{}), reflect.TypeOf(JobUpdate{})
+	for i := 0; i < jt.NumField(); i++ {
+		f := jt.Field(i)
+		if fixed[f.Name] {
+			continue
+		}
+		if uf, ok := ut.FieldByName(f.Name); !ok || uf.Type != f.Type {
+			t.Errorf("scheduler.Job.%s (%s) is not in JobUpdate", f.Name, f.Type)
+		}
+	}
+	exit := 3
+	j := &scheduler.Job{ID: "a", State: scheduler.Failed, Site: "s", Node: "n", Attempt: 2, Retries: 1, ExitCode: &exit, Error: "e",
+		Started: time.Unix(5, 0), Ended: time.Unix(6, 0), Reason: "r"}
+	var got scheduler.Job
+	updateOf(j).applyTo(&got)
+	got.ID = j.ID
+	if !reflect.DeepEqual(&got, j) {
+		t.Errorf("an update applied = %+v, want %+v", got, *j)
+	}
 }
