@@ -429,3 +429,54 @@ func ReportFromHistory(run HistoryRun, steps []HistoryStep, until time.Time) *Re
 	r.Start = start
 	return r
 }
+
+// Reseal returns the daemon's file at path (the journal, sealed whole,
+// or the history, sealed line by line) sealed with to instead of from,
+// for state rekey; nil when there is no file. Plaintext is sealed too.
+// A history line that does not open is an error naming it, except a
+// last line cut short by a crash, which is dropped as ReadHistory
+// ignores it.
+func Reseal(path string, from, to *statecrypt.Sealer) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !strings.HasSuffix(path, ".jsonl") {
+		if statecrypt.IsSealed(data) {
+			if data, err = from.Open(data); err != nil {
+				return nil, fmt.Errorf("%s: %w", path, err)
+			}
+		}
+		return to.Seal(data)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+	var out strings.Builder
+	for i, l := range lines {
+		b := []byte(l)
+		if strings.TrimSpace(l) == "" {
+			continue
+		}
+		if strings.HasPrefix(l, sealedLinePrefix) {
+			env, err := base64.StdEncoding.DecodeString(l)
+			if err == nil {
+				b, err = from.Open(env)
+			}
+			if err != nil {
+				if i == len(lines)-1 {
+					break
+				}
+				return nil, &HistoryError{File: path, Line: i + 1, Err: err}
+			}
+		}
+		env, err := to.Seal(b)
+		if err != nil {
+			return nil, err
+		}
+		out.WriteString(base64.StdEncoding.EncodeToString(env))
+		out.WriteByte('\n')
+	}
+	return []byte(out.String()), nil
+}

@@ -112,3 +112,68 @@ func TestSealedJournalAndHistory(t *testing.T) {
 		t.Errorf("history: run %+v, %d steps", run, len(steps))
 	}
 }
+
+// TestReseal: the history resealed for state rekey opens with the new
+// passphrase only and has the same run and steps; plaintext lines are
+// sealed; a last line cut short is dropped, a bad line before it is an
+// error naming it; the journal is resealed whole.
+func TestReseal(t *testing.T) {
+	dir := t.TempDir()
+	from, to := statecrypt.NewWithParams("old", cheapKDF), statecrypt.NewWithParams("new", cheapKDF)
+	hpath := filepath.Join(dir, HistoryFile)
+	h := &FileHistory{Path: hpath, Sealer: from}
+	h.Start(HistoryRun{Cluster: "rekeyed", Start: t0}, true)
+	h.Step(HistoryStep{T: t0, Nodes: []HistoryNode{{Name: "n1", State: Idle}}})
+	good, _ := os.ReadFile(hpath)
+	plainLine := `{"t":"` + t0.Add(time.Minute).Format(time.RFC3339) + `","nodes":[{"n":"plainnode-two","s":"busy"}]}` + "\n"
+	tests := []struct {
+		name, content string
+		steps         int
+		err           string
+	}{
+		{"sealed", string(good), 1, ""},
+		{"with a plaintext line", string(good) + plainLine, 2, ""},
+		{"last line cut short", string(good) + string(good[:40]) + "\n", 1, ""},
+		{"bad line before the last", string(good[:40]) + "\n" + string(good), 0, HistoryFile + ":1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			os.WriteFile(hpath, []byte(tt.content), 0o600)
+			b, err := Reseal(hpath, from, to)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("reseal: %v, want an error with %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if bytes.Contains(b, []byte("rekeyed")) || bytes.Contains(b, []byte("plainnode-two")) {
+				t.Error("resealed history holds plaintext")
+			}
+			run, steps, err := ReadSealedHistory(hpath, bytes.NewReader(b), to)
+			if err != nil || run.Cluster != "rekeyed" || len(steps) != tt.steps {
+				t.Errorf("resealed history: run %+v, %d steps, %v; want %d steps", run, len(steps), err, tt.steps)
+			}
+			if _, _, err := ReadSealedHistory(hpath, bytes.NewReader(b), from); err == nil {
+				t.Error("resealed history opens with the old passphrase")
+			}
+		})
+	}
+	jpath := filepath.Join(dir, "elastic-journal.json")
+	if err := (FileJournal{Path: jpath, Sealer: from}).Save(JournalState{Started: t0}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := Reseal(jpath, from, to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(jpath, b, 0o600)
+	if st, err := (FileJournal{Path: jpath, Sealer: to}).Load(); err != nil || !st.Started.Equal(t0) {
+		t.Errorf("resealed journal: %+v %v", st, err)
+	}
+	if b, err := Reseal(filepath.Join(dir, "none.jsonl"), from, to); b != nil || err != nil {
+		t.Errorf("reseal of no file: %q %v", b, err)
+	}
+}

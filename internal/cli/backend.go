@@ -2,11 +2,13 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"time"
 
+	"github.com/hvctl/hvctl/elastic"
 	"github.com/hvctl/hvctl/provision"
 	"github.com/hvctl/hvctl/provision/pgstate"
 	"github.com/hvctl/hvctl/provision/s3state"
@@ -138,14 +140,44 @@ func (a *App) stateRekey(store *provision.Store, env string, timeout time.Durati
 		return a.failErr(err)
 	}
 	defer l.Unlock()
+	// The elastic daemon's journal and history are sealed with the
+	// state's passphrase too: not while it runs, and resealed with the
+	// state (prepared first, so a file that does not open stops the
+	// rekey before anything is written).
+	el, err := (&provision.Store{Path: filepath.Join(store.Dir(), "elastic")}).Lock(a.Ctx, "state rekey", 0)
+	if err != nil {
+		var le *provision.LockError
+		if errors.As(err, &le) && le.Holder != nil {
+			return a.fail("The elastic daemon runs", fmt.Sprintf("Process %d runs the elastic daemon, whose journal and history are sealed with the state's passphrase; stop it (kill %d), rekey, and start it again with the new passphrase. Nothing was changed.", le.Holder.PID, le.Holder.PID))
+		}
+		return a.failErr(err)
+	}
+	defer el.Unlock()
 	st, err := store.Load()
 	if err != nil {
 		return a.failErr(err)
 	}
+	newSealer := statecrypt.New(pass)
+	resealed := map[string][]byte{}
+	for _, name := range []string{"elastic-journal.json", elastic.HistoryFile} {
+		path := filepath.Join(store.Dir(), name)
+		b, err := elastic.Reseal(path, store.Sealer, newSealer)
+		if err != nil {
+			return a.fail("Cannot rekey the elastic files", err.Error()+". Nothing was changed.")
+		}
+		if b != nil {
+			resealed[path] = b
+		}
+	}
 	store.Close()
-	store.Sealer = statecrypt.New(pass)
+	store.Sealer = newSealer
 	if err := store.Write(st); err != nil {
 		return a.failErr(err)
+	}
+	for path, b := range resealed {
+		if err := provision.WriteFileAtomic(path, b); err != nil {
+			return a.fail("The state was rekeyed, an elastic file was not", fmt.Sprintf("%s: %v. It is still sealed with the old passphrase; move it aside before the elastic daemon starts.", path, err))
+		}
 	}
 	if store.Backend == nil {
 		// Once more, so state.json.backup holds no copy under the old

@@ -2,6 +2,7 @@ package cli_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hvctl/hvctl/elastic"
+	"github.com/hvctl/hvctl/provision"
 	"github.com/hvctl/hvctl/provision/aws/awsfake"
 	"github.com/hvctl/hvctl/provision/statecrypt"
 )
@@ -202,5 +204,45 @@ func TestEncryptedElasticHistory(t *testing.T) {
 				t.Errorf("report: exit %d, want %d with %q\n%s%s", r.code, tt.code, tt.want, r.stdout, r.stderr)
 			}
 		})
+	}
+
+	// state rekey reseals the journal and the history with the state:
+	// refused while the daemon holds its lock, then done.
+	jpath := filepath.Join(dir, ".hvctl", "elastic-journal.json")
+	if err := (elastic.FileJournal{Path: jpath, Sealer: statecrypt.New("history passphrase")}).Save(elastic.JournalState{Started: start}); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("HVCTL_TEST_HISTORY_KEY", "history passphrase")
+	t.Setenv("HVCTL_TEST_HISTORY_NEW", "rekeyed history passphrase")
+	before := map[string][]byte{}
+	for _, p := range []string{path, jpath} {
+		before[p], _ = os.ReadFile(p)
+	}
+	l, err := (&provision.Store{Path: filepath.Join(dir, ".hvctl", "elastic")}).Lock(context.Background(), "elastic run", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := hv(t, dir, "", "state", "rekey", "-new-key-env", "HVCTL_TEST_HISTORY_NEW")
+	l.Unlock()
+	if r.code == 0 || !strings.Contains(r.stderr, "elastic daemon runs") {
+		t.Errorf("rekey while the daemon runs: exit %d\n%s", r.code, r.stderr)
+	}
+	for p, b := range before {
+		if after, _ := os.ReadFile(p); !bytes.Equal(after, b) {
+			t.Errorf("the refused rekey changed %s", filepath.Base(p))
+		}
+	}
+	if r := hv(t, dir, "", "state", "rekey", "-new-key-env", "HVCTL_TEST_HISTORY_NEW"); r.code != 0 {
+		t.Fatalf("state rekey: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	t.Setenv("HVCTL_TEST_HISTORY_KEY", "rekeyed history passphrase")
+	if r := hv(t, dir, "", "report", "-json", "main.hcl"); r.code != 0 || !strings.Contains(r.stdout, `"cloud.burst"`) {
+		t.Errorf("report after rekey: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if _, err := (elastic.FileJournal{Path: jpath, Sealer: statecrypt.New("rekeyed history passphrase")}).Load(); err != nil {
+		t.Errorf("the journal after rekey: %v", err)
+	}
+	if _, err := (elastic.FileJournal{Path: jpath, Sealer: statecrypt.New("history passphrase")}).Load(); err == nil {
+		t.Error("the journal still opens with the old passphrase after rekey")
 	}
 }
