@@ -619,6 +619,9 @@ func (a *App) execute(s *session, plan *provision.Plan, st *provision.State, des
 		if err := s.pushTemplate(a.Ctx, st); err != nil && !jsonOut {
 			fmt.Fprintf(a.Stdout, "Warning: the cluster's managers did not take the template (%v); they keep the one they have until the next apply reaches them.\n\n", err)
 		}
+		if w := s.boot.StaleWitness(st); w != "" && !jsonOut {
+			fmt.Fprintf(a.Stdout, "Warning: %s is the control log's witness now, but it was made before it was, without a replica certificate: until it is made again the replica set cannot lose a manager. Run: hvctl up -replace=%s\n\n", w, w)
+		}
 	}
 	// Even with nothing to change, Apply records what refresh learned
 	// (machines gone or now ready).

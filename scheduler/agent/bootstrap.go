@@ -364,3 +364,28 @@ func (b *Bootstrap) replicaCert(a provision.Attrs) error {
 	a["replica_cert"], a["replica_key"] = string(cert), string(key)
 	return nil
 }
+
+// StaleWitness is the address of the template's witness when that node
+// exists already without a replica certificate (it was made before the
+// template named it the witness: before a second manager node was
+// added), "" otherwise. Such a node cannot vote: the replica set has
+// two working voters of three and survives no loss until the node is
+// made again (hvctl up -replace=ADDR).
+func (b *Bootstrap) StaleWitness(st *provision.State) string {
+	mn := provision.ManagerNode(b.Cluster)
+	if mn == nil || len(b.replicaNodes(mn)) < 2 {
+		return ""
+	}
+	w := manager.Witness(b.Cluster)
+	if w == nil {
+		return ""
+	}
+	r := st.Resource(provision.NodeAddress(w))
+	if r == nil {
+		return ""
+	}
+	if c, _ := r.Attrs["replica_cert"].(string); c != "" {
+		return ""
+	}
+	return r.Address
+}

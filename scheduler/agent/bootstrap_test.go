@@ -237,3 +237,62 @@ func keys(m map[string]string) []string {
 	}
 	return out
 }
+
+// A sole manager node gets a replica certificate too (its log can grow
+// into a replica set later); a witness made before the template named it
+// has none, and StaleWitness names it; one made as the witness has one.
+func TestStaleWitness(t *testing.T) {
+	one := strings.Replace(strings.Replace(strings.Replace(twoHubs, `hubs = ["onprem.frontend", "cloud.hub2"]`, `hubs = ["onprem.frontend"]`, 1),
+		`    node "hub2" {
+      roles     = ["hub", "manager"]
+      public_ip = true
+    }
+`, "", 1), `    gateway  = "gw"
+`, "", 1)
+	ca, err := manager.NewCA("c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := manager.NewSecret()
+	boot := func(src string) *Bootstrap {
+		cfg, d := templates.LoadSource(map[string][]byte{"m.hcl": []byte(src)}, ".", templates.LoadOptions{})
+		if d.HasErrors() {
+			t.Fatal(d)
+		}
+		b, err := NewBootstrap(cfg, s, ca)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	b1, b2 := boot(one), boot(twoHubs)
+	st := provision.NewState()
+	var made []*provision.ResourceState
+	for _, addr := range []string{"site.onprem.node.frontend", "site.cloud.node.gw"} {
+		a, err := b1.Prepare(st, &provision.Change{Address: addr, Kind: provision.KindInstance}, agentHost{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a["public_address"] = "198.18.0.3"
+		// Resources are kept sorted by address.
+		made = append([]*provision.ResourceState{{Address: addr, Kind: provision.KindInstance, Attrs: a}}, made...)
+		st.Resources = made
+	}
+	if c, _ := st.Resource("site.onprem.node.frontend").Attrs["replica_cert"].(string); c == "" {
+		t.Errorf("the sole manager node has no replica certificate")
+	}
+	if got := b1.StaleWitness(st); got != "" {
+		t.Errorf("one manager: StaleWitness = %q, want none", got)
+	}
+	if got := b2.StaleWitness(st); got != "site.cloud.node.gw" {
+		t.Errorf("grown to two managers: StaleWitness = %q, want site.cloud.node.gw (made before it was the witness)", got)
+	}
+	a, err := b2.Prepare(st, &provision.Change{Address: "site.cloud.node.gw", Kind: provision.KindInstance}, agentHost{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Resource("site.cloud.node.gw").Attrs = a
+	if got := b2.StaleWitness(st); got != "" {
+		t.Errorf("the witness made again: StaleWitness = %q, want none", got)
+	}
+}
