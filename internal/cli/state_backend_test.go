@@ -3,6 +3,8 @@ package cli_test
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -222,6 +224,30 @@ func TestPGState(t *testing.T) {
 	for _, leak := range []string{name, "site.onprem", "lineage", "client_token", "sim-i-"} {
 		if bytes.Contains(stored, []byte(leak)) {
 			t.Errorf("the stored state contains %q", leak)
+		}
+	}
+	// A pg_dump (a backup of the server) holds none of the state's
+	// lineage, addresses, machine IDs or client tokens, neither as text
+	// nor in bytea's hex.
+	r = hv(t, b, "", "state", "pull")
+	var pulled provision.State
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &pulled) != nil || pulled.Lineage == "" {
+		t.Fatalf("state pull: exit %d\n%.200s%s", r.code, r.stdout, r.stderr)
+	}
+	leaks := []string{pulled.Lineage}
+	for _, res := range pulled.Resources {
+		leaks = append(leaks, res.Address, res.ID)
+		if tok, ok := res.Attrs["client_token"].(string); ok && tok != "" {
+			leaks = append(leaks, tok)
+		}
+	}
+	dump := srv.Dump(t)
+	if !bytes.Contains(dump, []byte("hvctl.states")) {
+		t.Fatalf("pg_dump has no states table:\n%.300s", dump)
+	}
+	for _, leak := range leaks {
+		if bytes.Contains(dump, []byte(leak)) || bytes.Contains(dump, []byte(hex.EncodeToString([]byte(leak)))) {
+			t.Errorf("pg_dump contains %q", leak)
 		}
 	}
 

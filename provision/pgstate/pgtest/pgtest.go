@@ -40,6 +40,28 @@ type Server struct {
 	// ConnStr connects as the superuser hvctl to database postgres.
 	ConnStr string
 	Dir     string
+	bin     string
+}
+
+// Dump is pg_dump of the database (plain SQL, data included): what a
+// backup of the server holds.
+func (s *Server) Dump(t testing.TB) []byte {
+	t.Helper()
+	bin := filepath.Join(s.bin, "pg_dump")
+	if _, err := os.Stat(bin); err != nil {
+		// initdb and pg_ctl may be wrappers on PATH; pg_dump is Debian's.
+		if p, err := exec.LookPath("pg_dump"); err == nil {
+			bin = p
+		} else if m, _ := filepath.Glob("/usr/lib/postgresql/*/bin/pg_dump"); len(m) > 0 {
+			sort.Slice(m, func(i, j int) bool { return version(m[i]) > version(m[j]) })
+			bin = m[0]
+		}
+	}
+	out, err := exec.Command(bin, "-d", s.ConnStr).Output()
+	if err != nil {
+		t.Fatalf("pg_dump: %v", err)
+	}
+	return out
 }
 
 // Start starts a server for t and stops it at cleanup. Without
@@ -99,5 +121,5 @@ func Start(t testing.TB) *Server {
 			t.Logf("stop PostgreSQL: %v", err)
 		}
 	})
-	return &Server{ConnStr: fmt.Sprintf("host=%s port=%s user=hvctl dbname=postgres", dir, port), Dir: dir}
+	return &Server{ConnStr: fmt.Sprintf("host=%s port=%s user=hvctl dbname=postgres", dir, port), Dir: dir, bin: bin}
 }
