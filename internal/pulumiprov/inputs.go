@@ -18,7 +18,9 @@ import (
 // Inputs are a Cluster resource's inputs.
 type Inputs struct {
 	// Template is a path to a .hcl file or a directory of them
-	// (relative to the Pulumi program's directory), or the HCL itself:
+	// (relative to the directory the engine starts the plugin in: the
+	// Pulumi project's, or an Automation API program's working
+	// directory), or the HCL itself:
 	// a value with a newline or a '{' is inline HCL.
 	Template string
 	// Vars set template variables, as -var NAME=VALUE does.

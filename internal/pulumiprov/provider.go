@@ -52,8 +52,10 @@ func New(clusters Clusters, host *provider.HostClient, version string, environ [
 	return &Provider{clusters: clusters, host: host, version: version, environ: environ, ctx: ctx, cancel: cancel}
 }
 
-// base is the Pulumi program's directory (from the handshake), against
-// which relative template paths and work directories resolve.
+// base is the Pulumi program's directory, against which relative
+// template paths and work directories resolve: the directory the engine
+// started the plugin in (its project's directory; for an Automation API
+// program, the workspace's WorkDir).
 func (p *Provider) base() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -62,6 +64,14 @@ func (p *Provider) base() string {
 	}
 	wd, _ := os.Getwd()
 	return wd
+}
+
+// SetProgramDir sets the directory base returns (tests; default: the
+// working directory).
+func (p *Provider) SetProgramDir(dir string) {
+	p.mu.Lock()
+	p.programDir = dir
+	p.mu.Unlock()
 }
 
 // opCtx is ctx, also cancelled by the engine's Cancel.
@@ -73,16 +83,10 @@ func (p *Provider) opCtx(ctx context.Context) (context.Context, context.CancelFu
 
 var marshalOpts = plugin.MarshalOptions{KeepUnknowns: true, KeepSecrets: true, SkipNulls: true}
 
-// Handshake records the program's directory.
-func (p *Provider) Handshake(_ context.Context, req *pulumirpc.ProviderHandshakeRequest) (*pulumirpc.ProviderHandshakeResponse, error) {
-	p.mu.Lock()
-	switch {
-	case req.ProgramDirectory != nil && *req.ProgramDirectory != "":
-		p.programDir = *req.ProgramDirectory
-	case req.RootDirectory != nil && *req.RootDirectory != "":
-		p.programDir = *req.RootDirectory
-	}
-	p.mu.Unlock()
+// Handshake: the engine's root and program directories are the
+// plugin's own (where its binary is), not the Pulumi program's, so they
+// are not used; the engine starts the plugin in the program's directory.
+func (p *Provider) Handshake(context.Context, *pulumirpc.ProviderHandshakeRequest) (*pulumirpc.ProviderHandshakeResponse, error) {
 	return &pulumirpc.ProviderHandshakeResponse{AcceptSecrets: true}, nil
 }
 

@@ -74,7 +74,7 @@ func newProvider(t *testing.T, f *fakeClusters) *Provider {
 	t.Helper()
 	p := New(f, nil, "0.1.0", nil)
 	dir, _ := filepath.Abs("testdata")
-	p.Handshake(context.Background(), &pulumirpc.ProviderHandshakeRequest{ProgramDirectory: &dir})
+	p.SetProgramDir(dir)
 	return p
 }
 
