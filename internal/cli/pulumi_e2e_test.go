@@ -45,9 +45,12 @@ func (r *pulumiRun) program(ctx *pulumi.Context) error {
 	for k, v := range r.vars {
 		vars[k] = pulumi.String(v)
 	}
+	in := pulumi.Map{"template": pulumi.String(r.template), "vars": vars}
+	if r.workDir != "" {
+		in["workDir"] = pulumi.String(r.workDir)
+	}
 	var c pulumiCluster
-	if err := ctx.RegisterResource("hvctl:index:Cluster", "lab", pulumi.Map{
-		"template": pulumi.String(r.template), "vars": vars, "workDir": pulumi.String(r.workDir)}, &c); err != nil {
+	if err := ctx.RegisterResource("hvctl:index:Cluster", "lab", in, &c); err != nil {
 		return err
 	}
 	ctx.Export("hubEndpoint", c.HubEndpoint)
@@ -200,8 +203,11 @@ func TestPulumiAutomationSim(t *testing.T) {
 	os.WriteFile(tmpl, []byte(fmt.Sprintf(pulumiSimE2E, fmt.Sprintf("pulumi%d", rand.IntN(1e6)))), 0o644)
 	bad := filepath.Join(dir, "cluster", "bad.hcl")
 	os.WriteFile(bad, []byte(pulumiBadTemplate), 0o644)
-	work := filepath.Join(dir, "work")
-	run := &pulumiRun{template: tmpl, vars: map[string]string{"workers": "1"}, workDir: work}
+	// No workDir: the default is under the directory the engine starts
+	// the plugin in, this process's working directory.
+	t.Chdir(dir)
+	work := filepath.Join(dir, ".hvctl-pulumi", "dev", "lab")
+	run := &pulumiRun{template: tmpl, vars: map[string]string{"workers": "1"}}
 	st := pulumiStack(t, dir, run)
 	simCount := func() int {
 		n := 0
