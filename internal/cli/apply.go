@@ -619,8 +619,8 @@ func (a *App) execute(s *session, plan *provision.Plan, st *provision.State, des
 		if err := s.pushTemplate(a.Ctx, st); err != nil && !jsonOut {
 			fmt.Fprintf(a.Stdout, "Warning: the cluster's managers did not take the template (%v); they keep the one they have until the next apply reaches them.\n\n", err)
 		}
-		if w := s.boot.StaleWitness(st); w != "" && !jsonOut {
-			fmt.Fprintf(a.Stdout, "Warning: %s is the control log's witness now, but it was made before it was, without a replica certificate: until it is made again the replica set cannot lose a manager. Run: hvctl up -replace=%s\n\n", w, w)
+		if w, err := s.grantWitness(a.Ctx, st); err != nil && !jsonOut {
+			fmt.Fprintf(a.Stdout, "Warning: %s is the control log's witness now, but it was made before it was, and its replica certificate could not be given to it (%v): until it is, the replica set cannot lose a manager. Run this again, or make it again: hvctl up -replace=%s\n\n", w, err, w)
 		}
 	}
 	// Even with nothing to change, Apply records what refresh learned

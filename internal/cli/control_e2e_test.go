@@ -422,24 +422,26 @@ func TestControlPlaneFailover(t *testing.T) {
 
 // TestControlPlaneGrows: a cluster made with one manager node (the
 // onprem hub) runs jobs; up with a template that adds a hub+manager node
-// and a gateway in the cloud site sends the managers the new template
-// first, so the new nodes join, and the one-voter log grows into a
-// replica set (hub2 answers 421 naming the primary); every overlay path
-// the new template needs answers (hvctl check, the new hub included);
-// the primary hub's agent killed, hub2 leads with the jobs and results
-// made before it existed.
+// in the cloud site sends the managers the new template first, so the
+// new node joins, gives the cloud gateway (the witness now, made before
+// it was) its replica certificate through the leader, and the one-voter
+// log grows into a replica set (hub2 answers 421 naming the primary);
+// every overlay path the new template needs answers (hvctl check, the
+// new hub included); the primary hub's agent killed, hub2 leads (with
+// the witness's vote: two of three) with the jobs and results made
+// before it existed.
 func TestControlPlaneGrows(t *testing.T) {
 	requireRoot(t)
 	dir := t.TempDir()
 	name := fmt.Sprintf("ctlgrow%d", rand.IntN(1e5))
 	full := strings.NewReplacer("10.203.0.0/16", "10.207.0.0/16", "192.168.71.0/24", "192.168.77.0/24", "10.63.0.0/24", "10.67.0.0/24").
 		Replace(fmt.Sprintf(twoHubTemplate, name))
-	one := strings.NewReplacer(`hubs = ["onprem.frontend", "cloud.hub2"]`, `hubs = ["onprem.frontend"]`, `    gateway  = "gw"
-`, "", `    node "hub2" {
+	// The cloud site's gateway exists from the start: when hub2 is added
+	// it becomes the witness, a node made before it was one.
+	one := strings.NewReplacer(`hubs = ["onprem.frontend", "cloud.hub2"]`, `hubs = ["onprem.frontend"]`, `    node "hub2" {
       roles     = ["hub", "manager"]
       public_ip = true
     }
-    node "gw" { roles = ["gateway"] }
 `, "").Replace(full)
 	os.WriteFile(filepath.Join(dir, "main.hcl"), []byte(one), 0o644)
 	t.Cleanup(func() {
@@ -455,7 +457,7 @@ func TestControlPlaneGrows(t *testing.T) {
 	before := waitEnded(t, dir, 4, 2*time.Minute)
 
 	os.WriteFile(filepath.Join(dir, "main.hcl"), []byte(full), 0o644)
-	if r := hv(t, dir, "", "up", "-join-timeout=90s", "main.hcl"); r.code != 0 || strings.Contains(r.stdout, "did not take the template") {
+	if r := hv(t, dir, "", "up", "-join-timeout=90s", "main.hcl"); r.code != 0 || strings.Contains(r.stdout, "Warning:") {
 		t.Fatalf("up with the second manager: exit %d\n%s\n%s\n%s", r.code, r.stdout, r.stderr, agentLogs(dir))
 	}
 	primary := newAPI(t, dir)
@@ -474,6 +476,10 @@ func TestControlPlaneGrows(t *testing.T) {
 	}
 	if r := hv(t, dir, "", "check", "main.hcl"); r.code != 0 {
 		t.Errorf("check after the cluster grew: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	// Only the gateway can log this (no other node is the witness).
+	if logs := agentLogs(dir); !strings.Contains(logs, "this node is the witness now") {
+		t.Errorf("the gateway did not become the witness:\n%s", logs)
 	}
 
 	killAgent(t, findAgent(t, dir, "onprem.frontend"))

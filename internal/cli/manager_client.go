@@ -88,6 +88,28 @@ func (s *session) pushTemplate(ctx context.Context, st *provision.State) error {
 	return mc.PutTemplate(ctx, &s.boot.Template)
 }
 
+// grantWitness gives the template's witness a replica certificate when
+// it was made before it was the witness (agent.Bootstrap.StaleWitness):
+// through the leader, which keeps it in the control log and hands it to
+// the node. It returns the witness's address when there was one to give.
+func (s *session) grantWitness(ctx context.Context, st *provision.State) (string, error) {
+	if s.boot == nil {
+		return "", nil
+	}
+	w := s.boot.StaleWitness(st)
+	mc := s.managerFor(st)
+	if w == "" || mc == nil {
+		return w, nil
+	}
+	cert, key, err := s.boot.CA.IssueReplica()
+	if err != nil {
+		return w, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return w, mc.GrantReplica(ctx, manager.MemberID(w), &manager.ReplicaGrant{Cert: string(cert), Key: string(key)})
+}
+
 // nodes lists the cluster's members.
 func (m *managerClient) nodes(ctx context.Context) ([]manager.Node, error) {
 	return m.Nodes(ctx)

@@ -65,6 +65,8 @@ type Agent struct {
 	probeFails   int
 	paths        pathTracker // health of the paths to the runtime's probe targets
 	stopLocal    func()      // stops the local manager this node runs
+	// witness is true once this node's witness replica runs.
+	witness bool
 }
 
 // New prepares an agent; logs go to w.
@@ -147,7 +149,11 @@ func (a *Agent) Run(ctx context.Context) error {
 
 	var wg sync.WaitGroup
 	loops := []func(context.Context){a.pollLoop, a.heartbeatLoop, func(ctx context.Context) { a.mon.Run(ctx) }, a.runLoop, a.pathLoop}
-	if c.attr("raft_witness") == "true" && a.mgr == nil {
+	a.mu.Lock()
+	startWitness := a.mgr == nil && !a.witness && (c.attr("raft_witness") == "true" || a.lateWitness() != nil)
+	a.witness = a.witness || startWitness
+	a.mu.Unlock()
+	if startWitness {
 		loops = append(loops, a.witnessLoop)
 	}
 	if a.mgr != nil {
@@ -269,12 +275,15 @@ func (a *Agent) replicaConfig(cluster *templates.Cluster) (*manager.ReplicaConfi
 	c := a.cfg
 	id := manager.MemberID(c.Address)
 	rc := &manager.ReplicaConfig{Dir: filepath.Join(c.Dir, "raft"), ID: id}
-	cert := c.attr("replica_cert")
+	cert, key := c.attr("replica_cert"), c.attr("replica_key")
+	if g := a.lateWitness(); cert == "" && g != nil {
+		cert, key = g.Cert, g.Key
+	}
 	if cert == "" {
 		rc.Bootstrap = manager.SingleVoter(id)
 		return rc, nil
 	}
-	tc, err := manager.ReplicaTLS([]byte(c.attr("cluster_ca")), []byte(cert), []byte(c.attr("replica_key")))
+	tc, err := manager.ReplicaTLS([]byte(c.attr("cluster_ca")), []byte(cert), []byte(key))
 	if err != nil {
 		return nil, err
 	}
@@ -288,6 +297,41 @@ func (a *Agent) replicaConfig(cluster *templates.Cluster) (*manager.ReplicaConfi
 		}
 	}
 	return rc, nil
+}
+
+// lateWitnessFile keeps the replica certificate of a node made before
+// the template named it the witness (manager.ReplicaGrant), mode 0600.
+const lateWitnessFile = "replica.json"
+
+// lateWitness is this node's replica certificate given at run time, nil
+// if none.
+func (a *Agent) lateWitness() *manager.ReplicaGrant {
+	b, err := os.ReadFile(filepath.Join(a.cfg.Dir, lateWitnessFile))
+	if err != nil {
+		return nil
+	}
+	var g manager.ReplicaGrant
+	if json.Unmarshal(b, &g) != nil || g.Cert == "" {
+		return nil
+	}
+	return &g
+}
+
+// becomeWitness keeps g and starts this node's witness replica, once.
+func (a *Agent) becomeWitness(g *manager.ReplicaGrant) {
+	a.mu.Lock()
+	if a.witness || a.mgr != nil || a.ctx == nil {
+		a.mu.Unlock()
+		return
+	}
+	a.witness = true
+	a.mu.Unlock()
+	b, _ := json.Marshal(g)
+	if err := os.WriteFile(filepath.Join(a.cfg.Dir, lateWitnessFile), b, 0o600); err != nil {
+		a.log.Printf("control log witness: keep the replica certificate: %v", err)
+	}
+	a.log.Printf("control log witness: this node is the witness now; starting its replica")
+	go a.witnessLoop(a.ctx)
 }
 
 // witnessLoop runs this node's witness replica (no secret, no API).

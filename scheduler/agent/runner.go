@@ -42,6 +42,9 @@ func (a *Agent) setRuntime(rt manager.Runtime) {
 		a.log.Printf("local manager of site %s: another node runs it now; stopping", a.cfg.Site)
 		stop()
 	}
+	if rt.Witness != nil {
+		a.becomeWitness(rt.Witness)
+	}
 	if start {
 		if err := a.startLocal(rt); err != nil {
 			a.log.Printf("local manager: %v", err)

@@ -75,6 +75,7 @@ func (m *Manager) Handler() http.Handler {
 	m.jobRoutes(mux)
 	m.slurmRoutes(mux)
 	mux.HandleFunc("PUT /v1/template", m.admin(m.putTemplate))
+	mux.HandleFunc("PUT /v1/nodes/{id}/replica", m.admin(m.putReplicaGrant))
 	mux.HandleFunc("GET /v1/healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

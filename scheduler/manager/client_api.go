@@ -57,6 +57,12 @@ func (c *Client) PutTemplate(ctx context.Context, t *Template) error {
 	return c.Do(ctx, &Call{Method: "PUT", Path: "/v1/template", In: t, Retry: true})
 }
 
+// GrantReplica gives the template's witness, made before it was the
+// witness, its replica certificate (cluster token).
+func (c *Client) GrantReplica(ctx context.Context, member string, g *ReplicaGrant) error {
+	return c.Do(ctx, &Call{Method: "PUT", Path: "/v1/nodes/" + url.PathEscape(member) + "/replica", In: g, Retry: true})
+}
+
 // Nodes lists the cluster's members (cluster token).
 func (c *Client) Nodes(ctx context.Context) ([]Node, error) {
 	var out struct {

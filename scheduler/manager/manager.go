@@ -152,6 +152,7 @@ type Manager struct {
 	used    map[string]bool   // join token nonces already spent
 	creds   map[string]string // member ID -> its credential's generation; none = revoked
 	addrs   map[string]netip.Addr
+	grants  map[string]ReplicaGrant // member ID -> replica certificate for a late witness
 	version uint64
 	changed chan struct{} // closed and replaced whenever version moves
 	topo    *overlay.Topology
@@ -178,6 +179,9 @@ type persisted struct {
 	// Credentials is each member's credential generation (authz.go);
 	// a member without one is revoked.
 	Credentials map[string]string `json:"credentials,omitempty"`
+	// Grants are replica certificates for witnesses made before they
+	// were (witness_grant.go).
+	Grants map[string]ReplicaGrant `json:"replica_grants,omitempty"`
 }
 
 // New returns a manager, loading its registry from cfg.StateFile.
@@ -197,7 +201,7 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
 	}
-	m := &Manager{cfg: cfg, nodes: map[string]*Node{}, used: map[string]bool{}, creds: map[string]string{}, addrs: map[string]netip.Addr{}, changed: make(chan struct{}),
+	m := &Manager{cfg: cfg, nodes: map[string]*Node{}, used: map[string]bool{}, creds: map[string]string{}, addrs: map[string]netip.Addr{}, grants: map[string]ReplicaGrant{}, changed: make(chan struct{}),
 		designated: map[string]string{}, datasets: cfg.Datasets}
 	if cfg.Template != nil {
 		m.template = cfg.Template.Hash()
@@ -253,11 +257,14 @@ func (m *Manager) loadLocked(p *persisted) {
 	if p.Credentials != nil {
 		m.creds = p.Credentials
 	}
+	if p.Grants != nil {
+		m.grants = p.Grants
+	}
 }
 
 // persistedLocked is the registry as saved.
 func (m *Manager) persistedLocked() *persisted {
-	return &persisted{Nodes: m.nodes, Used: m.used, Addrs: m.addrs, Version: m.version, Designated: m.designated, Credentials: m.creds}
+	return &persisted{Nodes: m.nodes, Used: m.used, Addrs: m.addrs, Version: m.version, Designated: m.designated, Credentials: m.creds, Grants: m.grants}
 }
 
 // saveLocked persists the registry: through the control log, else to
@@ -381,6 +388,10 @@ type Runtime struct {
 	Slurm *SlurmSetup `json:"slurm,omitempty"`
 	// Probe lists the overlay addresses the node keeps probing (paths.go).
 	Probe []ProbeTarget `json:"probe,omitempty"`
+	// Witness, for a node made before the template named it the
+	// control log's witness, is its replica certificate: it starts its
+	// witness replica.
+	Witness *ReplicaGrant `json:"witness,omitempty"`
 }
 
 // predictEndpoint gives a NAT'd node without a known endpoint the

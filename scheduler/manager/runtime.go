@@ -158,6 +158,11 @@ func (m *Manager) runtimeLocked(id string) Runtime {
 		rt.Slurm = m.cfg.Slurm(id)
 	}
 	rt.Probe = m.probeTargetsLocked(id)
+	if g, ok := m.grants[id]; ok {
+		if w := Witness(m.cfg.Cluster); w != nil && w.Path() == id {
+			rt.Witness = &g
+		}
+	}
 	return rt
 }
 
