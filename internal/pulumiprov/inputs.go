@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"net/url"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -122,9 +123,12 @@ func decodeInputs(m resource.PropertyMap) (in Inputs, unknown []string, fails []
 	if in.Workspace != "" && !validWorkspace(in.Workspace) {
 		fails = append(fails, failure{pWorkspace, fmt.Sprintf("workspace %q: a workspace name has letters, digits, '-' and '_' (at most 64)", in.Workspace)})
 	}
-	for k := range in.State {
+	for k, v := range in.State {
 		if k == "" {
 			fails = append(fails, failure{pState, "a state setting needs a name"})
+		}
+		if k == "conn_str" && hasPassword(v) {
+			fails = append(fails, failure{pState + ".conn_str", "state.conn_str holds a password, which Pulumi would keep in its state: set the connection string in HVCTL_PG_CONN_STR (or the password in PGPASSWORD or ~/.pgpass) in the environment instead"})
 		}
 	}
 	return in, unknown, fails
@@ -274,4 +278,23 @@ func safeName(s string) string {
 		return out
 	}
 	return "_"
+}
+
+// hasPassword reports whether a PostgreSQL connection string (URL or
+// keyword form) carries a password.
+func hasPassword(conn string) bool {
+	if u, err := url.Parse(conn); err == nil && u.Scheme != "" && u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			return true
+		}
+	}
+	if u, err := url.Parse(conn); err == nil && u.Query().Has("password") {
+		return true
+	}
+	for _, f := range strings.Fields(conn) {
+		if strings.HasPrefix(strings.ToLower(f), "password=") {
+			return true
+		}
+	}
+	return false
 }

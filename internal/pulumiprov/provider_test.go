@@ -94,6 +94,9 @@ func TestCheck(t *testing.T) {
 		{"bad variable", map[string]any{"template": "good.hcl", "vars": map[string]any{"workers": "many"}}, []string{"vars: ", "workers"}},
 		{"missing file", map[string]any{"template": "nope.hcl"}, []string{"no template at"}},
 		{"no template", map[string]any{}, []string{"template is required"}},
+		{"password in conn_str", map[string]any{"template": "good.hcl", "state": map[string]any{"conn_str": "postgres://hv:hunter2@db/hv"}}, []string{"state.conn_str: state.conn_str holds a password"}},
+		{"keyword password", map[string]any{"template": "good.hcl", "state": map[string]any{"conn_str": "host=db password=hunter2"}}, []string{"holds a password"}},
+		{"conn_str without password", map[string]any{"template": "good.hcl", "state": map[string]any{"conn_str": "postgres://hv@db/hv", "schema": "x"}}, nil},
 		{"wrong types", map[string]any{"template": 3, "vars": "x", "workspace": "a b"}, []string{"template must be a string", "vars must be a map", "workspace \"a b\""}},
 	}
 	for _, c := range cases {
