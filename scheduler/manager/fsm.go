@@ -191,18 +191,26 @@ type fsmSnapshot struct {
 	Uploads  []snapUpload          `json:"uploads,omitempty"`
 }
 
-// encodedSnapshot is a snapshot's header and the files it carries,
+// encodedSnapshot is a snapshot's header and the files it carries:
+// the results, read when it is written, then the uploads under way,
 // opened when it was taken.
 type encodedSnapshot struct {
-	header []byte
-	sizes  []int64
-	files  []*os.File
+	f       *controlFSM
+	header  []byte
+	results []snapResult
+	sizes   []int64 // of the uploads
+	files   []*os.File
 }
 
 func (s *encodedSnapshot) Persist(sink raft.SnapshotSink) error {
 	err := func() error {
 		if _, err := sink.Write(s.header); err != nil {
 			return err
+		}
+		for _, r := range s.results {
+			if err := s.f.copyResult(sink, r); err != nil {
+				return err
+			}
 		}
 		for i, fd := range s.files {
 			if _, err := io.Copy(sink, io.NewSectionReader(fd, 0, s.sizes[i])); err != nil {
@@ -247,10 +255,7 @@ func (f *controlFSM) Snapshot() (raft.FSMSnapshot, error) {
 		}
 		return nil, fmt.Errorf("encode control snapshot: %w", err)
 	}
-	es := &encodedSnapshot{header: b, files: fds}
-	for _, r := range res {
-		es.sizes = append(es.sizes, r.Bytes)
-	}
+	es := &encodedSnapshot{f: f, header: b, results: res, files: fds}
 	for _, u := range ups {
 		es.sizes = append(es.sizes, u.Len)
 	}

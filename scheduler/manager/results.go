@@ -191,9 +191,12 @@ func (f *controlFSM) Results(job string) map[string]ResultFile {
 	return out
 }
 
-// snapshotFilesLocked lists the files a snapshot carries, sorted, and
-// opens them now: a file replaced or renamed later is still read as it
-// was (write-once files, renamed into place).
+// snapshotFilesLocked lists the files a snapshot carries, sorted. The
+// uploads under way are opened now (they are renamed when they end); a
+// finished result is opened when the snapshot is written, and checked
+// against its size and hash then (a file replaced meanwhile fails the
+// snapshot, which raft takes again later): holding every result open
+// would cost a descriptor per file.
 func (f *controlFSM) snapshotFilesLocked() ([]snapResult, []snapUpload, []*os.File, error) {
 	var res []snapResult
 	for job, files := range f.results {
@@ -213,28 +216,36 @@ func (f *controlFSM) snapshotFilesLocked() ([]snapResult, []snapUpload, []*os.Fi
 	}
 	sort.Slice(ups, func(i, j int) bool { return ups[i].Upload < ups[j].Upload })
 	var fds []*os.File
-	closeAll := func() {
-		for _, fd := range fds {
-			fd.Close()
-		}
-	}
-	for _, r := range res {
-		fd, err := os.Open(f.resultPath(r.Job, r.Name))
-		if err != nil {
-			closeAll()
-			return nil, nil, nil, fmt.Errorf("control snapshot: result %s/%s: %w", r.Job, r.Name, err)
-		}
-		fds = append(fds, fd)
-	}
 	for _, u := range ups {
 		fd, err := os.Open(f.uploadPath(u.Upload))
 		if err != nil {
-			closeAll()
+			for _, fd := range fds {
+				fd.Close()
+			}
 			return nil, nil, nil, fmt.Errorf("control snapshot: upload %s: %w", u.Upload, err)
 		}
 		fds = append(fds, fd)
 	}
 	return res, ups, fds, nil
+}
+
+// copyResult writes result r's content to w, checking its size and
+// hash.
+func (f *controlFSM) copyResult(w io.Writer, r snapResult) error {
+	fd, err := os.Open(f.resultPath(r.Job, r.Name))
+	if err != nil {
+		return fmt.Errorf("result %s/%s: %w", r.Job, r.Name, err)
+	}
+	defer fd.Close()
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(w, h), io.LimitReader(fd, r.Bytes+1))
+	if err != nil {
+		return fmt.Errorf("result %s/%s: %w", r.Job, r.Name, err)
+	}
+	if n != r.Bytes || hex.EncodeToString(h.Sum(nil)) != r.SHA256 {
+		return fmt.Errorf("result %s/%s changed while the snapshot was taken", r.Job, r.Name)
+	}
+	return nil
 }
 
 // restoreFilesLocked reads a snapshot's files from r, in the order its

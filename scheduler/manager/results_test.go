@@ -35,8 +35,8 @@ func mustApply(t *testing.T, f *controlFSM, cs ...*Command) {
 	}
 }
 
-// A snapshot carries the results and the uploads under way, as they
-// were when it was taken; a replica restored from it has the same files
+// A snapshot carries the results and the uploads under way (a result
+// replaced before the snapshot is written fails it); a replica restored from it has the same files
 // and can finish the upload; content that does not match its hash, or
 // bytes after the last file, are refused.
 func TestResultSnapshot(t *testing.T) {
@@ -53,10 +53,19 @@ func TestResultSnapshot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// a is replaced after the snapshot was taken: the snapshot keeps
-	// the first version.
+	// a is replaced after the snapshot was taken and before it is
+	// written: that snapshot fails (raft takes another later), and
+	// the next one has the new version.
 	a2 := []byte("second, longer version of a")
 	mustApply(t, f, chunk("j1", "a", "05", 0, a2), end("j1", "a", "05", a2))
+	if err := snap.Persist(&memSink{}); err == nil || !strings.Contains(err.Error(), "changed while") {
+		t.Errorf("a snapshot whose result was replaced before it was written: %v, want it refused", err)
+	}
+	snap.Release()
+	a1 = a2
+	if snap, err = f.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
 	var sink memSink
 	if err := snap.Persist(&sink); err != nil {
 		t.Fatal(err)
