@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -108,4 +109,25 @@ func TestResultSnapshot(t *testing.T) {
 	if err := newControlFSM(t.TempDir()).Restore(io.NopCloser(bytes.NewReader(raw[:len(raw)-3]))); err == nil {
 		t.Errorf("a snapshot cut short restored")
 	}
+}
+
+// FuzzRestoreSnapshot: any bytes given to Restore (a snapshot comes
+// from another replica) are restored or refused, never a panic, and
+// never a file outside the replica's results directory.
+func FuzzRestoreSnapshot(f *testing.F) {
+	f.Add([]byte(`{"v":1,"jobs":[]}`))
+	f.Add([]byte(`{"v":2,"jobs":[{"id":"a","state":"done"}],"results":[{"job":"a","name":"o","bytes":2,"sha256":"fb8e20fc2e4c3f248c60c39bd652f3c1347298bb977b8b4d5903b85055620603"}]}ab`))
+	f.Add([]byte(`{"v":2,"jobs":[],"uploads":[{"job":"a","name":"o","upload":"0a","len":3}]}xyz`))
+	f.Add([]byte(`{"v":2,"jobs":[],"results":[{"job":"..","name":"o","bytes":0,"sha256":"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"}]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		root := t.TempDir()
+		g := newControlFSM(filepath.Join(root, "results"))
+		g.Restore(io.NopCloser(bytes.NewReader(b)))
+		filepath.Walk(root, func(p string, info os.FileInfo, err error) error {
+			if err == nil && p != root && !strings.HasPrefix(p, filepath.Join(root, "results")) {
+				t.Errorf("restore wrote %s, outside the results directory", p)
+			}
+			return nil
+		})
+	})
 }
