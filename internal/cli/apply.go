@@ -13,9 +13,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hvctl/hvctl/internal/cluster"
 	"github.com/hvctl/hvctl/provision"
 	"github.com/hvctl/hvctl/provision/statecrypt"
-	"github.com/hvctl/hvctl/scheduler/agent"
 	"github.com/hvctl/hvctl/templates"
 )
 
@@ -139,83 +139,36 @@ func (o *opFlags) add(fs *flag.FlagSet, opts opt) {
 	fs.BoolVar(&o.noColor, "no-color", false, "no colour in output")
 }
 
-// session is one locked operation on a template and its state.
+// session is one open cluster (internal/cluster) and what the verb
+// that opened it prints with.
 type session struct {
-	a     *App
-	cfg   *templates.Config
-	store *provision.Store
-	eng   *provision.Engine
-	lock  *provision.Lock
-	st    *provision.State
-	tmpl  string
-	vars  []templates.VarArg
-	boot  *agent.Bootstrap
-	// workspace and backendConfig are the flags that chose the state.
-	workspace     string
-	backendConfig []string
-
+	*cluster.Cluster
+	a           *App
 	joinTimeout time.Duration
 }
 
-func (s *session) close() {
-	if s.lock != nil {
-		s.lock.Unlock()
-	}
+func (s *session) close() { s.Close() }
+
+// clusterOptions are the options that open tmpl's cluster.
+func (a *App) clusterOptions(tmpl string, o *opFlags, operation string) cluster.Options {
+	return cluster.Options{Template: tmpl, Vars: o.vars, Environ: a.Environ, StatePath: o.statePath,
+		Workspace: o.workspace, BackendConfig: o.backendConfig, Operation: operation, NoLock: !o.lock,
+		LockTimeout: o.lockTimeout, Parallelism: o.parallelism}
 }
 
-// open loads the template, configures the providers, takes the lock and
-// loads the state. It prints errors itself; ok=false means exit 1.
+// open opens the cluster of tmpl: template, providers, state backend,
+// lock and state. It prints errors itself; ok=false means exit 1.
 func (a *App) open(tmpl string, o *opFlags, operation string) (*session, bool) {
 	if o.noColor {
 		a.Color = false
 	}
-	cfg, ok := a.load(tmpl, o.vars)
-	if !ok {
-		return nil, false
-	}
-	abs, _ := filepath.Abs(tmpl)
-	store, err := a.stateStore(&o.tmplFlags, tmpl, cfg)
+	c, err := cluster.Open(a.Ctx, a.clusterOptions(tmpl, o, operation))
 	if err != nil {
-		a.fail("Invalid state backend", err.Error())
-		return nil, false
-	}
-	s := &session{a: a, cfg: cfg, store: store, tmpl: abs, vars: o.vars, joinTimeout: o.joinTimeout, workspace: o.workspace, backendConfig: o.backendConfig}
-	eng, d := provision.NewEngine(cfg, s.store)
-	if a.diags(cfg.Files, d) {
-		return nil, false
-	}
-	eng.Parallelism = o.parallelism
-	s.eng = eng
-	if o.lock {
-		l, err := s.store.Lock(a.Ctx, operation, o.lockTimeout)
-		if err != nil {
-			a.failErr(err)
-			return nil, false
-		}
-		s.lock = l
-	}
-	st, err := s.store.Load()
-	if err != nil {
-		s.close()
 		a.failErr(err)
 		return nil, false
 	}
-	if st.Cluster != "" && cfg.Cluster != nil && st.Cluster != cfg.Cluster.Name {
-		s.close()
-		a.fail("State belongs to another cluster",
-			fmt.Sprintf("The state at %s is for cluster %q, but the template defines cluster %q. Use -state to choose another state file, or destroy the old cluster first.", s.store.Describe(), st.Cluster, cfg.Cluster.Name))
-		return nil, false
-	}
-	s.st = st
-	return s, true
-}
-
-func planVars(v []templates.VarArg) []provision.PlanVar {
-	out := make([]provision.PlanVar, len(v))
-	for i, x := range v {
-		out[i] = provision.PlanVar{Name: x.Name, Value: x.Value, File: x.File}
-	}
-	return out
+	a.diags(c.Config.Files, c.Warnings)
+	return &session{Cluster: c, a: a, joinTimeout: o.joinTimeout}, true
 }
 
 func runPlan(a *App, args []string) int {
@@ -242,12 +195,10 @@ func runPlan(a *App, args []string) int {
 		return exitError
 	}
 	defer s.close()
-	plan, _, err := s.eng.Plan(a.Ctx, s.st, o.planOptions(*destroy))
+	plan, _, err := s.Plan(a.Ctx, o.planOptions(*destroy))
 	if err != nil {
 		return a.failErr(err)
 	}
-	plan.Template = s.tmpl
-	plan.Vars = planVars(s.vars)
 	if o.jsonOut {
 		if err := provision.WritePlanJSON(a.Stdout, plan); err != nil {
 			return a.failErr(err)
@@ -258,7 +209,7 @@ func runPlan(a *App, args []string) int {
 		a.targetingWarning(plan)
 	}
 	if *out != "" {
-		if err := savePlan(*out, plan, &o, s.store.Sealer); err != nil {
+		if err := savePlan(*out, plan, &o, s.Store.Sealer); err != nil {
 			return a.failErr(err)
 		}
 		if !o.jsonOut {
@@ -389,7 +340,7 @@ func decodePlanFile(path string, b []byte) (*planFile, error) {
 	case pf.Format != 1 || pf.Plan == nil:
 		return nil, fmt.Errorf("%s: unsupported plan format %d (this hvctl reads formats 1 and 2)", path, pf.Format)
 	}
-	if pf.Workspace != "" && !validWorkspace(pf.Workspace) {
+	if pf.Workspace != "" && !cluster.ValidWorkspace(pf.Workspace) {
 		return nil, fmt.Errorf("%s: workspace %q is not a workspace name; the plan file is damaged", path, pf.Workspace)
 	}
 	for i, c := range pf.Plan.Changes {
@@ -532,7 +483,7 @@ func (a *App) applyTemplate(tmpl string, o *opFlags, auto, destroy bool, verb st
 	if !a.checkTargeting(o, destroy) {
 		return exitError
 	}
-	plan, refreshed, err := s.eng.Plan(a.Ctx, s.st, o.planOptions(destroy))
+	plan, refreshed, err := s.Plan(a.Ctx, o.planOptions(destroy))
 	if err != nil {
 		return a.failErr(err)
 	}
@@ -583,22 +534,22 @@ func (a *App) applySaved(pf *planFile, o *opFlags, fs *flag.FlagSet) int {
 		return exitError
 	}
 	defer s.close()
-	stale := s.st.Lineage != plan.Lineage || s.st.Serial != plan.Serial
+	stale := s.State.Lineage != plan.Lineage || s.State.Serial != plan.Serial
 	if plan.Lineage == "" {
-		stale = s.st.Serial != 0 // made before any state existed
+		stale = s.State.Serial != 0 // made before any state existed
 	}
 	if stale {
 		return a.fail("Saved plan is stale",
 			fmt.Sprintf("The state was changed after this plan was made (the plan was made against %s; the state is now %s). Nothing was applied. Run hvctl plan again.",
-				stateVersion(plan.Lineage, plan.Serial), stateVersion(s.st.Lineage, s.st.Serial)))
+				stateVersion(plan.Lineage, plan.Serial), stateVersion(s.State.Lineage, s.State.Serial)))
 	}
-	if err := restorePlan(plan, s.st); err != nil {
+	if err := restorePlan(plan, s.State); err != nil {
 		return a.failErr(err)
 	}
-	refreshed := s.st
+	refreshed := s.State
 	if len(plan.Drift) > 0 {
 		var err error
-		refreshed, _, err = s.eng.Refresh(a.Ctx, s.st)
+		refreshed, _, err = s.Engine.Refresh(a.Ctx, s.State)
 		if err != nil {
 			return a.failErr(err)
 		}
@@ -607,29 +558,21 @@ func (a *App) applySaved(pf *planFile, o *opFlags, fs *flag.FlagSet) int {
 }
 
 func (a *App) execute(s *session, plan *provision.Plan, st *provision.State, destroy bool, verb string, start time.Time, jsonOut bool) int {
-	s.eng.UI = a.ui(jsonOut)
+	s.Engine.UI = a.ui(jsonOut)
+	if !jsonOut {
+		s.Warn = func(msg string) { fmt.Fprintf(a.Stdout, "Warning: %s\n\n", msg) }
+	}
 	quiet := !plan.HasChanges() && plan.Awaiting() == 0 && verb != "up"
 	if !quiet && !jsonOut {
 		fmt.Fprintln(a.Stdout)
 	}
-	if !destroy {
-		if err := s.bootstrap(st); err != nil {
-			return a.failErr(err)
-		}
-		if err := s.pushTemplate(a.Ctx, st); err != nil && !jsonOut {
-			fmt.Fprintf(a.Stdout, "Warning: the cluster's managers did not take the template (%v); they keep the one they have until the next apply reaches them.\n\n", err)
-		}
-		if w, err := s.grantWitness(a.Ctx, st); err != nil && !jsonOut {
-			fmt.Fprintf(a.Stdout, "Warning: %s is the control log's witness now, but it was made before it was, and its replica certificate could not be given to it (%v): until it is, the replica set cannot lose a manager. Run this again, or make it again: hvctl up -replace=%s\n\n", w, err, w)
-		}
-	}
 	// Even with nothing to change, Apply records what refresh learned
 	// (machines gone or now ready).
-	res := s.eng.Apply(a.Ctx, st, plan)
-	if err := res.Err(); err != nil {
+	res, err := s.Apply(a.Ctx, plan, st)
+	if res != nil && res.Err() != nil {
 		interrupted := a.Ctx.Err() != nil
 		var failed []string
-		for _, addr := range errorAddrs(res) {
+		for _, addr := range errorAddrs(res.ApplyResult) {
 			// An interrupt cancels every operation in flight: one
 			// message says so, not one "context canceled" per resource.
 			if interrupted && errors.Is(res.Errors[addr], context.Canceled) {
@@ -645,24 +588,12 @@ func (a *App) execute(s *session, plan *provision.Plan, st *provision.State, des
 		}
 		return exitError
 	}
-	if st, err := s.store.Load(); destroy && err == nil && len(st.Resources) == 0 {
-		// The cluster is gone: so is its elastic daemon (it stops with
-		// the hub's agent) and, once it has let go of its lock, its
-		// journal.
-		el := &provision.Store{Path: filepath.Join(s.store.Dir(), "elastic")}
-		if l, err := el.Lock(a.Ctx, "down", 30*time.Second); err == nil {
-			os.Remove(filepath.Join(s.store.Dir(), "elastic-journal.json"))
-			l.Unlock()
-			os.Remove(filepath.Join(s.store.Dir(), "elastic.lock"))
-		}
-	}
-	outs, err := s.storeOutputs(destroy)
 	if err != nil {
 		return a.failErr(err)
 	}
 	if quiet {
 		if !jsonOut && verb == "apply" {
-			a.printOutputs(outs)
+			a.printOutputs(res.Outputs)
 		}
 		return exitOK
 	}
@@ -684,7 +615,7 @@ func (a *App) execute(s *session, plan *provision.Plan, st *provision.State, des
 		}
 	}
 	if !jsonOut && !destroy {
-		a.printOutputs(outs)
+		a.printOutputs(res.Outputs)
 	}
 	return exitOK
 }

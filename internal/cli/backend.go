@@ -1,124 +1,35 @@
 package cli
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/hvctl/hvctl/elastic"
+	"github.com/hvctl/hvctl/internal/cluster"
 	"github.com/hvctl/hvctl/provision"
-	"github.com/hvctl/hvctl/provision/pgstate"
-	"github.com/hvctl/hvctl/provision/s3state"
 	"github.com/hvctl/hvctl/provision/statecrypt"
 	"github.com/hvctl/hvctl/templates"
 )
 
-// backends opens the remote state backends by name (pg, s3); each
-// registers itself in an init.
-var backends = map[string]func(settings map[string]string, cluster, workspace string) (provision.Backend, error){
-	"pg": func(settings map[string]string, cluster, workspace string) (provision.Backend, error) {
-		return pgstate.New(settings, cluster, workspace)
-	},
-	"s3": func(settings map[string]string, cluster, workspace string) (provision.Backend, error) {
-		return s3state.New(context.Background(), settings, cluster, workspace)
-	},
-}
-
 // stateStore is the store of a loaded template's state: its state block
 // with the environment and -backend-config over it, -workspace, and
-// -state for local state.
+// -state for local state (cluster.StateStore).
 func (a *App) stateStore(t *tmplFlags, tmpl string, cfg *templates.Config) (*provision.Store, error) {
-	var sc *templates.StateConfig
-	if cfg != nil {
-		sc = cfg.State
-	}
-	rs, err := templates.ResolveState(sc, t.backendConfig, a.Environ)
-	if err != nil {
-		return nil, err
-	}
-	return a.storeOf(rs, t, tmpl, cfg)
+	return cluster.StateStore(cfg, tmpl, t.stateOptions(a.Environ))
 }
 
 // storeOf is the store of resolved state settings rs (a state block, or
-// init -migrate-state's -from-backend).
+// init -migrate-state's -from-backend; cluster.StoreOf).
 func (a *App) storeOf(rs *templates.StateConfig, t *tmplFlags, tmpl string, cfg *templates.Config) (*provision.Store, error) {
-	ws := t.workspace
-	if ws == "" {
-		ws = "default"
-	}
-	if !validWorkspace(ws) {
-		return nil, fmt.Errorf("-workspace %q: a workspace name has letters, digits, '-' and '_' (at most 64)", ws)
-	}
-	store := t.store(tmpl)
-	switch rs.Backend {
-	case "local":
-		if p, ok := rs.Settings["path"]; ok && t.statePath == "" {
-			if _, fromTemplate := rs.SettingRanges["path"]; fromTemplate && !filepath.IsAbs(p) && cfg != nil {
-				p = filepath.Join(cfg.Dir, p)
-			}
-			store.Path = p
-		}
-		if ws != "default" && t.statePath == "" {
-			// Terraform keeps other workspaces' local states apart too.
-			store.Path = filepath.Join(filepath.Dir(store.Path), "workspaces", ws, filepath.Base(store.Path))
-		}
-	default:
-		if t.statePath != "" {
-			return nil, fmt.Errorf("-state names a local state file, but the template's state is in the %s backend; remove -state", rs.Backend)
-		}
-		open := backends[rs.Backend]
-		if open == nil {
-			return nil, fmt.Errorf("the %s state backend is not built into this hvctl", rs.Backend)
-		}
-		if cfg == nil || cfg.Cluster == nil {
-			return nil, fmt.Errorf("the %s state backend keys the state by cluster name, and the template has no cluster", rs.Backend)
-		}
-		b, err := open(rs.Settings, cfg.Cluster.Name, ws)
-		if err != nil {
-			return nil, err
-		}
-		store.Backend = b
-	}
-	pass, err := rs.Encryption.PassphraseFrom(a.Environ)
-	if err != nil {
-		return nil, err
-	}
-	if pass != "" {
-		store.Sealer = statecrypt.New(pass)
-	}
-	return store, nil
-}
-
-func validWorkspace(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
-	}
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
-			return false
-		}
-	}
-	return true
+	return cluster.StoreOf(rs, cfg, tmpl, t.stateOptions(a.Environ))
 }
 
 // readStore is the store of the verbs that read or edit the state
-// without a session (show, state, output): -state when given, else the
-// template's state block when the template at tmpl loads (quietly; a
-// template that does not load leaves the local default).
+// without opening the cluster (show, state, output; cluster.ReadStore).
 func (a *App) readStore(t *tmplFlags, tmpl string) (*provision.Store, error) {
-	if t.statePath != "" {
-		return t.store(tmpl), nil
-	}
-	if _, err := os.Stat(tmpl); err == nil {
-		cfg, d := templates.Load(tmpl, templates.LoadOptions{Args: t.vars, Environ: a.Environ})
-		if !d.HasErrors() && (cfg.State != nil || len(t.backendConfig) > 0 || t.workspace != "default" && t.workspace != "") {
-			return a.stateStore(t, tmpl, cfg)
-		}
-	}
-	return t.store(tmpl), nil
+	return cluster.ReadStore(tmpl, t.vars, t.stateOptions(a.Environ))
 }
 
 // stateRekey writes the state again under the passphrase in the

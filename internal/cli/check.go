@@ -55,7 +55,7 @@ func runCheck(a *App, args []string) int {
 		return exitError
 	}
 	defer s.close()
-	mc := s.managerFor(s.st)
+	mc := s.managerFor(s.State)
 	if mc == nil {
 		return a.fail("No cluster manager to ask", "hvctl check needs a cluster whose nodes run the hvctl agent (the local provider); run hvctl up first.")
 	}
@@ -64,7 +64,7 @@ func runCheck(a *App, args []string) int {
 		return a.failErr(fmt.Errorf("check: list the nodes: %w", err))
 	}
 	byID := map[string]*provision.ResourceState{}
-	for _, r := range s.st.Resources {
+	for _, r := range s.State.Resources {
 		if r.Kind == provision.KindInstance {
 			byID[manager.MemberID(r.Address)] = r
 		}
@@ -80,7 +80,7 @@ func runCheck(a *App, args []string) int {
 		if r == nil || n.State != manager.StateJoined {
 			continue
 		}
-		p, _ := s.eng.Provider(r.Provider)
+		p, _ := s.Engine.Provider(r.Provider)
 		ex, ok := p.(executor)
 		if !ok {
 			return a.fail(fmt.Sprintf("Cannot run commands on %s", n.ID), fmt.Sprintf("hvctl check runs ping and TCP through exec; the %s provider has no way to run commands on its machines.", r.Type))
@@ -127,7 +127,7 @@ func runCheck(a *App, args []string) int {
 		}
 	}
 	if *jsonOut {
-		if code := a.writeJSON(map[string]any{"cluster": s.cfg.Cluster.Name, "all_pairs": *allPairs, "pairs": results, "broken": broken}); code != exitOK {
+		if code := a.writeJSON(map[string]any{"cluster": s.Config.Cluster.Name, "all_pairs": *allPairs, "pairs": results, "broken": broken}); code != exitOK {
 			return code
 		}
 	} else {

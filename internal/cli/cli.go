@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"sort"
 	"strings"
 	"syscall"
@@ -21,13 +20,9 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"golang.org/x/term"
 
+	"github.com/hvctl/hvctl/internal/cluster"
 	"github.com/hvctl/hvctl/internal/logging"
 	"github.com/hvctl/hvctl/provision"
-	_ "github.com/hvctl/hvctl/provision/aws"       // registers the aws provider
-	_ "github.com/hvctl/hvctl/provision/local"     // registers the local provider
-	_ "github.com/hvctl/hvctl/provision/openstack" // registers the openstack provider
-	_ "github.com/hvctl/hvctl/provision/sim"       // registers the sim provider
-	_ "github.com/hvctl/hvctl/provision/static"    // registers the static provider
 	"github.com/hvctl/hvctl/templates"
 )
 
@@ -273,6 +268,15 @@ func (a *App) failErr(err error) int {
 	if errors.As(err, &le) {
 		return a.fail("Error acquiring the state lock", strings.TrimPrefix(le.Error(), "error acquiring the state lock: "))
 	}
+	var de *cluster.DiagnosticsError
+	if errors.As(err, &de) {
+		a.diags(de.Files, de.Diagnostics)
+		return exitError
+	}
+	var ce *cluster.Error
+	if errors.As(err, &ce) {
+		return a.fail(ce.Summary, ce.Detail)
+	}
 	msg := err.Error()
 	summary, detail, _ := strings.Cut(msg, "\n")
 	return a.fail(summary, strings.TrimSpace(detail))
@@ -428,55 +432,25 @@ func templatePath(pos []string) string {
 	return "."
 }
 
-// defaultStatePath is .hvctl/state.json next to the template.
-func defaultStatePath(tmpl string) string {
-	dir := tmpl
-	if st, err := os.Stat(tmpl); err == nil && !st.IsDir() {
-		dir = filepath.Dir(tmpl)
-	}
-	return filepath.Join(dir, ".hvctl", "state.json")
+// stateOptions are the flags that say where the state is.
+func (t *tmplFlags) stateOptions(environ []string) cluster.StateOptions {
+	return cluster.StateOptions{StatePath: t.statePath, Workspace: t.workspace, BackendConfig: t.backendConfig, Environ: environ}
 }
 
+// store is the local state file of tmpl (-state, or the default).
 func (t *tmplFlags) store(tmpl string) *provision.Store {
-	p := t.statePath
-	if p == "" {
-		p = defaultStatePath(tmpl)
-	}
-	return &provision.Store{Path: p}
+	return cluster.LocalStore(tmpl, cluster.StateOptions{StatePath: t.statePath})
 }
 
 // load reads a template, printing diagnostics. ok=false on errors.
 func (a *App) load(path string, vars []templates.VarArg) (*templates.Config, bool) {
-	if _, err := os.Stat(path); err != nil {
-		a.fail("No template at "+path, fmt.Sprintf("hvctl reads a template from a .hcl file or a directory of .hcl files: %v", err))
+	cfg, warn, err := cluster.LoadTemplate(path, vars, a.Environ)
+	if err != nil {
+		a.failErr(err)
 		return nil, false
 	}
-	cfg, d := templates.Load(path, templates.LoadOptions{Args: vars, Environ: a.Environ})
-	if a.diags(filesOf(cfg, d), d) {
-		return nil, false
-	}
+	a.diags(cfg.Files, warn)
 	return cfg, true
-}
-
-func filesOf(cfg *templates.Config, d hcl.Diagnostics) map[string]*hcl.File {
-	if cfg != nil && cfg.Files != nil {
-		return cfg.Files
-	}
-	// Parse the files the diagnostics name so snippets can be shown.
-	files := map[string]*hcl.File{}
-	for _, x := range d {
-		if x.Subject == nil {
-			continue
-		}
-		name := x.Subject.Filename
-		if _, ok := files[name]; ok {
-			continue
-		}
-		if b, err := os.ReadFile(name); err == nil {
-			files[name] = &hcl.File{Bytes: b}
-		}
-	}
-	return files
 }
 
 // suggest returns " Did you mean X?" for the nearest name, or "".

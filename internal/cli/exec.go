@@ -69,11 +69,11 @@ func runExec(a *App, args []string) int {
 		return exitError
 	}
 	defer s.close()
-	r, names := findNode(s.st, node)
+	r, names := findNode(s.State, node)
 	if r == nil {
 		return a.fail("No node "+node+" in the state", "See hvctl status for the nodes."+suggest(node, names))
 	}
-	p, ok := s.eng.Provider(r.Provider)
+	p, ok := s.Engine.Provider(r.Provider)
 	if !ok {
 		return a.fail("Provider "+r.Provider+" is not configured", "")
 	}

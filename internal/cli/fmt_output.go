@@ -5,12 +5,11 @@ import (
 	"fmt"
 	"os"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/zclconf/go-cty/cty"
 
-	"github.com/hvctl/hvctl/provision"
+	"github.com/hvctl/hvctl/internal/cluster"
 	"github.com/hvctl/hvctl/templates"
 )
 
@@ -44,33 +43,6 @@ func runFmt(a *App, args []string) int {
 	return exitOK
 }
 
-// knownValues are the cluster.NAME.* values outputs may refer to, from
-// the state.
-func knownValues(cfg *templates.Config, st *provision.State) map[string]cty.Value {
-	c := cfg.Cluster
-	pre := "cluster." + c.Name
-	known := map[string]cty.Value{
-		pre + ".name":             cty.StringVal(c.Name),
-		pre + ".overlay.cidr":     cty.StringVal(c.Overlay.CIDR.String()),
-		pre + ".overlay.topology": cty.StringVal(string(c.Overlay.Topology)),
-	}
-	if len(c.Overlay.Hubs) > 0 {
-		for _, s := range c.AllSites() {
-			for _, n := range s.Nodes {
-				if n.Path() != c.Overlay.Hubs[0] {
-					continue
-				}
-				if r := st.Resource(provision.NodeAddress(n)); r != nil {
-					if pub, _ := r.Attrs["public_address"].(string); pub != "" {
-						known[pre+".overlay.endpoint"] = cty.StringVal(pub + ":" + strconv.Itoa(c.Overlay.Port))
-					}
-				}
-			}
-		}
-	}
-	return known
-}
-
 func runOutput(a *App, args []string) int {
 	c := findCommand("output")
 	fs := a.flagSet(c)
@@ -100,7 +72,7 @@ func runOutput(a *App, args []string) int {
 	if err != nil {
 		return a.failErr(err)
 	}
-	outs, err := loadOutputs(st)
+	outs, err := cluster.LoadOutputs(st)
 	if err != nil {
 		return a.failErr(err)
 	}
@@ -121,7 +93,7 @@ func runOutput(a *App, args []string) int {
 		if !ok {
 			return a.fail("Output "+name+" not found", "The state records no output with that name."+suggest(name, names))
 		}
-		v, err := o.value()
+		v, err := o.CtyValue()
 		if err != nil {
 			return a.failErr(err)
 		}
@@ -139,7 +111,7 @@ func runOutput(a *App, args []string) int {
 		return exitOK
 	}
 	if *jsonOut {
-		all := map[string]storedOutput{}
+		all := map[string]cluster.Output{}
 		for n, o := range outs {
 			if o.Sensitive {
 				o.Value = json.RawMessage("null") // shown only when asked for by name
@@ -154,7 +126,7 @@ func runOutput(a *App, args []string) int {
 			fmt.Fprintf(a.Stdout, "%s = <sensitive>\n", n)
 			continue
 		}
-		v, err := o.value()
+		v, err := o.CtyValue()
 		if err != nil {
 			return a.failErr(err)
 		}

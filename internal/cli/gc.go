@@ -58,8 +58,8 @@ func runGC(a *App, args []string) int {
 	defer s.close()
 	now := time.Now()
 	var found []*expiredCluster
-	refs := make([]string, 0, len(s.cfg.Providers))
-	for _, p := range s.cfg.Providers {
+	refs := make([]string, 0, len(s.Config.Providers))
+	for _, p := range s.Config.Providers {
 		refs = append(refs, p.Ref())
 	}
 	sort.Strings(refs)
@@ -68,7 +68,7 @@ func runGC(a *App, args []string) int {
 	// resource is collected once, by the first provider that lists it.
 	seen := map[string]bool{}
 	for _, ref := range refs {
-		p, ok := s.eng.Provider(ref)
+		p, ok := s.Engine.Provider(ref)
 		if !ok {
 			continue
 		}
@@ -136,7 +136,7 @@ func runGC(a *App, args []string) int {
 	var results []gcResult
 	failed := false
 	for _, ec := range found {
-		p, _ := s.eng.Provider(ec.Provider)
+		p, _ := s.Engine.Provider(ec.Provider)
 		// Instances before networks; nested sites' networks before their
 		// parents' (longer addresses first).
 		sort.SliceStable(ec.Resources, func(i, j int) bool {
@@ -163,7 +163,7 @@ func runGC(a *App, args []string) int {
 			}
 			results = append(results, res)
 		}
-		updated, err := forgetInStates(a, s.store.Dir(), ec.Cluster, gone)
+		updated, err := forgetInStates(a, s.Store.Dir(), ec.Cluster, gone)
 		if err != nil {
 			failed = true
 			a.printError("gc: update the state of cluster "+ec.Cluster, err.Error())
@@ -171,7 +171,7 @@ func runGC(a *App, args []string) int {
 		if len(updated) == 0 {
 			doc["states_not_found"] = append(doc["states_not_found"].([]string), ec.Cluster)
 			if !*jsonOut {
-				fmt.Fprintf(a.Stdout, "No state of cluster %s in %s: its own next plan will show these resources as deleted outside hvctl.\n", ec.Cluster, s.store.Dir())
+				fmt.Fprintf(a.Stdout, "No state of cluster %s in %s: its own next plan will show these resources as deleted outside hvctl.\n", ec.Cluster, s.Store.Dir())
 			}
 		}
 		for _, u := range updated {

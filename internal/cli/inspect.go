@@ -123,11 +123,9 @@ func runStatus(a *App, args []string) int {
 			fmt.Fprint(a.Stdout, "\x1b[H\x1b[2J")
 			fmt.Fprintf(a.Stdout, "%s  (every %s; Ctrl-C to stop)\n\n", time.Now().Format("15:04:05"), *watch)
 		}
-		st, err := s.store.Load()
-		if err != nil {
+		if err := s.Reload(); err != nil {
 			return a.failErr(err)
 		}
-		s.st = st
 		if code := a.statusOnce(s, *jsonOut); code != exitOK {
 			return code
 		}
@@ -140,32 +138,27 @@ func runStatus(a *App, args []string) int {
 }
 
 func (a *App) statusOnce(s *session, jsonOut bool) int {
-	st, _, err := s.eng.Refresh(a.Ctx, s.st)
+	status, err := s.Status(a.Ctx)
 	if err != nil {
 		return a.failErr(err)
 	}
+	st, mgrErr := status.State, status.ManagerErr
 	rows := nodeRows(st)
-	var mgrErr error
-	if mc := s.managerFor(st); mc != nil {
-		nodes, err := mc.nodes(a.Ctx)
-		if err != nil {
-			mgrErr = err
-		} else {
-			mergeManager(rows, nodes)
-		}
+	if status.Members != nil {
+		mergeManager(rows, status.Members)
 	}
 	if jsonOut {
-		doc := map[string]any{"cluster": s.cfg.Cluster.Name, "serial": s.st.Serial, "nodes": rows}
+		doc := map[string]any{"cluster": s.Config.Cluster.Name, "serial": s.State.Serial, "nodes": rows}
 		if mgrErr != nil {
 			doc["manager_error"] = mgrErr.Error()
 		}
 		return a.writeJSON(doc)
 	}
 	if len(rows) == 0 {
-		fmt.Fprintf(a.Stdout, "Cluster %q has no nodes. Run hvctl up to create it.\n", s.cfg.Cluster.Name)
+		fmt.Fprintf(a.Stdout, "Cluster %q has no nodes. Run hvctl up to create it.\n", s.Config.Cluster.Name)
 		return exitOK
 	}
-	fmt.Fprintf(a.Stdout, "Cluster %q\n\n", s.cfg.Cluster.Name)
+	fmt.Fprintf(a.Stdout, "Cluster %q\n\n", s.Config.Cluster.Name)
 	tw := tabwriter.NewWriter(a.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SITE\tPOOL\tNODE\tSTATE\tOVERLAY IP\tPRIVATE IP\tPUBLIC\tID")
 	for _, r := range rows {
@@ -219,7 +212,7 @@ func dash(s string) string {
 
 // summary prints what up made.
 func (a *App) summary(s *session, elapsed time.Duration, nodes []manager.Node) {
-	st, err := s.store.Load()
+	st, err := s.Store.Load()
 	if err != nil {
 		return
 	}
@@ -229,7 +222,7 @@ func (a *App) summary(s *session, elapsed time.Duration, nodes []manager.Node) {
 	for _, r := range rows {
 		sites[r.Site] = true
 	}
-	fmt.Fprintf(a.Stdout, "\nCluster %q is up: %d sites, %d nodes, in %s.\n\n", s.cfg.Cluster.Name, len(sites), len(rows), elapsed)
+	fmt.Fprintf(a.Stdout, "\nCluster %q is up: %d sites, %d nodes, in %s.\n\n", s.Config.Cluster.Name, len(sites), len(rows), elapsed)
 	tw := tabwriter.NewWriter(a.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SITE\tNODE\tSTATE\tOVERLAY IP\tPRIVATE IP\tPUBLIC")
 	for _, r := range rows {
@@ -243,13 +236,13 @@ func (a *App) summary(s *session, elapsed time.Duration, nodes []manager.Node) {
 
 // hubEndpoint is the primary hub's public WireGuard endpoint, or "".
 func hubEndpoint(s *session, st *provision.State) string {
-	hubs := s.cfg.Cluster.Overlay.Hubs
+	hubs := s.Config.Cluster.Overlay.Hubs
 	if len(hubs) == 0 {
 		return ""
 	}
 	for _, r := range nodeRows(st) {
 		if r.Site+"."+r.Name == hubs[0] && r.PublicAddress != "" {
-			return fmt.Sprintf("%s:%d", r.PublicAddress, s.cfg.Cluster.Overlay.Port)
+			return fmt.Sprintf("%s:%d", r.PublicAddress, s.Config.Cluster.Overlay.Port)
 		}
 	}
 	return ""
@@ -554,7 +547,7 @@ func runGraph(a *App, args []string) int {
 		if err != nil {
 			return a.failErr(err)
 		}
-		overlayDOT(a.Stdout, view, s.cfg.Cluster.Overlay.Hubs)
+		overlayDOT(a.Stdout, view, s.Config.Cluster.Overlay.Hubs)
 		return exitOK
 	default:
 		return a.fail("Unknown graph type "+*typ, "hvctl graph -type plan prints the resource graph; -type overlay the overlay's peerings.")

@@ -33,7 +33,7 @@ func (a *App) runtimeSession(tmpl string, o *opFlags) (*session, *managerClient,
 	if !ok {
 		return nil, nil, false
 	}
-	mc := s.managerFor(s.st)
+	mc := s.managerFor(s.State)
 	if mc == nil {
 		s.close()
 		a.fail("No cluster manager to talk to", "The cluster's nodes run no agent (sim provider), or the cluster is not up. Run hvctl up on a template whose nodes run agents (local, aws, openstack).")
@@ -238,7 +238,7 @@ func runJobs(a *App, args []string) int {
 		return exitError
 	}
 	defer s.close()
-	if sc := s.cfg.Cluster.Scheduler; sc.Type == "slurm" {
+	if sc := s.Config.Cluster.Scheduler; sc.Type == "slurm" {
 		if !sc.Accounting {
 			return a.fail("No SLURM accounting", "This cluster's jobs are SLURM's, and without accounting only squeue knows them: set scheduler { type = \"slurm\", accounting = true } and run hvctl up, or run squeue on the hub (hvctl exec HUB -- squeue).")
 		}

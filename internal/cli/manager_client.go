@@ -6,12 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"time"
 
 	"github.com/hvctl/hvctl/provision"
-	"github.com/hvctl/hvctl/scheduler/agent"
 	"github.com/hvctl/hvctl/scheduler/manager"
-	"github.com/hvctl/hvctl/templates"
 )
 
 // managerClient talks to the cluster's manager replicas with the
@@ -21,93 +18,14 @@ type managerClient struct {
 }
 
 // managerFor returns a client for the cluster's managers, or nil when
-// the cluster runs no agents (sim) or has no manager node yet. Its
-// endpoints are every manager-role node's address in the state, the
-// primary manager node first.
+// the cluster runs no agents (sim) or has no manager node yet
+// (cluster.Cluster.Manager).
 func (s *session) managerFor(st *provision.State) *managerClient {
-	if s.boot == nil {
-		if st.Data["cluster"] == nil {
-			return nil
-		}
-		secret, ca, err := clusterSecret(st.Clone())
-		if err != nil {
-			return nil
-		}
-		b, _ := agent.NewBootstrap(s.cfg, secret, ca)
-		s.boot = b
-	}
-	mn := provision.ManagerNode(s.cfg.Cluster)
-	if mn == nil {
+	c := s.Manager(st)
+	if c == nil {
 		return nil
 	}
-	nodes := []*templates.Node{mn}
-	for _, site := range s.cfg.Cluster.AllSites() {
-		for _, n := range site.Nodes {
-			if n != mn && n.HasRole(templates.RoleManager) {
-				nodes = append(nodes, n)
-			}
-		}
-	}
-	var urls []string
-	for _, n := range nodes {
-		r := st.Resource(provision.NodeAddress(n))
-		if r == nil {
-			continue
-		}
-		if p, ok := s.eng.Provider(r.Provider); !ok {
-			continue
-		} else if h, ok := p.(provision.AgentHost); !ok || !h.RunsAgents() {
-			continue
-		}
-		if u := s.boot.ManagerURL(r); u != "" {
-			urls = append(urls, u)
-		}
-	}
-	if len(urls) == 0 {
-		return nil
-	}
-	cfg := manager.ClientConfig{Endpoints: urls, Token: s.boot.Secret.AdminToken()}
-	if tc, err := manager.ClientTLS(s.boot.CA.CertPEM); err == nil {
-		cfg.TLS = tc
-	}
-	return &managerClient{manager.NewClient(cfg)}
-}
-
-// pushTemplate gives the cluster's managers the template about to be
-// applied, before any machine it adds is made: they keep it in the
-// control log and admit, plan (overlay, replica set) and route by it.
-// Nothing to do for a cluster without managers yet (they are created
-// with it).
-func (s *session) pushTemplate(ctx context.Context, st *provision.State) error {
-	mc := s.managerFor(st)
-	if mc == nil || s.boot == nil {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	return mc.PutTemplate(ctx, &s.boot.Template)
-}
-
-// grantWitness gives the template's witness a replica certificate when
-// it was made before it was the witness (agent.Bootstrap.StaleWitness):
-// through the leader, which keeps it in the control log and hands it to
-// the node. It returns the witness's address when there was one to give.
-func (s *session) grantWitness(ctx context.Context, st *provision.State) (string, error) {
-	if s.boot == nil {
-		return "", nil
-	}
-	w := s.boot.StaleWitness(st)
-	mc := s.managerFor(st)
-	if w == "" || mc == nil {
-		return w, nil
-	}
-	cert, key, err := s.boot.CA.IssueReplica()
-	if err != nil {
-		return w, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	return w, mc.GrantReplica(ctx, manager.MemberID(w), &manager.ReplicaGrant{Cert: string(cert), Key: string(key)})
+	return &managerClient{c}
 }
 
 // nodes lists the cluster's members.

@@ -46,7 +46,7 @@ func runNode(a *App, args []string) int {
 	failed := false
 	for _, n := range nodes {
 		id, hint := manager.MemberID(n), ""
-		if r, names := findNode(s.st, n); r != nil {
+		if r, names := findNode(s.State, n); r != nil {
 			id = manager.MemberID(r.Address)
 		} else {
 			hint = suggest(n, names)

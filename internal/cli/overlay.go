@@ -34,7 +34,7 @@ type overlayView struct {
 
 // loadOverlay gets the cluster's peer sets.
 func (a *App) loadOverlay(s *session) (*overlayView, error) {
-	st := s.st
+	st := s.State
 	if mc := s.managerFor(st); mc != nil {
 		var out struct {
 			PeerSets []*overlay.PeerSet `json:"peer_sets"`
@@ -57,7 +57,7 @@ func (a *App) loadOverlay(s *session) (*overlayView, error) {
 			m.SiteAddr = ip
 		}
 		if ip, err := netip.ParseAddr(str(r.Attrs, "public_address")); err == nil {
-			m.Endpoint = netip.AddrPortFrom(ip, uint16(s.cfg.Cluster.Overlay.Port))
+			m.Endpoint = netip.AddrPortFrom(ip, uint16(s.Config.Cluster.Overlay.Port))
 			m.NAT = false
 		}
 		members = append(members, m)
@@ -67,11 +67,11 @@ func (a *App) loadOverlay(s *session) (*overlayView, error) {
 		return &overlayView{Source: "plan"}, nil
 	}
 	sort.Strings(ids)
-	addrs, err := overlay.Allocate(s.cfg.Cluster.Overlay.CIDR, nil, ids)
+	addrs, err := overlay.Allocate(s.Config.Cluster.Overlay.CIDR, nil, ids)
 	if err != nil {
 		return nil, err
 	}
-	topo, err := overlay.Plan(s.cfg.Cluster, members, addrs)
+	topo, err := overlay.Plan(s.Config.Cluster, members, addrs)
 	if err != nil {
 		return nil, err
 	}
@@ -190,11 +190,11 @@ func runOverlay(a *App, args []string) int {
 
 // nodePrivateKey reads a node's private key where it lives: on the node.
 func (a *App) nodePrivateKey(s *session, id string) (wgtypes.Key, error) {
-	for _, r := range s.st.Resources {
+	for _, r := range s.State.Resources {
 		if manager.MemberID(r.Address) != id {
 			continue
 		}
-		p, ok := s.eng.Provider(r.Provider)
+		p, ok := s.Engine.Provider(r.Provider)
 		if !ok {
 			break
 		}
@@ -217,14 +217,14 @@ func (a *App) overlayShow(s *session, view *overlayView, jsonOut bool) int {
 		for _, ps := range view.PeerSets {
 			sets = append(sets, toJSON(ps))
 		}
-		return a.writeJSON(map[string]any{"cluster": s.cfg.Cluster.Name, "topology": s.cfg.Cluster.Overlay.Topology,
-			"cidr": s.cfg.Cluster.Overlay.CIDR, "source": view.Source, "peer_sets": sets})
+		return a.writeJSON(map[string]any{"cluster": s.Config.Cluster.Name, "topology": s.Config.Cluster.Overlay.Topology,
+			"cidr": s.Config.Cluster.Overlay.CIDR, "source": view.Source, "peer_sets": sets})
 	}
 	if len(view.PeerSets) == 0 {
 		fmt.Fprintln(a.Stdout, "The overlay has no nodes yet. Run hvctl up first.")
 		return exitOK
 	}
-	fmt.Fprintf(a.Stdout, "Overlay %s, %s topology", s.cfg.Cluster.Overlay.CIDR, s.cfg.Cluster.Overlay.Topology)
+	fmt.Fprintf(a.Stdout, "Overlay %s, %s topology", s.Config.Cluster.Overlay.CIDR, s.Config.Cluster.Overlay.Topology)
 	if view.Source == "plan" {
 		fmt.Fprint(a.Stdout, " (planned from the state: this cluster's nodes run no agent, so there are no keys)")
 	}

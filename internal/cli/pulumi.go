@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hvctl/hvctl/internal/cluster"
 	"github.com/hvctl/hvctl/internal/pulumiprov"
 	"github.com/hvctl/hvctl/provision"
 	"github.com/hvctl/hvctl/templates"
@@ -148,7 +149,7 @@ func (p *pulumiClusters) Plan(ctx context.Context, s pulumiprov.Spec, destroy bo
 		return nil, errOf(&errb, "hvctl plan failed")
 	}
 	defer sess.close()
-	plan, _, err := sess.eng.Plan(ctx, sess.st, o.planOptions(destroy))
+	plan, _, err := sess.Engine.Plan(ctx, sess.State, o.planOptions(destroy))
 	if err != nil {
 		return nil, err
 	}
@@ -204,10 +205,10 @@ func (p *pulumiClusters) describe(ctx context.Context, s pulumiprov.Spec, refres
 		return nil, errOf(&errb, "cannot open the cluster")
 	}
 	defer sess.close()
-	st := sess.st
+	st := sess.State
 	if refresh {
 		var err error
-		if st, _, err = sess.eng.Refresh(ctx, sess.st); err != nil {
+		if st, _, err = sess.Engine.Refresh(ctx, sess.State); err != nil {
 			return nil, err
 		}
 	}
@@ -220,9 +221,9 @@ func (p *pulumiClusters) describe(ctx context.Context, s pulumiprov.Spec, refres
 			mergeManager(rows, nodes)
 		}
 	}
-	c := &pulumiprov.Cluster{Name: sess.cfg.Cluster.Name, HubEndpoint: hubEndpoint(sess, st), Outputs: map[string]any{}, Resources: map[string]string{}}
-	if sess.cfg.Cluster.Overlay.CIDR.IsValid() {
-		c.OverlayCIDR = sess.cfg.Cluster.Overlay.CIDR.String()
+	c := &pulumiprov.Cluster{Name: sess.Config.Cluster.Name, HubEndpoint: hubEndpoint(sess, st), Outputs: map[string]any{}, Resources: map[string]string{}}
+	if sess.Config.Cluster.Overlay.CIDR.IsValid() {
+		c.OverlayCIDR = sess.Config.Cluster.Overlay.CIDR.String()
 	}
 	for _, r := range rows {
 		c.Nodes = append(c.Nodes, pulumiprov.Node{Address: r.Address, Site: r.Site, Pool: r.Pool, Name: r.Name, State: r.State,
@@ -231,7 +232,7 @@ func (p *pulumiClusters) describe(ctx context.Context, s pulumiprov.Spec, refres
 	for _, r := range st.Resources {
 		c.Resources[r.Address] = r.Status
 	}
-	outs, err := loadOutputs(st)
+	outs, err := cluster.LoadOutputs(st)
 	if err != nil {
 		return nil, err
 	}
@@ -244,8 +245,8 @@ func (p *pulumiClusters) describe(ctx context.Context, s pulumiprov.Spec, refres
 			c.Outputs[name] = v
 		}
 	}
-	if sess.store.Backend == nil {
-		c.StatePath, _ = filepath.Abs(sess.store.Path)
+	if sess.Store.Backend == nil {
+		c.StatePath, _ = filepath.Abs(sess.Store.Path)
 	}
 	return c, nil
 }

@@ -41,10 +41,10 @@ func (a *App) setTaint(c *command, args []string, taint bool) int {
 		return exitError
 	}
 	defer s.close()
-	r := s.st.Resource(addr)
+	r := s.State.Resource(addr)
 	if r == nil {
 		var addrs []string
-		for _, x := range s.st.Resources {
+		for _, x := range s.State.Resources {
 			addrs = append(addrs, x.Address)
 		}
 		return a.fail("No resource "+addr+" in the state", "Nothing was changed. See hvctl state list."+suggest(addr, addrs))
@@ -63,7 +63,7 @@ func (a *App) setTaint(c *command, args []string, taint bool) int {
 	} else {
 		r.Status = provision.StatusCreated
 	}
-	if err := s.store.Write(s.st); err != nil {
+	if err := s.Store.Write(s.State); err != nil {
 		return a.failErr(err)
 	}
 	if taint {
@@ -95,10 +95,10 @@ func runImport(a *App, args []string) int {
 		return exitError
 	}
 	defer s.close()
-	if _, err := s.eng.Import(a.Ctx, s.st, addr, id); err != nil {
+	if _, err := s.Engine.Import(a.Ctx, s.State, addr, id); err != nil {
 		return a.failErr(err)
 	}
-	if err := s.store.Write(s.st); err != nil {
+	if err := s.Store.Write(s.State); err != nil {
 		return a.failErr(err)
 	}
 	fmt.Fprintf(a.Stdout, "%s: Importing from ID %q...\n%s: Import prepared!\n\n%s\n\nThe resource is now managed by hvctl. Run hvctl plan to see how it compares with the configuration.\n",

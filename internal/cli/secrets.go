@@ -74,26 +74,3 @@ func restorePlan(p *provision.Plan, st *provision.State) error {
 	}
 	return nil
 }
-
-// lostClusterData explains a state that holds nodes but lost the
-// cluster's secret or CA: making new ones would lock every node out.
-func lostClusterData(st *provision.State, what string) error {
-	var nodes []string
-	for _, r := range st.Resources {
-		if r.Kind == provision.KindInstance {
-			nodes = append(nodes, r.Address)
-		}
-	}
-	if len(nodes) == 0 {
-		return nil
-	}
-	provision.SortAddresses(nodes)
-	count := len(nodes)
-	more := ""
-	if len(nodes) > 3 {
-		more = fmt.Sprintf(" and %d more", len(nodes)-3)
-		nodes = nodes[:3]
-	}
-	return fmt.Errorf("the state has lost the cluster's %s (data.cluster) while it holds %d nodes (%s%s): hvctl will not make a new one, because every node and the hub would no longer trust it. Nothing was changed. Restore data.cluster from a backup of the state (hvctl state push FILE), or destroy the cluster (hvctl down) and create it again",
-		what, count, strings.Join(nodes, ", "), more)
-}

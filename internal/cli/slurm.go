@@ -4,15 +4,11 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"sort"
 	"strings"
 	"time"
 
 	"github.com/hvctl/hvctl/provision"
-	"github.com/hvctl/hvctl/provision/addrs"
-	"github.com/hvctl/hvctl/scheduler/manager"
 	"github.com/hvctl/hvctl/scheduler/slurm"
-	"github.com/hvctl/hvctl/templates"
 )
 
 func init() {
@@ -82,105 +78,24 @@ func runSlurm(a *App, args []string) int {
 		return exitError
 	}
 	defer s.close()
-	slots, bad := slurmSlots(s.cfg.Cluster, names)
+	slots, bad := s.SlurmSlots(names)
 	if len(bad) > 0 {
 		return a.fail("Not elastic nodes of this cluster", fmt.Sprintf("%s: SLURM asked to %s %s, which are not slots of an elastic pool of cluster %s. Nothing was changed.",
-			tmpl, verb, strings.Join(bad, ", "), s.cfg.Cluster.Name))
+			tmpl, verb, strings.Join(bad, ", "), s.Config.Cluster.Name))
 	}
-	var changes []*provision.Change
-	mc := s.managerFor(s.st)
-	for _, sl := range slots {
-		addr := provision.PoolNodeAddress(sl.pool, sl.index)
-		r := s.st.Resource(addr)
-		create := func() bool {
-			c, err := s.eng.PoolCreate(s.st, sl.pool, sl.index, nil)
-			if err != nil {
-				a.failErr(err)
-				return false
-			}
-			changes = append(changes, c)
-			return true
-		}
-		switch {
-		case verb == "resume" && r == nil:
-			if !create() {
-				return exitError
-			}
-		case verb == "resume" && r.Status == provision.StatusTainted:
-			// A failed boot: make it again.
-			changes = append(changes, provision.DeleteChange(r))
-			if !create() {
-				return exitError
-			}
-		case verb == "suspend" && r != nil:
-			if mc != nil {
-				mc.send(a, "DELETE", "/v1/nodes/"+manager.MemberID(addr), nil, nil)
-			}
-			changes = append(changes, provision.DeleteChange(r))
-		}
+	s.Engine.UI = &provision.TextUI{R: &provision.Renderer{W: a.Stdout}}
+	// SLURM waits for the nodes: an interrupt does not abandon them.
+	ctx := context.WithoutCancel(a.Ctx)
+	act := s.Resume
+	if verb == "suspend" {
+		act = s.Suspend
 	}
-	if len(changes) == 0 {
-		fmt.Fprintf(a.Stdout, "Nothing to do: %s %s already.\n", list, map[string]string{"resume": "exist", "suspend": "are gone"}[verb])
-		return exitOK
-	}
-	if err := s.bootstrap(s.st); err != nil {
+	n, err := act(ctx, slots)
+	if err != nil {
 		return a.failErr(err)
 	}
-	// A replaced slot's delete and create cannot share one apply (one
-	// address): deletes first.
-	var dels, creates []*provision.Change
-	for _, c := range changes {
-		if c.Action == provision.ActionDelete {
-			dels = append(dels, c)
-		} else {
-			creates = append(creates, c)
-		}
-	}
-	s.eng.UI = &provision.TextUI{R: &provision.Renderer{W: a.Stdout}}
-	for _, batch := range [][]*provision.Change{dels, creates} {
-		if len(batch) == 0 {
-			continue
-		}
-		plan := s.eng.PoolPlan(s.st, batch)
-		if res := s.eng.Apply(context.WithoutCancel(a.Ctx), s.st, plan); res.Err() != nil {
-			return a.failErr(res.Err())
-		}
+	if n == 0 {
+		fmt.Fprintf(a.Stdout, "Nothing to do: %s %s already.\n", list, map[string]string{"resume": "exist", "suspend": "are gone"}[verb])
 	}
 	return exitOK
-}
-
-type poolSlot struct {
-	pool  *templates.Pool
-	index int
-}
-
-// slurmSlots maps SLURM node names to elastic pool slots; bad lists the
-// names that are not one.
-func slurmSlots(c *templates.Cluster, names []string) (slots []poolSlot, bad []string) {
-	nodes, err := slurm.Nodes(c)
-	if err != nil {
-		return nil, names
-	}
-	pools := map[string]*templates.Pool{}
-	for _, s := range c.AllSites() {
-		for _, p := range s.Pools {
-			pools[p.Path()] = p
-		}
-	}
-	byName := map[string]slurm.Node{}
-	for _, n := range nodes {
-		byName[n.Name] = n
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		n, ok := byName[name]
-		pl := pools[n.Pool]
-		m, err := addrs.ParseMember(n.MemberID)
-		if !ok || !n.Cloud || pl == nil || err != nil || m.Kind != addrs.Slot {
-			bad = append(bad, name)
-			continue
-		}
-		slots = append(slots, poolSlot{pool: pl, index: m.Index})
-	}
-	return slots, bad
 }
