@@ -96,22 +96,24 @@ func findCommand(name string) *command {
 // Main runs hvctl with args (without the program name) on the process's
 // standard streams and returns the exit code.
 func Main(args []string) int {
-	ctx, stop := interrupts(os.Stderr, func() { os.Exit(130) })
+	sig := make(chan os.Signal, 2)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sig)
+	ctx, stop := interrupts(os.Stderr, sig, func() { os.Exit(130) })
 	defer stop()
 	color := term.IsTerminal(int(os.Stdout.Fd())) && os.Getenv("NO_COLOR") == ""
 	a := &App{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Environ: os.Environ(), Color: color, Ctx: ctx}
 	return a.Run(args)
 }
 
-// interrupts returns a context cancelled at the first interrupt (or
-// SIGTERM), saying at once what happens, as Terraform does; a second
-// one says what is abandoned and calls exit. Abandoning is safe: each
-// operation's intent is in the state before it starts, so the next
-// plan or up finds what it made.
-func interrupts(w io.Writer, exit func()) (context.Context, func()) {
+// interrupts returns a context cancelled at the first signal on ch
+// (Main: SIGINT or SIGTERM), saying at once what happens, as Terraform
+// does; a second one says what is abandoned and calls exit. Abandoning
+// is safe: each operation's intent is in the state before it starts,
+// so the next plan or up finds what it made. The signals come in as a
+// channel so that tests send them without signalling the test process.
+func interrupts(w io.Writer, ch <-chan os.Signal, exit func()) (context.Context, func()) {
 	ctx, cancel := context.WithCancel(context.Background())
-	ch := make(chan os.Signal, 2)
-	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
 	done := make(chan struct{})
 	go func() {
 		select {
@@ -130,7 +132,7 @@ func interrupts(w io.Writer, exit func()) (context.Context, func()) {
 			"Their intents are in the state, so the next hvctl plan, up or down finds what they made; the state lock is released as hvctl exits.")
 		exit()
 	}()
-	return ctx, func() { signal.Stop(ch); close(done); cancel() }
+	return ctx, func() { close(done); cancel() }
 }
 
 // Run runs one command line.
@@ -183,7 +185,13 @@ func (a *App) Run(args []string) int {
 	}
 	defer closeLog()
 	a.Log = l
+	// slog's default is this run's log while it runs, and what it was
+	// after: an in-process run (tests, the Pulumi provider) does not
+	// leave its log, closed or pointing at its caller's buffers, as the
+	// process's.
+	prev := slog.Default()
 	slog.SetDefault(l)
+	defer slog.SetDefault(prev)
 	l.Debug("hvctl starting", "version", provision.Version, "args", strings.Join(args, " "))
 	if len(c.subs) > 0 {
 		switch {
