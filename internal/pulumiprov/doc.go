@@ -14,5 +14,5 @@
 // cluster secret ever reaches Pulumi.
 //
 // The provider runs cluster operations through the Clusters interface;
-// internal/cli implements it on the engine.
+// Engine implements it in-process on internal/cluster.
 package pulumiprov

@@ -1,4 +1,4 @@
-package cli
+package pulumiprov
 
 import (
 	"context"
@@ -7,12 +7,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource/plugin"
 	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
 	"google.golang.org/protobuf/types/known/structpb"
 
-	"github.com/hvctl/hvctl/internal/pulumiprov"
 	"github.com/hvctl/hvctl/provision/sim"
 )
 
@@ -51,16 +49,9 @@ output "workers" {
 }
 `
 
-var pulumiOpts = plugin.MarshalOptions{KeepUnknowns: true, KeepSecrets: true, SkipNulls: true}
+var pulumiOpts = marshalOpts
 
-func toStruct(t *testing.T, m map[string]any) *structpb.Struct {
-	t.Helper()
-	st, err := plugin.MarshalProperties(resource.NewPropertyMapFromMap(m), pulumiOpts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st
-}
+func toStruct(t *testing.T, m map[string]any) *structpb.Struct { return pstruct(t, m) }
 
 func simAlive(t *testing.T, dir string) []string {
 	t.Helper()
@@ -77,17 +68,17 @@ func simAlive(t *testing.T, dir string) []string {
 	return out
 }
 
-// TestPulumiProviderOnSim drives the provider's gRPC methods on the
-// engine's real code (no Pulumi CLI): create makes the sim machines in
+// TestEngineOnSim drives the provider's gRPC methods on Engine, the
+// real operations of internal/cluster (no Pulumi CLI): create makes the sim machines in
 // the work directory's world, a diff without change is empty, a
 // changed pool count is an update naming the new node, and delete
 // removes every machine. Outputs hold no secret.
-func TestPulumiProviderOnSim(t *testing.T) {
+func TestEngineOnSim(t *testing.T) {
 	dir := t.TempDir()
 	tmpl := filepath.Join(dir, "main.hcl")
 	os.WriteFile(tmpl, []byte(pulumiSimTemplate), 0o644)
 	work := filepath.Join(dir, "work")
-	p := pulumiprov.New(&pulumiClusters{environ: os.Environ()}, nil, "0.1.0", os.Environ())
+	p := New(&Engine{Environ: os.Environ()}, nil, "0.1.0", os.Environ())
 	ctx := context.Background()
 	urn := "urn:pulumi:dev::proj::hvctl:index:Cluster::lab"
 	in := func(workers string) *structpb.Struct {
