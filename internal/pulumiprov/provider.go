@@ -55,7 +55,7 @@ func New(clusters Clusters, host *provider.HostClient, version string, environ [
 // base is the Pulumi program's directory, against which relative
 // template paths and work directories resolve: the directory the engine
 // started the plugin in (its project's directory; for an Automation API
-// program, the workspace's WorkDir).
+// inline program, the working directory of the process running it).
 func (p *Provider) base() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
