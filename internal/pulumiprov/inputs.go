@@ -13,6 +13,7 @@ import (
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 
+	"github.com/hvctl/hvctl/internal/cluster"
 	"github.com/hvctl/hvctl/provision"
 )
 
@@ -120,7 +121,7 @@ func decodeInputs(m resource.PropertyMap) (in Inputs, unknown []string, fails []
 	if in.Template == "" && !contains(unknown, pTemplate) {
 		fails = append(fails, failure{pTemplate, "template is required: a path to a .hcl file or directory, or the template's HCL"})
 	}
-	if in.Workspace != "" && !validWorkspace(in.Workspace) {
+	if in.Workspace != "" && !cluster.ValidWorkspace(in.Workspace) {
 		fails = append(fails, failure{pWorkspace, fmt.Sprintf("workspace %q: a workspace name has letters, digits, '-' and '_' (at most 64)", in.Workspace)})
 	}
 	for k, v := range in.State {
@@ -166,19 +167,6 @@ func contains(l []string, s string) bool {
 		}
 	}
 	return false
-}
-
-// validWorkspace is hvctl's rule for workspace names.
-func validWorkspace(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
-	}
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 // Spec is one cluster operation's inputs, resolved: what Clusters act on.
