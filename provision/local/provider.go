@@ -944,7 +944,7 @@ func (p *Provider) startAgent(ctx context.Context, id string) (*record, <-chan s
 			return false, nil
 		}
 		// Strays of a start that crashed before it was recorded.
-		killNetnsProcs(ctx, r.Netns)
+		killNetnsProcs(ctx, r.Netns, true)
 		config := filepath.Join(r.Dir, "agent.json")
 		if _, err := os.Stat(config); err != nil {
 			return false, fmt.Errorf("local: start agent of %s: %w", r.Address, err)
@@ -1047,7 +1047,7 @@ func teardown(ctx context.Context, r *record) error {
 	if r.Proc != nil {
 		r.Proc.stop()
 	}
-	killNetnsProcs(ctx, r.Netns)
+	killNetnsProcs(ctx, r.Netns, false)
 	if r.Dir != "" {
 		os.Remove(provision.ShortDir(r.Dir)) // the agent's link (SLURM)
 		os.RemoveAll(provision.PublicDir(r.Dir))

@@ -319,9 +319,22 @@ func (p *proc) stop() {
 
 // killNetnsProcs SIGKILLs whatever still runs in namespace ns (strays of
 // a crashed start, commands run with Exec) and waits for them to go.
-func killNetnsProcs(ctx context.Context, ns string) {
+// With spareOwn it leaves this process's own children alone: a start
+// kills strays of an earlier hvctl, never the ip command another
+// operation of this apply runs in the namespace at that moment (a
+// nested site's network routes itself on every public node, including
+// one whose agent is being started: that ip was killed, and the
+// network's create failed, in TestGeneratedClusters).
+func killNetnsProcs(ctx context.Context, ns string, spareOwn bool) {
+	self := os.Getpid()
 	for range 50 {
-		pids := netnsPIDs(ctx, ns)
+		var pids []int
+		for _, pid := range netnsPIDs(ctx, ns) {
+			if spareOwn && parentPID(pid) == self {
+				continue
+			}
+			pids = append(pids, pid)
+		}
 		if len(pids) == 0 {
 			return
 		}
@@ -330,6 +343,25 @@ func killNetnsProcs(ctx context.Context, ns string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// parentPID is pid's parent (field 4 of /proc/PID/stat), 0 if unknown.
+func parentPID(pid int) int {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 2 {
+		return 0
+	}
+	ppid, _ := strconv.Atoi(f[1])
+	return ppid
 }
 
 // removeAll removes a directory tree; a missing one is fine.
