@@ -177,7 +177,10 @@ func TestEncryptedLocalKill(t *testing.T) {
 	name := fmt.Sprintf("state-localkill-%d", rand.IntN(1<<30))
 	dir := t.TempDir()
 	const workers = 6
-	writeTemplate(t, dir, "0s", name, workers, 0)
+	// A 1 s boot keeps each apply running past the latest kill moment
+	// (600 ms): with "0s" a quiet machine finished most applies before
+	// their kill, and the test failed for killing too few.
+	writeTemplate(t, dir, "1s", name, workers, 0)
 	appendState(t, dir, "state {\n  encryption {\n    key_env = \"HVCTL_TEST_STATE_KEY\"\n  }\n}")
 	killTrials(t, dir, name, workers)
 	files, _ := filepath.Glob(filepath.Join(dir, ".hvctl", "state.json*"))
