@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/hvctl/hvctl/internal/cluster"
 	"github.com/hvctl/hvctl/provision"
 	"github.com/hvctl/hvctl/provision/sim"
 	"github.com/hvctl/hvctl/scheduler"
@@ -64,22 +65,6 @@ type PeerRow struct {
 	Endpoint      string `json:"endpoint,omitempty"`
 }
 
-// nodeState maps a resource's status and provider state to status words:
-// booting, idle, busy, powering-off, failed.
-func nodeState(r *provision.ResourceState) string {
-	ps, _ := r.Attrs["state"].(string)
-	switch {
-	case r.Status == provision.StatusTainted || ps == "failed":
-		return "failed"
-	case r.Status == provision.StatusPending || ps == "pending":
-		return "booting"
-	case ps == "terminated":
-		return "gone"
-	default:
-		return "idle"
-	}
-}
-
 func nodeRows(st *provision.State) []NodeStatus {
 	var rows []NodeStatus
 	for _, r := range st.Resources {
@@ -89,7 +74,7 @@ func nodeRows(st *provision.State) []NodeStatus {
 		str := func(k string) string { s, _ := r.Attrs[k].(string); return s }
 		rows = append(rows, NodeStatus{
 			Address: r.Address, Site: str("site"), Pool: str("pool"), Name: str("name"), ID: r.ID,
-			State: nodeState(r), PrivateIP: str("private_ip"), PublicAddress: str("public_address"),
+			State: cluster.NodeState(r), PrivateIP: str("private_ip"), PublicAddress: str("public_address"),
 		})
 	}
 	return rows

@@ -112,6 +112,23 @@ type Status struct {
 	ManagerErr error
 }
 
+// NodeState is a node's word in hvctl status (and the Pulumi provider's
+// nodes output), from its resource status and provider state: booting,
+// idle, failed or gone.
+func NodeState(r *provision.ResourceState) string {
+	ps, _ := r.Attrs["state"].(string)
+	switch {
+	case r.Status == provision.StatusTainted || ps == "failed":
+		return "failed"
+	case r.Status == provision.StatusPending || ps == "pending":
+		return "booting"
+	case ps == "terminated":
+		return "gone"
+	default:
+		return "idle"
+	}
+}
+
 // Status refreshes the state without recording it and asks the manager
 // what it knows of the nodes.
 func (c *Cluster) Status(ctx context.Context) (*Status, error) {

@@ -260,7 +260,7 @@ func describe(c *cluster.Cluster, st *provision.State, members []manager.Node) (
 			continue
 		}
 		str := func(k string) string { s, _ := r.Attrs[k].(string); return s }
-		n := Node{Address: r.Address, Site: str("site"), Pool: str("pool"), Name: str("name"), State: nodeState(r),
+		n := Node{Address: r.Address, Site: str("site"), Pool: str("pool"), Name: str("name"), State: cluster.NodeState(r),
 			PrivateIP: str("private_ip"), PublicAddress: str("public_address")}
 		if m, ok := byID[manager.MemberID(r.Address)]; ok {
 			if m.OverlayIP.IsValid() {
@@ -297,21 +297,6 @@ func describe(c *cluster.Cluster, st *provision.State, members []manager.Node) (
 		out.StatePath, _ = filepath.Abs(c.Store.Path)
 	}
 	return out, nil
-}
-
-// nodeState is hvctl status's word for a node: booting, idle, failed,
-// gone.
-func nodeState(r *provision.ResourceState) string {
-	ps, _ := r.Attrs["state"].(string)
-	switch {
-	case r.Status == provision.StatusTainted || ps == "failed":
-		return "failed"
-	case r.Status == provision.StatusPending || ps == "pending":
-		return "booting"
-	case ps == "terminated":
-		return "gone"
-	}
-	return "idle"
 }
 
 // lineWriter calls fn with each complete line written to it.
