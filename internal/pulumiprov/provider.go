@@ -436,22 +436,7 @@ func (p *Provider) apply(ctx context.Context, urn string, in resource.PropertyMa
 
 // Create is hvctl up on a new cluster.
 func (p *Provider) Create(ctx context.Context, req *pulumirpc.CreateRequest) (*pulumirpc.CreateResponse, error) {
-	if err := checkType(req.Type, req.Urn); err != nil {
-		return nil, err
-	}
-	in, err := plugin.UnmarshalProperties(req.Properties, marshalOpts)
-	if err != nil {
-		return nil, err
-	}
-	if req.Preview {
-		st, err := plugin.MarshalProperties(outputs(in, nil), marshalOpts)
-		return &pulumirpc.CreateResponse{Properties: st}, err
-	}
-	s, err := p.specOf(in, true)
-	if err != nil {
-		return nil, err
-	}
-	ident, st, err := p.apply(ctx, req.Urn, in, s, "")
+	ident, st, err := p.up(ctx, req.Type, req.Urn, req.Properties, req.Preview, "")
 	if err != nil {
 		return nil, err
 	}
@@ -460,26 +445,32 @@ func (p *Provider) Create(ctx context.Context, req *pulumirpc.CreateRequest) (*p
 
 // Update is hvctl up with the new inputs.
 func (p *Provider) Update(ctx context.Context, req *pulumirpc.UpdateRequest) (*pulumirpc.UpdateResponse, error) {
-	if err := checkType(req.Type, req.Urn); err != nil {
-		return nil, err
-	}
-	in, err := plugin.UnmarshalProperties(req.News, marshalOpts)
-	if err != nil {
-		return nil, err
-	}
-	if req.Preview {
-		st, err := plugin.MarshalProperties(outputs(in, nil), marshalOpts)
-		return &pulumirpc.UpdateResponse{Properties: st}, err
-	}
-	s, err := p.specOf(in, true)
-	if err != nil {
-		return nil, err
-	}
-	_, st, err := p.apply(ctx, req.Urn, in, s, req.Id)
+	_, st, err := p.up(ctx, req.Type, req.Urn, req.News, req.Preview, req.Id)
 	if err != nil {
 		return nil, err
 	}
 	return &pulumirpc.UpdateResponse{Properties: st}, nil
+}
+
+// up is Create and Update: in a preview, the outputs known from the
+// inputs; else hvctl up of the cluster (ident "" for a new one).
+func (p *Provider) up(ctx context.Context, typ, urn string, props *structpb.Struct, preview bool, ident string) (string, *structpb.Struct, error) {
+	if err := checkType(typ, urn); err != nil {
+		return "", nil, err
+	}
+	in, err := plugin.UnmarshalProperties(props, marshalOpts)
+	if err != nil {
+		return "", nil, err
+	}
+	if preview {
+		st, err := plugin.MarshalProperties(outputs(in, nil), marshalOpts)
+		return "", st, err
+	}
+	s, err := p.specOf(in, true)
+	if err != nil {
+		return "", nil, err
+	}
+	return p.apply(ctx, urn, in, s, ident)
 }
 
 // oldInputs are a resource's last inputs: the old inputs when the
