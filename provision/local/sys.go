@@ -242,22 +242,31 @@ func netnsPIDs(ctx context.Context, ns string) []int {
 
 // procStat returns a process's start time and state letter.
 func procStat(pid int) (start uint64, state byte, err error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	f, err := statFields(pid)
 	if err != nil {
 		return 0, 0, err
 	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, 0, fmt.Errorf("bad /proc/%d/stat", pid)
-	}
-	f := strings.Fields(s[i+1:])
 	// f[0] is field 3 (state); starttime is field 22.
 	if len(f) < 20 {
 		return 0, 0, fmt.Errorf("bad /proc/%d/stat", pid)
 	}
 	start, err = strconv.ParseUint(f[19], 10, 64)
 	return start, f[0][0], err
+}
+
+// statFields are the fields of /proc/PID/stat after the command name
+// (which may hold spaces and parentheses): f[0] is field 3.
+func statFields(pid int) ([]string, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return nil, err
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return nil, fmt.Errorf("bad /proc/%d/stat", pid)
+	}
+	return strings.Fields(s[i+1:]), nil
 }
 
 // alive reports whether p is still the same, running (not zombie)
@@ -347,17 +356,8 @@ func killNetnsProcs(ctx context.Context, ns string, spareOwn bool) {
 
 // parentPID is pid's parent (field 4 of /proc/PID/stat), 0 if unknown.
 func parentPID(pid int) int {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 2 {
+	f, err := statFields(pid)
+	if err != nil || len(f) < 2 {
 		return 0
 	}
 	ppid, _ := strconv.Atoi(f[1])
