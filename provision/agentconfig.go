@@ -3,6 +3,7 @@ package provision
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"os"
 	"path/filepath"
 )
 
@@ -40,6 +41,19 @@ type AgentConfig struct {
 func ShortDir(dir string) string {
 	h := sha256.Sum256([]byte(dir))
 	return filepath.Join("/run/hvctl", "n-"+hex.EncodeToString(h[:6]))
+}
+
+// MakeShortRoot makes /run/hvctl, the parent of every ShortDir, and sets
+// it to 0755: every user's SLURM clients go through it to a node's public
+// directory, and a MkdirAll of a 0700 directory below it (the container
+// run directory), or a process under umask 077 (a static host's agent),
+// would otherwise have made it 0700.
+func MakeShortRoot() error {
+	root := filepath.Dir(ShortDir(""))
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return err
+	}
+	return os.Chmod(root, 0o755)
 }
 
 // Where a machine that boots the agent from cloud-init keeps it.

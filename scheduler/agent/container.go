@@ -555,6 +555,12 @@ func (a *Agent) containerRun(ctx context.Context, w scheduler.Work, inputDir, ou
 	}
 	a.mu.Lock()
 	if a.containers == nil {
+		// Its run directory is below /run/hvctl: made here, 0755, not
+		// by the store's 0700 MkdirAll.
+		if err := provision.MakeShortRoot(); err != nil {
+			a.mu.Unlock()
+			return nil, err
+		}
 		a.containers = &ContainerStore{Dir: filepath.Join(a.cfg.Dir, "containers"), RunDir: provision.ContainerRunDir(a.cfg.Dir), Logf: a.log.Printf}
 	}
 	store := a.containers

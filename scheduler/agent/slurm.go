@@ -284,13 +284,7 @@ func (a *Agent) startSlurm(ctx context.Context, s *manager.SlurmSetup) (*slurmNo
 	// sockets under the spool directory, and the node's own directory
 	// can be too deep for them (108 bytes).
 	short := provision.ShortDir(a.cfg.Dir)
-	if err := os.MkdirAll(filepath.Dir(short), 0o755); err != nil {
-		return nil, err
-	}
-	// Every user's clients go through it to the public directory: it may
-	// have been made 0700 under another process's umask (a static
-	// host's agent runs under umask 077), so its mode is set, not assumed.
-	if err := os.Chmod(filepath.Dir(short), 0o755); err != nil {
+	if err := provision.MakeShortRoot(); err != nil {
 		return nil, err
 	}
 	if cur, err := os.Readlink(short); err != nil || cur != dir {
