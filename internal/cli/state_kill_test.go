@@ -1,6 +1,7 @@
 package cli_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -18,41 +19,78 @@ import (
 	"github.com/hvctl/hvctl/provision/statecrypt"
 )
 
-// killTrials kills hvctl apply and destroy (alternately) with SIGKILL at
-// 20 random moments in dir, extra added to each command. After each
-// kill, the next plan must load the state (its -lock-timeout lets a
+// killTrials kills hvctl apply and destroy (alternately) with SIGKILL
+// while they change the cluster, in dir, extra added to each command
+// (afterKill, when set, runs after each operation ends):
+// each is killed a random 0–400 ms after it prints its first
+// "Creating..." or "Destroying..." line. Trials go on until
+// killWant operations were killed mid-way (at most killMaxTrials; an
+// operation that finishes before its kill moment does not count). After
+// each kill, the next plan must load the state (its -lock-timeout lets a
 // lock the killed process left go: a lease running out); at the end one
 // apply finishes, the plan has no changes, and the world holds each of
 // the cluster's resources once.
-func killTrials(t *testing.T, dir, name string, workers int, extra ...string) {
+func killTrials(t *testing.T, dir, name string, workers int, afterKill func(trial int), extra ...string) {
 	t.Helper()
-	killed := 0
-	for trial := 0; trial < 20; trial++ {
+	const killWant, killMaxTrials = 12, 60
+	killed, trials := 0, 0
+	for ; killed < killWant && trials < killMaxTrials; trials++ {
 		verb := "apply"
-		if trial%2 == 1 {
+		if trials%2 == 1 {
 			verb = "destroy"
 		}
 		cmd := exec.Command(hvctl, append(append([]string{verb, "-auto-approve", "-input=false"}, extra...), "main.hcl")...)
 		cmd.Dir = dir
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Stdout, cmd.Stderr = pw, pw
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(time.Duration(rand.IntN(600)) * time.Millisecond)
-		cmd.Process.Kill()
-		if err := cmd.Wait(); err != nil && strings.Contains(err.Error(), "killed") {
+		pw.Close()
+		// The output is read to its end; changing is closed at the
+		// first line that says a resource is being changed.
+		var out bytes.Buffer
+		changing, done := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(done)
+			sc := bufio.NewScanner(pr)
+			seen := false
+			for sc.Scan() {
+				out.Write(sc.Bytes())
+				out.WriteByte('\n')
+				if l := sc.Text(); !seen && (strings.HasSuffix(l, ": Creating...") || strings.HasSuffix(l, ": Destroying...")) {
+					seen = true
+					close(changing)
+				}
+			}
+			pr.Close()
+		}()
+		select {
+		case <-changing:
+			time.Sleep(time.Duration(rand.IntN(400)) * time.Millisecond)
+			cmd.Process.Kill()
+		case <-done:
+		}
+		err = cmd.Wait()
+		<-done
+		if err != nil && strings.Contains(err.Error(), "killed") {
 			killed++
 		} else if err != nil {
-			t.Fatalf("trial %d: %s failed before the kill: %v\n%s", trial, verb, err, out.String())
+			t.Fatalf("trial %d: %s failed before the kill: %v\n%s", trials, verb, err, out.String())
+		}
+		if afterKill != nil {
+			afterKill(trials)
 		}
 		if r := hv(t, dir, "", append(append([]string{"plan", "-input=false", "-lock-timeout=60s"}, extra...), "main.hcl")...); r.code != 0 {
-			t.Fatalf("trial %d: plan after the kill: %s", trial, r.stderr)
+			t.Fatalf("trial %d: plan after the kill: %s", trials, r.stderr)
 		}
 	}
-	t.Logf("%d of 20 operations were killed before they finished", killed)
-	if killed < 5 {
-		t.Errorf("only %d of 20 operations were killed mid-way: the test did not test kills", killed)
+	t.Logf("%d of %d operations were killed while they changed the cluster", killed, trials)
+	if killed < killWant {
+		t.Errorf("only %d of %d operations were killed mid-way (want %d): the test did not test kills", killed, trials, killWant)
 	}
 	if r := hv(t, dir, "", append(append([]string{"apply", "-auto-approve", "-input=false", "-lock-timeout=60s"}, extra...), "main.hcl")...); r.code != 0 {
 		t.Fatalf("final apply: %s", r.stderr)
@@ -86,8 +124,8 @@ func killTrials(t *testing.T, dir, name string, workers int, extra ...string) {
 
 // TestS3KillAndLock: against the AWS fake's S3, encrypted: two
 // concurrent applies, the second waiting -lock-timeout and failing with
-// the first's PID; then, with a 1 s lock lease, 20 SIGKILLs during apply and
-// destroy: the state object stays whole and decrypts, the dead holder's
+// the first's PID; then, with a 1 s lock lease, SIGKILLs during apply and
+// destroy (killTrials): the state object stays whole and decrypts, the dead holder's
 // lock is replaced once its lease runs out, and no machine is made
 // twice; at the end no lock object is left.
 func TestS3KillAndLock(t *testing.T) {
@@ -157,8 +195,10 @@ func TestS3KillAndLock(t *testing.T) {
 
 	const workers = 6
 	lease = "1s"
-	write(dir, "0s", workers)
-	killTrials(t, dir, name, workers, ep)
+	// A 1 s boot keeps each apply changing the cluster past its kill
+	// moment (at most 400 ms after its first "Creating...").
+	write(dir, "1s", workers)
+	killTrials(t, dir, name, workers, nil, ep)
 	obj := srv.Object("kill-state", "hvctl/"+name+"/default.state")
 	if !statecrypt.IsSealed(obj) {
 		t.Errorf("the state object is not encrypted: %.60q", obj)
@@ -168,7 +208,7 @@ func TestS3KillAndLock(t *testing.T) {
 	}
 }
 
-// TestEncryptedLocalKill: the same 20 SIGKILLs with encrypted local
+// TestEncryptedLocalKill: the same SIGKILLs with encrypted local
 // state: the kernel drops the killed process's flock, the sealed
 // snapshot and journal load after each kill, no machine is made twice.
 func TestEncryptedLocalKill(t *testing.T) {
@@ -177,12 +217,11 @@ func TestEncryptedLocalKill(t *testing.T) {
 	name := fmt.Sprintf("state-localkill-%d", rand.IntN(1<<30))
 	dir := t.TempDir()
 	const workers = 6
-	// A 1 s boot keeps each apply running past the latest kill moment
-	// (600 ms): with "0s" a quiet machine finished most applies before
-	// their kill, and the test failed for killing too few.
+	// A 1 s boot keeps each apply changing the cluster past its kill
+	// moment (at most 400 ms after its first "Creating...").
 	writeTemplate(t, dir, "1s", name, workers, 0)
 	appendState(t, dir, "state {\n  encryption {\n    key_env = \"HVCTL_TEST_STATE_KEY\"\n  }\n}")
-	killTrials(t, dir, name, workers)
+	killTrials(t, dir, name, workers, nil)
 	files, _ := filepath.Glob(filepath.Join(dir, ".hvctl", "state.json*"))
 	if len(files) == 0 {
 		t.Fatal("no state files")
