@@ -17,7 +17,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/hvctl/hvctl/provision"
-	"github.com/hvctl/hvctl/provision/aws/awsfake"
 	"github.com/hvctl/hvctl/provision/pgstate"
 	"github.com/hvctl/hvctl/provision/pgstate/pgtest"
 	"github.com/hvctl/hvctl/provision/s3state"
@@ -316,14 +315,7 @@ func TestPGKill(t *testing.T) {
 // plaintext; a stale lock object left behind is reported with its
 // holder and removed by force-unlock.
 func TestS3State(t *testing.T) {
-	srv := awsfake.New()
-	srv.Credentials = map[string]string{"AKIDTEST": "secret"}
-	defer srv.Close()
-	srv.CreateBucket("team-state")
-	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDTEST")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
-	t.Setenv("AWS_CONFIG_FILE", "/dev/null")
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+	srv := s3Env(t, "team-state")
 	t.Setenv(sim.WorldEnv, t.TempDir())
 	t.Setenv("HVCTL_TEST_STATE_KEY", "s3 passphrase")
 	name := fmt.Sprintf("s3-%d", rand.IntN(1<<30))

@@ -12,7 +12,6 @@ import (
 
 	"github.com/hvctl/hvctl/elastic"
 	"github.com/hvctl/hvctl/provision"
-	"github.com/hvctl/hvctl/provision/aws/awsfake"
 	"github.com/hvctl/hvctl/provision/statecrypt"
 )
 
@@ -23,14 +22,7 @@ import (
 // refused apply creates nothing and writes no state. The plan applied,
 // a new plan has no changes.
 func TestEncryptedSavedPlan(t *testing.T) {
-	srv := awsfake.New()
-	srv.Credentials = map[string]string{"AKIDTEST": "secret"}
-	defer srv.Close()
-	srv.CreateBucket("plan-state")
-	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDTEST")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
-	t.Setenv("AWS_CONFIG_FILE", "/dev/null")
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+	srv := s3Env(t, "plan-state")
 	tests := []struct {
 		name, block string
 		// env sets the passphrase for apply; plan gets planArgs.

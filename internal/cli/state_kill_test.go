@@ -122,6 +122,21 @@ func killTrials(t *testing.T, dir, name string, workers int, afterKill func(tria
 	}
 }
 
+// s3Env starts the AWS fake with bucket, closed when t ends, and points
+// the SDK's credential chain at its one key pair and nothing else.
+func s3Env(t *testing.T, bucket string) *awsfake.Server {
+	t.Helper()
+	srv := awsfake.New()
+	srv.Credentials = map[string]string{"AKIDTEST": "secret"}
+	t.Cleanup(srv.Close)
+	srv.CreateBucket(bucket)
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDTEST")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
+	t.Setenv("AWS_CONFIG_FILE", "/dev/null")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+	return srv
+}
+
 // TestS3KillAndLock: against the AWS fake's S3, encrypted: two
 // concurrent applies, the second waiting -lock-timeout and failing with
 // the first's PID; then, with a 1 s lock lease, SIGKILLs during apply and
@@ -129,14 +144,7 @@ func killTrials(t *testing.T, dir, name string, workers int, afterKill func(tria
 // lock is replaced once its lease runs out, and no machine is made
 // twice; at the end no lock object is left.
 func TestS3KillAndLock(t *testing.T) {
-	srv := awsfake.New()
-	srv.Credentials = map[string]string{"AKIDTEST": "secret"}
-	defer srv.Close()
-	srv.CreateBucket("kill-state")
-	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDTEST")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
-	t.Setenv("AWS_CONFIG_FILE", "/dev/null")
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+	srv := s3Env(t, "kill-state")
 	t.Setenv(sim.WorldEnv, t.TempDir())
 	t.Setenv("HVCTL_TEST_STATE_KEY", "s3 kill passphrase")
 	name := fmt.Sprintf("state-s3kill-%d", rand.IntN(1<<30))

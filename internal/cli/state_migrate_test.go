@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/hvctl/hvctl/provision"
-	"github.com/hvctl/hvctl/provision/aws/awsfake"
 	"github.com/hvctl/hvctl/provision/pgstate"
 	"github.com/hvctl/hvctl/provision/pgstate/pgtest"
 	"github.com/hvctl/hvctl/provision/s3state"
@@ -26,14 +25,7 @@ import (
 // (-from-key-env names the old one).
 func TestMigrateRemoteToRemote(t *testing.T) {
 	srv := pgtest.Start(t)
-	fake := awsfake.New()
-	fake.Credentials = map[string]string{"AKIDTEST": "secret"}
-	defer fake.Close()
-	fake.CreateBucket("migrate-state")
-	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDTEST")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
-	t.Setenv("AWS_CONFIG_FILE", "/dev/null")
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+	fake := s3Env(t, "migrate-state")
 	t.Setenv(sim.WorldEnv, t.TempDir())
 	t.Setenv("HVCTL_PG_CONN_STR", srv.ConnStr)
 	t.Setenv("HVCTL_TEST_STATE_KEY", "first passphrase")

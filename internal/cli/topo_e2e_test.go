@@ -107,7 +107,13 @@ func upTemplate(t *testing.T, prefix, src string) (dir, cluster string) {
 	})
 	r := hv(t, dir, "", "up", "-join-timeout=120s", "main.hcl")
 	if r.code != 0 {
-		t.Fatalf("up: exit %d\n%s\n%s\n%s", r.code, r.stdout, r.stderr, agentLogs(dir))
+		// The error first: CI shows the head of a long failure.
+		t.Fatalf("up: exit %d\n%s\n--- up's output:\n%s\n%s", r.code, r.stderr, r.stdout, agentLogs(dir))
+	}
+	for _, l := range strings.Split(r.stdout, "\n") {
+		if strings.HasPrefix(l, "All ") && strings.Contains(l, " joined") {
+			t.Log(l)
+		}
 	}
 	return dir, cluster
 }

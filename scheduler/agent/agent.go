@@ -528,7 +528,7 @@ func (a *Agent) beat(ctx context.Context) {
 	hb := manager.Heartbeat{ProbeOK: a.probe(ctx), Peers: map[string]manager.PeerStatus{}, Paths: a.paths.report()}
 	a.unwedge(hb.ProbeOK)
 	a.mu.Lock()
-	ps := a.ps
+	ps, moved := a.ps, a.portOverride
 	a.mu.Unlock()
 	byKey := map[wgtypes.Key]string{}
 	if ps != nil {
@@ -537,6 +537,11 @@ func (a *Agent) beat(ctx context.Context) {
 		}
 	}
 	if d, err := a.dev.Device(); err == nil {
+		if moved != 0 && d.ListenPort == moved {
+			// The port unwedge moved to, once the device listens there:
+			// the manager moves the endpoint it predicted for this node.
+			hb.ListenPort = moved
+		}
 		for _, p := range d.Peers {
 			st := manager.PeerStatus{LastHandshake: p.LastHandshakeTime}
 			if p.Endpoint != nil {

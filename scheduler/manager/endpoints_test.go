@@ -2,6 +2,7 @@ package manager
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -109,6 +110,99 @@ func TestLearntEndpoints(t *testing.T) {
 					}
 					ports[n.ListenPort] = n.ID
 				}
+			}
+		})
+	}
+}
+
+// TestMovedPort: a NAT'd node's heartbeat that reports the WireGuard
+// port its agent moved to (out of a wedged NAT flow) moves the endpoint
+// the manager predicted from its old port, and peers in other private
+// networks are sent there; a learnt mapping, a public node's report, a
+// port out of range and the port on record change nothing.
+func TestMovedPort(t *testing.T) {
+	tests := []struct {
+		name   string
+		node   string
+		learnt string // endpoint a hub in another network saw first ("": the prediction stands)
+		port   int
+		record int    // the node's port on record afterwards
+		want   string // its endpoint afterwards, as core.hub's peer set has it
+		bump   bool   // peer sets change
+	}{
+		{"predicted endpoint moves with the port", "edge.far.gw2", "", 41305, 41305, "198.18.0.2:41305", true},
+		{"a learnt mapping stays until seen anew", "edge.far.gw2", "198.18.0.2:40001", 41305, 41305, "198.18.0.2:40001", true},
+		{"the port on record changes nothing", "edge.far.gw2", "", 51821, 51821, "198.18.0.2:51821", false},
+		{"a port out of range is ignored", "edge.far.gw2", "", 70000, 51821, "198.18.0.2:51821", false},
+		{"a public node's port is its own affair", "edge.pub", "", 41305, 51820, "203.0.113.6:51820", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, d := templates.LoadSource(map[string][]byte{"m.hcl": []byte(strings.Replace(nestedTmpl, `"hierarchical"`, `"mesh"`, 1))}, ".", templates.LoadOptions{})
+			if d.HasErrors() {
+				t.Fatal(d)
+			}
+			s := NewSecret()
+			clk := &clock{t: time.Unix(1e9, 0)}
+			m, err := New(Config{Cluster: cfg.Cluster, Secret: s, Clock: clk.now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, n := range []struct {
+				id, addr, site, siteAddr, public string
+			}{
+				{"core.hub", "site.core.node.hub", "core", "10.1.0.10", "203.0.113.5"},
+				{"edge.pub", "site.edge.node.pub", "edge", "10.2.0.11", "203.0.113.6"},
+				{"edge.gw", "site.edge.node.gw", "edge", "10.2.0.10", ""},
+				{"edge.far.gw2", "site.edge.site.far.node.gw2", "edge.far", "10.3.0.10", ""},
+			} {
+				req := &JoinRequest{Token: s.JoinToken(n.id), Address: n.addr, Site: n.site, PublicKey: key(t),
+					SiteAddr: netip.MustParseAddr(n.siteAddr), NAT: n.public == ""}
+				from := netip.MustParseAddr("198.18.0.2") // edge's NAT
+				if n.public != "" {
+					req.Endpoint = netip.AddrPortFrom(netip.MustParseAddr(n.public), 51820)
+					from = netip.MustParseAddr(n.public)
+				}
+				if _, err := m.JoinFrom(req, "", from); err != nil {
+					t.Fatalf("join %s: %v", n.id, err)
+				}
+			}
+			if tt.learnt != "" {
+				if err := m.Beat("core.hub", &Heartbeat{ProbeOK: true, Peers: map[string]PeerStatus{tt.node: {Endpoint: netip.MustParseAddrPort(tt.learnt)}}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			v0, _, err := m.Peers("core.hub", 0, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := m.Beat(tt.node, &Heartbeat{ProbeOK: true, ListenPort: tt.port}); err != nil {
+				t.Fatal(err)
+			}
+			v1, ps, err := m.Peers("core.hub", 0, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (v1 != v0) != tt.bump {
+				t.Errorf("peer set version %d -> %d; want a change: %v", v0, v1, tt.bump)
+			}
+			var port int
+			for _, n := range m.Nodes() {
+				if n.ID == tt.node {
+					port = n.ListenPort
+				}
+			}
+			if port != tt.record {
+				t.Errorf("%s's port on record %d after it reported %d, want %d", tt.node, port, tt.port, tt.record)
+			}
+			var got string
+			for _, p := range ps.Peers {
+				if p.Node == tt.node && p.Endpoint.IsValid() {
+					got = p.Endpoint.String()
+				}
+			}
+			if got != tt.want {
+				t.Errorf("core.hub sends to %s at %q, want %q", tt.node, got, tt.want)
 			}
 		})
 	}

@@ -394,6 +394,28 @@ type Runtime struct {
 	Witness *ReplicaGrant `json:"witness,omitempty"`
 }
 
+// movesPort takes the WireGuard port a NAT'd node reports it listens on
+// when it is not the one on record (its agent moved off a wedged NAT
+// flow): an endpoint predicted from the old port (the address its
+// requests come from, and the port a port-keeping NAT keeps) moves with
+// it. Without this, peers in other private networks whose only view of
+// the node is that prediction (no public node outside its network sees
+// its packets) would keep sending to a port nothing listens on, and the
+// hole punch between two NATs would never meet. It reports whether
+// anything changed.
+func (m *Manager) movesPort(n *Node, port int) bool {
+	if !n.NAT || port <= 0 || port > 65535 || port == n.ListenPort {
+		return false
+	}
+	old := n.ListenPort
+	n.ListenPort = port
+	if n.ObservedIP.IsValid() && n.Endpoint == netip.AddrPortFrom(n.ObservedIP, uint16(old)) {
+		n.Endpoint = netip.AddrPortFrom(n.ObservedIP, uint16(port))
+	}
+	m.cfg.Logf("node %s moved its WireGuard port from %d to %d", n.ID, old, port)
+	return true
+}
+
 // predictEndpoint gives a NAT'd node without a known endpoint the
 // address its requests come from and its listen port: NATs that keep
 // source ports (Linux masquerade does when it can) map it there.
@@ -593,6 +615,10 @@ type Heartbeat struct {
 	ProbeOK bool                  `json:"probe_ok"`
 	Peers   map[string]PeerStatus `json:"peers,omitempty"`
 	Paths   []PathHealth          `json:"paths,omitempty"`
+	// ListenPort is the WireGuard port the node's device listens on (0:
+	// not reported). It differs from the one the manager gave when the
+	// agent moved its port to get out of a wedged NAT flow.
+	ListenPort int `json:"listen_port,omitempty"`
 }
 
 // Beat records a heartbeat from node id. When the reporter is a public
@@ -612,6 +638,10 @@ func (m *Manager) Beat(id string, hb *Heartbeat) error {
 	}
 	n.Peers = hb.Peers
 	n.Paths = hb.Paths
+	if m.movesPort(n, hb.ListenPort) {
+		m.bumpLocked()
+		m.saveLocked()
+	}
 	if !n.NAT {
 		// A public node sees where NAT'd peers' packets come from.
 		learnt := false
