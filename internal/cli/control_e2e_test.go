@@ -503,3 +503,170 @@ func TestControlPlaneGrows(t *testing.T) {
 		}
 	}
 }
+
+const elasticTwoHubTemplate = `
+provider "local" "lab" {}
+
+cluster "%s" {
+  overlay {
+    cidr = "10.204.0.0/16"
+    hubs = ["onprem.frontend", "cloud.hub2"]
+  }
+  site "onprem" {
+    provider = provider.local.lab
+    network { cidr = "192.168.72.0/24" }
+    node "frontend" {
+      roles     = ["hub", "manager"]
+      public_ip = true
+    }
+  }
+  site "cloud" {
+    provider = provider.local.lab
+    gateway  = "gw"
+    network { cidr = "10.64.0.0/24" }
+    node "hub2" {
+      roles     = ["hub", "manager"]
+      public_ip = true
+    }
+    node "gw" { roles = ["gateway"] }
+    pool "burst" {
+      min = 0
+      max = 1
+      instance { cpus = 2 }
+    }
+  }
+  elastic {
+    interval  = "2s"
+    idle_time = "30s"
+  }
+}
+`
+
+// waitUntil polls cond every half second until it holds (true) or limit
+// has passed (false).
+func waitUntil(limit time.Duration, cond func() bool) bool {
+	for deadline := time.Now().Add(limit); !cond(); time.Sleep(500 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+	return true
+}
+
+// descends reports whether process pid runs under process anc.
+func descends(pid, anc int) bool {
+	for pid > 1 {
+		if pid == anc {
+			return true
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return false
+		}
+		// pid (comm) state ppid ...: comm may hold spaces.
+		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		if len(f) < 2 {
+			return false
+		}
+		pid, _ = strconv.Atoi(f[1])
+	}
+	return false
+}
+
+// TestElasticFailover: both hubs of a two-hub star run the elastic
+// daemon, one holding its lock and the other standing by. The hub whose
+// daemon leads (handed over to hub2 and back, so both standbys are
+// tried) is killed with its namespace: hub2's daemon takes over, and jobs pinned to the cloud site
+// (which has no node to run them) make it start a burst node that joins
+// through hub2 and runs each job once.
+func TestElasticFailover(t *testing.T) {
+	requireRoot(t)
+	dir := t.TempDir()
+	name := fmt.Sprintf("ef%d", rand.IntN(1e6))
+	os.WriteFile(filepath.Join(dir, "main.hcl"), []byte(fmt.Sprintf(elasticTwoHubTemplate, name)), 0o644)
+	t.Cleanup(func() {
+		hv(t, dir, "", "down", "main.hcl")
+		local.Cleanup(filepath.Join(dir, ".hvctl"), "")
+	})
+	if r := hv(t, dir, "", "up", "-join-timeout=90s", "main.hcl"); r.code != 0 {
+		t.Fatalf("up: exit %d\n%s\n%s\n%s", r.code, r.stdout, r.stderr, agentLogs(dir))
+	}
+	primary, hub2 := findAgent(t, dir, "onprem.frontend"), findAgent(t, dir, "cloud.hub2")
+	holder := func() int {
+		if _, err := os.Stat(filepath.Join(dir, ".hvctl", "elastic.lock.info")); err != nil {
+			return 0
+		}
+		pid := daemonPID(t, dir)
+		if syscall.Kill(pid, 0) != nil {
+			return 0
+		}
+		return pid
+	}
+	waitFor(t, "a hub's elastic daemon holds the lock", time.Minute, func() bool { return holder() != 0 })
+	elasticLog := func(a agentProcess) string {
+		b, _ := os.ReadFile(filepath.Join(a.cwd, "elastic.log"))
+		return string(b)
+	}
+	// standsBy: a's daemon waits for the lock (it stood by more often
+	// than it took over).
+	standsBy := func(a agentProcess) bool {
+		l := elasticLog(a)
+		return strings.Count(l, "elastic daemon stands by") > strings.Count(l, "elastic daemon takes over")
+	}
+	logs := func() string {
+		return fmt.Sprintf("primary's elastic.log:\n%s\nhub2's elastic.log:\n%s", elasticLog(primary), elasticLog(hub2))
+	}
+	// handOver stops the leading daemon on from's node and waits for the
+	// standby on to's to take the lock. from's agent is paused meanwhile:
+	// it restarts its daemon after 1 s, which could win the lock again
+	// before the standby's next try; resumed, it starts one that stands by.
+	handOver := func(from, to agentProcess, names string) {
+		if !waitUntil(time.Minute, func() bool { return standsBy(to) }) {
+			t.Fatalf("%s: no daemon stands by\n%s", names, logs())
+		}
+		pid := holder()
+		syscall.Kill(from.agent, syscall.SIGSTOP)
+		defer syscall.Kill(from.agent, syscall.SIGCONT)
+		syscall.Kill(pid, syscall.SIGTERM)
+		if !waitUntil(time.Minute, func() bool { return descends(holder(), to.agent) }) {
+			t.Fatalf("%s: the standby did not take over within 1m\n%s", names, logs())
+		}
+		t.Logf("%s: pid %d stopped, pid %d took over", names, pid, holder())
+	}
+	// The standby path runs at least once, whichever took the lock first,
+	// and the primary's daemon leads before its hub is killed.
+	if descends(holder(), primary.agent) {
+		handOver(primary, hub2, "primary to hub2")
+	}
+	handOver(hub2, primary, "hub2 to primary")
+	if !waitUntil(time.Minute, func() bool { return standsBy(hub2) }) {
+		t.Fatalf("hub2's daemon does not stand by\n%s", logs())
+	}
+
+	killed := time.Now()
+	killAgent(t, primary)
+	if out, err := exec.Command("ip", "netns", "del", primary.netns).CombinedOutput(); err != nil {
+		t.Fatalf("remove the primary hub's namespace %s: %v %s", primary.netns, err, out)
+	}
+	waitFor(t, "hub2's elastic daemon takes over", 2*time.Minute, func() bool { return descends(holder(), hub2.agent) })
+	t.Logf("hub2's daemon (pid %d) holds the lock %.1f s after the primary hub was killed", holder(), time.Since(killed).Seconds())
+
+	marks := filepath.Join(dir, "marks")
+	os.MkdirAll(marks, 0o777)
+	if r := hv(t, dir, "", append([]string{"submit", "-n", "3", "-site", "cloud", "main.hcl", "--"}, markerJob(marks, 1)...)...); r.code != 0 {
+		t.Fatalf("submit through hub2: %s", r.stderr)
+	}
+	jobs := waitEnded(t, dir, 3, 4*time.Minute)
+	checkOnce(t, marks, jobs)
+	for _, j := range jobs {
+		if !strings.HasPrefix(j.Node, "cloud.burst[") {
+			t.Errorf("job %s ran on %q, want a burst node", j.ID, j.Node)
+		}
+	}
+	if inState, _ := burstNodes(t, dir); len(inState) != 1 {
+		t.Errorf("burst nodes in the state: %v, want one", inState)
+	}
+	if t.Failed() {
+		t.Log(agentLogs(dir))
+	}
+}

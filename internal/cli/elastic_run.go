@@ -22,6 +22,7 @@ func runElasticRun(a *App, args []string) int {
 	o.add(fs, optParallelism)
 	metrics := fs.String("metrics", "", "serve Prometheus metrics on this address (e.g. 127.0.0.1:9108)")
 	steps := fs.Int("steps", 0, "stop after this many decisions (0 = run until interrupted)")
+	standby := fs.Bool("standby", false, "when another daemon runs this cluster's pools, wait and take over when it stops (how every manager node runs one) instead of exiting")
 	pos, code, ok := a.parse(fs, args)
 	if !ok {
 		return code
@@ -49,7 +50,21 @@ func runElasticRun(a *App, args []string) int {
 	}
 	// One daemon per cluster: the hub's manager starts one where it can
 	// (provision.HostLocal), and people start them by hand.
-	dl, err := (&provision.Store{Path: filepath.Join(store.Dir(), "elastic")}).Lock(a.Ctx, "elastic run", 0)
+	daemonLock := &provision.Store{Path: filepath.Join(store.Dir(), "elastic")}
+	dl, err := daemonLock.Lock(a.Ctx, "elastic run", 0)
+	if err != nil && *standby && errors.As(err, new(*provision.LockError)) {
+		// A standby: the kernel frees the lock when its holder dies, and
+		// this one goes on from the journal it kept.
+		holder := "another process"
+		if h := daemonLock.LockHolder(); h != nil {
+			holder = fmt.Sprintf("process %d (%s)", h.PID, h.Who)
+		}
+		a.Log.Info("elastic daemon stands by", "why", holder+" runs the elastic daemon of cluster "+cfg.Cluster.Name+"; this one takes over when it stops")
+		dl, err = daemonLock.Lock(a.Ctx, "elastic run", 100*365*24*time.Hour)
+		if err == nil {
+			a.Log.Info("elastic daemon takes over", "why", holder+" stopped")
+		}
+	}
 	if err != nil {
 		var le *provision.LockError
 		if errors.As(err, &le) && le.Holder != nil {

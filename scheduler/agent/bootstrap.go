@@ -278,6 +278,18 @@ func (b *Bootstrap) Prepare(st *provision.State, c *provision.Change, p provisio
 		if err := b.replicaCert(a); err != nil {
 			return nil, err
 		}
+		// Every replica runs the elastic daemon where hvctl runs (one
+		// leads, the others stand by), so elasticity outlives the node
+		// that runs it.
+		if hl, ok := p.(provision.HostLocal); ok && b.Host != nil {
+			h := *b.Host
+			h.Argv = hl.HostCommand(h.Argv)
+			hb, err := json.Marshal(h)
+			if err != nil {
+				return nil, err
+			}
+			a["hvctl_command"] = string(hb)
+		}
 	}
 	if c.Address == mAddr {
 		a["manager_url"] = "https://127.0.0.1:" + strconv.Itoa(b.ManagerPort)
@@ -288,15 +300,6 @@ func (b *Bootstrap) Prepare(st *provision.State, c *provision.Change, p provisio
 		// with a leader of its own.
 		if !b.otherReplicasExist(st, replicas, mAddr) {
 			a["raft_bootstrap"] = "true"
-		}
-		if hl, ok := p.(provision.HostLocal); ok && b.Host != nil {
-			h := *b.Host
-			h.Argv = hl.HostCommand(h.Argv)
-			hb, err := json.Marshal(h)
-			if err != nil {
-				return nil, err
-			}
-			a["hvctl_command"] = string(hb)
 		}
 		return a, nil
 	}

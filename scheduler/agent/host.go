@@ -45,11 +45,13 @@ func hasElasticPools(c *templates.Cluster) bool {
 // for as long as the agent runs: restarted when it exits (with backoff),
 // stopped with SIGTERM when the agent stops, and sent SIGTERM by the
 // kernel should the agent die first. Its log is elastic.log beside the
-// agent's. The daemon's own lock keeps it to one per cluster: one started
-// by hand first makes this one wait and retry.
+// agent's. The daemon's own lock keeps it to one per cluster: the others
+// (on the other manager nodes, or behind one started by hand) stand by.
 func (a *Agent) elasticLoop(ctx context.Context) {
 	h := a.hostCommand()
-	argv := h.Command([]string{"elastic", "run"})
+	// Every manager node runs one: the first holds the daemon's lock,
+	// the others stand by and take over when its node dies.
+	argv := h.Command([]string{"elastic", "run", "-standby"})
 	logPath := filepath.Join(a.cfg.Dir, "elastic.log")
 	backoff := time.Second
 	for ctx.Err() == nil {
