@@ -79,7 +79,11 @@ cluster "slurm" {
   elastic {
     interval     = "2s"
     idle_time    = "20s" # SLURM's SuspendTime in power_save mode
-    boot_timeout = "2m"  # SLURM's ResumeTimeout in power_save mode
+    # SLURM's ResumeTimeout in power_save mode. A node that has not
+    # registered by then is marked down and SLURM holds the jobs it was
+    # given ("launch failed requeued held"), so leave room for a loaded
+    # machine: local nodes register in 10-30 s, 2m was missed under load.
+    boot_timeout = "5m"
   }
 
   scheduler {

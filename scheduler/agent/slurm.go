@@ -452,8 +452,39 @@ func (n *slurmNode) writePowerPrograms() error {
 
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
+// releaseLaunchFailures releases the jobs SLURM held after a failed
+// launch: a power_save node that missed ResumeTimeout is marked down and
+// made again (ResumeFailProgram), but the jobs it was given stay held
+// ("launch failed requeued held") and no node would ever run them. Each
+// is released at most slurm.MaxLaunchReleases times (released counts).
+func (n *slurmNode) releaseLaunchFailures(released map[string]int) {
+	out, err := slurmCmd(n.conf, "squeue", slurm.SqueuePendingArgs...)
+	if err != nil {
+		return // the sinfo below logs an unreachable controller
+	}
+	pend, err := slurm.ParsePending(out, time.Local)
+	if err != nil {
+		n.a.log.Printf("slurm control: %v", err)
+		return
+	}
+	release, giveUp := slurm.ToRelease(pend, released)
+	for _, id := range giveUp {
+		n.a.log.Printf("slurm control: job %s was held after a failed launch %d times; left held (release it with: scontrol release %s)", id, slurm.MaxLaunchReleases+1, id)
+	}
+	if len(release) == 0 {
+		return
+	}
+	if _, err := slurmCmd(n.conf, "scontrol", "release", strings.Join(release, ",")); err != nil {
+		n.a.log.Printf("slurm control: release %v: %v", release, err)
+		return
+	}
+	n.a.log.Printf("slurm control: released %v, held by SLURM after a failed launch (a node that did not come up in ResumeTimeout); their nodes are made again", release)
+}
+
 // controlLoop keeps SLURM's view of the elastic slots true to the
 // cluster (on the controller):
+//   - jobs SLURM held after a failed launch are released (at most
+//     slurm.MaxLaunchReleases times each);
 //   - hvctl mode: a slot with no joined machine is drained ("hvctl: not
 //     provisioned") so SLURM gives it no work; once its machine joins it
 //     is resumed;
@@ -463,7 +494,9 @@ func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''
 func (n *slurmNode) controlLoop(ctx context.Context, hub *slurmHub) {
 	hvctlMode := hub.cluster.Scheduler.ElasticMode != "power_save"
 	first := true
+	released := map[string]int{}
 	for {
+		n.releaseLaunchFailures(released)
 		joined := map[string]bool{}
 		for _, m := range n.a.mgr.Nodes() {
 			if m.State == manager.StateJoined {

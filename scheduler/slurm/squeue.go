@@ -53,7 +53,42 @@ var blockedReasons = map[string]bool{
 // held, a dependency, a begin time, a reservation, a partition that is
 // down, or an accounting/QOS limit. Such jobs are no demand for capacity.
 func (p Pending) Blocked() bool {
-	return blockedReasons[p.Reason] || strings.HasPrefix(p.Reason, "Assoc") || strings.HasPrefix(p.Reason, "QOS")
+	return blockedReasons[p.Reason] || strings.HasPrefix(p.Reason, "Assoc") || strings.HasPrefix(p.Reason, "QOS") || p.LaunchFailedHeld()
+}
+
+// LaunchFailedHeld reports whether SLURM requeued the job held after its
+// launch failed ("launch failed requeued held"), as it does when the
+// node it was given did not come up within ResumeTimeout. Nothing but a
+// release (scontrol release) runs it again.
+func (p Pending) LaunchFailedHeld() bool {
+	return strings.EqualFold(strings.ReplaceAll(p.Reason, "_", " "), "launch failed requeued held")
+}
+
+// MaxLaunchReleases is how often hvctl releases one job that SLURM held
+// after a failed launch: the node is made again for it each time, so a
+// job whose nodes never come up is left held after that, for a person.
+const MaxLaunchReleases = 3
+
+// ToRelease picks the jobs SLURM held after a failed launch that hvctl
+// releases now (released counts earlier releases per job ID, and is
+// updated), and those it leaves held because they were released
+// MaxLaunchReleases times already (each reported once: its count is set
+// past the limit).
+func ToRelease(pending []Pending, released map[string]int) (release, giveUp []string) {
+	for _, p := range pending {
+		if !p.LaunchFailedHeld() {
+			continue
+		}
+		switch n := released[p.JobID]; {
+		case n < MaxLaunchReleases:
+			release = append(release, p.JobID)
+			released[p.JobID] = n + 1
+		case n == MaxLaunchReleases:
+			giveUp = append(giveUp, p.JobID)
+			released[p.JobID] = n + 1
+		}
+	}
+	return release, giveUp
 }
 
 // ParsePending decodes the output of squeue SqueuePendingArgs. Submit

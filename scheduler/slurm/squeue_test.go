@@ -2,6 +2,7 @@ package slurm
 
 import (
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -103,9 +104,35 @@ func TestBlocked(t *testing.T) {
 		"Resources": false, "Priority": false, "None": false, "ReqNodeNotAvail": false, "NodeDown": false,
 		"Dependency": true, "JobHeldUser": true, "JobHeldAdmin": true, "BeginTime": true,
 		"AssocGrpCPULimit": true, "QOSMaxNodePerJobLimit": true, "PartitionDown": true,
+		"launch failed requeued held": true, "launch_failed_requeued_held": true,
 	} {
 		if got := (Pending{Reason: reason}).Blocked(); got != blocked {
 			t.Errorf("Blocked(%s) = %v", reason, got)
+		}
+	}
+}
+
+// TestToRelease: jobs SLURM held after a failed launch are released up
+// to MaxLaunchReleases times each, then reported once and left held;
+// other pending jobs are never touched.
+func TestToRelease(t *testing.T) {
+	held := func(id string) Pending { return Pending{JobID: id, Reason: "launch failed requeued held"} }
+	released := map[string]int{}
+	for i, tt := range []struct {
+		pending         []Pending
+		release, giveUp []string
+	}{
+		{[]Pending{held("7"), {JobID: "8", Reason: "Resources"}, {JobID: "9", Reason: "JobHeldUser"}}, []string{"7"}, nil},
+		{[]Pending{held("7"), held("10")}, []string{"7", "10"}, nil},
+		{[]Pending{held("7")}, []string{"7"}, nil},
+		{[]Pending{held("7"), held("10")}, []string{"10"}, []string{"7"}},
+		{[]Pending{held("7"), held("10")}, []string{"10"}, nil},
+		{[]Pending{held("7"), held("10")}, nil, []string{"10"}},
+		{[]Pending{held("7"), held("10")}, nil, nil},
+	} {
+		release, giveUp := ToRelease(tt.pending, released)
+		if !slices.Equal(release, tt.release) || !slices.Equal(giveUp, tt.giveUp) {
+			t.Errorf("step %d: release %v, give up %v; want %v, %v", i, release, giveUp, tt.release, tt.giveUp)
 		}
 	}
 }
