@@ -557,11 +557,22 @@ func (a *App) applySaved(pf *planFile, o *opFlags, fs *flag.FlagSet) int {
 	return a.execute(s, plan, refreshed, plan.Destroy, "apply", start, o.jsonOut)
 }
 
+// warner says a warning that does not stop the operation: a Warning
+// block, or with -json a line of Terraform's machine-readable UI
+// ({"type": "diagnostic", "@level": "warn", ...}).
+func (a *App) warner(ui provision.UI) func(msg string) {
+	if ui, ok := ui.(*provision.JSONUI); ok {
+		return func(msg string) {
+			ui.Emit(map[string]any{"type": "diagnostic", "@level": "warn", "@message": "Warning: " + msg,
+				"diagnostic": map[string]any{"severity": "warning", "summary": msg}})
+		}
+	}
+	return func(msg string) { fmt.Fprintf(a.Stdout, "Warning: %s\n\n", msg) }
+}
+
 func (a *App) execute(s *session, plan *provision.Plan, st *provision.State, destroy bool, verb string, start time.Time, jsonOut bool) int {
 	s.Engine.UI = a.ui(jsonOut)
-	if !jsonOut {
-		s.Warn = func(msg string) { fmt.Fprintf(a.Stdout, "Warning: %s\n\n", msg) }
-	}
+	s.Warn = a.warner(s.Engine.UI)
 	quiet := !plan.HasChanges() && plan.Awaiting() == 0 && verb != "up"
 	if !quiet && !jsonOut {
 		fmt.Fprintln(a.Stdout)

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
 	"os"
 	"path/filepath"
@@ -170,4 +171,36 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestWarner: a warning that does not stop an apply is a Warning block,
+// and with -json one diagnostic line of Terraform's machine-readable UI.
+func TestWarner(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		json bool
+	}{{"text", false}, {"json", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			a := &App{Stdout: &out, Stderr: &out, Ctx: context.Background()}
+			a.warner(a.ui(tc.json))("the managers did not take the template")
+			if !tc.json {
+				if got, want := out.String(), "Warning: the managers did not take the template\n\n"; got != want {
+					t.Errorf("got %q, want %q", got, want)
+				}
+				return
+			}
+			var ev struct {
+				Type       string `json:"type"`
+				Level      string `json:"@level"`
+				Diagnostic struct{ Severity, Summary string }
+			}
+			if err := json.Unmarshal(out.Bytes(), &ev); err != nil {
+				t.Fatalf("%v: %q", err, out.String())
+			}
+			if ev.Type != "diagnostic" || ev.Level != "warn" || ev.Diagnostic.Severity != "warning" || ev.Diagnostic.Summary != "the managers did not take the template" {
+				t.Errorf("got %+v from %q", ev, out.String())
+			}
+		})
+	}
 }
