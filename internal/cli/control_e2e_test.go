@@ -555,20 +555,10 @@ func waitUntil(limit time.Duration, cond func() bool) bool {
 
 // descends reports whether process pid runs under process anc.
 func descends(pid, anc int) bool {
-	for pid > 1 {
+	for ; pid > 1; pid = local.ParentPID(pid) {
 		if pid == anc {
 			return true
 		}
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			return false
-		}
-		// pid (comm) state ppid ...: comm may hold spaces.
-		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-		if len(f) < 2 {
-			return false
-		}
-		pid, _ = strconv.Atoi(f[1])
 	}
 	return false
 }

@@ -136,12 +136,8 @@ func burstNodes(t *testing.T, dir string) (inState []string, namespaces []string
 
 func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, limit)
-		}
-		time.Sleep(500 * time.Millisecond)
+	if !waitUntil(limit, cond) {
+		t.Fatalf("%s: not within %s", what, limit)
 	}
 }
 

@@ -339,7 +339,7 @@ func killNetnsProcs(ctx context.Context, ns string, spareOwn bool) {
 	for range 50 {
 		var pids []int
 		for _, pid := range netnsPIDs(ctx, ns) {
-			if spareOwn && parentPID(pid) == self {
+			if spareOwn && ParentPID(pid) == self {
 				continue
 			}
 			pids = append(pids, pid)
@@ -354,8 +354,8 @@ func killNetnsProcs(ctx context.Context, ns string, spareOwn bool) {
 	}
 }
 
-// parentPID is pid's parent (field 4 of /proc/PID/stat), 0 if unknown.
-func parentPID(pid int) int {
+// ParentPID is pid's parent (field 4 of /proc/PID/stat), 0 if unknown.
+func ParentPID(pid int) int {
 	f, err := statFields(pid)
 	if err != nil || len(f) < 2 {
 		return 0

@@ -24,8 +24,8 @@ func TestParentPID(t *testing.T) {
 		{"no such process", 1 << 30, 0},
 	}
 	for _, c := range cases {
-		if got := parentPID(c.pid); got != c.want {
-			t.Errorf("%s: parentPID(%d) = %d, want %d", c.name, c.pid, got, c.want)
+		if got := ParentPID(c.pid); got != c.want {
+			t.Errorf("%s: ParentPID(%d) = %d, want %d", c.name, c.pid, got, c.want)
 		}
 	}
 }
