@@ -71,6 +71,46 @@ type Waiter interface {
 	WaitReady(ctx context.Context, req *ReadRequest) (*ReadResponse, error)
 }
 
+// Stopper is implemented by providers that can stop a machine and start
+// it again with its disk and private address kept (EC2 StopInstances,
+// Nova os-stop, a local node's frozen processes). A stopped instance
+// reads back with attribute state = "stopped", and a started one with
+// state = "running". The elastic daemon stops an idle node of a pool
+// whose provider can, instead of destroying it, when getting it back
+// with a start costs less than a new node (docs/elastic.md).
+type Stopper interface {
+	// StopCost reports whether an instance with attrs (as the state
+	// records them) can be stopped, and if so what a start takes and a
+	// stopped machine costs. A provider whose setting turns stopping
+	// off, or an instance that cannot stop (spot), answers false.
+	StopCost(attrs Attrs) (StopCost, bool)
+	// Stop stops a running instance and returns once it is stopped.
+	// Stopping a stopped instance is not an error.
+	Stop(ctx context.Context, req *PowerRequest) error
+	// Start starts a stopped instance and returns once it runs, with
+	// its attributes as Read reports them (a public address may have
+	// changed). Starting a running instance is not an error.
+	Start(ctx context.Context, req *PowerRequest) (*ReadResponse, error)
+}
+
+// StopCost is what stopping a machine instead of destroying it costs.
+type StopCost struct {
+	// StartTime is how long a start takes until the machine runs work
+	// again (a new machine's boot and setup are not repeated).
+	StartTime time.Duration
+	// StoppedPrice is the hourly price of the machine while stopped
+	// (its disk), in the unit of the instance's price.
+	StoppedPrice float64
+}
+
+// PowerRequest names an instance to stop or start.
+type PowerRequest struct {
+	Address string
+	ID      string
+	// Attrs are the attributes the state records for it.
+	Attrs Attrs
+}
+
 // Lister is implemented by providers that can list a cluster's
 // resources in a few calls (EC2 DescribeInstances filtered by the
 // cluster's tag, say). Refresh then reads a whole cluster page by page
