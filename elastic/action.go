@@ -64,6 +64,25 @@ type Reconcile struct {
 	Reason string
 }
 
+// Stop stops an idle node: it is no longer billed for compute, keeps
+// its disk, and Start gets it back in the pool's StartTime.
+type Stop struct {
+	Node   string
+	Pool   string
+	Reason string
+}
+
+// Start starts a stopped node again.
+type Start struct {
+	Node   string
+	Pool   string
+	Reason string
+}
+
+func (a Stop) Why() string           { return a.Reason }
+func (a Start) Why() string          { return a.Reason }
+func (a Stop) String() string        { return fmt.Sprintf("stop %s: %s", a.Node, a.Reason) }
+func (a Start) String() string       { return fmt.Sprintf("start %s: %s", a.Node, a.Reason) }
 func (a ScaleUp) Why() string        { return a.Reason }
 func (a ScaleDown) Why() string      { return a.Reason }
 func (a CancelPowerOff) Why() string { return a.Reason }

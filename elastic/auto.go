@@ -41,6 +41,11 @@ func (d *decision) computeIdleLimit(pc *poolCalc) (time.Duration, string) {
 		return st.IdleTime, fmt.Sprintf("idle_time auto: the pool's boot time is unknown, so %s", st.IdleTime)
 	}
 	readyWhy := readySource(pc.p)
+	if pc.p.StartTime > 0 {
+		// Stopping, not destroying: what getting the node back costs is
+		// a start.
+		r, readyWhy = pc.p.StartTime, "a start of a stopped node"
+	}
 	floor := 2 * st.Interval
 	if len(d.s.Gaps) == 0 {
 		return max(r, floor), fmt.Sprintf("idle_time auto: no gap between bursts seen yet, so the break-even %s (a new node's boot and setup, %s)", human(r), readyWhy)
@@ -84,6 +89,28 @@ func rentOrBuy(ready time.Duration, seen []time.Duration, floor time.Duration) (
 	}
 	keepAll = costOf(gaps[len(gaps)-1] + floor)
 	return tau, cost, keepAll, offAll
+}
+
+// stoppedLimit is how long a stopped node of pc is kept before it is
+// destroyed, and why: rent-or-buy again, where keeping it costs the
+// stopped price and destroying it costs a new node's boot and setup
+// minus a start, at the running price, when work comes back. Both are
+// counted in stopped time: the come-back cost is (Ready - StartTime) x
+// Price / StoppedPrice.
+func (d *decision) stoppedLimit(pc *poolCalc) (time.Duration, string) {
+	p := pc.p
+	back := max(p.Ready-p.StartTime, 0)
+	ratio := 1.0
+	if p.StoppedPrice > 0 && p.Price > 0 {
+		ratio = p.Price / p.StoppedPrice
+	}
+	r := time.Duration(float64(back) * ratio)
+	floor := 2 * d.s.Settings.Interval
+	if len(d.s.Gaps) == 0 {
+		return max(r, floor), fmt.Sprintf("no gap between bursts seen yet, so the break-even %s (a new node's boot and setup less a start, %s, at %.0fx the stopped price)", human(r), human(back), ratio)
+	}
+	tau, _, _, _ := rentOrBuy(r, d.s.Gaps, floor)
+	return tau, fmt.Sprintf("over the %d gaps between bursts seen (longest %s), a new node's boot and setup less a start costs as much as %s stopped", len(d.s.Gaps), human(slices.Max(d.s.Gaps)), human(r))
 }
 
 func readySource(p *Pool) string {

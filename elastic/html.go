@@ -15,9 +15,10 @@ import (
 var stateColors = map[string]string{
 	"busy": "#1f77b4", "booting": "#2ca02c", "idle": "#ff7f0e",
 	"powering-off": "#9467bd", "failed": "#d62728", "down": "#7f7f7f",
+	"stopped": "#bcbd22",
 }
 
-var stateOrder = []string{"busy", "idle", "booting", "powering-off", "down", "failed"}
+var stateOrder = []string{"busy", "idle", "booting", "powering-off", "stopped", "down", "failed"}
 
 // seriesColors are for lines that are not node states (queues per site).
 var seriesColors = []string{"#000000", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f", "#d62728", "#9467bd"}
@@ -173,6 +174,8 @@ func stateCount(s Sample, st string) int {
 		return s.PoweringOff
 	case "down":
 		return s.Down
+	case "stopped":
+		return s.Stopped
 	}
 	return s.Failed
 }

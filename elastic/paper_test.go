@@ -54,6 +54,7 @@ func TestPaperComparison(t *testing.T) {
 		{name: "max_booting 1 (one node at a time, like the paper), idle_time 5m", vars: []templates.VarArg{{Name: "max_booting", Value: "1"}, {Name: "idle_time", Value: "5m"}}},
 		{name: "max_booting 1, idle_time auto", vars: []templates.VarArg{{Name: "max_booting", Value: "1"}}},
 		{name: "max_booting 1, idle_time 15m", vars: []templates.VarArg{{Name: "max_booting", Value: "1"}, {Name: "idle_time", Value: "15m"}}},
+		{name: "a cloud that cannot stop (start_time 0s): idle nodes destroyed", vars: []templates.VarArg{{Name: "start_time", Value: "0s"}}},
 		{name: "lost agents (60%), reconciled", opts: Options{AgentLossRate: 0.6}},
 		{name: "lost agents (60%), power-cycled like CLUES", opts: Options{AgentLossRate: 0.6, Policy: powerCycle}},
 	}
@@ -114,7 +115,8 @@ func TestPaperHTML(t *testing.T) {
 func TestPaperMaxBootingOne(t *testing.T) {
 	// A fixed idle_time: the automatic policy would not start the third
 	// node while the first batch drains (it would be ready too late).
-	cfg, w := loadExample(t, templates.VarArg{Name: "max_booting", Value: "1"}, templates.VarArg{Name: "idle_time", Value: "5m"})
+	// start_time 0s: the paper's cloud nodes were destroyed, not stopped.
+	cfg, w := loadExample(t, templates.VarArg{Name: "max_booting", Value: "1"}, templates.VarArg{Name: "idle_time", Value: "5m"}, templates.VarArg{Name: "start_time", Value: "0s"})
 	r, err := Simulate(cfg, w, 1)
 	if err != nil {
 		t.Fatal(err)

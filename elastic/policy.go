@@ -37,10 +37,12 @@ func Decide(s Snapshot) []Action {
 	d.scaleUp()
 	d.keepIdle()
 	d.scaleDown()
-	out := make([]Action, 0, len(d.repairs)+len(d.holds)+len(d.cancels)+len(d.ups)+len(d.downs))
+	d.destroyStopped()
+	out := make([]Action, 0, len(d.repairs)+len(d.holds)+len(d.cancels)+len(d.starts)+len(d.ups)+len(d.downs))
 	out = append(out, d.repairs...)
 	out = append(out, d.holds...)
 	out = append(out, d.cancels...)
+	out = append(out, d.starts...)
 	out = append(out, d.ups...)
 	out = append(out, d.downs...)
 	return out
@@ -65,6 +67,9 @@ type poolCalc struct {
 	// reason; computed once per decision.
 	idleLimit time.Duration
 	idleWhy   string
+	// stopped are the pool's stopped nodes, by name; those this
+	// decision starts are taken off the front.
+	stopped []*Node
 }
 
 // capEntry is the free capacity of one node, existing or planned.
@@ -120,7 +125,7 @@ type decision struct {
 	groups   []*group
 	fc       forecast
 
-	repairs, holds, cancels, ups, downs []Action
+	repairs, holds, cancels, starts, ups, downs []Action
 }
 
 func newDecision(s Snapshot) *decision {
@@ -176,7 +181,12 @@ func (d *decision) observeNodes() {
 		}
 		switch n.State {
 		case Booting:
-			if !n.Joined && st.BootTimeout > 0 && d.now.Sub(n.CreatedAt) > st.BootTimeout {
+			// A started node's boot began at its start, not its create.
+			from := n.CreatedAt
+			if n.Since.After(from) {
+				from = n.Since
+			}
+			if !n.Joined && st.BootTimeout > 0 && d.now.Sub(from) > st.BootTimeout {
 				if pc != nil {
 					pc.failed = append(pc.failed, n)
 				}
@@ -222,7 +232,14 @@ func (d *decision) observeNodes() {
 			if pc != nil && n.Running == 0 {
 				d.powering = append(d.powering, n)
 			}
+		case Stopped:
+			if pc != nil {
+				pc.stopped = append(pc.stopped, n)
+			}
 		}
+	}
+	for _, pc := range d.ordered {
+		slices.SortStableFunc(pc.stopped, func(a, b *Node) int { return strings.Compare(a.Name, b.Name) })
 	}
 	// Place on joined nodes first, then booting ones; lower tier and
 	// cheaper first, the way the scheduler fills them.
@@ -453,6 +470,9 @@ func (d *decision) scaleUp() {
 				continue
 			}
 			g.unplaced = d.place(g, g.unplaced, d.plannedIn(pc))
+			for g.unplaced > 0 && len(pc.stopped) > 0 {
+				g.unplaced = d.place(g, g.unplaced, []*capEntry{d.start(pc, g.unplaced)})
+			}
 			for g.unplaced > 0 && pc.size < pc.p.Max && (st.MaxBooting <= 0 || d.booting < st.MaxBooting) && d.paysOff(pc) {
 				e := d.grow(pc, 1)
 				g.unplaced = d.place(g, g.unplaced, []*capEntry{e})
@@ -472,6 +492,25 @@ func (d *decision) scaleUp() {
 		reason += fmt.Sprintf("; %d jobs still wait for max, max_booting, a held pool or capacity that pays off", waiting)
 	}
 	d.flushUps(reason + d.forecastWhy())
+}
+
+// start starts pc's first stopped node for queued work and returns its
+// capacity: cheaper and sooner than a new node.
+func (d *decision) start(pc *poolCalc, jobs int) *capEntry {
+	n := pc.stopped[0]
+	pc.stopped = pc.stopped[1:]
+	offer := n.Capacity
+	if offer == (Resources{}) {
+		offer = pc.p.Node
+	}
+	e := &capEntry{pc: pc, node: n, free: offer, full: true}
+	d.entries = append(d.entries, e)
+	d.planned = append(d.planned, e)
+	pc.live++
+	d.fc.coming += float64(max(offer.CPUs, 1))
+	d.starts = append(d.starts, Start{Node: n.Name, Pool: pc.p.Name,
+		Reason: fmt.Sprintf("%d queued jobs fit nowhere: starting a stopped node takes %s, a new one %s", jobs, human(pc.p.StartTime), human(pc.p.Ready))})
+	return e
 }
 
 // grow plans n more nodes in pc and returns the capacity of the last.
@@ -581,7 +620,27 @@ func (d *decision) scaleDown() {
 		pc.live--
 		spare--
 		_, why := d.idleLimit(pc)
-		d.downs = append(d.downs, ScaleDown{Node: e.node.Name, Pool: pc.p.Name,
-			Reason: fmt.Sprintf("idle for %s (%s)", human(e.idleFor), why)})
+		reason := fmt.Sprintf("idle for %s (%s)", human(e.idleFor), why)
+		if pc.p.StartTime > 0 {
+			d.downs = append(d.downs, Stop{Node: e.node.Name, Pool: pc.p.Name, Reason: reason})
+			continue
+		}
+		d.downs = append(d.downs, ScaleDown{Node: e.node.Name, Pool: pc.p.Name, Reason: reason})
+	}
+}
+
+// destroyStopped destroys stopped nodes kept longer than the stopped
+// limit (stoppedLimit), never below a pool's min.
+func (d *decision) destroyStopped() {
+	for _, pc := range d.ordered {
+		for _, n := range pc.stopped {
+			limit, why := d.stoppedLimit(pc)
+			if d.now.Sub(n.Since) < limit || pc.size-1 < pc.p.Min {
+				continue
+			}
+			pc.size--
+			d.downs = append(d.downs, ScaleDown{Node: n.Name, Pool: pc.p.Name,
+				Reason: fmt.Sprintf("stopped for %s (%s)", human(d.now.Sub(n.Since)), why)})
+		}
 	}
 }

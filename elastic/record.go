@@ -339,6 +339,8 @@ func ReportFromHistory(run HistoryRun, steps []HistoryStep, until time.Time) *Re
 				x.Failed++
 			case Down:
 				x.Down++
+			case Stopped:
+				x.Stopped++
 			}
 			if hn.State == Idle || hn.State == Busy {
 				x.Slots += hn.Slots

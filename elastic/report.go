@@ -101,6 +101,9 @@ type Usage struct {
 	IdleHours        float64 `json:"paid_idle_h"`
 	BootingHours     float64 `json:"booting_h"`
 	PoweringOffHours float64 `json:"powering_off_h"`
+	// StoppedHours is machine time stopped: not in PaidHours, billed at
+	// the stopped price.
+	StoppedHours float64 `json:"stopped_h,omitempty"`
 	// Efficiency is BusyHours / PaidHours.
 	Efficiency float64 `json:"efficiency"`
 	Cost       float64 `json:"cost"`
@@ -112,6 +115,7 @@ func (u *Usage) add(o Usage) {
 	u.IdleHours += o.IdleHours
 	u.BootingHours += o.BootingHours
 	u.PoweringOffHours += o.PoweringOffHours
+	u.StoppedHours += o.StoppedHours
 	u.Cost += o.Cost
 	if u.PaidHours > 0 {
 		u.Efficiency = u.BusyHours / u.PaidHours
@@ -131,6 +135,8 @@ type Operations struct {
 	CapacityErrors     int `json:"capacity_errors"`
 	BootFailures       int `json:"boot_failures"`
 	AgentsLost         int `json:"agents_lost"`
+	Stops              int `json:"stops,omitempty"`
+	Starts             int `json:"starts,omitempty"`
 }
 
 // Sample is the cluster at one instant.
@@ -142,6 +148,7 @@ type Sample struct {
 	PoweringOff  int     `json:"powering_off"`
 	Failed       int     `json:"failed"`
 	Down         int     `json:"down"`
+	Stopped      int     `json:"stopped,omitempty"`
 	ElasticNodes int     `json:"elastic_nodes"`
 	Slots        int     `json:"slots"`
 	UsedSlots    int     `json:"used_slots"`
@@ -197,16 +204,16 @@ func (s *simulator) finish() *Report {
 		if n.alive {
 			n.inState[n.state] += end.Sub(n.since)
 			n.segments = append(n.segments, Segment{State: n.state.String(), From: s.secs(n.since), To: s.secs(end)})
-			n.gone = end
+			n.gone, n.since = end, end
 		}
-		paid := n.gone.Sub(n.created)
-		billed := max(paid, s.opts.MinBilled)
+		paid := n.gone.Sub(n.created) - n.inState[Stopped]
 		u := Usage{
 			PaidHours:        paid.Hours(),
 			BusyHours:        n.inState[Busy].Hours(),
 			BootingHours:     n.inState[Booting].Hours(),
 			PoweringOffHours: n.inState[PoweringOff].Hours(),
-			Cost:             billed.Hours() * n.pool.Price,
+			StoppedHours:     n.inState[Stopped].Hours(),
+			Cost:             s.costOf(n, n.gone),
 		}
 		u.IdleHours = u.PaidHours - u.BusyHours
 		pr := byPool[n.pool]

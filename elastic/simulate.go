@@ -270,6 +270,10 @@ func (s *simulator) load(cfg *templates.Config) error {
 				settings: settings,
 				rng:      rand.New(rand.NewPCG(uint64(s.opts.Seed)^h.Sum64(), uint64(settings.Seed))),
 			}
+			if settings.StartTime > 0 && sp.Elastic() && !p.Instance.Spot {
+				// The sim provider can stop machines (provision.Stopper).
+				sp.StartTime, sp.StoppedPrice = settings.StartTime, settings.StoppedPrice
+			}
 			s.pools[sp.Name] = sp
 			s.ordered = append(s.ordered, sp)
 		}
@@ -485,9 +489,20 @@ func (s *simulator) destroy(n *simNode) {
 	n.since = s.now
 	n.alive = false
 	n.gone = s.now
-	s.costGone += max(n.gone.Sub(n.created), s.opts.MinBilled).Hours() * n.pool.Price
+	s.costGone += s.costOf(n, s.now)
 	n.gen++
 	n.pool.site.live--
+}
+
+// costOf is what n has cost until t: its running time (its lifetime
+// but for the time it was stopped; at least MinBilled) at the pool's
+// price, and its stopped time at the stopped price.
+func (s *simulator) costOf(n *simNode, t time.Time) float64 {
+	stopped := n.inState[Stopped]
+	if n.alive && n.state == Stopped {
+		stopped += t.Sub(n.since)
+	}
+	return max(t.Sub(n.created)-stopped, s.opts.MinBilled).Hours()*n.pool.Price + stopped.Hours()*n.pool.StoppedPrice
 }
 
 func (s *simulator) jobEnd(j *simJob) {
@@ -693,6 +708,20 @@ func (s *simulator) tick() {
 				ops.Destroys++
 				s.destroy(n)
 			}
+		case Stop:
+			if n := nodes[a.Node]; n != nil && n.state == Idle && n.pool.StartTime > 0 {
+				ops.Stops++
+				n.joined = false
+				n.gen++
+				s.setState(n, Stopped)
+			}
+		case Start:
+			if n := nodes[a.Node]; n != nil && n.state == Stopped {
+				ops.Starts++
+				n.gen++
+				s.setState(n, Booting)
+				s.push(&event{at: s.now.Add(n.pool.StartTime), kind: evBootDone, node: n, gen: n.gen})
+			}
 		case CancelPowerOff:
 			if n := nodes[a.Node]; n != nil && n.state == PoweringOff {
 				ops.CancelledPowerOffs++
@@ -770,6 +799,8 @@ func (s *simulator) sample() {
 			x.Failed++
 		case Down:
 			x.Down++
+		case Stopped:
+			x.Stopped++
 		}
 		if n.joined && (n.state == Idle || n.state == Busy) {
 			x.Slots += n.pool.Node.CPUs
@@ -804,7 +835,7 @@ func (s *simulator) sample() {
 	x.Cost = s.costGone
 	for _, n := range s.nodes {
 		if n.alive {
-			x.Cost += max(s.now.Sub(n.created), s.opts.MinBilled).Hours() * n.pool.Price
+			x.Cost += s.costOf(n, s.now)
 		}
 	}
 	if s.sampled && sameSample(s.lastSample, x) {
@@ -818,6 +849,6 @@ func (s *simulator) sample() {
 // (cost grows linearly while nothing else changes).
 func sameSample(a, b Sample) bool {
 	return a.Booting == b.Booting && a.Idle == b.Idle && a.Busy == b.Busy && a.PoweringOff == b.PoweringOff &&
-		a.Failed == b.Failed && a.Down == b.Down && a.ElasticNodes == b.ElasticNodes && a.Slots == b.Slots &&
+		a.Failed == b.Failed && a.Down == b.Down && a.Stopped == b.Stopped && a.ElasticNodes == b.ElasticNodes && a.Slots == b.Slots &&
 		a.UsedSlots == b.UsedSlots && a.Queued == b.Queued && slices.Equal(a.Queues, b.Queues)
 }

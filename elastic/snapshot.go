@@ -139,6 +139,12 @@ type Pool struct {
 	// 0 when unknown.
 	Ready         time.Duration `json:"ready,omitempty"`
 	ReadyObserved int           `json:"ready_observed,omitempty"`
+	// StartTime is how long a stopped node of the pool takes to run work
+	// again; 0 when the pool's provider cannot stop machines (an idle
+	// node is then destroyed).
+	StartTime time.Duration `json:"start_time,omitempty"`
+	// StoppedPrice is per stopped node-hour (its disk).
+	StoppedPrice float64 `json:"stopped_price,omitempty"`
 
 	// ConsecutiveFailures counts boot failures, join timeouts and create
 	// errors since the pool's last node joined or its last hold. The
@@ -180,10 +186,14 @@ const (
 	// cloud shows the machine running — paper 003's vnode-5. It needs a
 	// reconcile (its agent restarted), not a power cycle.
 	Down
+	// Stopped: the machine is stopped (not billed for compute; its disk,
+	// agent and setup are kept) and can be started again in the pool's
+	// StartTime.
+	Stopped
 	numStates
 )
 
-var stateNames = [...]string{"booting", "idle", "busy", "powering-off", "failed", "down"}
+var stateNames = [...]string{"booting", "idle", "busy", "powering-off", "failed", "down", "stopped"}
 
 func (s NodeState) String() string {
 	if s >= 0 && int(s) < len(stateNames) {

@@ -21,18 +21,13 @@ type variant struct {
 	name     string
 	workload string // file under testdata/variants, or "" for the paper's
 	boot     string
-	// firstGap is set where the first gap is longer than a node's boot
-	// and setup: before any gap is seen the policy keeps idle nodes for
-	// the break-even (boot and setup), and that one gap's idle time is
-	// allowed on top of the 5% (see docs/elastic.md).
-	firstGap bool
 }
 
 var variants = []variant{
 	{name: "paper (boot 20m, gaps 8/12/6m)", boot: "20m"},
 	{name: "boot 5m", boot: "5m"},
 	{name: "gaps 1–3m", workload: "gaps-short.json", boot: "20m"},
-	{name: "gaps 25–45m", workload: "gaps-long.json", boot: "20m", firstGap: true},
+	{name: "gaps 25–45m", workload: "gaps-long.json", boot: "20m"},
 	{name: "uneven batches (1500/150/1800/226)", workload: "uneven.json", boot: "20m"},
 }
 
@@ -60,7 +55,8 @@ func loadVariant(t testing.TB, v variant) (*templates.Config, Workload) {
 
 // TestPaperDefault: on paper 003's workload the default policy (idle_time
 // auto) is at least as fast and as cheap as the paper's run and as the
-// issue's targets: makespan ≤ 2h35m, cost ≤ $0.40.
+// issue's targets: makespan ≤ 2h35m, cost ≤ $0.40, efficiency ≥ 67%
+// (the example's cloud stops idle nodes, as EC2 can).
 func TestPaperDefault(t *testing.T) {
 	cfg, w := loadExample(t)
 	if !cfg.Cluster.Elastic.IdleAuto {
@@ -77,6 +73,9 @@ func TestPaperDefault(t *testing.T) {
 	}
 	if cloud.Cost > 0.40 {
 		t.Errorf("cost $%.3f, want ≤ $0.40", cloud.Cost)
+	}
+	if cloud.Efficiency < 0.67 {
+		t.Errorf("efficiency %.1f%%, want ≥ 67%%", 100*cloud.Efficiency)
 	}
 	if cloud.Nodes != 3 {
 		t.Errorf("%d cloud nodes made, want 3 (kept through the gaps)", cloud.Nodes)
@@ -108,23 +107,8 @@ func TestVariants(t *testing.T) {
 		}
 		t.Logf("| %s | %s, $%.3f, %.0f%%, %d | %s: %s, $%.3f, %.0f%% | %+.1f%% | %s |", v.name, hm(d.Makespan), d.Cost, 100*d.Efficiency, d.NodesMade,
 			n.Setting, hm(n.Makespan), n.Cost, 100*n.Efficiency, 100*(res.Ratio-1), front)
-		if !v.firstGap {
-			if res.Ratio > 1.05 {
-				t.Errorf("%s: %s", v.name, res.Verdict())
-			}
-			continue
-		}
-		// The excess over 5% must be no more than the first gap's
-		// break-even wait: every cloud node idle for its boot and setup.
-		pool := cfg.Cluster.Sites[1].Pools[0]
-		boot, _ := time.ParseDuration(v.boot)
-		allowance := float64(pool.Max) * (boot + w.Setup).Hours() * pool.Instance.Price
-		ok := false
-		for _, f := range res.FrontierPoints() {
-			ok = ok || (d.Makespan <= 1.05*f.Makespan && d.Cost <= 1.05*f.Cost+allowance)
-		}
-		if !ok {
-			t.Errorf("%s: %s; no frontier setting within 5%% plus the first gap's break-even wait ($%.3f)", v.name, res.Verdict(), allowance)
+		if res.Ratio > 1.05 {
+			t.Errorf("%s: %s", v.name, res.Verdict())
 		}
 	}
 }
@@ -181,7 +165,7 @@ func TestTuneOutputs(t *testing.T) {
 	if err := res.WriteHTML(&page); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"default (idle_time auto, max_booting 10)", "frontier  idle_time 15m, max_booting 10", "The default is within"} {
+	for _, want := range []string{"default (idle_time auto, max_booting 10)", "frontier  idle_time 15m, max_booting 10", fmt.Sprintf("the frontier setting %q", res.Nearest.Setting)} {
 		if !strings.Contains(text.String(), want) {
 			t.Errorf("text lacks %q:\n%s", want, text.String())
 		}

@@ -12,7 +12,7 @@ var providerTypes = []string{"aws", "local", "openstack", "sim", "static"}
 // meaning is checked by the provider at plan time, not here.
 var providerAttrs = map[string][]string{
 	"local": {"boot_time", "boot_fail_rate", "outside_interfaces"},
-	"sim":   {"boot_time", "api_rate", "fail_rate", "capacity", "boot_fail_rate", "seed", "world"},
+	"sim":   {"boot_time", "api_rate", "fail_rate", "capacity", "boot_fail_rate", "seed", "world", "start_time", "stopped_price"},
 	"aws": {"region", "profile", "endpoint", "access_key", "secret_key", "session_token",
 		"availability_zone", "subnet_id", "vpc_id", "key_name", "security_group_ids",
 		"iam_instance_profile", "shared_config_files", "shared_credentials_files",

@@ -37,6 +37,12 @@ type Settings struct {
 	// Seed drives every random choice. Default: a hash of the cluster
 	// name and the provider reference, so runs are reproducible.
 	Seed int64 // seed
+	// StartTime, when set, lets the sim stop machines and start them
+	// again (provision.Stopper); a start takes this long. 0 (the
+	// default): machines cannot stop, like a cloud without stop.
+	StartTime time.Duration // start_time
+	// StoppedPrice is what a stopped machine costs per hour (its disk).
+	StoppedPrice float64 // stopped_price
 	// World is the directory of the world file (DIR/world.json), made
 	// absolute against the directory of the file with the provider
 	// block; "" for HVCTL_SIM_WORLD, else the state directory. Working
@@ -69,6 +75,9 @@ func ParseSettings(cfg *templates.Provider, env *provision.Env) (Settings, hcl.D
 		{Name: "boot_fail_rate", Into: &s.BootFailRate, Valid: provision.Between(0, 1), Must: "must be a probability between 0 and 1"},
 		{Name: "capacity", Into: &s.Capacity, Valid: provision.Between(0, math.MaxInt32),
 			Must: "must be a whole number of machines per site, at least 0"},
+		{Name: "start_time", Into: &s.StartTime, Must: `must be a duration like "1m" (0 = machines cannot stop)`},
+		{Name: "stopped_price", Into: &s.StoppedPrice, Valid: provision.Between(0, math.MaxFloat64),
+			Must: "must be a price per hour, at least 0"},
 		{Name: "seed", Into: &s.Seed, Must: "must be a whole number"},
 		{Name: "world", Into: &s.World, Valid: func(v any) bool { return strings.TrimSpace(v.(string)) != "" },
 			Must: "must be a directory for the sim world's file (world.json), relative to this file or absolute"},

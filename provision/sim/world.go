@@ -19,6 +19,7 @@ const (
 	StatePending    = "pending"
 	StateRunning    = "running"
 	StateFailed     = "failed"
+	StateStopped    = "stopped"
 	StateTerminated = "terminated"
 	StateAvailable  = "available" // networks
 	StateDeleted    = "deleted"   // networks
