@@ -2,7 +2,8 @@
 // provision.Provider keeps the promises the engine relies on (create is
 // idempotent on the client token, even when the first response was lost;
 // a gone machine reads as Exists = false; deleting it again is success;
-// capacity and throttling errors are typed; limits are sane). Every
+// capacity and throttling errors are typed; limits are sane; a provider
+// that can stop machines stops and starts them keeping the machine). Every
 // provider's tests run it against their provider (sim, local, aws over
 // awsfake, openstack over osfake, static over real sshd).
 package providertest
@@ -10,7 +11,8 @@ package providertest
 import (
 	"context"
 	"errors"
-
+	"maps"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -218,4 +220,101 @@ func Run(t *testing.T, f Factory) {
 		mustCreate(t, tg.Provider, req)
 		checkMachines(t, tg, before+1, "after a throttled create and a retry")
 	})
+
+	t.Run("StopAndStart", func(t *testing.T) { stopAndStart(t, f(t)) })
+
+	t.Run("StopOfADeletedMachineFails", func(t *testing.T) { stopDeleted(t, f(t)) })
+}
+
+// stopper returns the target's Stopper and a new running instance it can
+// stop, with the attributes a state would record for it (the request's,
+// then what Create computed); it skips when the provider cannot stop, or
+// StopCost says this instance cannot (a setting off, a spot instance).
+func stopper(t *testing.T, tg *Target) (provision.Stopper, *provision.CreateRequest, *provision.PowerRequest) {
+	t.Helper()
+	s, ok := tg.Provider.(provision.Stopper)
+	if !ok {
+		t.Skipf("%T does not implement provision.Stopper", tg.Provider)
+	}
+	req := instance(t, tg)
+	resp := mustCreate(t, tg.Provider, req)
+	attrs := provision.Attrs{}
+	maps.Copy(attrs, req.Attrs)
+	maps.Copy(attrs, resp.Attrs)
+	cost, ok := s.StopCost(attrs)
+	if !ok {
+		t.Skipf("StopCost says %s cannot stop (is the provider's setting for stopping on in the target?)", req.Address)
+	}
+	if cost.StartTime <= 0 || cost.StoppedPrice < 0 {
+		t.Errorf("StopCost = %+v: a start takes some time, and a stopped machine's price is not negative", cost)
+	}
+	return s, req, &provision.PowerRequest{Address: req.Address, ID: resp.ID, Attrs: attrs}
+}
+
+// readState reads the instance and checks it exists with state want.
+func readState(t *testing.T, p provision.Provider, req *provision.CreateRequest, id, want, when string) {
+	t.Helper()
+	rr := read(t, p, req, id)
+	if !rr.Exists || rr.ID != id {
+		t.Fatalf("%s: Read = exists %v, ID %q; want the machine %s", when, rr.Exists, rr.ID, id)
+	}
+	if got := rr.Attrs["state"]; got != want {
+		t.Errorf("%s: Read attrs state = %v, want %q", when, got, want)
+	}
+}
+
+// stopAndStart checks Stop and Start: a stopped machine reads back as
+// "stopped" and is still a machine; a started one reads back "running"
+// with the same ID; stopping or starting twice is not an error; a
+// stopped machine can be deleted.
+func stopAndStart(t *testing.T, tg *Target) {
+	before := machines(t, tg)
+	s, req, pr := stopper(t, tg)
+	id := pr.ID
+	for i := range 2 {
+		if err := s.Stop(ctx(t), pr); err != nil {
+			t.Fatalf("stop %s (call %d): %v", req.Address, i+1, err)
+		}
+		readState(t, tg.Provider, req, id, "stopped", "after stop")
+	}
+	checkMachines(t, tg, before+1, "after stop (a stopped machine is kept)")
+	for i := range 2 {
+		rr, err := s.Start(ctx(t), pr)
+		if err != nil {
+			t.Fatalf("start %s (call %d): %v", req.Address, i+1, err)
+		}
+		if rr == nil || !rr.Exists || rr.ID != id || rr.Attrs["state"] != "running" {
+			t.Errorf("start %s (call %d) = %+v, want machine %s with state running", req.Address, i+1, rr, id)
+		}
+		readState(t, tg.Provider, req, id, "running", "after start")
+	}
+	checkMachines(t, tg, before+1, "after start")
+	if err := s.Stop(ctx(t), pr); err != nil {
+		t.Fatalf("stop %s again: %v", req.Address, err)
+	}
+	del := &provision.DeleteRequest{Address: req.Address, Kind: req.Kind, ID: id}
+	if err := tg.Provider.Delete(ctx(t), del); err != nil {
+		t.Fatalf("delete of stopped %s: %v", req.Address, err)
+	}
+	if rr := read(t, tg.Provider, req, id); rr.Exists {
+		t.Errorf("Read of a stopped machine deleted = %+v, want Exists = false", rr)
+	}
+	checkMachines(t, tg, before, "after deleting the stopped machine")
+}
+
+// stopDeleted checks that stopping or starting a machine that is gone
+// fails with an error naming its address.
+func stopDeleted(t *testing.T, tg *Target) {
+	s, req, pr := stopper(t, tg)
+	if err := tg.Provider.Delete(ctx(t), &provision.DeleteRequest{Address: req.Address, Kind: req.Kind, ID: pr.ID}); err != nil {
+		t.Fatalf("delete %s: %v", req.Address, err)
+	}
+	err := s.Stop(ctx(t), pr)
+	if err == nil || !strings.Contains(err.Error(), req.Address) {
+		t.Errorf("stop of deleted %s: %v, want an error naming it", req.Address, err)
+	}
+	_, err = s.Start(ctx(t), pr)
+	if err == nil || !strings.Contains(err.Error(), req.Address) {
+		t.Errorf("start of deleted %s: %v, want an error naming it", req.Address, err)
+	}
 }
