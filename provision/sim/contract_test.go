@@ -16,7 +16,7 @@ import (
 func TestContract(t *testing.T) {
 	providertest.Run(t, func(t *testing.T) *providertest.Target {
 		dir := t.TempDir()
-		boot := map[string]cty.Value{"boot_time": cty.StringVal("10ms")}
+		boot := map[string]cty.Value{"boot_time": cty.StringVal("10ms"), "start_time": cty.StringVal("10ms")}
 		p := newSim(t, dir, boot, nil)
 		net, err := p.Create(context.Background(), networkReq("a", "10.1.0.0/16"))
 		if err != nil {
