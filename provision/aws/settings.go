@@ -40,7 +40,20 @@ type Settings struct {
 	IAMInstanceProfile string            // iam_instance_profile (name or ARN)
 	MaxRetries         int               // max_retries: SDK retries per call (default 4)
 	Tags               map[string]string // tags: extra tags on every resource
+
+	// StopIdle (stop_idle) lets the elastic daemon stop an idle on-demand
+	// instance instead of terminating it, when starting it again costs
+	// less than a new one (provision.Stopper). Off by default: a stopped
+	// instance keeps its EBS volumes, which are billed.
+	StopIdle bool
+	// EBSPrice (ebs_price) is what the volumes of a stopped instance
+	// cost, in $ per GiB-month (default DefaultEBSPrice).
+	EBSPrice float64
 }
+
+// DefaultEBSPrice is gp3's price in us-east-1, $ per GiB-month: what a
+// stopped instance's root volume costs unless ebs_price says otherwise.
+const DefaultEBSPrice = 0.08
 
 // DefaultMaxRetries is how many times the SDK's adaptive retryer retries
 // one API call (throttling, 5xx) before the error goes back to the
@@ -108,7 +121,7 @@ func New(cfg *templates.Provider, env *provision.Env) (provision.Provider, hcl.D
 // ParseSettings checks an aws provider block. Each bad value is an error
 // diagnostic whose Subject is that argument's source range.
 func ParseSettings(cfg *templates.Provider) (Settings, hcl.Diagnostics) {
-	s := Settings{MaxRetries: DefaultMaxRetries}
+	s := Settings{MaxRetries: DefaultMaxRetries, EBSPrice: DefaultEBSPrice}
 	nonEmpty := func(name string, into *string) provision.Setting {
 		return provision.Setting{Name: name, Into: into, Valid: provision.NonEmpty, Must: "must be a non-empty string"}
 	}
@@ -155,6 +168,9 @@ func ParseSettings(cfg *templates.Provider) (Settings, hcl.Diagnostics) {
 				}
 				return ""
 			}},
+		{Name: "stop_idle", Into: &s.StopIdle, Must: "must be true or false"},
+		{Name: "ebs_price", Into: &s.EBSPrice, Must: "must be a price in $ per GiB-month, not negative, like 0.08",
+			Valid: func(v any) bool { return v.(float64) >= 0 }},
 		{Name: "vpc_id", Into: new(string), Refused: "The aws provider does not create subnets in an existing VPC yet. Give the site's network an existing subnet instead (network { existing_id = \"subnet-...\" }, or subnet_id here), or leave both out and hvctl makes a VPC per site."},
 	}}
 	diags := schema.Decode(cfg)

@@ -17,7 +17,7 @@ func TestSettings(t *testing.T) {
 		want  Settings
 	}{
 		{"region only", map[string]cty.Value{"region": cty.StringVal("eu-west-3")},
-			Settings{Region: "eu-west-3", MaxRetries: DefaultMaxRetries}},
+			Settings{Region: "eu-west-3", MaxRetries: DefaultMaxRetries, EBSPrice: DefaultEBSPrice}},
 		{"everything", map[string]cty.Value{
 			"region": cty.StringVal("us-east-2"), "profile": cty.StringVal("research"),
 			"availability_zone": cty.StringVal("us-east-2b"), "key_name": cty.StringVal("ops"),
@@ -27,13 +27,19 @@ func TestSettings(t *testing.T) {
 			"iam_instance_profile": cty.StringVal("hvctl-node"),
 		}, Settings{Region: "us-east-2", Profile: "research", AvailabilityZone: "us-east-2b", KeyName: "ops",
 			SubnetID: "subnet-0123456789abcdef0", SecurityGroupIDs: []string{"sg-0123456789abcdef0"}, MaxRetries: 7,
-			Tags: map[string]string{"project": "audio"}, IAMInstanceProfile: "hvctl-node"}},
+			Tags: map[string]string{"project": "audio"}, IAMInstanceProfile: "hvctl-node", EBSPrice: DefaultEBSPrice}},
+		{"stop_idle and ebs_price", map[string]cty.Value{"region": cty.StringVal("us-east-1"), "stop_idle": cty.True,
+			"ebs_price": cty.NumberFloatVal(0.125)},
+			Settings{Region: "us-east-1", MaxRetries: DefaultMaxRetries, StopIdle: true, EBSPrice: 0.125}},
+		{"free volumes", map[string]cty.Value{"region": cty.StringVal("us-east-1"), "stop_idle": cty.False,
+			"ebs_price": cty.NumberIntVal(0)},
+			Settings{Region: "us-east-1", MaxRetries: DefaultMaxRetries, EBSPrice: 0}},
 		{"compatible cloud: any region with an endpoint", map[string]cty.Value{"region": cty.StringVal("RegionOne"),
 			"endpoint": cty.StringVal("https://ec2.example.org:8788")},
-			Settings{Region: "RegionOne", Endpoint: "https://ec2.example.org:8788", MaxRetries: DefaultMaxRetries}},
+			Settings{Region: "RegionOne", Endpoint: "https://ec2.example.org:8788", MaxRetries: DefaultMaxRetries, EBSPrice: DefaultEBSPrice}},
 		{"static keys", map[string]cty.Value{"region": cty.StringVal("us-west-2"), "access_key": cty.StringVal("AKID"),
 			"secret_key": cty.StringVal("s")},
-			Settings{Region: "us-west-2", AccessKey: "AKID", SecretKey: "s", MaxRetries: DefaultMaxRetries}},
+			Settings{Region: "us-west-2", AccessKey: "AKID", SecretKey: "s", MaxRetries: DefaultMaxRetries, EBSPrice: DefaultEBSPrice}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -68,6 +74,13 @@ func TestSettingsErrors(t *testing.T) {
 		{"vpc_id", map[string]cty.Value{"region": cty.StringVal("us-east-1"), "vpc_id": cty.StringVal("vpc-1")}, "vpc_id", "Unsupported argument", "existing subnet"},
 		{"reserved tag", map[string]cty.Value{"region": cty.StringVal("us-east-1"), "tags": cty.MapVal(map[string]cty.Value{"hvctl:cluster": cty.StringVal("x")})}, "tags", "Invalid tags", "reserved"},
 		{"max_retries", map[string]cty.Value{"region": cty.StringVal("us-east-1"), "max_retries": cty.NumberFloatVal(1.5)}, "max_retries", "Invalid max_retries", "whole number"},
+		{"stop_idle a string", map[string]cty.Value{"region": cty.StringVal("us-east-1"), "stop_idle": cty.StringVal("yes")}, "stop_idle", "Invalid stop_idle", `stop_idle = "yes": must be true or false`},
+		{"stop_idle a number", map[string]cty.Value{"region": cty.StringVal("us-east-1"), "stop_idle": cty.NumberIntVal(1)}, "stop_idle", "Invalid stop_idle", "must be true or false"},
+		{"stop_idle a list", map[string]cty.Value{"region": cty.StringVal("us-east-1"), "stop_idle": cty.ListVal([]cty.Value{cty.True})}, "stop_idle", "Invalid stop_idle", "must be true or false"},
+		{"ebs_price negative", map[string]cty.Value{"region": cty.StringVal("us-east-1"), "ebs_price": cty.NumberFloatVal(-0.08)}, "ebs_price", "Invalid ebs_price", "not negative"},
+		{"ebs_price a word", map[string]cty.Value{"region": cty.StringVal("us-east-1"), "ebs_price": cty.StringVal("cheap")}, "ebs_price", "Invalid ebs_price", `ebs_price = "cheap": must be a price`},
+		{"ebs_price a bool", map[string]cty.Value{"region": cty.StringVal("us-east-1"), "ebs_price": cty.True}, "ebs_price", "Invalid ebs_price", "per GiB-month"},
+		{"stop_idle unknown", map[string]cty.Value{"region": cty.StringVal("us-east-1"), "stop_idle": cty.UnknownVal(cty.Bool)}, "stop_idle", "Invalid stop_idle", "must be known"},
 		{"unknown value", map[string]cty.Value{"region": cty.UnknownVal(cty.String)}, "region", "Invalid region", "must be known"},
 	}
 	for _, tt := range tests {
