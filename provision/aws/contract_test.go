@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/zclconf/go-cty/cty"
+
 	"github.com/hvctl/hvctl/provision"
 	"github.com/hvctl/hvctl/provision/providertest"
 )
@@ -13,7 +15,8 @@ import (
 func TestContract(t *testing.T) {
 	providertest.Run(t, func(t *testing.T) *providertest.Target {
 		fake := newFake(t)
-		p := newProvider(t, fake, nil)
+		// stop_idle on: the suite's Stopper cases run.
+		p := newProvider(t, fake, map[string]cty.Value{"stop_idle": cty.True})
 		net := mustCreate(t, p, networkReq("c1", "cloud", "10.4.0.0/16", nil))
 		return &providertest.Target{
 			Provider: p,

@@ -378,47 +378,71 @@ func (p *Provider) WaitReady(ctx context.Context, req *provision.ReadRequest) (*
 	if req.Kind == provision.KindNetwork {
 		return p.readNetwork(ctx, req)
 	}
+	var out *provision.ReadResponse
+	err := p.poll(ctx, req, func(inst *types.Instance) (bool, error) {
+		id := aws.ToString(inst.InstanceId)
+		switch state(*inst) {
+		case "running":
+			rr, err := p.running(ctx, inst)
+			out = rr
+			return rr != nil || err != nil, err
+		case "terminated":
+			why := "terminated outside hvctl"
+			if inst.StateReason != nil {
+				why = aws.ToString(inst.StateReason.Code) + ": " + aws.ToString(inst.StateReason.Message)
+			}
+			out = &provision.ReadResponse{ID: id, Attrs: provision.Attrs{"state": "failed"}}
+			return true, fmt.Errorf("aws: instance %s (%s) failed to boot: %s", id, req.Address, why)
+		case "stopped":
+			out = &provision.ReadResponse{Exists: true, ID: id, Attrs: instanceAttrs(*inst)}
+			return true, fmt.Errorf("aws: instance %s (%s) stopped while booting", id, req.Address)
+		}
+		return false, nil
+	})
+	return out, err
+}
+
+// running finishes a running instance (finish) and reports it with
+// state "running"; nil and no error when a step must be tried again (a
+// retryable error).
+func (p *Provider) running(ctx context.Context, inst *types.Instance) (*provision.ReadResponse, error) {
+	id := aws.ToString(inst.InstanceId)
+	if err := p.finish(ctx, inst); err != nil {
+		if provision.IsRetryable(err) {
+			return nil, nil
+		}
+		return &provision.ReadResponse{Exists: true, ID: id, Attrs: instanceAttrs(*inst)}, err
+	}
+	a := instanceAttrs(*inst)
+	a["state"] = "running"
+	return &provision.ReadResponse{Exists: true, ID: id, Attrs: a}, nil
+}
+
+// poll describes an instance (by req.ID, else req.ClientToken) every
+// pollInterval until step reports it done or fails. Retryable errors are
+// tried again; an instance DescribeInstances does not know is looked for
+// up to notFoundGrace, as EC2 is eventually consistent (a new instance
+// may be unknown for a little while).
+func (p *Provider) poll(ctx context.Context, req *provision.ReadRequest, step func(inst *types.Instance) (done bool, err error)) error {
 	start := time.Now()
 	for {
 		inst, err := p.describe(ctx, req.ID, req.ClientToken)
 		switch {
 		case err != nil:
 			if !provision.IsRetryable(err) {
-				return nil, err
+				return err
 			}
 		case inst == nil:
-			// EC2 is eventually consistent: a new instance may be
-			// unknown to DescribeInstances for a little while.
 			if time.Since(start) > notFoundGrace {
-				return nil, fmt.Errorf("aws: instance %s (%s) does not exist", req.ID, req.Address)
+				return fmt.Errorf("aws: instance %s (%s) does not exist", req.ID, req.Address)
 			}
 		default:
-			id := aws.ToString(inst.InstanceId)
-			switch state(*inst) {
-			case "running":
-				if err := p.finish(ctx, inst); err != nil {
-					if !provision.IsRetryable(err) {
-						return &provision.ReadResponse{Exists: true, ID: id, Attrs: instanceAttrs(*inst)}, err
-					}
-					break
-				}
-				a := instanceAttrs(*inst)
-				a["state"] = "running"
-				return &provision.ReadResponse{Exists: true, ID: id, Attrs: a}, nil
-			case "terminated":
-				why := "terminated outside hvctl"
-				if inst.StateReason != nil {
-					why = aws.ToString(inst.StateReason.Code) + ": " + aws.ToString(inst.StateReason.Message)
-				}
-				return &provision.ReadResponse{ID: id, Attrs: provision.Attrs{"state": "failed"}},
-					fmt.Errorf("aws: instance %s (%s) failed to boot: %s", id, req.Address, why)
-			case "stopped":
-				return &provision.ReadResponse{Exists: true, ID: id, Attrs: instanceAttrs(*inst)},
-					fmt.Errorf("aws: instance %s (%s) stopped while booting", id, req.Address)
+			if done, err := step(inst); done || err != nil {
+				return err
 			}
 		}
 		if err := sleep(ctx, p.pollInterval); err != nil {
-			return nil, err
+			return err
 		}
 	}
 }

@@ -10,7 +10,9 @@
 // It holds VPCs (each with a main route table and a default security
 // group), subnets, internet gateways, route tables, security groups,
 // instances (idempotent on ClientToken, pending → running after a
-// number of describes, shutting-down → terminated), Elastic IPs and
+// number of describes, shutting-down → terminated, stopped with
+// StopInstances through stopping and started again with StartInstances
+// through pending), Elastic IPs and
 // tags, with the filters hvctl uses (tag:KEY, tag-key, client-token,
 // instance-state-name, ...) and EC2's dependency checks
 // (DependencyViolation). Faults are injected with Throttle, Fail,
@@ -396,7 +398,7 @@ type Instance struct {
 	PrivateIP, PublicIP                 string // PublicIP: ephemeral or Elastic
 	ephemeralIP                         string
 	ClientToken                         string
-	State                               string // pending running shutting-down terminated
+	State                               string // pending running stopping stopped shutting-down terminated
 	StateReasonCode, StateReasonMessage string
 	SourceDestCheck                     bool
 	Groups                              []string
@@ -406,6 +408,8 @@ type Instance struct {
 	IamInstanceProfile                  string
 	Launched                            time.Time
 	describes                           int
+	ran                                 bool // reached running once
+	publicAtLaunch                      bool // launched with an ephemeral public IP
 }
 
 // Address is a fake Elastic IP.

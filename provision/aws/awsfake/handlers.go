@@ -45,6 +45,8 @@ func init() {
 		"RunInstances":                  (*Server).runInstances,
 		"DescribeInstances":             (*Server).describeInstances,
 		"TerminateInstances":            (*Server).terminateInstances,
+		"StopInstances":                 (*Server).stopInstances,
+		"StartInstances":                (*Server).startInstances,
 		"ModifyInstanceAttribute":       (*Server).modifyInstanceAttribute,
 		"AllocateAddress":               (*Server).allocateAddress,
 		"AssociateAddress":              (*Server).associateAddress,
@@ -812,6 +814,7 @@ func (s *Server) runInstances(f form) ([]byte, *apiError) {
 		Launched: time.Now().UTC(),
 	}
 	if public {
+		in.publicAtLaunch = true
 		in.ephemeralIP = "198.51.100." + strconv.Itoa(s.seq%250+1)
 		in.PublicIP = in.ephemeralIP
 	}
@@ -839,6 +842,9 @@ func (s *Server) xInstance(in *Instance) xInstance {
 		Placement: xPlacement{AvailabilityZone: s.Region + "a", Tenancy: "default"}, SubnetID: in.SubnetID, VpcID: in.VpcID,
 		PrivateIPAddress: in.PrivateIP, SourceDestCheck: in.SourceDestCheck, GroupSet: set([]xGroup{}),
 		Architecture: "x86_64", RootDeviceType: "ebs", ClientToken: in.ClientToken, TagSet: tagSet(in.Tags),
+	}
+	if in.Spot {
+		x.InstanceLifecycle = "spot"
 	}
 	if sn := s.subnets[in.SubnetID]; sn != nil {
 		x.Placement.AvailabilityZone = sn.AZ
@@ -906,10 +912,13 @@ func (s *Server) describeInstances(f form) ([]byte, *apiError) {
 		case "pending":
 			if in.describes >= s.bootDescribes {
 				in.State = "running"
+				in.ran = true
 			}
 			in.describes++
 		case "shutting-down":
 			in.State = "terminated"
+		case "stopping":
+			in.State = "stopped"
 		}
 		ok, err := match(f.filters(), in.Tags, func(n string) ([]string, bool) {
 			switch n {
@@ -976,6 +985,93 @@ func (s *Server) terminateInstances(f form) ([]byte, *apiError) {
 			s.terminate(in)
 			in.State = "shutting-down"
 			in.StateReasonCode, in.StateReasonMessage = "Client.UserInitiatedShutdown", "Client.UserInitiatedShutdown: User initiated shutdown"
+		}
+		out = append(out, xStateChange{InstanceID: id, CurrentState: xState{stateCodes[in.State], in.State}, PreviousState: xState{stateCodes[prev], prev}})
+	}
+	return el("instancesSet", set(out)), nil
+}
+
+// stopInstances stops EBS-backed instances as EC2 does: running →
+// stopping (→ stopped at the next describe), the ephemeral public IP
+// released, an Elastic IP kept associated, the private IP and network
+// interface kept. Stopping a stopping or stopped instance succeeds and
+// changes nothing. A pending, terminated or one-time spot instance
+// cannot stop: the whole call fails and nothing changes.
+func (s *Server) stopInstances(f form) ([]byte, *apiError) {
+	ids := f.list("InstanceId")
+	if len(ids) == 0 {
+		return nil, errf("MissingParameter", "The request must contain the parameter InstanceId")
+	}
+	for _, id := range ids {
+		in := s.instances[id]
+		switch {
+		case in == nil:
+			return nil, notFound("InvalidInstanceID.NotFound", id)
+		case in.State == "pending" && !in.ran:
+			return nil, errf("IncorrectInstanceState", "Instance '%s' cannot be stopped as it has never reached the 'running' state.", id)
+		case in.State != "running" && in.State != "stopping" && in.State != "stopped":
+			return nil, errf("IncorrectInstanceState", "This instance '%s' is not in a state from which it can be stopped.", id)
+		case in.Spot:
+			return nil, errf("UnsupportedOperation", "You can't stop the Spot Instance '%s' because it is associated with a one-time Spot Instance request. You can only stop Spot Instances associated with persistent Spot Instance requests.", id)
+		}
+	}
+	var out []xStateChange
+	for _, id := range ids {
+		in := s.instances[id]
+		prev := in.State
+		if in.State == "running" {
+			in.State = "stopping"
+			in.ephemeralIP = ""
+			in.PublicIP = ""
+			for _, a := range s.addresses {
+				if a.InstanceID == in.ID {
+					in.PublicIP = a.PublicIP
+				}
+			}
+			in.StateReasonCode, in.StateReasonMessage = "Client.UserInitiatedShutdown", "Client.UserInitiatedShutdown: User initiated shutdown"
+		}
+		out = append(out, xStateChange{InstanceID: id, CurrentState: xState{stateCodes[in.State], in.State}, PreviousState: xState{stateCodes[prev], prev}})
+	}
+	return el("instancesSet", set(out)), nil
+}
+
+// startInstances starts stopped instances: stopped → pending (→ running
+// after BootAfter describes, as a launch), with a new ephemeral public
+// IP for an instance launched with one. Starting a pending or running
+// instance succeeds and changes nothing; a stopping, shutting-down or
+// terminated one is IncorrectInstanceState, and a type without capacity
+// InsufficientInstanceCapacity, failing the whole call.
+func (s *Server) startInstances(f form) ([]byte, *apiError) {
+	ids := f.list("InstanceId")
+	if len(ids) == 0 {
+		return nil, errf("MissingParameter", "The request must contain the parameter InstanceId")
+	}
+	for _, id := range ids {
+		in := s.instances[id]
+		switch {
+		case in == nil:
+			return nil, notFound("InvalidInstanceID.NotFound", id)
+		case in.State != "stopped" && in.State != "pending" && in.State != "running":
+			return nil, errf("IncorrectInstanceState", "The instance '%s' is not in a state from which it can be started.", id)
+		case in.State == "stopped" && s.capacity[in.Type]:
+			return nil, &apiError{http.StatusInternalServerError, "InsufficientInstanceCapacity",
+				"We currently do not have sufficient " + in.Type + " capacity in the Availability Zone you requested. Our system will be working on provisioning additional capacity."}
+		}
+	}
+	var out []xStateChange
+	for _, id := range ids {
+		in := s.instances[id]
+		prev := in.State
+		if in.State == "stopped" {
+			in.State = "pending"
+			in.describes = 0
+			in.StateReasonCode, in.StateReasonMessage = "", ""
+			if in.publicAtLaunch {
+				in.ephemeralIP = "198.51.100." + strconv.Itoa(s.seq%250+1)
+				if in.PublicIP == "" {
+					in.PublicIP = in.ephemeralIP
+				}
+			}
 		}
 		out = append(out, xStateChange{InstanceID: id, CurrentState: xState{stateCodes[in.State], in.State}, PreviousState: xState{stateCodes[prev], prev}})
 	}

@@ -204,6 +204,7 @@ type xInstance struct {
 	StateReason         *xStateReason  `xml:"stateReason,omitempty"`
 	Architecture        string         `xml:"architecture"`
 	RootDeviceType      string         `xml:"rootDeviceType"`
+	InstanceLifecycle   string         `xml:"instanceLifecycle,omitempty"` // "spot"; absent for on-demand
 	ClientToken         string         `xml:"clientToken"`
 	TagSet              *items[xTag]   `xml:"tagSet,omitempty"`
 	NetworkInterfaceSet *items[xENI]   `xml:"networkInterfaceSet"`
