@@ -15,6 +15,14 @@
 // hvctl:cluster, hvctl:address, hvctl:lineage, hvctl:token and, with a
 // ttl, hvctl:expires-at, which is how Owned finds them for `hvctl gc`.
 //
+// With stop_idle = true the provider is a provision.Stopper: an idle
+// on-demand node is stopped (StopInstances) instead of terminated, keeping
+// its volume, private address and Elastic IP, and started again
+// (StartInstances, then the Elastic IP and gateway set up as after a
+// boot). StopCost prices a stopped node at its volume (disk_gib, else the
+// image's 8 GiB) times ebs_price ($ per GiB-month, default gp3's 0.08)
+// over 730 hours, and a start at about a minute. Spot nodes never stop.
+//
 // Credentials come from the SDK's default chain (environment, shared
 // profile, SSO, container and instance metadata) unless the block gives
 // access_key and secret_key. The SDK's adaptive retryer absorbs

@@ -34,7 +34,9 @@ const (
 // terminated (provision.Stopper): only with stop_idle on, and not a spot
 // instance (hvctl launches one-time spot requests, which EC2 cannot
 // stop). A stopped instance costs its volume: disk_gib (the template's
-// disk) or defaultRootGiB, at ebs_price per GiB-month.
+// disk; RunInstances does not size the root volume from it yet, so it is
+// the image's size the template states) or defaultRootGiB, at ebs_price
+// per GiB-month.
 func (p *Provider) StopCost(attrs provision.Attrs) (provision.StopCost, bool) {
 	if !p.settings.StopIdle || attrs.Bool("spot") {
 		return provision.StopCost{}, false
