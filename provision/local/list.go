@@ -20,9 +20,10 @@ type Item struct {
 	Address string         `json:"address,omitempty"`
 	Site    string         `json:"site,omitempty"`
 	Name    string         `json:"name,omitempty"`
-	// State: an instance's pending, running or failed; a network's
-	// available; "creating" or "deleting" for one a crash left half made
-	// or half deleted.
+	// State: an instance's pending, running, failed or stopped; a
+	// network's available; "creating" or "deleting" for one a crash left
+	// half made or half deleted, "stopping" or "starting" for a node
+	// whose stop or start it left half done.
 	State string `json:"state"`
 	// Netns is the namespace (a node's, or a site's router) and
 	// NetnsExists whether it is there.
@@ -67,12 +68,12 @@ func List(stateDir string) ([]Item, error) {
 			it.State = r.State
 		case r.Kind == provision.KindNetwork:
 			it.State = StateAvailable
-		case r.Proc == nil:
-			it.State = StatePending
-		case r.Proc.alive():
-			it.State, it.PID = StateRunning, r.Proc.PID
+		case r.Power == powerStopping || r.Power == powerStarting:
+			it.State = r.Power // a stop or start a crash left half done
 		default:
-			it.State = StateFailed
+			if it.State = nodeState(r); it.State == StateRunning {
+				it.PID = r.Proc.PID
+			}
 		}
 		items = append(items, it)
 	}

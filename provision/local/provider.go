@@ -40,6 +40,7 @@ var (
 	_ provision.Updater  = (*Provider)(nil)
 	_ provision.Waiter   = (*Provider)(nil)
 	_ provision.Lister   = (*Provider)(nil)
+	_ provision.Stopper  = (*Provider)(nil)
 	_ Executor           = (*Provider)(nil)
 )
 
@@ -106,10 +107,17 @@ func (p *Provider) computed(r *record) provision.Attrs {
 }
 
 // instanceState is pending until the agent runs, running while it does,
-// failed once it died.
-func (p *Provider) instanceState(r *record) string {
+// failed once it died, and stopped once Stop ended it (or is ending it).
+func (p *Provider) instanceState(r *record) string { return nodeState(r) }
+
+// nodeState is a made node's reported state (see instanceState).
+func nodeState(r *record) string {
 	switch {
-	case r.State != recCreated || r.Proc == nil:
+	case r.State != recCreated:
+		return StatePending
+	case r.Power == powerStopped || r.Power == powerStopping:
+		return StateStopped
+	case r.Proc == nil:
 		return StatePending
 	case r.Proc.alive():
 		return StateRunning
@@ -765,12 +773,26 @@ func (p *Provider) Read(ctx context.Context, req *provision.ReadRequest) (*provi
 		}
 		return &provision.ReadResponse{ID: r.ID}, nil
 	}
+	if r.Kind == provision.KindInstance && r.Power == powerStopping {
+		// A stop that did not finish (a crash): "stopped" must mean no
+		// process is left, so finish it, as a half delete is finished.
+		if err := p.Stop(ctx, &provision.PowerRequest{Address: r.Address, ID: r.ID}); err != nil {
+			return nil, err
+		}
+		if w, err = p.store.load(); err != nil {
+			return nil, err
+		}
+		if r = find(w, req); r == nil {
+			return &provision.ReadResponse{ID: req.ID}, nil
+		}
+	}
 	return &provision.ReadResponse{Exists: true, ID: r.ID, Attrs: p.computed(r)}, nil
 }
 
 // List returns the cluster's networks and nodes from one read of the
-// world file. A record that Read would find gone or half deleted is left
-// out, so the engine reads it on its own (which cleans it up).
+// world file. A record that Read would find gone, half deleted or half
+// stopped is left out, so the engine reads it on its own (which cleans
+// it up, or finishes the stop).
 func (p *Provider) List(ctx context.Context, req *provision.ListRequest) (*provision.ListPage, error) {
 	w, err := p.store.load()
 	if err != nil {
@@ -778,7 +800,7 @@ func (p *Provider) List(ctx context.Context, req *provision.ListRequest) (*provi
 	}
 	page := &provision.ListPage{Kinds: []provision.Kind{provision.KindInstance, provision.KindNetwork}}
 	for _, r := range w.Records {
-		if r.Cluster != req.Cluster || r.State == recDeleting || (r.State == recCreated && !netnsExists(r.Netns)) {
+		if r.Cluster != req.Cluster || r.State == recDeleting || (r.State == recCreated && !netnsExists(r.Netns)) || r.Power == powerStopping {
 			continue
 		}
 		page.Items = append(page.Items, provision.Listed{Kind: r.Kind, ID: r.ID, ClientToken: r.ClientToken, Attrs: p.computed(r)})
@@ -801,7 +823,8 @@ func find(w *world, req *provision.ReadRequest) *record {
 
 // WaitReady completes a half-made resource, waits until a node's
 // boot_time has passed (on the env clock), starts its agent in its
-// namespace, and fails if the agent exits at once.
+// namespace, and fails if the agent exits at once. It does not start a
+// stopped node (Start does).
 func (p *Provider) WaitReady(ctx context.Context, req *provision.ReadRequest) (*provision.ReadResponse, error) {
 	for {
 		if err := ctx.Err(); err != nil {
@@ -830,6 +853,10 @@ func (p *Provider) WaitReady(ctx context.Context, req *provision.ReadRequest) (*
 		}
 		if !netnsExists(r.Netns) {
 			return nil, fmt.Errorf("local: node %s: namespace %s is gone", r.Address, r.Netns)
+		}
+		if r.Power == powerStopped || r.Power == powerStopping {
+			return &provision.ReadResponse{Exists: true, ID: r.ID, Attrs: p.computed(r)},
+				fmt.Errorf("local: node %s (%s) is stopped: Start starts it", r.Address, r.ID)
 		}
 		if r.Proc != nil {
 			resp := &provision.ReadResponse{Exists: true, ID: r.ID, Attrs: p.computed(r)}
@@ -923,7 +950,8 @@ func max64(a, b int64) int64 {
 }
 
 // startAgent starts the node agent inside the node's namespace, unless
-// it was started already, and records its pid and start time. The
+// it was started already or the node is stopped, and records its pid
+// and start time (clearing a start's intent). The
 // returned channel closes when the process exits (never, when another
 // process started it).
 func (p *Provider) startAgent(ctx context.Context, id string) (*record, <-chan struct{}, error) {
@@ -940,6 +968,9 @@ func (p *Provider) startAgent(ctx context.Context, id string) (*record, <-chan s
 			return false, fmt.Errorf("local: start agent: node %s does not exist", id)
 		}
 		out = r
+		if r.Power == powerStopped || r.Power == powerStopping {
+			return false, fmt.Errorf("local: start agent of %s: the node is stopped", r.Address)
+		}
 		if r.Proc != nil {
 			return false, nil
 		}
@@ -974,6 +1005,7 @@ func (p *Provider) startAgent(ctx context.Context, id string) (*record, <-chan s
 		pid := cmd.Process.Pid
 		start, _, _ := procStat(pid) // 0 when it is already gone: recorded as dead
 		r.Proc = &proc{PID: pid, Start: start, StartedAt: p.env.Now().UTC()}
+		r.Power = "" // a start's intent is done once its agent is recorded
 		p.mu.Lock()
 		p.children[pid] = exited
 		p.mu.Unlock()
@@ -1044,10 +1076,7 @@ func (p *Provider) destroy(ctx context.Context, id string, check bool) error {
 // teardown removes everything record r made on the machine.
 func teardown(ctx context.Context, r *record) error {
 	var errs []error
-	if r.Proc != nil {
-		r.Proc.stop()
-	}
-	killNetnsProcs(ctx, r.Netns, false)
+	killProcs(ctx, r)
 	if r.Dir != "" {
 		os.Remove(provision.ShortDir(r.Dir)) // the agent's link (SLURM)
 		os.RemoveAll(provision.PublicDir(r.Dir))
@@ -1077,6 +1106,16 @@ func teardown(ctx context.Context, r *record) error {
 		return fmt.Errorf("local: delete %s %s (%s): %w", r.Kind, r.Address, r.ID, err)
 	}
 	return nil
+}
+
+// killProcs ends what runs in record r's namespace: its agent's process
+// group (SIGTERM, SIGKILL after killGrace), then any other process (a
+// command run with Exec, a stray of a crashed start). Delete and Stop.
+func killProcs(ctx context.Context, r *record) {
+	if r.Proc != nil {
+		r.Proc.stop()
+	}
+	killNetnsProcs(ctx, r.Netns, false)
 }
 
 // dropIdleInternets removes the internet bridge of every cluster of w
@@ -1179,6 +1218,9 @@ func (p *Provider) Exec(ctx context.Context, id string, argv []string, stdin io.
 	}
 	if !netnsExists(r.Netns) {
 		return -1, fmt.Errorf("local: exec: %s (%s): namespace %s is gone", r.Address, id, r.Netns)
+	}
+	if r.Power == powerStopped || r.Power == powerStopping {
+		return -1, fmt.Errorf("local: exec: %s (%s) is stopped", r.Address, id)
 	}
 	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", r.Netns}, argv...)...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr

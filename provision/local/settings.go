@@ -35,6 +35,12 @@ type Settings struct {
 	// machines that are not the provider's (a static site on a lab
 	// bridge, a real LAN). Taken when the cluster's internet is made.
 	OutsideInterfaces []string // outside_interfaces
+	// StopIdle lets the elastic daemon stop an idle node instead of
+	// destroying it (provision.Stopper): its agent and everything it
+	// started end, as at a power-off, and its directory (agent.json, the
+	// WireGuard key, the credential), namespace, links and addresses
+	// stay; a start runs the agent again from that directory.
+	StopIdle bool // stop_idle, default false
 	// AgentCommand is the node agent's command line; the provider
 	// appends "-config PATH". Empty means the package's AgentCommand,
 	// and when that is empty too, this executable with "agent".
@@ -136,6 +142,7 @@ func ParseSettings(cfg *templates.Provider) (Settings, hcl.Diagnostics) {
 		{Name: "boot_fail_rate", Into: &s.BootFailRate, Valid: provision.Between(0, 1), Must: "must be a probability from 0 to 1, like 0.2"},
 		{Name: "outside_interfaces", Into: &s.OutsideInterfaces, Check: checkOutside,
 			Must: `must be a list of interface names of this machine, like ["br-lab"]`},
+		{Name: "stop_idle", Into: &s.StopIdle, Must: "must be true or false"},
 	}}
 	return s, schema.Decode(cfg)
 }

@@ -298,3 +298,48 @@ func TestOutsideRecord(t *testing.T) {
 		}
 	}
 }
+
+// stop_idle: a bool, off by default; a bad value is an error at the
+// argument that names it.
+func TestParseStopIdle(t *testing.T) {
+	cases := []struct {
+		name    string
+		attrs   map[string]cty.Value
+		want    bool
+		errPart string // "" = no error
+	}{
+		{"default", nil, false, ""},
+		{"true", map[string]cty.Value{"stop_idle": cty.True}, true, ""},
+		{"false", map[string]cty.Value{"stop_idle": cty.False}, false, ""},
+		{"null", map[string]cty.Value{"stop_idle": cty.NullVal(cty.Bool)}, false, ""},
+		{"string true", map[string]cty.Value{"stop_idle": cty.StringVal("true")}, true, ""},
+		{"word", map[string]cty.Value{"stop_idle": cty.StringVal("yes")}, false, `stop_idle = "yes": must be true or false`},
+		{"number", map[string]cty.Value{"stop_idle": cty.NumberIntVal(1)}, false, "stop_idle = 1: must be true or false"},
+		{"list", map[string]cty.Value{"stop_idle": cty.ListVal([]cty.Value{cty.True})}, false, "stop_idle = a list of bool: must be true or false"},
+		{"unknown", map[string]cty.Value{"stop_idle": cty.UnknownVal(cty.Bool)}, false, "stop_idle must be known"},
+		{"typo", map[string]cty.Value{"stop_idel": cty.True}, false, `Did you mean "stop_idle"?`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := providerBlock(c.attrs)
+			s, diags := ParseSettings(cfg)
+			if c.errPart == "" {
+				if diags.HasErrors() {
+					t.Fatalf("unexpected diagnostics: %v", diags)
+				}
+				if s.StopIdle != c.want {
+					t.Errorf("StopIdle = %v, want %v", s.StopIdle, c.want)
+				}
+				return
+			}
+			if len(diags) != 1 || !strings.Contains(diags[0].Detail, c.errPart) {
+				t.Fatalf("diagnostics = %v, want one containing %q", diags, c.errPart)
+			}
+			for name := range c.attrs {
+				if want := cfg.AttrRanges[name]; diags[0].Subject == nil || *diags[0].Subject != want {
+					t.Errorf("Subject = %v, want the argument's range %v", diags[0].Subject, want)
+				}
+			}
+		})
+	}
+}

@@ -13,7 +13,8 @@ import (
 const worldVersion = 1
 
 // Stored record states. An instance's reported state (pending, running,
-// failed) derives from these and from its agent process.
+// failed, stopped) derives from these, its power mark and its agent
+// process.
 const (
 	recCreating = "creating" // intent: names chosen, things may be half made
 	recCreated  = "created"  // everything made
@@ -25,6 +26,7 @@ const (
 	StatePending   = "pending"
 	StateRunning   = "running"
 	StateFailed    = "failed"
+	StateStopped   = "stopped"   // Stop ended its processes; Start runs the agent again
 	StateAvailable = "available" // networks
 )
 
@@ -103,7 +105,10 @@ type record struct {
 	RouterNetns string   `json:"router_netns,omitempty"`
 	NftTables   []string `json:"nft_tables,omitempty"` // "FAMILY NAME" inside Netns
 	Proc        *proc    `json:"proc,omitempty"`
-	Dir         string   `json:"dir,omitempty"` // files, removed on delete
+	// Power is a node's stop or start (power.go): "" on, "stopping",
+	// "stopped", "starting".
+	Power string `json:"power,omitempty"`
+	Dir   string `json:"dir,omitempty"` // files, removed on delete
 
 	// Addresses.
 	CIDR          string `json:"cidr,omitempty"`
