@@ -11,11 +11,12 @@ import (
 )
 
 // TestContract runs the provider contract suite against the local
-// provider (root: real namespaces); machines are counted as the
-// cluster's network namespaces.
+// provider (root: real namespaces), stop_idle on so that its Stopper
+// cases run; machines are counted as the cluster's network namespaces
+// (a stopped node keeps its namespace).
 func TestContract(t *testing.T) {
 	providertest.Run(t, func(t *testing.T) *providertest.Target {
-		tc := newTestCluster(t, "ct", Settings{})
+		tc := newTestCluster(t, "ct", Settings{StopIdle: true})
 		net := tc.network("a", "10.231.9.0/24")
 		return &providertest.Target{
 			Provider: tc.p,

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -97,16 +96,7 @@ func TestCrashRecovery(t *testing.T) {
 			if n != 1 {
 				t.Errorf("round %d: %d namespaces for %s, want 1", round, n, name)
 			}
-			agents := 0
-			for _, pid := range netnsPIDs(tc.ctx(), tc.record(resp.ID).Netns) {
-				b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-				argv0, _, _ := strings.Cut(string(b), "\x00")
-				// The time-namespace wrapper (bootNow) names the agent too.
-				if strings.Contains(string(b), tc.agent) && filepath.Base(argv0) != "unshare" {
-					agents++
-				}
-			}
-			if agents != 1 {
+			if agents := tc.agents(tc.record(resp.ID).Netns); agents != 1 {
 				t.Errorf("round %d: %s runs %d agents, want 1", round, name, agents)
 			}
 		}

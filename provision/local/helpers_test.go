@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 
 	"os"
 	"os/exec"
@@ -175,6 +176,20 @@ func (tc *testCluster) exec(id string, argv ...string) (int, string) {
 		tc.t.Fatalf("exec %v in %s: %v", argv, id, err)
 	}
 	return code, out.String()
+}
+
+// agents counts the stand-in agents running in namespace ns.
+func (tc *testCluster) agents(ns string) int {
+	n := 0
+	for _, pid := range netnsPIDs(tc.ctx(), ns) {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		argv0, _, _ := strings.Cut(string(b), "\x00")
+		// The time-namespace wrapper (bootNow) names the agent too.
+		if strings.Contains(string(b), tc.agent) && filepath.Base(argv0) != "unshare" {
+			n++
+		}
+	}
+	return n
 }
 
 func (tc *testCluster) canPing(from, addr string) bool {
