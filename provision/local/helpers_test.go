@@ -180,12 +180,20 @@ func (tc *testCluster) exec(id string, argv ...string) (int, string) {
 
 // agents counts the stand-in agents running in namespace ns.
 func (tc *testCluster) agents(ns string) int {
-	n := 0
+	named := map[int]bool{}
 	for _, pid := range netnsPIDs(tc.ctx(), ns) {
 		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 		argv0, _, _ := strings.Cut(string(b), "\x00")
 		// The time-namespace wrapper (bootNow) names the agent too.
 		if strings.Contains(string(b), tc.agent) && filepath.Base(argv0) != "unshare" {
+			named[pid] = true
+		}
+	}
+	n := 0
+	for pid := range named {
+		// A child the script forked, before it execs sleep, still has
+		// the script's command line: not another agent.
+		if !named[ParentPID(pid)] {
 			n++
 		}
 	}
