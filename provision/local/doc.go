@@ -25,6 +25,23 @@
 // HVCTL_NODE_CONFIG also names agent.json. A node whose agent died is
 // "failed".
 //
+// With the stop_idle setting the provider is a provision.Stopper, so the
+// elastic daemon can stop an idle node instead of destroying it. Stop
+// models a machine's power-off: the node's processes end (the agent's
+// process group, then whatever else runs in its namespace, as at a
+// delete), and so does what the kernel held for them (links in the
+// namespace the provider did not make, such as a kernel WireGuard
+// device, and nft tables); its directory (agent.json, the agent's
+// WireGuard key and credential), namespace, links, addresses and routes
+// stay, and it reads "stopped". Start is a boot from the same disk: after
+// boot_time it runs the agent again from the same directory, which
+// rejoins with the key and credential it kept, and waits for it as
+// WaitReady does. The stop or start is recorded in the world before it
+// is made ("stopping", "starting"), so a retry — or a Read or Delete of
+// a half-stopped node — completes one a crash interrupted. A stopped
+// node costs nothing (StopCost); a start is estimated at boot_time plus
+// the agent's start.
+//
 // Everything the provider makes — namespaces, root-namespace links, nft
 // tables, agent processes (pid and start time), files — is recorded in
 // StateDir/local/world.json, written atomically under an flock before it
