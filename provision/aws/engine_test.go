@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zclconf/go-cty/cty"
+
 	"github.com/hvctl/hvctl/provision"
 )
 
@@ -212,5 +214,49 @@ func TestRefreshByListing(t *testing.T) {
 	p, _ = plan(t, e, false)
 	if a := actions(p); a[victim.Address] != provision.ActionCreate || len(p.Drift) != 1 {
 		t.Errorf("after a terminate outside hvctl: %s is %s, drift %+v", victim.Address, a[victim.Address], p.Drift)
+	}
+}
+
+// TestEngineStoppedNode: a stopped pool node is still part of the
+// cluster: a refresh (the listing) records it with state "stopped", not
+// gone nor failed, and plans nothing; started again it refreshes as
+// "running"; a destroy with a node stopped removes everything.
+func TestEngineStoppedNode(t *testing.T) {
+	fake := newFake(t)
+	e := newEngine(t, loadSite(t, fake, "ci", 2), t.TempDir())
+	apply(t, e, false)
+	p := newProvider(t, fake, map[string]cty.Value{"stop_idle": cty.True})
+	st, _ := e.Store.Load()
+	node := st.Resource("site.cloud.pool.wn.node[1]")
+	pr := &provision.PowerRequest{Address: node.Address, ID: node.ID, Attrs: node.Attrs}
+	if _, ok := p.StopCost(node.Attrs); !ok {
+		t.Fatalf("StopCost(%v) says a pool node cannot stop", node.Attrs)
+	}
+	steps := []struct {
+		op    func() error
+		state string
+	}{
+		{func() error { return p.Stop(context.Background(), pr) }, "stopped"},
+		{func() error { _, err := p.Start(context.Background(), pr); return err }, "running"},
+		{func() error { return p.Stop(context.Background(), pr) }, "stopped"},
+	}
+	for i, s := range steps {
+		if err := s.op(); err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		pl, refreshed := plan(t, e, false)
+		if pl.HasChanges() || len(pl.Drift) != 0 {
+			t.Errorf("step %d: plan with a %s node: changes %v, drift %+v; want none", i, s.state, actions(pl), pl.Drift)
+		}
+		r := refreshed.Resource(node.Address)
+		if r == nil || r.ID != node.ID || r.Status != provision.StatusReady || r.Attrs["state"] != s.state {
+			t.Errorf("step %d: refreshed %+v, want %s ready with state %s", i, r, node.ID, s.state)
+		}
+	}
+	apply(t, e, true)
+	for k, v := range fake.Counts() {
+		if v != 0 {
+			t.Errorf("after down with a stopped node: %d %s left", v, k)
+		}
 	}
 }
