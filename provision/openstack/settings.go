@@ -2,6 +2,7 @@ package openstack
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -48,6 +49,16 @@ type Settings struct {
 	// AgentURL, when set, is where cloud-init downloads the hvctl binary
 	// from (to /usr/local/bin/hvctl); otherwise the image must have hvctl.
 	AgentURL string // agent_url
+
+	// StopIdle lets the elastic daemon stop an idle node (Nova os-stop)
+	// instead of destroying it, and start it again (os-start) when work
+	// comes back (stop_idle, default false).
+	StopIdle bool
+	// StoppedPrice is what a SHUTOFF server costs on this cloud, in $
+	// per hour (stopped_price, default 0): clouds differ, many academic
+	// ones charge nothing for a stopped server that holds quota, public
+	// ones bill its flavor or its volume.
+	StoppedPrice float64
 
 	// Where credentials came from, for messages.
 	CloudsFile string
@@ -97,6 +108,9 @@ func ParseSettings(cfg *templates.Provider) (Settings, hcl.Diagnostics) {
 		str("flavor", &s.Flavor), str("external_network", &s.ExternalNetwork), str("floating_ip_pool", &floatingPool),
 		url("agent_url", &s.AgentURL),
 		{Name: "insecure", Into: &s.Insecure, Must: "must be true or false"},
+		{Name: "stop_idle", Into: &s.StopIdle, Must: "must be true or false"},
+		{Name: "stopped_price", Into: &s.StoppedPrice, Valid: provision.Between(0, math.MaxFloat64),
+			Must: "must be the $ per hour a stopped server costs, 0 or more, like 0.01"},
 	}, Hint: func(name string) string {
 		if name == "network" || name == "network_id" {
 			return "To reuse an existing network, set network { existing_id = \"...\" } on the site."

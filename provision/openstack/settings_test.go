@@ -44,6 +44,21 @@ func TestParseSettings(t *testing.T) {
 		{"unknown", map[string]cty.Value{"flavor": cty.UnknownVal(cty.String)}, nil, "must be known"},
 		{"typo", map[string]cty.Value{"clod": cty.StringVal("x")}, nil, `Did you mean "cloud"?`},
 		{"network_id", map[string]cty.Value{"network_id": cty.StringVal("x")}, nil, "existing_id"},
+		{"stop_idle and stopped_price default off and free", nil,
+			func(s openstack.Settings) bool { return !s.StopIdle && s.StoppedPrice == 0 }, ""},
+		{"stop_idle", map[string]cty.Value{"stop_idle": cty.True}, func(s openstack.Settings) bool { return s.StopIdle }, ""},
+		{"stopped_price", map[string]cty.Value{"stopped_price": cty.NumberFloatVal(0.012)},
+			func(s openstack.Settings) bool { return s.StoppedPrice == 0.012 }, ""},
+		{"stopped_price whole", map[string]cty.Value{"stopped_price": cty.NumberIntVal(2)},
+			func(s openstack.Settings) bool { return s.StoppedPrice == 2 }, ""},
+		{"stopped_price zero", map[string]cty.Value{"stopped_price": cty.Zero},
+			func(s openstack.Settings) bool { return s.StoppedPrice == 0 }, ""},
+		{"bad stop_idle", map[string]cty.Value{"stop_idle": cty.StringVal("sometimes")}, nil, `stop_idle = "sometimes": must be true or false`},
+		{"list stop_idle", map[string]cty.Value{"stop_idle": cty.ListValEmpty(cty.Bool)}, nil, "stop_idle = a list of bool: must be true or false"},
+		{"negative stopped_price", map[string]cty.Value{"stopped_price": cty.NumberFloatVal(-0.5)}, nil, "stopped_price = -0.5: must be the $ per hour"},
+		{"string stopped_price", map[string]cty.Value{"stopped_price": cty.StringVal("cheap")}, nil, `stopped_price = "cheap": must be the $ per hour`},
+		{"unknown stopped_price", map[string]cty.Value{"stopped_price": cty.UnknownVal(cty.Number)}, nil, "stopped_price must be known"},
+		{"typo stop_idle", map[string]cty.Value{"stop_idel": cty.True}, nil, `Did you mean "stop_idle"?`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
