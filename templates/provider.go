@@ -21,7 +21,7 @@ var providerAttrs = map[string][]string{
 		"project_name", "project_id", "user_domain_name", "project_domain_name", "domain_name",
 		"application_credential_id", "application_credential_secret", "insecure",
 		"availability_zone", "network", "network_id", "floating_ip_pool", "key_name",
-		"image", "flavor", "external_network", "agent_url"},
+		"image", "flavor", "external_network", "agent_url", "stop_idle", "stopped_price"},
 	"static": {"user", "private_key", "known_hosts", "insecure_accept_new", "port", "become", "agent_binary", "install_dir", "connect_timeout", "jump_host"},
 }
 

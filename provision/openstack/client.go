@@ -61,6 +61,7 @@ var (
 	_ provision.Lister    = (*Provider)(nil)
 	_ provision.AgentHost = (*Provider)(nil)
 	_ provision.Collector = (*Provider)(nil)
+	_ provision.Stopper   = (*Provider)(nil)
 )
 
 func open(env *provision.Env, ref string, s Settings, ao gophercloud.AuthOptions, eo gophercloud.EndpointOpts, tc *tlsConfig) *Provider {

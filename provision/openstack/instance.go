@@ -26,6 +26,7 @@ import (
 const (
 	StatePending = "pending" // BUILD
 	StateRunning = "running" // ACTIVE
+	StateStopped = "stopped" // SHUTOFF (os-stop, or a guest that powered itself off)
 	StateFailed  = "failed"  // ERROR
 )
 
@@ -528,6 +529,8 @@ func serverState(status string) string {
 		return StatePending
 	case "ACTIVE":
 		return StateRunning
+	case "SHUTOFF":
+		return StateStopped
 	case "ERROR":
 		return StateFailed
 	}
@@ -598,29 +601,46 @@ func (p *Provider) serverAttrs(ctx context.Context, nc *gophercloud.ServiceClien
 }
 
 // waitInstance polls a server until ACTIVE; ERROR is a failure, a
-// *provision.CapacityError when Nova's scheduler found no host.
+// *provision.CapacityError when Nova's scheduler found no host, and so
+// is SHUTOFF: a new server that powers off before it ever ran has failed
+// to boot (a stopped server is only one that hvctl stopped).
 func (p *Provider) waitInstance(ctx context.Context, req *provision.ReadRequest) (*provision.ReadResponse, error) {
+	return p.pollInstance(ctx, req, func(rr *provision.ReadResponse, srv *servers.Server) (bool, error) {
+		if !rr.Exists {
+			return true, fmt.Errorf("openstack: %s: server %s disappeared while booting", req.Address, req.ID)
+		}
+		switch rr.Attrs["state"] {
+		case StateRunning:
+			return true, nil
+		case StateStopped:
+			return true, fmt.Errorf("openstack: %s: server %s failed to boot: it went SHUTOFF before it ran (the guest powered itself off; see `openstack console log show %s`)",
+				req.Address, srv.ID, srv.ID)
+		case StateFailed:
+			msg := srv.Fault.Message
+			if msg == "" {
+				msg = "the server went to ERROR without a fault message"
+			}
+			if strings.Contains(msg, "No valid host") || strings.Contains(msg, "Insufficient compute resources") {
+				return true, &provision.CapacityError{Provider: "openstack", Detail: fmt.Sprintf("%s (server %s, %s): %s", req.Address, srv.ID, srv.Name, msg)}
+			}
+			return true, fmt.Errorf("openstack: %s: server %s failed to boot: %s", req.Address, srv.ID, msg)
+		}
+		return false, nil
+	})
+}
+
+// pollInstance reads a server every Timing.Poll until done reports it
+// done or fails; transient read errors are read again. ctx bounds the
+// wait. It returns the last read.
+func (p *Provider) pollInstance(ctx context.Context, req *provision.ReadRequest, done func(*provision.ReadResponse, *servers.Server) (bool, error)) (*provision.ReadResponse, error) {
 	for {
 		rr, srv, err := p.readInstance(ctx, req)
 		if err != nil && !provision.IsRetryable(err) {
 			return rr, err
 		}
 		if err == nil {
-			if !rr.Exists {
-				return rr, fmt.Errorf("openstack: %s: server %s disappeared while booting", req.Address, req.ID)
-			}
-			switch rr.Attrs["state"] {
-			case StateRunning:
-				return rr, nil
-			case StateFailed:
-				msg := srv.Fault.Message
-				if msg == "" {
-					msg = "the server went to ERROR without a fault message"
-				}
-				if strings.Contains(msg, "No valid host") || strings.Contains(msg, "Insufficient compute resources") {
-					return rr, &provision.CapacityError{Provider: "openstack", Detail: fmt.Sprintf("%s (server %s, %s): %s", req.Address, srv.ID, srv.Name, msg)}
-				}
-				return rr, fmt.Errorf("openstack: %s: server %s failed to boot: %s", req.Address, srv.ID, msg)
+			if ok, err := done(rr, srv); ok {
+				return rr, err
 			}
 		}
 		select {

@@ -5,12 +5,17 @@
 // exercised), then Nova (servers, flavors), Neutron (networks, subnets,
 // ports, routers, security groups and rules, floating IPs, tags) and
 // Glance (image lookup by name) JSON, shaped as in the OpenStack API
-// reference.
+// reference. Servers stop and start with the os-stop and os-start
+// actions, as in Nova: ACTIVE, task_state powering-off, then SHUTOFF
+// (and back through powering-on); an action the server's state does not
+// allow is a 409 conflictingRequest.
 //
 // Fault knobs: Throttle (429 with Retry-After, or 503, for the next N API
 // calls), NoValidHost (servers of a flavor go to ERROR with the
-// scheduler's fault), SetQuota (403 / 409 OverQuota with the services'
+// scheduler's fault), GuestPowersOff (servers of a flavor go SHUTOFF
+// instead of ACTIVE when they boot), SetQuota (403 / 409 OverQuota with the services'
 // messages), SetBuildPolls (BUILD for K reads, then ACTIVE),
+// SetPowerPolls (a stop or start in progress for K reads),
 // LoseResponses (do the work, then answer 500, as when a proxy drops the
 // reply) and DeleteServer (a server deleted outside hvctl).
 package osfake
@@ -74,8 +79,10 @@ type Server struct {
 	throttle       int
 	throttleStatus int
 	noValidHost    map[string]bool // flavor IDs
+	powersOff      map[string]bool // flavor IDs whose guests power off at boot
 	quota          map[string]int
 	buildPolls     int
+	powerPolls     int
 	lose           []loseRule
 	calls          []string // "METHOD /path" of every API call
 	nextFIP        int
@@ -109,13 +116,17 @@ type server struct {
 	Fault                                    map[string]any
 	polls                                    int
 	Created                                  time.Time
+
+	// TaskState is Nova's task_state: "powering-off" or "powering-on"
+	// while a stop or start is in progress, else "".
+	TaskState string
 }
 
 // New starts a fake cloud; Close it when done.
 func New() *Server {
 	s := &Server{
 		token: "gAAAAAB-fake-token", objs: map[string]map[string]map[string]any{}, order: map[string][]string{},
-		servers: map[string]*server{}, noValidHost: map[string]bool{}, quota: map[string]int{},
+		servers: map[string]*server{}, noValidHost: map[string]bool{}, powersOff: map[string]bool{}, quota: map[string]int{},
 	}
 	for _, c := range collections {
 		s.objs[c.path] = map[string]map[string]any{}
@@ -138,6 +149,10 @@ func New() *Server {
 
 // Close stops the server.
 func (s *Server) Close() { s.srv.Close() }
+
+// Token is the token the fake's Keystone hands out, for tests that
+// call the API without gophercloud (X-Auth-Token).
+func (s *Server) Token() string { return s.token }
 
 // AuthURL is Keystone's versioned endpoint.
 func (s *Server) AuthURL() string { return s.URL + "/identity/v3" }
@@ -178,6 +193,19 @@ func (s *Server) NoValidHost(flavor string) {
 	}
 }
 
+// GuestPowersOff makes servers of flavor (name or ID) go from BUILD to
+// SHUTOFF, as a guest that halts during its first boot does (Nova's
+// power-state sync then stops the instance).
+func (s *Server) GuestPowersOff(flavor string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, f := range Flavors {
+		if f.Name == flavor || f.ID == flavor {
+			s.powersOff[f.ID] = true
+		}
+	}
+}
+
 // SetQuota limits a resource: Nova's "instances", "cores", "ram" (MiB),
 // or a Neutron resource ("floatingip", "port", "network", "router",
 // "security_group").
@@ -192,6 +220,14 @@ func (s *Server) SetBuildPolls(k int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.buildPolls = k
+}
+
+// SetPowerPolls keeps a server that is stopping or starting in its
+// task state (ACTIVE powering-off, SHUTOFF powering-on) for k reads.
+func (s *Server) SetPowerPolls(k int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.powerPolls = k
 }
 
 // LoseResponses makes the next n calls of method on paths ending in
@@ -212,6 +248,7 @@ func (s *Server) DeleteServer(id string) bool {
 // ServerInfo is what tests may inspect of a server.
 type ServerInfo struct {
 	ID, Name, Status, Flavor, Image string
+	TaskState                       string
 	Metadata                        map[string]string
 	UserData                        string // decoded
 	Ports                           []string
@@ -228,7 +265,7 @@ func (s *Server) Servers() []ServerInfo {
 			continue
 		}
 		ud, _ := base64.StdEncoding.DecodeString(v.UserData)
-		out = append(out, ServerInfo{ID: v.ID, Name: v.Name, Status: v.Status, Flavor: v.FlavorID, Image: v.ImageID,
+		out = append(out, ServerInfo{ID: v.ID, Name: v.Name, Status: v.Status, TaskState: v.TaskState, Flavor: v.FlavorID, Image: v.ImageID,
 			Metadata: v.Metadata, UserData: string(ud), Ports: append([]string(nil), v.Ports...)})
 	}
 	return out
@@ -526,6 +563,13 @@ func (s *Server) nova(w http.ResponseWriter, r *http.Request, path string, body 
 		writeJSON(w, 200, out)
 	case r.Method == "POST" && path == "/servers":
 		s.createServer(w, r, body)
+	case len(parts) == 3 && parts[0] == "servers" && parts[2] == "action" && r.Method == "POST":
+		v := s.servers[parts[1]]
+		if v == nil {
+			novaErr(w, 404, "itemNotFound", "Instance "+parts[1]+" could not be found.")
+			return
+		}
+		s.serverAction(w, v, body)
 	case len(parts) == 2 && parts[0] == "servers":
 		v := s.servers[parts[1]]
 		if v == nil {
@@ -703,6 +747,67 @@ func (s *Server) createServer(w http.ResponseWriter, r *http.Request, body []byt
 	}})
 }
 
+// vmState is Nova's vm_state for a server status.
+func vmState(status string) string {
+	switch status {
+	case "BUILD":
+		return "building"
+	case "SHUTOFF":
+		return "stopped"
+	}
+	return strings.ToLower(status)
+}
+
+// powerState is Nova's power_state (1 RUNNING, 4 SHUTDOWN, 0 NOSTATE).
+func powerState(v *server) int {
+	switch v.Status {
+	case "ACTIVE":
+		return 1
+	case "SHUTOFF":
+		return 4
+	}
+	return 0
+}
+
+// serverAction is POST /servers/{id}/action for os-stop and os-start:
+// 202 with no body, the server then in its task state until the
+// transition completes on a later read; 409 conflictingRequest, with
+// Nova's message, when its vm_state or task_state does not allow the
+// action (os-stop needs ACTIVE or ERROR, os-start SHUTOFF, both no task
+// in progress).
+func (s *Server) serverAction(w http.ResponseWriter, v *server, body []byte) {
+	var req map[string]json.RawMessage
+	if err := json.Unmarshal(body, &req); err != nil || len(req) != 1 {
+		novaErr(w, 400, "badRequest", "Malformed request body")
+		return
+	}
+	var action string
+	for k := range req {
+		action = k
+	}
+	var allowed []string
+	var task, verb string
+	switch action {
+	case "os-stop":
+		allowed, task, verb = []string{"ACTIVE", "ERROR"}, "powering-off", "stop"
+	case "os-start":
+		allowed, task, verb = []string{"SHUTOFF"}, "powering-on", "start"
+	default:
+		novaErr(w, 400, "badRequest", "There is no such action: "+action)
+		return
+	}
+	switch {
+	case !slices.Contains(allowed, v.Status):
+		novaErr(w, 409, "conflictingRequest", fmt.Sprintf("Cannot '%s' instance %s while it is in vm_state %s", verb, v.ID, vmState(v.Status)))
+		return
+	case v.TaskState != "":
+		novaErr(w, 409, "conflictingRequest", fmt.Sprintf("Cannot '%s' instance %s while it is in task_state %s", verb, v.ID, v.TaskState))
+		return
+	}
+	v.TaskState, v.polls = task, s.powerPolls
+	w.WriteHeader(202)
+}
+
 func (s *Server) deleteServer(id string) bool {
 	v := s.servers[id]
 	if v == nil {
@@ -721,8 +826,19 @@ func (s *Server) serverJSON(v *server, poll bool) map[string]any {
 	if poll && v.Status == "BUILD" {
 		if v.polls > 0 {
 			v.polls--
+		} else if s.powersOff[v.FlavorID] {
+			v.Status = "SHUTOFF"
 		} else {
 			v.Status = "ACTIVE"
+		}
+	}
+	if poll && v.TaskState != "" {
+		if v.polls > 0 {
+			v.polls--
+		} else {
+			v.Status = map[string]string{"powering-off": "SHUTOFF", "powering-on": "ACTIVE"}[v.TaskState]
+			v.TaskState = ""
+			v.Fault = nil
 		}
 	}
 	addrs := map[string]any{}
@@ -754,7 +870,8 @@ func (s *Server) serverJSON(v *server, poll bool) map[string]any {
 		"image":   map[string]any{"id": v.ImageID, "links": []any{}},
 		"created": v.Created.Format(time.RFC3339), "updated": v.Created.Format(time.RFC3339),
 		"hostId": "", "accessIPv4": "", "accessIPv6": "", "progress": 0,
-		"OS-EXT-AZ:availability_zone": v.AZ, "OS-EXT-STS:vm_state": strings.ToLower(v.Status),
+		"OS-EXT-AZ:availability_zone": v.AZ, "OS-EXT-STS:vm_state": vmState(v.Status),
+		"OS-EXT-STS:task_state": nilIfEmpty(v.TaskState), "OS-EXT-STS:power_state": powerState(v),
 		"links": []any{map[string]any{"rel": "self", "href": s.URL + "/compute/v2.1/servers/" + v.ID}},
 	}
 	if v.Fault != nil {
