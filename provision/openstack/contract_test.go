@@ -10,11 +10,13 @@ import (
 )
 
 // TestContract runs the provider contract suite against the openstack
-// provider over the fake cloud (gophercloud and the real API shapes).
+// provider over the fake cloud (gophercloud and the real API shapes),
+// stopping and starting included.
 func TestContract(t *testing.T) {
 	providertest.Run(t, func(t *testing.T) *providertest.Target {
 		fake := newCloud(t)
-		c := newCluster(t, fake, "ct", "", "", 0, "m1.small")
+		// stop_idle on, so the Stopper cases run (os-stop, os-start).
+		c := newCluster(t, fake, "ct", stopSettings, "", 0, "m1.small")
 		p := c.p
 		net, err := p.Create(ctx(t), &provision.CreateRequest{Address: "site.a.network", Kind: provision.KindNetwork, Cluster: "ct", Lineage: "L",
 			ClientToken: provision.ClientToken("L", "site.a.network", 0), Attrs: provision.Attrs{"site": "a", "cidr": "10.9.0.0/24"}})

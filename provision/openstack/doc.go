@@ -31,6 +31,13 @@
 // *provision.CapacityError; quota refusals are *QuotaError, naming the
 // quota.
 //
+// With stop_idle set, a node can be stopped (Nova os-stop, polled until
+// SHUTOFF, read back as state "stopped") and started again (os-start,
+// polled until ACTIVE) instead of being destroyed and made anew
+// (provision.Stopper): the server keeps its disk and its port, so its
+// addresses and floating IP. stopped_price is what a SHUTOFF server costs
+// on the cloud ($ per hour, default 0).
+//
 // osfake is an in-memory OpenStack (Keystone, Nova, Neutron, Glance)
 // for tests.
 package openstack

@@ -17,13 +17,13 @@ import (
 // a guest boot, about a minute, against several for a new server.
 const startTime = time.Minute
 
-// StopCost: a node can be stopped when the provider's stop_idle is set,
-// unless it is a gateway (its IP forwarding is switched on by
-// cloud-init's runcmd, which runs once per server, not on a start); a
-// start takes about a minute and a SHUTOFF server costs stopped_price an
-// hour (provision.Stopper).
-func (p *Provider) StopCost(attrs provision.Attrs) (provision.StopCost, bool) {
-	if !p.s.StopIdle || provision.InstanceOf(attrs).HasRole("gateway") {
+// StopCost: a node can be stopped when the provider's stop_idle is set;
+// a start takes about a minute and a SHUTOFF server costs stopped_price
+// an hour (provision.Stopper). A gateway can stop too: its port keeps
+// the allowed address pairs and the subnet's host route through it, and
+// its agent turns IP forwarding on again when it brings the overlay up.
+func (p *Provider) StopCost(provision.Attrs) (provision.StopCost, bool) {
+	if !p.s.StopIdle {
 		return provision.StopCost{}, false
 	}
 	return provision.StopCost{StartTime: startTime, StoppedPrice: p.s.StoppedPrice}, true

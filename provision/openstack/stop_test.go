@@ -1,6 +1,7 @@
 package openstack_test
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -36,6 +37,23 @@ func (c *cluster) read(addr string) *provision.ReadResponse {
 	return rr
 }
 
+// neutronState sums up what a node's stop and start must keep: the
+// ports (addresses, allowed address pairs, security groups, device),
+// the floating IPs' associations and the subnets' host routes.
+func neutronState(fake *osfake.Server) string {
+	var b strings.Builder
+	for _, pt := range fake.Objects("ports") {
+		fmt.Fprintf(&b, "port %v %v %v %v %v; ", pt["id"], pt["fixed_ips"], pt["allowed_address_pairs"], pt["security_groups"], pt["device_id"])
+	}
+	for _, f := range fake.Objects("floatingips") {
+		fmt.Fprintf(&b, "fip %v %v; ", f["floating_ip_address"], f["port_id"])
+	}
+	for _, sn := range fake.Objects("subnets") {
+		fmt.Fprintf(&b, "subnet %v %v; ", sn["id"], sn["host_routes"])
+	}
+	return b.String()
+}
+
 func serverStatus(fake *osfake.Server, id string) string {
 	for _, s := range fake.Servers() {
 		if s.ID == id {
@@ -60,15 +78,28 @@ func TestStopStart(t *testing.T) {
 		{"worker", "site.cloud.pool.burst.node[0]", 0},
 		{"worker, slow power actions", "site.cloud.pool.burst.node[0]", 3},
 		{"public hub keeps its floating IP", "site.cloud.node.hub", 2},
+		{"gateway keeps its port and host route", "site.cloud.node.gw", 1},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			fake := newCloud(t)
 			c := newCluster(t, fake, "ss", stopSettings, "", 1, "m1.small")
+			prepare := c.e.Prepare
+			c.e.Prepare = func(st *provision.State, ch *provision.Change, p provision.Provider) (provision.Attrs, error) {
+				a, err := prepare(st, ch, p)
+				if a != nil {
+					a["overlay_cidr"] = "10.200.0.0/16" // the gateway's host route and address pairs
+				}
+				return a, err
+			}
 			c.mustApply(false)
 			fake.SetPowerPolls(tc.powerPolls)
 			pr := c.powerReq(tc.addr)
 			before := c.read(tc.addr)
+			network := neutronState(fake)
+			if !strings.Contains(network, "nexthop:") || !strings.Contains(network, "10.200.0.0/16") {
+				t.Fatalf("the site has no host route through the gateway: %s", network)
+			}
 			actions := fake.Calls("POST", "/servers/"+pr.ID+"/action")
 			for i := range 2 {
 				reads := fake.Calls("GET", "/servers/"+pr.ID)
@@ -115,6 +146,9 @@ func TestStopStart(t *testing.T) {
 			}
 			if n := len(fake.Servers()); n != 3 {
 				t.Errorf("%d servers, want 3 (a stop keeps the server)", n)
+			}
+			if after := neutronState(fake); after != network {
+				t.Errorf("stop and start changed Neutron:\nbefore %s\nafter  %s", network, after)
 			}
 		})
 	}
@@ -220,8 +254,7 @@ func TestStopGone(t *testing.T) {
 	}
 }
 
-// TestStopCost: only with stop_idle, never for a gateway (its IP
-// forwarding is set once by cloud-init), a start of a minute and the
+// TestStopCost: only with stop_idle, a start of a minute and the
 // stopped_price setting as the stopped price.
 func TestStopCost(t *testing.T) {
 	worker := provision.Attrs{"roles": []string{"worker"}, "state": "running"}
@@ -237,7 +270,7 @@ func TestStopCost(t *testing.T) {
 		{"off", "stop_idle = false\n  stopped_price = 0.5", worker, false, 0},
 		{"on, free when stopped", "stop_idle = true", worker, true, 0},
 		{"on with a price", "stop_idle = true\n  stopped_price = 0.012", worker, true, 0.012},
-		{"on, a gateway", "stop_idle = true", gateway, false, 0},
+		{"on, a gateway", "stop_idle = true\n  stopped_price = 0.1", gateway, true, 0.1},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
