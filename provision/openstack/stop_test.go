@@ -292,8 +292,8 @@ func TestStopCost(t *testing.T) {
 }
 
 // TestStoppedRefreshAndDestroy: a stopped node reads back stopped in a
-// refresh (by listing and on its own), the plan keeps it (no
-// replacement), and destroy removes the stopped server and everything
+// refresh (by listing and on its own), stays ready (not tainted), the
+// plan keeps it (no replacement), and destroy removes the stopped server and everything
 // made with it.
 func TestStoppedRefreshAndDestroy(t *testing.T) {
 	fake := newCloud(t)
@@ -324,8 +324,8 @@ func TestStoppedRefreshAndDestroy(t *testing.T) {
 	if a := actions(plan)[addr]; a != string(provision.ActionNoop) {
 		t.Errorf("plan for the stopped %s: %s, want no-op", addr, a)
 	}
-	if r := refreshed.Resource(addr); r == nil || r.Attrs["state"] != openstack.StateStopped || r.ID != pr.ID {
-		t.Errorf("refreshed %s = %+v, want server %s stopped", addr, r, pr.ID)
+	if r := refreshed.Resource(addr); r == nil || r.Attrs["state"] != openstack.StateStopped || r.ID != pr.ID || r.Status != provision.StatusReady {
+		t.Errorf("refreshed %s = %+v, want server %s ready and stopped (not tainted)", addr, r, pr.ID)
 	}
 	c.mustApply(true)
 	if left := fake.Leftovers(); len(left) > 0 {
