@@ -89,7 +89,19 @@ const (
 	MachinePending MachineState = "pending"
 	MachineRunning MachineState = "running"
 	MachineFailed  MachineState = "failed"
+	// MachineStopped is a machine stopped through PowerSwitch.
+	MachineStopped MachineState = "stopped"
 )
+
+// PowerSwitch is implemented by provisioners that can stop a machine
+// and start it again (provision.Stopper). The daemon stops an idle node
+// of a pool with a StartTime instead of destroying it, and starts it
+// again for queued work. Both must be idempotent: after a crash the
+// daemon asks again until the machine shows the state asked for.
+type PowerSwitch interface {
+	Stop(ctx context.Context, name string) error
+	Start(ctx context.Context, name string) error
+}
 
 // Machine is one machine as the cloud reports it.
 type Machine struct {
@@ -114,7 +126,10 @@ type JournalState struct {
 	InFlight []Operation `json:"in_flight"`
 	// PoweringOff maps nodes whose power-off is pending to when it began.
 	PoweringOff map[string]time.Time `json:"powering_off"`
-	History     History              `json:"history"`
+	// Stopping marks the pending power-offs that end in a stop, not a
+	// destroy.
+	Stopping map[string]bool `json:"stopping,omitempty"`
+	History  History         `json:"history"`
 	// Started is when the first daemon of this journal started: a
 	// daemon that finds it zero starts a new run in the history.
 	Started time.Time `json:"started,omitzero"`
@@ -223,6 +238,8 @@ type Daemon struct {
 	// created maps the machines of the current step to when they were
 	// made (the identity a destroy records).
 	created map[string]time.Time
+	// stopped are the machines of the current step that are stopped.
+	stopped map[string]bool
 	busy    bool
 	// learn is what the daemon measures for the automatic policy
 	// between steps (see observe).
@@ -296,6 +313,9 @@ func (d *Daemon) step(ctx context.Context) ([]Action, error) {
 		if d.state.PoweringOff == nil {
 			d.state.PoweringOff = map[string]time.Time{}
 		}
+		if d.state.Stopping == nil {
+			d.state.Stopping = map[string]bool{}
+		}
 		d.since = map[string]nodeSeen{}
 		fresh := d.state.Started.IsZero()
 		if fresh {
@@ -328,14 +348,26 @@ func (d *Daemon) step(ctx context.Context) ([]Action, error) {
 		return nil, fmt.Errorf("list machines: %w", err)
 	}
 	d.created = make(map[string]time.Time, len(machines))
+	d.stopped = map[string]bool{}
 	for _, m := range machines {
 		d.created[m.Name] = m.CreatedAt
+		if m.State == MachineStopped {
+			d.stopped[m.Name] = true
+		}
 	}
 	if err := d.settle(ctx, machines); err != nil {
 		return nil, err
 	}
+	// A start in flight shows as a booting node (merge), not as an
+	// operation that hides the node from the policy.
+	var inFlight []Operation
+	for _, op := range d.state.InFlight {
+		if op.Kind != OpStart {
+			inFlight = append(inFlight, op)
+		}
+	}
 	snap := Snapshot{Now: now, Settings: d.Settings, Pools: append([]Pool(nil), d.Pools...), Queue: view.Queue,
-		Nodes: d.merge(now, machines, view.Nodes), InFlight: append([]Operation(nil), d.state.InFlight...)}
+		Nodes: d.merge(now, machines, view.Nodes), InFlight: inFlight}
 	d.learn.observe(&d.state.History, now, view, snap.Nodes)
 	d.state.History.FillSnapshot(&snap)
 	policy := d.Policy
@@ -351,6 +383,10 @@ func (d *Daemon) step(ctx context.Context) ([]Action, error) {
 	// the policy had an interval to cancel it.
 	for _, n := range snap.Nodes {
 		if n.State == PoweringOff && n.Running == 0 && !cancelled(acts, n.Name) {
+			if d.state.Stopping[n.Name] {
+				acts = append(acts, stopDone{node: n.Name, pool: n.Pool})
+				continue
+			}
 			acts = append(acts, powerOffDone{node: n.Name, pool: n.Pool})
 		}
 	}
@@ -392,14 +428,24 @@ func (a powerOffDone) String() string {
 	return fmt.Sprintf("destroy %s: %s", a.node, a.Why())
 }
 
+// stopDone is the stop that ends a pending power-off of a Stop.
+type stopDone struct{ node, pool string }
+
+func (a stopDone) Why() string { return "drained, and not needed again within an interval" }
+func (a stopDone) String() string {
+	return fmt.Sprintf("stop %s: %s", a.node, a.Why())
+}
+
 // settle forgets the operations the cloud shows done, and re-issues the
 // creates still in flight from before a restart.
 func (d *Daemon) settle(ctx context.Context, machines []Machine) error {
 	byToken := map[string]bool{}
 	byName := map[string]time.Time{}
+	state := map[string]MachineState{}
 	for _, m := range machines {
 		byToken[m.Token] = true
 		byName[m.Name] = m.CreatedAt
+		state[m.Name] = m.State
 	}
 	kept := d.state.InFlight[:0]
 	var errs []error
@@ -430,6 +476,23 @@ func (d *Daemon) settle(ctx context.Context, machines []Machine) error {
 			}
 		case OpReconcile:
 			continue // one step is enough: the next observation tells
+		case OpStop, OpStart:
+			// Done when the machine shows the state asked for, or is
+			// gone; else asked again (both are idempotent).
+			created, ok := byName[op.Node]
+			want := MachineStopped
+			if op.Kind == OpStart {
+				want = MachineRunning
+			}
+			if !ok || !op.On(op.Node, created) || state[op.Node] == want {
+				continue
+			}
+			if op.Kind == OpStart && state[op.Node] == MachineFailed {
+				continue // it failed to start: the policy replaces it
+			}
+			if err := d.power(ctx, op); err != nil {
+				errs = append(errs, err)
+			}
 		}
 		kept = append(kept, op)
 	}
@@ -469,6 +532,10 @@ func (d *Daemon) merge(now time.Time, machines []Machine, qnodes []QueueNode) []
 		switch {
 		case m.State == MachineFailed:
 			n.State = Failed
+		case d.starting(m.Name):
+			n.State = Booting // being started: its boot_timeout counts from the start
+		case m.State == MachineStopped:
+			n.State = Stopped
 		case m.State == MachinePending || !inQueue:
 			n.State = Booting
 		case !qn.Up:
@@ -524,9 +591,68 @@ func (d *Daemon) sinceOf(now time.Time, name string, st NodeState, q time.Time) 
 	return prev.since
 }
 
+// starting reports whether a start of node is in flight.
+func (d *Daemon) starting(node string) bool {
+	for _, op := range d.state.InFlight {
+		if op.Kind == OpStart && op.Node == node {
+			return true
+		}
+	}
+	return false
+}
+
+// power asks the provisioner to stop or start op's node.
+func (d *Daemon) power(ctx context.Context, op Operation) error {
+	ps, ok := d.Cloud.(PowerSwitch)
+	if !ok {
+		return fmt.Errorf("%s %s: the provisioner cannot stop or start machines", op.Kind, op.Node)
+	}
+	var err error
+	if op.Kind == OpStop {
+		err = ps.Stop(ctx, op.Node)
+	} else {
+		err = ps.Start(ctx, op.Node)
+	}
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", op.Kind, op.Node, err)
+	}
+	return nil
+}
+
+// powerOp records a stop or start of node in the journal, then asks
+// for it: a crash between the two asks again after the restart.
+func (d *Daemon) powerOp(ctx context.Context, now time.Time, kind OpKind, node, pool string) error {
+	op := Operation{ID: newToken(), Kind: kind, Pool: pool, Node: node, NodeCreated: d.created[node], Started: now}
+	d.state.InFlight = append(d.state.InFlight, op)
+	if err := d.Journal.Save(d.state); err != nil {
+		return err
+	}
+	return d.power(ctx, op)
+}
+
 func (d *Daemon) act(ctx context.Context, now time.Time, a Action) error {
 	d.state.History.Record(a)
 	switch a := a.(type) {
+	case Stop:
+		// Drained first, like a power-off; stopped at the next step
+		// unless new work cancels it (stopDone).
+		d.state.PoweringOff[a.Node] = now
+		d.state.Stopping[a.Node] = true
+		if dr, ok := d.Queue.(Drainer); ok {
+			return dr.Drain(ctx, a.Node)
+		}
+	case stopDone:
+		delete(d.state.PoweringOff, a.node)
+		delete(d.state.Stopping, a.node)
+		return d.powerOp(ctx, now, OpStop, a.node, a.pool)
+	case Start:
+		// Its drain is lifted first: it comes back to take work.
+		if dr, ok := d.Queue.(Drainer); ok {
+			if err := dr.Resume(ctx, a.Node); err != nil {
+				return err
+			}
+		}
+		return d.powerOp(ctx, now, OpStart, a.Node, a.Pool)
 	case ScaleUp:
 		for range a.Count {
 			op := Operation{ID: newToken(), Kind: OpCreate, Pool: a.Pool, Started: now}
@@ -544,7 +670,8 @@ func (d *Daemon) act(ctx context.Context, now time.Time, a Action) error {
 			}
 		}
 	case ScaleDown:
-		if a.Failed {
+		if a.Failed || d.stopped[a.Node] {
+			// A stopped node runs nothing: no drain to wait for.
 			return d.destroy(ctx, now, a.Node, a.Pool)
 		}
 		d.state.PoweringOff[a.Node] = now
@@ -553,6 +680,7 @@ func (d *Daemon) act(ctx context.Context, now time.Time, a Action) error {
 		}
 	case CancelPowerOff:
 		delete(d.state.PoweringOff, a.Node)
+		delete(d.state.Stopping, a.Node)
 		if dr, ok := d.Queue.(Drainer); ok {
 			return dr.Resume(ctx, a.Node)
 		}
@@ -618,6 +746,10 @@ func kindOf(a Action) string {
 		return "reconcile"
 	case powerOffDone:
 		return "destroy"
+	case Stop, stopDone:
+		return "stop"
+	case Start:
+		return "start"
 	}
 	return "other"
 }

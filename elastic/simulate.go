@@ -135,15 +135,17 @@ type simPool struct {
 }
 
 type simNode struct {
-	name      string
-	pool      *simPool
-	state     NodeState
-	since     time.Time
-	created   time.Time
-	gone      time.Time
-	alive     bool
-	joined    bool
-	failBoot  bool
+	name     string
+	pool     *simPool
+	state    NodeState
+	since    time.Time
+	created  time.Time
+	gone     time.Time
+	alive    bool
+	joined   bool
+	failBoot bool
+	// stopping: the pending power-off ends in a stop.
+	stopping  bool
 	running   []*simJob
 	used      Resources
 	setupDone time.Time
@@ -373,6 +375,11 @@ func (s *simulator) run() {
 			s.loseAgent(e.node)
 		case evPowerOffDone:
 			if !s.current(e) || e.node.state != PoweringOff {
+				continue
+			}
+			if n := e.node; n.stopping {
+				n.stopping, n.joined = false, false
+				s.setState(n, Stopped)
 				continue
 			}
 			s.destroy(e.node)
@@ -709,11 +716,14 @@ func (s *simulator) tick() {
 				s.destroy(n)
 			}
 		case Stop:
+			// Drained for PowerOffTime like a power-off, as the daemon
+			// does, then stopped (evPowerOffDone).
 			if n := nodes[a.Node]; n != nil && n.state == Idle && n.pool.StartTime > 0 {
 				ops.Stops++
-				n.joined = false
+				n.stopping = true
+				s.setState(n, PoweringOff)
 				n.gen++
-				s.setState(n, Stopped)
+				s.push(&event{at: s.now.Add(s.opts.PowerOffTime), kind: evPowerOffDone, node: n, gen: n.gen})
 			}
 		case Start:
 			if n := nodes[a.Node]; n != nil && n.state == Stopped {
@@ -725,6 +735,7 @@ func (s *simulator) tick() {
 		case CancelPowerOff:
 			if n := nodes[a.Node]; n != nil && n.state == PoweringOff {
 				ops.CancelledPowerOffs++
+				n.stopping = false
 				n.gen++
 				s.setState(n, Idle)
 			}

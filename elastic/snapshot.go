@@ -247,9 +247,13 @@ const (
 	OpDestroy
 	// OpReconcile: a node's agent is being restarted.
 	OpReconcile
+	// OpStop: an idle node is being stopped (PowerSwitch).
+	OpStop
+	// OpStart: a stopped node is being started again.
+	OpStart
 )
 
-var opNames = [...]string{"create", "destroy", "reconcile"}
+var opNames = [...]string{"create", "destroy", "reconcile", "stop", "start"}
 
 func (k OpKind) String() string {
 	if k >= 0 && int(k) < len(opNames) {

@@ -84,6 +84,11 @@ func (e *Engine) Apply(ctx context.Context, st *State, plan *Plan) *ApplyResult 
 				run: func(ctx context.Context) error { return e.awaitReady(ctx, st, c) }})
 			continue
 		}
+		if c.Action == ActionStop || c.Action == ActionStart {
+			tasks = append(tasks, &task{id: "power:" + c.Address,
+				run: func(ctx context.Context) error { return e.applyPower(ctx, st, c, res) }})
+			continue
+		}
 		if deletes(c) {
 			t := &task{id: "delete:" + c.Address}
 			for _, dep := range dependents[c.Address] {
@@ -462,6 +467,67 @@ func (e *Engine) applyDelete(ctx context.Context, st *State, c *Change, res *App
 	}
 	e.stateMu.Lock()
 	res.Destroyed++
+	e.stateMu.Unlock()
+	return nil
+}
+
+// applyPower stops or starts an instance through its provider's
+// Stopper and records the state it reads back with ("stopped",
+// "running"). Both are idempotent, so a crash before the record is made
+// is mended by the next refresh, which reads the state the machine is in.
+func (e *Engine) applyPower(ctx context.Context, st *State, c *Change, res *ApplyResult) (err error) {
+	p, err := e.provider(c.Provider)
+	if err != nil {
+		return err
+	}
+	sp, ok := p.(Stopper)
+	if !ok {
+		return fmt.Errorf("%s %s: provider %s cannot stop and start machines", c.Action, c.Address, c.Provider)
+	}
+	e.stateMu.Lock()
+	r := st.Resource(c.Address)
+	var cur ResourceState
+	if r != nil {
+		cur = *r
+	}
+	e.stateMu.Unlock()
+	if r == nil || cur.ID == "" {
+		return fmt.Errorf("%s %s: not in the state", c.Action, c.Address)
+	}
+	done := e.progress(c.Address, c.Action)
+	defer func() { done(cur.ID, err) }()
+	req := &PowerRequest{Address: c.Address, ID: cur.ID, Attrs: cur.Attrs}
+	attrs := Attrs{"state": "stopped"}
+	err = e.call(ctx, c.Provider, func(ctx context.Context) error {
+		if c.Action == ActionStop {
+			return sp.Stop(ctx, req)
+		}
+		rr, err := sp.Start(ctx, req)
+		if err == nil && rr != nil {
+			attrs = rr.Attrs
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", c.Action, c.Address, err)
+	}
+	if c.Action == ActionStart && attrs["state"] == nil {
+		attrs = Attrs{"state": "running"}
+	}
+	if err := e.journal(st, func() *Record {
+		r := st.Resource(c.Address)
+		if r == nil {
+			return nil
+		}
+		n := *r
+		n.Attrs = mergeAttrs(r.Attrs, attrs)
+		st.put(&n)
+		return &Record{Op: OpPut, Resource: &n}
+	}); err != nil {
+		return err
+	}
+	e.stateMu.Lock()
+	res.Changed++
 	e.stateMu.Unlock()
 	return nil
 }

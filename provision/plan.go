@@ -16,6 +16,10 @@ const (
 	ActionUpdate  Action = "update"
 	ActionReplace Action = "replace" // delete, then create
 	ActionDelete  Action = "delete"
+	// ActionStop and ActionStart power an instance off and on again
+	// (Stopper). Plans never hold them: the elastic daemon does.
+	ActionStop  Action = "stop"
+	ActionStart Action = "start"
 )
 
 // Change is the planned change of one resource.

@@ -41,6 +41,17 @@ func (e *Engine) PoolCreate(st *State, pl *templates.Pool, idx int, extra Attrs)
 // SLURM gives back).
 func DeleteChange(r *ResourceState) *Change { return deleteChange(r, "") }
 
+// PowerChange stops (on false) or starts (on true) the instance r: the
+// elastic daemon's stop instead of a destroy (Stopper).
+func PowerChange(r *ResourceState, on bool, reason string) *Change {
+	c := deleteChange(r, reason)
+	c.Action = ActionStop
+	if on {
+		c.Action = ActionStart
+	}
+	return c
+}
+
 // PoolPlan wraps changes made outside a plan in one, against st.
 func (e *Engine) PoolPlan(st *State, changes []*Change) *Plan {
 	p := &Plan{FormatVersion: "1.0", Lineage: st.Lineage, Serial: st.Serial, Changes: changes}
@@ -49,4 +60,21 @@ func (e *Engine) PoolPlan(st *State, changes []*Change) *Plan {
 	}
 	sortChanges(p.Changes)
 	return p
+}
+
+// PoolStopCost reports whether the provider of pool pl can stop its
+// nodes (Stopper), and what a start takes and a stopped node costs.
+func (e *Engine) PoolStopCost(pl *templates.Pool) (StopCost, bool) {
+	if pl.Site == nil || pl.Site.Provider == nil {
+		return StopCost{}, false
+	}
+	p, ok := e.Provider(pl.Site.Provider.Ref())
+	if !ok {
+		return StopCost{}, false
+	}
+	sp, ok := p.(Stopper)
+	if !ok {
+		return StopCost{}, false
+	}
+	return sp.StopCost(PoolNodeAttrs(pl, 0))
 }

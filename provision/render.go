@@ -356,6 +356,8 @@ var verbs = map[Action][3]string{
 	ActionCreate: {"Creating...", "Still creating...", "Creation complete"},
 	ActionUpdate: {"Modifying...", "Still modifying...", "Modifications complete"},
 	ActionDelete: {"Destroying...", "Still destroying...", "Destruction complete"},
+	ActionStop:   {"Stopping...", "Still stopping...", "Stop complete"},
+	ActionStart:  {"Starting...", "Still starting...", "Start complete"},
 }
 
 func roundDur(d time.Duration) string { return HumanDuration(d) }

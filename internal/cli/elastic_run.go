@@ -37,8 +37,8 @@ func runElasticRun(a *App, args []string) int {
 		return exitError
 	}
 	cfg, store := s.Config, s.Store
+	pools := s.PolicyPools()
 	s.close()
-	pools := elastic.PoolsOf(cfg)
 	elasticPools := 0
 	for _, p := range pools {
 		if p.Min < p.Max {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hvctl/hvctl/elastic"
 	"github.com/hvctl/hvctl/provision"
@@ -324,10 +325,47 @@ func TestElasticAdapterOnSim(t *testing.T) {
 	if _, err := p.Machines(ctx); err != nil {
 		t.Errorf("machines once the lock is released: %v", err)
 	}
+	// Stop and start (elastic.PowerSwitch): the machine stays, its state
+	// shows it, and a stopped node is no change for plan.
+	state := func(name string) elastic.MachineState {
+		t.Helper()
+		for _, m := range machines() {
+			if m.Name == name {
+				return m.State
+			}
+		}
+		t.Fatalf("%s is gone", name)
+		return ""
+	}
+	for _, tt := range []struct {
+		op   func(context.Context, string) error
+		want elastic.MachineState
+	}{{p.Stop, elastic.MachineStopped}, {p.Stop, elastic.MachineStopped}, {p.Start, elastic.MachineRunning}, {p.Stop, elastic.MachineStopped}} {
+		if err := tt.op(ctx, ms[0].Name); err != nil {
+			t.Fatal(err)
+		}
+		if got := state(ms[0].Name); got != tt.want {
+			t.Fatalf("%s: %s, want %s", ms[0].Name, got, tt.want)
+		}
+	}
+	c = open(t, tmpl, "plan")
+	if plan, _, err := c.Plan(ctx, provision.PlanOptions{Refresh: true}); err != nil || plan.HasChanges() {
+		t.Errorf("plan with a stopped node: %v, %d changes; want none", err, len(plan.Changes))
+	}
+	var burst elastic.Pool
+	for _, pl := range c.PolicyPools() {
+		if pl.Name == "cloud.burst" {
+			burst = pl
+		}
+	}
+	if burst.StartTime != time.Second || burst.StoppedPrice != 0.001 {
+		t.Errorf("policy pool cloud.burst: start %s, stopped price %g; want 1s (10ms, at least 1s) and 0.001", burst.StartTime, burst.StoppedPrice)
+	}
+	c.Close()
 	if err := p.Destroy(ctx, ms[0].Name); err != nil {
 		t.Fatal(err)
 	}
 	if left := machines(); len(left) != 1 || left[0].Name == ms[0].Name {
-		t.Errorf("after destroy of %s: %+v", ms[0].Name, left)
+		t.Errorf("after destroy of stopped %s: %+v", ms[0].Name, left)
 	}
 }

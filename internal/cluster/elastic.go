@@ -93,10 +93,12 @@ func (p *Provisioner) Machines(ctx context.Context) ([]elastic.Machine, error) {
 		}
 		m := elastic.Machine{Name: manager.MemberID(r.Address), Pool: pool, CreatedAt: r.Created}
 		m.Token, _ = r.Attrs["elastic_token"].(string)
-		switch r.Status {
-		case provision.StatusReady:
+		switch st, _ := r.Attrs["state"].(string); {
+		case r.Status == provision.StatusReady && st == "stopped":
+			m.State = elastic.MachineStopped
+		case r.Status == provision.StatusReady:
 			m.State = elastic.MachineRunning
-		case provision.StatusTainted:
+		case r.Status == provision.StatusTainted:
 			m.State = elastic.MachineFailed
 		default:
 			m.State = elastic.MachinePending
@@ -158,6 +160,47 @@ func (p *Provisioner) Destroy(ctx context.Context, name string) error {
 		return nil, nil // gone already
 	})
 	return nil
+}
+
+// Stop queues the stop of the node named name (elastic.PowerSwitch);
+// its provider must be a provision.Stopper.
+func (p *Provisioner) Stop(ctx context.Context, name string) error { return p.power(ctx, name, false) }
+
+// Start queues the start of the stopped node named name
+// (elastic.PowerSwitch).
+func (p *Provisioner) Start(ctx context.Context, name string) error { return p.power(ctx, name, true) }
+
+func (p *Provisioner) power(ctx context.Context, name string, on bool) error {
+	p.enqueue(ctx, "", func(c *Cluster, taken map[string]bool) (*provision.Change, error) {
+		for _, r := range c.State.Resources {
+			if r.Kind == provision.KindInstance && manager.MemberID(r.Address) == name && !taken[r.Address] {
+				if st, _ := r.Attrs["state"].(string); (st == "stopped") != on {
+					return nil, nil // in that state already
+				}
+				return provision.PowerChange(r, on, "elastic"), nil
+			}
+		}
+		return nil, nil // gone: nothing to stop or start
+	})
+	return nil
+}
+
+// PolicyPools are the template's pools as the elastic policy sees
+// them, with what stopping a node costs where the pool's provider can
+// stop machines (provision.Stopper).
+func (c *Cluster) PolicyPools() []elastic.Pool {
+	pools := elastic.PoolsOf(c.Config)
+	byPath := c.ElasticPools()
+	for i := range pools {
+		pl := byPath[pools[i].Name]
+		if pl == nil {
+			continue
+		}
+		if sc, ok := c.Engine.PoolStopCost(pl); ok {
+			pools[i].StartTime, pools[i].StoppedPrice = max(sc.StartTime, time.Second), sc.StoppedPrice
+		}
+	}
+	return pools
 }
 
 // Wait waits until every queued change is applied (or has failed).

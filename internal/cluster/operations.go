@@ -114,7 +114,7 @@ type Status struct {
 
 // NodeState is a node's word in hvctl status (and the Pulumi provider's
 // nodes output), from its resource status and provider state: booting,
-// idle, failed or gone.
+// idle, stopped, failed or gone.
 func NodeState(r *provision.ResourceState) string {
 	ps, _ := r.Attrs["state"].(string)
 	switch {
@@ -124,6 +124,8 @@ func NodeState(r *provision.ResourceState) string {
 		return "booting"
 	case ps == "terminated":
 		return "gone"
+	case ps == "stopped":
+		return "stopped" // the elastic daemon stopped it idle; it starts again for work
 	default:
 		return "idle"
 	}

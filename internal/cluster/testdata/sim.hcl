@@ -1,5 +1,7 @@
 provider "sim" "lab" {
-  boot_time = "0s"
+  boot_time     = "0s"
+  start_time    = "10ms" # machines can stop (provision.Stopper)
+  stopped_price = 0.001
 }
 
 cluster "clu" {
