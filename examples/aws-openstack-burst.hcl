@@ -60,12 +60,15 @@ locals {
 }
 
 provider "openstack" "cesnet" {
-  cloud = var.os_cloud
+  cloud     = var.os_cloud
+  stop_idle = true # idle burst nodes are stopped (os-stop), not deleted, while a start is cheaper than a new node
 }
 
 provider "aws" "ohio" {
-  region   = var.aws_region
-  endpoint = var.aws_endpoint
+  region    = var.aws_region
+  endpoint  = var.aws_endpoint
+  stop_idle = true # idle burst nodes are stopped (billed for their disk only) while that beats booting new ones
+  ebs_price = 0.08 # $ per GiB-month of the root volume, what a stopped node costs
 }
 
 cluster "burst" {

@@ -11,12 +11,12 @@ var providerTypes = []string{"aws", "local", "openstack", "sim", "static"}
 // providerAttrs are the settings each provider type accepts. Their
 // meaning is checked by the provider at plan time, not here.
 var providerAttrs = map[string][]string{
-	"local": {"boot_time", "boot_fail_rate", "outside_interfaces"},
+	"local": {"boot_time", "boot_fail_rate", "outside_interfaces", "stop_idle"},
 	"sim":   {"boot_time", "api_rate", "fail_rate", "capacity", "boot_fail_rate", "seed", "world", "start_time", "stopped_price"},
 	"aws": {"region", "profile", "endpoint", "access_key", "secret_key", "session_token",
 		"availability_zone", "subnet_id", "vpc_id", "key_name", "security_group_ids",
 		"iam_instance_profile", "shared_config_files", "shared_credentials_files",
-		"assume_role_arn", "max_retries", "tags"},
+		"assume_role_arn", "max_retries", "tags", "stop_idle", "ebs_price"},
 	"openstack": {"cloud", "region", "auth_url", "endpoint", "username", "password",
 		"project_name", "project_id", "user_domain_name", "project_domain_name", "domain_name",
 		"application_credential_id", "application_credential_secret", "insecure",

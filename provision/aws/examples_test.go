@@ -42,6 +42,9 @@ func TestExamplesPlan(t *testing.T) {
 			if d.HasErrors() || s.Endpoint != fake.URL {
 				t.Fatalf("settings %+v: %v", s, d)
 			}
+			if tt.file == "aws-openstack-burst.hcl" && !s.StopIdle {
+				t.Errorf("the burst example's stop_idle did not reach the aws settings: %+v", s)
+			}
 			// Only the aws provider: the OpenStack site is planned by the
 			// openstack package's tests.
 			e, _ := provision.NewEngine(nil, &provision.Store{Path: filepath.Join(t.TempDir(), "state.json")})
