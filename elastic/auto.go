@@ -2,6 +2,7 @@ package elastic
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -99,6 +100,9 @@ func rentOrBuy(ready time.Duration, seen []time.Duration, floor time.Duration) (
 // Price / StoppedPrice.
 func (d *decision) stoppedLimit(pc *poolCalc) (time.Duration, string) {
 	p := pc.p
+	if p.StoppedPrice <= 0 {
+		return time.Duration(math.MaxInt64), "a stopped node costs nothing: kept until the cluster is destroyed"
+	}
 	back := max(p.Ready-p.StartTime, 0)
 	ratio := 1.0
 	if p.StoppedPrice > 0 && p.Price > 0 {
