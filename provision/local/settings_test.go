@@ -343,3 +343,52 @@ func TestParseStopIdle(t *testing.T) {
 		})
 	}
 }
+
+// TestTemplateAcceptsSettings: a template's local provider block takes
+// every setting ParseSettings knows (the template loader has its own
+// list of each provider type's arguments).
+func TestTemplateAcceptsSettings(t *testing.T) {
+	src := `
+provider "local" "lab" {
+  boot_time          = "2s"
+  boot_fail_rate     = 0.5
+  outside_interfaces = ["lo0x"]
+  stop_idle          = true
+}
+
+cluster "c" {
+  overlay {
+    cidr = "10.200.0.0/16"
+    hubs = ["a.n"]
+  }
+  site "a" {
+    provider = provider.local.lab
+    network { cidr = "192.168.10.0/24" }
+    node "n" {
+      roles     = ["hub", "manager"]
+      public_ip = true
+    }
+  }
+}
+`
+	cfg, diags := templates.LoadSource(map[string][]byte{"main.hcl": []byte(src)}, t.TempDir(), templates.LoadOptions{})
+	if diags.HasErrors() {
+		t.Fatalf("template: %v", diags)
+	}
+	var pc *templates.Provider
+	for _, p := range cfg.Providers {
+		if p.Type == "local" && p.Name == "lab" {
+			pc = p
+		}
+	}
+	if pc == nil {
+		t.Fatalf("no provider local.lab in %+v", cfg.Providers)
+	}
+	s, diags := ParseSettings(pc)
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	if s.BootTime != 2*time.Second || s.BootFailRate != 0.5 || len(s.OutsideInterfaces) != 1 || !s.StopIdle {
+		t.Errorf("settings = %+v, want every one set", s)
+	}
+}
