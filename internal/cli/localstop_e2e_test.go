@@ -104,8 +104,12 @@ func deviceKey(ns, dev string) (wgtypes.Key, error) {
 // rejoins with the credential it kept (its join token was spent at the
 // first join, and a token join would have given a new credential), the
 // manager gives it the same overlay address, and the hub reaches it.
+//
+// About 15 s, most of it the manager's FailAfter heartbeats; it shares
+// no name with other tests (cluster lstN), so it runs in parallel.
 func TestLocalStopStart(t *testing.T) {
 	requireRoot(t)
+	t.Parallel()
 	dir := t.TempDir()
 	cluster := fmt.Sprintf("lst%d", rand.IntN(1e6))
 	os.WriteFile(filepath.Join(dir, "main.hcl"), []byte(fmt.Sprintf(localStopTemplate, cluster)), 0o644)
