@@ -635,7 +635,8 @@ func (d *decision) destroyStopped() {
 	for _, pc := range d.ordered {
 		for _, n := range pc.stopped {
 			limit, why := d.stoppedLimit(pc)
-			if d.now.Sub(n.Since) < limit || pc.size-1 < pc.p.Min {
+			// One the queue still shows running work is left alone.
+			if d.now.Sub(n.Since) < limit || pc.size-1 < pc.p.Min || n.Running > 0 {
 				continue
 			}
 			pc.size--

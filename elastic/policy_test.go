@@ -69,8 +69,22 @@ func brief(a Action) string {
 		return fmt.Sprintf("hold %s %s", a.Pool, a.Until.Sub(t0))
 	case Reconcile:
 		return "reconcile " + a.Node
+	case Stop:
+		return "stop " + a.Node
+	case Start:
+		return "start " + a.Node
 	}
 	return fmt.Sprintf("%T", a)
+}
+
+// canStop lets s's aws.burst pool stop nodes: a start takes a minute,
+// a new node ready, and a stopped one costs stopped per hour.
+func canStop(s *Snapshot, ready time.Duration, stopped float64) {
+	for i := range s.Pools {
+		if s.Pools[i].Name == "aws.burst" {
+			s.Pools[i].StartTime, s.Pools[i].StoppedPrice, s.Pools[i].Ready = time.Minute, stopped, ready
+		}
+	}
 }
 
 func TestDecide(t *testing.T) {
@@ -84,6 +98,45 @@ func TestDecide(t *testing.T) {
 			name: "scale up when queued work does not fit",
 			edit: func(s *Snapshot) { s.Queue = jobs(6, waited) },
 			want: []string{"up aws.burst +3"},
+		},
+		{
+			name: "a pool that can stop stops an idle node instead of powering it off",
+			edit: func(s *Snapshot) {
+				canStop(s, 25*time.Minute, 0.001)
+				s.Nodes = append(s.Nodes, node("aws-1", "aws.burst", Idle, 10*time.Minute))
+			},
+			want: []string{"stop aws-1"},
+		},
+		{
+			name: "queued work starts a stopped node before it makes one",
+			edit: func(s *Snapshot) {
+				canStop(s, 25*time.Minute, 0.001)
+				s.Nodes = append(s.Nodes, node("aws-1", "aws.burst", Stopped, time.Hour))
+				s.Queue = jobs(4, waited)
+			},
+			want: []string{"start aws-1", "up aws.burst +1"},
+		},
+		{
+			name: "a stopped node is kept while a new node would cost more than keeping it",
+			edit: func(s *Snapshot) {
+				canStop(s, 25*time.Minute, 0.001) // 24m less a start at 46x the stopped price: 18.6h
+				s.Nodes = append(s.Nodes, node("aws-1", "aws.burst", Stopped, 18*time.Hour))
+			},
+		},
+		{
+			name: "a stopped node is destroyed past the stopped limit",
+			edit: func(s *Snapshot) {
+				canStop(s, 25*time.Minute, 0.001)
+				s.Nodes = append(s.Nodes, node("aws-1", "aws.burst", Stopped, 19*time.Hour))
+			},
+			want: []string{"down aws-1"},
+		},
+		{
+			name: "a stopped node that costs nothing is kept",
+			edit: func(s *Snapshot) {
+				canStop(s, 25*time.Minute, 0)
+				s.Nodes = append(s.Nodes, node("aws-1", "aws.burst", Stopped, 1000*time.Hour))
+			},
 		},
 		{
 			name: "wait for scale_up_window before scaling up",
@@ -352,8 +405,16 @@ func checkInvariants(t testing.TB, s Snapshot, acts []Action) {
 				t.Errorf("%s: no such node", a)
 			case a.Failed && n.State != Failed && n.State != Booting && n.State != Down:
 				t.Errorf("%s: node %s is not failed", a, n.State)
-			case !a.Failed && (n.Running > 0 || n.State != Idle):
+			case !a.Failed && (n.Running > 0 || (n.State != Idle && n.State != Stopped)):
 				t.Errorf("%s: node is %s running %d jobs", a, n.State, n.Running)
+			}
+		case Stop:
+			if n := nodes[a.Node]; n.State != Idle || n.Running > 0 {
+				t.Errorf("%s: node is %s running %d jobs", a, n.State, n.Running)
+			}
+		case Start:
+			if n := nodes[a.Node]; n.State != Stopped {
+				t.Errorf("%s: node is %s", a, n.State)
 			}
 		case CancelPowerOff:
 			if n := nodes[a.Node]; n.State != PoweringOff {
@@ -436,6 +497,13 @@ func snapshotFrom(data []byte) Snapshot {
 	}
 	for range next() % 4 {
 		s.InFlight = append(s.InFlight, Operation{ID: "op", Kind: OpKind(next() % 4), Pool: s.Pools[next()%np].Name, Node: fmt.Sprintf("n%d", next()%12)})
+	}
+	// Last, so the corpus's earlier bytes keep their meaning: pools that
+	// can stop their nodes.
+	for p := range s.Pools {
+		if next()%3 == 0 {
+			s.Pools[p].StartTime, s.Pools[p].StoppedPrice, s.Pools[p].Ready = dur(), float64(next())/100, dur()
+		}
 	}
 	for range next() % 5 {
 		d := Demand{Count: next() % 7, Resources: Resources{CPUs: next() % 4, Memory: int64(next() % 2), GPUs: next() % 2}, Since: t0.Add(-dur())}

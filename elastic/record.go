@@ -388,14 +388,17 @@ func ReportFromHistory(run HistoryRun, steps []HistoryStep, until time.Time) *Re
 		idx[p.Name] = i
 	}
 	for _, n := range order {
-		paid := n.last.Sub(n.first)
+		// Stopped time is billed at the stopped price, not as paid time
+		// (as the simulator bills it).
+		paid := n.last.Sub(n.first) - n.in[Stopped]
 		p := pools[n.pool]
-		price := 0.0
+		price, stoppedPrice := 0.0, 0.0
 		if p != nil {
-			price = p.Price
+			price, stoppedPrice = p.Price, p.StoppedPrice
 		}
 		u := Usage{PaidHours: paid.Hours(), BusyHours: n.in[Busy].Hours(), BootingHours: n.in[Booting].Hours(),
-			PoweringOffHours: n.in[PoweringOff].Hours(), Cost: paid.Hours() * price}
+			PoweringOffHours: n.in[PoweringOff].Hours(), StoppedHours: n.in[Stopped].Hours(),
+			Cost: paid.Hours()*price + n.in[Stopped].Hours()*stoppedPrice}
 		u.IdleHours = u.PaidHours - u.BusyHours
 		if i, ok := idx[n.pool]; ok {
 			r.Pools[i].Nodes++
@@ -419,6 +422,11 @@ func ReportFromHistory(run HistoryRun, steps []HistoryStep, until time.Time) *Re
 			from, to := secs(n.first), secs(n.last)
 			if t > from {
 				c += (min(t, to) - from) / 3600 * p.Price
+			}
+			for _, sg := range n.segs {
+				if sg.State == Stopped.String() && t > sg.From {
+					c -= (min(t, sg.To) - sg.From) / 3600 * (p.Price - p.StoppedPrice)
+				}
 			}
 		}
 		r.Series[i].Cost = c

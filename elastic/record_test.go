@@ -155,3 +155,27 @@ func FuzzReadHistory(f *testing.F) {
 		ReportFromHistory(run, steps, time.Time{})
 	})
 }
+
+// TestHistoryReportStopped: a node's stopped time is not paid time; it
+// is billed at the pool's stopped price, in the usage and in the cost
+// over time, as the simulator bills it.
+func TestHistoryReportStopped(t *testing.T) {
+	pool := Pool{Name: "aws.burst", Site: "aws", Min: 0, Max: 3, Price: 3.6, StartTime: time.Minute, StoppedPrice: 0.36}
+	run := HistoryRun{Cluster: "c1", Start: t0, Pools: []Pool{pool}}
+	at := func(s int, st NodeState) HistoryStep {
+		return HistoryStep{T: t0.Add(time.Duration(s) * time.Second), Nodes: []HistoryNode{{Name: "b1", Pool: pool.Name, State: st, Created: t0}}}
+	}
+	// Busy 0–10 s, stopped 10–70 s, idle 70–80 s.
+	steps := []HistoryStep{at(0, Busy), at(10, Stopped), at(70, Idle), at(80, Idle)}
+	r := ReportFromHistory(run, steps, steps[len(steps)-1].T)
+	p := poolReport(r, "aws.burst")
+	paid, stopped := (20 * time.Second).Hours(), time.Minute.Hours()
+	wantCost := paid*3.6 + stopped*0.36
+	near := func(a, b float64) bool { return a-b < 1e-9 && b-a < 1e-9 }
+	if !near(p.PaidHours, paid) || !near(p.StoppedHours, stopped) || !near(p.Cost, wantCost) {
+		t.Errorf("paid %.6f h, stopped %.6f h, cost %.6f; want %.6f, %.6f, %.6f", p.PaidHours, p.StoppedHours, p.Cost, paid, stopped, wantCost)
+	}
+	if last := r.Series[len(r.Series)-1]; !near(last.Cost, wantCost) {
+		t.Errorf("cost over time ends at %.6f, want %.6f", last.Cost, wantCost)
+	}
+}

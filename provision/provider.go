@@ -73,7 +73,7 @@ type Waiter interface {
 
 // Stopper is implemented by providers that can stop a machine and start
 // it again with its disk and private address kept (EC2 StopInstances,
-// Nova os-stop, a local node's frozen processes). A stopped instance
+// Nova os-stop, a local node's processes ended). A stopped instance
 // reads back with attribute state = "stopped", and a started one with
 // state = "running". The elastic daemon stops an idle node of a pool
 // whose provider can, instead of destroying it, when getting it back

@@ -20,10 +20,13 @@ import (
 // simLiveTemplate is paper 003's cluster scaled down: two on-prem
 // workers, up to three cloud workers that boot in 20 s, the default
 // (automatic) policy. %[1]s is the provider type: local for the live
-// run, sim for the simulation.
+// run, sim for the simulation; %[3]s more settings of the cloud's.
 const simLiveTemplate = `
 provider "%[1]s" "lab" {}
-provider "%[1]s" "cloud" { boot_time = "20s" }
+provider "%[1]s" "cloud" {
+  boot_time = "20s"
+  %[3]s
+}
 
 cluster "%[2]s" {
   overlay {
@@ -83,9 +86,24 @@ const simLiveSetup = 4500 * time.Millisecond
 // 15%. Run with -v for the table in docs/elastic.md.
 func TestElasticSimVsLive(t *testing.T) {
 	requireRoot(t)
+	// The cloud's idle nodes are destroyed, or (stop_idle) stopped and
+	// started again: a local start is its boot_time plus the agent's
+	// start (local.StopCost), which the sim is told as start_time.
+	for _, v := range []struct{ name, live, sim string }{
+		{"destroy", "", ""},
+		{"stop", "stop_idle = true", `start_time = "22s"`},
+	} {
+		t.Run(v.name, func(t *testing.T) {
+			t.Parallel() // with each other only: the test's own clusters, no other test's
+			simVsLive(t, v.live, v.sim)
+		})
+	}
+}
+
+func simVsLive(t *testing.T, liveSettings, simSettings string) {
 	name := fmt.Sprintf("sl%d", rand.IntN(1e6))
 	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "main.hcl"), []byte(fmt.Sprintf(simLiveTemplate, "local", name)), 0o644)
+	os.WriteFile(filepath.Join(dir, "main.hcl"), []byte(fmt.Sprintf(simLiveTemplate, "local", name, liveSettings)), 0o644)
 	t.Cleanup(func() {
 		hv(t, dir, "", "down", "main.hcl")
 		local.Cleanup(filepath.Join(dir, ".hvctl"), "")
@@ -153,9 +171,17 @@ func TestElasticSimVsLive(t *testing.T) {
 			last = j.Ended
 		}
 	}
-	waitFor(t, "the pool shrinks back to min (0)", 3*time.Minute, func() bool {
-		s, n := burstNodes(t, dir)
-		return len(s) == 0 && len(n) == 0
+	waitFor(t, "the pool shrinks back to min (0), or its nodes are stopped", 3*time.Minute, func() bool {
+		if liveSettings == "" {
+			s, n := burstNodes(t, dir)
+			return len(s) == 0 && len(n) == 0
+		}
+		for _, it := range burstItems(t, dir) {
+			if it.State != "stopped" {
+				return false
+			}
+		}
+		return true
 	})
 	time.Sleep(3 * time.Second) // one more step records the last node gone
 	f, err := os.Open(filepath.Join(dir, ".hvctl", elastic.HistoryFile))
@@ -180,7 +206,7 @@ func TestElasticSimVsLive(t *testing.T) {
 
 	// The same template and workload in the simulator.
 	simPath := filepath.Join(t.TempDir(), "sim.hcl")
-	os.WriteFile(simPath, []byte(fmt.Sprintf(simLiveTemplate, "sim", name)), 0o644)
+	os.WriteFile(simPath, []byte(fmt.Sprintf(simLiveTemplate, "sim", name, simSettings)), 0o644)
 	cfg, diags := templates.Load(simPath, templates.LoadOptions{})
 	if diags.HasErrors() {
 		t.Fatal(diags)
