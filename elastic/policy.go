@@ -633,8 +633,11 @@ func (d *decision) scaleDown() {
 // limit (stoppedLimit), never below a pool's min.
 func (d *decision) destroyStopped() {
 	for _, pc := range d.ordered {
+		if len(pc.stopped) == 0 {
+			continue
+		}
+		limit, why := d.stoppedLimit(pc) // once per pool and decision
 		for _, n := range pc.stopped {
-			limit, why := d.stoppedLimit(pc)
 			// One the queue still shows running work is left alone.
 			if d.now.Sub(n.Since) < limit || pc.size-1 < pc.p.Min || n.Running > 0 {
 				continue

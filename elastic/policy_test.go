@@ -531,7 +531,8 @@ func snapshotFrom(data []byte) Snapshot {
 }
 
 // BenchmarkDecide is one decision of the default (automatic) policy at
-// 10,000 nodes, 100 pools and 100,000 queued jobs, with 32 gaps seen.
+// 10,000 nodes, 100 pools and 100,000 queued jobs, with 32 gaps seen;
+// half the pools can stop their nodes, and some of those are stopped.
 func BenchmarkDecide(b *testing.B) {
 	s := bigSnapshot(10_000, 100, 100_000)
 	s.Settings.IdleAuto = true
@@ -541,6 +542,16 @@ func BenchmarkDecide(b *testing.B) {
 	}
 	for i := range s.Pools {
 		s.Pools[i].Ready = time.Duration(5+i%20) * time.Minute
+		if i%2 == 0 { // half the pools can stop their nodes
+			s.Pools[i].StartTime, s.Pools[i].StoppedPrice = time.Minute, s.Pools[i].Price/50
+		}
+	}
+	// A third of their idle nodes are stopped.
+	for i := range s.Nodes {
+		n := &s.Nodes[i]
+		if n.State == Idle && i%3 == 0 && (i%len(s.Pools))%2 == 0 {
+			n.State, n.Joined = Stopped, false
+		}
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
