@@ -42,12 +42,19 @@ func (d *decision) computeIdleLimit(pc *poolCalc) (time.Duration, string) {
 		return st.IdleTime, fmt.Sprintf("idle_time auto: the pool's boot time is unknown, so %s", st.IdleTime)
 	}
 	readyWhy := readySource(pc.p)
+	floor := 2 * st.Interval
 	if pc.p.StartTime > 0 {
 		// Stopping, not destroying: what getting the node back costs is
 		// a start.
-		r, readyWhy = pc.p.StartTime, "a start of a stopped node"
+		r = pc.p.StartTime
+		if len(d.s.Gaps) == 0 {
+			return max(r, floor), fmt.Sprintf("idle_time auto: no gap between bursts seen yet, so the break-even %s (a start of a stopped node)", human(max(r, floor)))
+		}
+		tau, cost, keepAll, offAll := rentOrBuy(r, d.s.Gaps, floor)
+		longest := slices.Max(d.s.Gaps)
+		return tau, fmt.Sprintf("idle_time auto = %s: over the %d gaps between bursts seen (longest %s) and a next one of up to %s, keeping an idle node that long costs %s of node time, through every gap %s, stopping it at once %s (a start %s per gap)",
+			human(tau), len(d.s.Gaps), human(longest), human(longest+longest/time.Duration(len(d.s.Gaps))), human(cost), human(keepAll), human(offAll), human(r))
 	}
-	floor := 2 * st.Interval
 	if len(d.s.Gaps) == 0 {
 		return max(r, floor), fmt.Sprintf("idle_time auto: no gap between bursts seen yet, so the break-even %s (a new node's boot and setup, %s)", human(r), readyWhy)
 	}

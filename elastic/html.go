@@ -81,8 +81,12 @@ func (r *Report) summary() []kv {
 	)
 	o := r.Operations
 	if r.Start.IsZero() {
-		out = append(out, kv{"operations", fmt.Sprintf("%d scale-ups (%d nodes), %d power-offs, %d cancelled, %d replaced, %d holds, %d reconciles, %d capacity errors, %d boot failures, %d agents lost",
-			o.ScaleUps, o.NodesCreated, o.ScaleDowns, o.CancelledPowerOffs, o.Replacements, o.Holds, o.Reconciles, o.CapacityErrors, o.BootFailures, o.AgentsLost)})
+		ops := fmt.Sprintf("%d scale-ups (%d nodes), %d power-offs, %d cancelled, %d replaced, %d holds, %d reconciles, %d capacity errors, %d boot failures, %d agents lost",
+			o.ScaleUps, o.NodesCreated, o.ScaleDowns, o.CancelledPowerOffs, o.Replacements, o.Holds, o.Reconciles, o.CapacityErrors, o.BootFailures, o.AgentsLost)
+		if o.Stops+o.Starts > 0 {
+			ops += fmt.Sprintf(", %d stops, %d starts", o.Stops, o.Starts)
+		}
+		out = append(out, kv{"operations", ops})
 	}
 	s := r.Settings
 	if s.Interval != "" {
@@ -102,8 +106,8 @@ var pageTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
 <h1>{{.Title}}: {{.Name}}</h1>
 <table class="summary"><tbody>{{range .Summary}}<tr><th>{{.K}}</th><td>{{.V}}</td></tr>{{end}}</tbody></table>
 <h2>Pools</h2>
-<table class="pools"><thead><tr><th>pool</th><th class="n">tier</th><th>elastic</th><th class="n">$/h</th><th class="n">nodes</th><th class="n">paid h</th><th class="n">busy h</th><th class="n">efficiency</th><th class="n">cost</th></tr></thead><tbody>
-{{range .PoolRows}}<tr><td>{{.Name}}</td><td class="n">{{.Tier}}</td><td>{{if .Elastic}}yes{{end}}</td><td class="n">{{.Price}}</td><td class="n">{{.Nodes}}</td><td class="n">{{f2 .PaidHours}}</td><td class="n">{{f2 .BusyHours}}</td><td class="n">{{pct .Efficiency}}</td><td class="n">{{usd .Cost}}</td></tr>
+<table class="pools"><thead><tr><th>pool</th><th class="n">tier</th><th>elastic</th><th class="n">$/h</th><th class="n">nodes</th><th class="n">paid h</th><th class="n">busy h</th><th class="n">stopped h</th><th class="n">efficiency</th><th class="n">cost</th></tr></thead><tbody>
+{{range .PoolRows}}<tr><td>{{.Name}}</td><td class="n">{{.Tier}}</td><td>{{if .Elastic}}yes{{end}}</td><td class="n">{{.Price}}</td><td class="n">{{.Nodes}}</td><td class="n">{{f2 .PaidHours}}</td><td class="n">{{f2 .BusyHours}}</td><td class="n">{{f2 .StoppedHours}}</td><td class="n">{{pct .Efficiency}}</td><td class="n">{{usd .Cost}}</td></tr>
 {{end}}</tbody></table>
 <p class="note">Billing: {{.Billing}}.{{if not .Live}} Seed {{.Seed}}.{{end}}</p>
 <h2>Nodes per state and queued jobs</h2>

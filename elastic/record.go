@@ -262,7 +262,7 @@ func ReadSealedHistory(name string, r io.Reader, s *statecrypt.Sealer) (HistoryR
 // machines at step resolution); until is the end of the report (the last
 // step for a past run, now for a live one).
 func ReportFromHistory(run HistoryRun, steps []HistoryStep, until time.Time) *Report {
-	r := &Report{Cluster: run.Cluster, Workload: "live run", Billing: "per second of machine lifetime as the daemon saw it (one step's resolution), at the pool's instance price per hour"}
+	r := &Report{Cluster: run.Cluster, Workload: "live run", Billing: "per second of machine lifetime as the daemon saw it (one step's resolution), at the pool's instance price per hour; stopped time at the pool's stopped price"}
 	if len(steps) == 0 {
 		r.Notes = append(r.Notes, "no step recorded yet")
 		return r

@@ -280,11 +280,15 @@ func (r *Report) WriteText(w io.Writer) error {
 	fmt.Fprintf(tw, "efficiency (elastic)\t%.0f%%\n", 100*r.Elastic.Efficiency)
 	fmt.Fprintf(tw, "cost\t$%.2f\n", r.Cost)
 	o := r.Operations
-	fmt.Fprintf(tw, "operations\t%d scale-ups (%d nodes), %d power-offs, %d cancelled, %d replaced, %d holds, %d reconciles\n",
-		o.ScaleUps, o.NodesCreated, o.ScaleDowns, o.CancelledPowerOffs, o.Replacements, o.Holds, o.Reconciles)
-	fmt.Fprintf(tw, "\npool\ttier\tnodes\tpaid h\tbusy h\tcost\n")
+	stops := ""
+	if o.Stops+o.Starts > 0 {
+		stops = fmt.Sprintf(", %d stops, %d starts", o.Stops, o.Starts)
+	}
+	fmt.Fprintf(tw, "operations\t%d scale-ups (%d nodes), %d power-offs, %d cancelled, %d replaced, %d holds, %d reconciles%s\n",
+		o.ScaleUps, o.NodesCreated, o.ScaleDowns, o.CancelledPowerOffs, o.Replacements, o.Holds, o.Reconciles, stops)
+	fmt.Fprintf(tw, "\npool\ttier\tnodes\tpaid h\tbusy h\tstopped h\tcost\n")
 	for _, p := range r.Pools {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%.2f\t%.2f\t$%.2f\n", p.Name, p.Tier, p.Nodes, p.PaidHours, p.BusyHours, p.Cost)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.2f\t%.2f\t%.2f\t$%.2f\n", p.Name, p.Tier, p.Nodes, p.PaidHours, p.BusyHours, p.StoppedHours, p.Cost)
 	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(tw, "note\t%s\n", n)

@@ -110,7 +110,7 @@ func SimulateWith(cfg *templates.Config, w Workload, opts Options) (*Report, err
 		s.opts.PowerOffTime = s.st.Interval
 	}
 	s.report = &Report{Cluster: cfg.Cluster.Name, Workload: w.Name, Seed: opts.Seed, Jobs: w.Size(),
-		Billing:  fmt.Sprintf("per second of machine lifetime (create request to destroy), %s minimum, at the pool's instance price per hour", opts.MinBilled),
+		Billing:  fmt.Sprintf("per second of machine lifetime (create request to destroy), %s minimum, at the pool's instance price per hour; stopped time at the pool's stopped price", opts.MinBilled),
 		Settings: reportSettings(s.st, opts)}
 	if err := s.load(cfg); err != nil {
 		return nil, err

@@ -21,7 +21,7 @@ table{border-collapse:collapse;font-size:.9em}td,th{border-bottom:1px solid #ddd
 td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 .scroll{max-height:28em;overflow:auto;border:1px solid #ddd}
 .note{color:#555;font-size:.9em}
-@media (max-width:760px){.row{flex-direction:column}.row>.plot{width:100%}.row>.legend{flex:none;width:auto;display:flex;flex-wrap:wrap;gap:0 1em}}`
+@media (max-width:760px){td,th{padding:.25em .3em}.row{flex-direction:column}.row>.plot{width:100%}.row>.legend{flex:none;width:auto;display:flex;flex-wrap:wrap;gap:0 1em}}`
 
 // WriteHTML writes the sweep as a page: the frontier plot (makespan
 // against cost, every setting, the frontier and the default) and a table.
