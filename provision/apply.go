@@ -179,14 +179,8 @@ func (e *Engine) awaitReady(ctx context.Context, st *State, c *Change) (err erro
 	if err != nil {
 		return err
 	}
-	e.stateMu.Lock()
-	r := st.Resource(c.Address)
-	var cur ResourceState
-	if r != nil {
-		cur = *r
-	}
-	e.stateMu.Unlock()
-	if r == nil || cur.Status != StatusCreated {
+	cur, ok := e.resource(st, c.Address)
+	if !ok || cur.Status != StatusCreated {
 		return nil
 	}
 	w, ok := p.(Waiter)
@@ -404,16 +398,7 @@ func (e *Engine) applyUpdate(ctx context.Context, st *State, c *Change, res *App
 	if err != nil {
 		return fmt.Errorf("update %s: %w", c.Address, err)
 	}
-	if err := e.journal(st, func() *Record {
-		r := st.Resource(c.Address)
-		if r == nil {
-			return nil
-		}
-		n := *r
-		n.Attrs = mergeAttrs(mergeAttrs(r.Attrs, c.After), resp.Attrs)
-		st.put(&n)
-		return &Record{Op: OpPut, Resource: &n}
-	}); err != nil {
+	if err := e.mergeAttrs(st, c.Address, c.After, resp.Attrs); err != nil {
 		return err
 	}
 	e.stateMu.Lock()
@@ -427,14 +412,8 @@ func (e *Engine) applyDelete(ctx context.Context, st *State, c *Change, res *App
 	if err != nil {
 		return err
 	}
-	e.stateMu.Lock()
-	r := st.Resource(c.Address)
-	var cur ResourceState
-	if r != nil {
-		cur = *r
-	}
-	e.stateMu.Unlock()
-	if r == nil {
+	cur, ok := e.resource(st, c.Address)
+	if !ok {
 		return nil // already gone from the state
 	}
 	id := cur.ID
@@ -484,14 +463,8 @@ func (e *Engine) applyPower(ctx context.Context, st *State, c *Change, res *Appl
 	if !ok {
 		return fmt.Errorf("%s %s: provider %s cannot stop and start machines", c.Action, c.Address, c.Provider)
 	}
-	e.stateMu.Lock()
-	r := st.Resource(c.Address)
-	var cur ResourceState
-	if r != nil {
-		cur = *r
-	}
-	e.stateMu.Unlock()
-	if r == nil || cur.ID == "" {
+	cur, ok := e.resource(st, c.Address)
+	if !ok || cur.ID == "" {
 		return fmt.Errorf("%s %s: not in the state", c.Action, c.Address)
 	}
 	done := e.progress(c.Address, c.Action)
@@ -514,16 +487,7 @@ func (e *Engine) applyPower(ctx context.Context, st *State, c *Change, res *Appl
 	if c.Action == ActionStart && attrs["state"] == nil {
 		attrs = Attrs{"state": "running"}
 	}
-	if err := e.journal(st, func() *Record {
-		r := st.Resource(c.Address)
-		if r == nil {
-			return nil
-		}
-		n := *r
-		n.Attrs = mergeAttrs(r.Attrs, attrs)
-		st.put(&n)
-		return &Record{Op: OpPut, Resource: &n}
-	}); err != nil {
+	if err := e.mergeAttrs(st, c.Address, attrs); err != nil {
 		return err
 	}
 	e.stateMu.Lock()
@@ -540,6 +504,36 @@ func (e *Engine) expiresAt() time.Time {
 		return time.Time{}
 	}
 	return time.Now().Add(e.Config.Cluster.TTL).UTC()
+}
+
+// resource is a copy of the state's resource at addr, read under the
+// state's lock.
+func (e *Engine) resource(st *State, addr string) (ResourceState, bool) {
+	e.stateMu.Lock()
+	defer e.stateMu.Unlock()
+	r := st.Resource(addr)
+	if r == nil {
+		return ResourceState{}, false
+	}
+	return *r, true
+}
+
+// mergeAttrs records, through the journal, the resource at addr with
+// attrs merged over its attributes, in order; one gone from the state
+// meanwhile is left gone.
+func (e *Engine) mergeAttrs(st *State, addr string, attrs ...Attrs) error {
+	return e.journal(st, func() *Record {
+		r := st.Resource(addr)
+		if r == nil {
+			return nil
+		}
+		n := *r
+		for _, a := range attrs {
+			n.Attrs = mergeAttrs(n.Attrs, a)
+		}
+		st.put(&n)
+		return &Record{Op: OpPut, Resource: &n}
+	})
 }
 
 func mergeAttrs(a, b Attrs) Attrs {

@@ -970,25 +970,44 @@ func (s *Server) terminate(in *Instance) {
 	in.PublicIP, in.ephemeralIP = "", ""
 }
 
-func (s *Server) terminateInstances(f form) ([]byte, *apiError) {
+// changeStates is EC2's shape of TerminateInstances, StopInstances and
+// StartInstances: every instance is checked first (check answers why
+// one cannot change, an unknown ID is InvalidInstanceID.NotFound) and
+// the whole call fails on the first refusal, changing nothing; then
+// change acts on each, and each instance's previous and current state
+// are answered.
+func (s *Server) changeStates(f form, need bool, check func(id string, in *Instance) *apiError, change func(in *Instance)) ([]byte, *apiError) {
 	ids := f.list("InstanceId")
+	if need && len(ids) == 0 {
+		return nil, errf("MissingParameter", "The request must contain the parameter InstanceId")
+	}
 	for _, id := range ids {
-		if s.instances[id] == nil {
+		in := s.instances[id]
+		if in == nil {
 			return nil, notFound("InvalidInstanceID.NotFound", id)
+		}
+		if err := check(id, in); err != nil {
+			return nil, err
 		}
 	}
 	var out []xStateChange
 	for _, id := range ids {
 		in := s.instances[id]
 		prev := in.State
+		change(in)
+		out = append(out, xStateChange{InstanceID: id, CurrentState: xState{stateCodes[in.State], in.State}, PreviousState: xState{stateCodes[prev], prev}})
+	}
+	return el("instancesSet", set(out)), nil
+}
+
+func (s *Server) terminateInstances(f form) ([]byte, *apiError) {
+	return s.changeStates(f, false, func(string, *Instance) *apiError { return nil }, func(in *Instance) {
 		if in.State != "terminated" {
 			s.terminate(in)
 			in.State = "shutting-down"
 			in.StateReasonCode, in.StateReasonMessage = "Client.UserInitiatedShutdown", "Client.UserInitiatedShutdown: User initiated shutdown"
 		}
-		out = append(out, xStateChange{InstanceID: id, CurrentState: xState{stateCodes[in.State], in.State}, PreviousState: xState{stateCodes[prev], prev}})
-	}
-	return el("instancesSet", set(out)), nil
+	})
 }
 
 // stopInstances stops EBS-backed instances as EC2 does: running →
@@ -998,41 +1017,30 @@ func (s *Server) terminateInstances(f form) ([]byte, *apiError) {
 // changes nothing. A pending, terminated or one-time spot instance
 // cannot stop: the whole call fails and nothing changes.
 func (s *Server) stopInstances(f form) ([]byte, *apiError) {
-	ids := f.list("InstanceId")
-	if len(ids) == 0 {
-		return nil, errf("MissingParameter", "The request must contain the parameter InstanceId")
-	}
-	for _, id := range ids {
-		in := s.instances[id]
+	return s.changeStates(f, true, func(id string, in *Instance) *apiError {
 		switch {
-		case in == nil:
-			return nil, notFound("InvalidInstanceID.NotFound", id)
 		case in.State == "pending" && !in.ran:
-			return nil, errf("IncorrectInstanceState", "Instance '%s' cannot be stopped as it has never reached the 'running' state.", id)
+			return errf("IncorrectInstanceState", "Instance '%s' cannot be stopped as it has never reached the 'running' state.", id)
 		case in.State != "running" && in.State != "stopping" && in.State != "stopped":
-			return nil, errf("IncorrectInstanceState", "This instance '%s' is not in a state from which it can be stopped.", id)
+			return errf("IncorrectInstanceState", "This instance '%s' is not in a state from which it can be stopped.", id)
 		case in.Spot:
-			return nil, errf("UnsupportedOperation", "You can't stop the Spot Instance '%s' because it is associated with a one-time Spot Instance request. You can only stop Spot Instances associated with persistent Spot Instance requests.", id)
+			return errf("UnsupportedOperation", "You can't stop the Spot Instance '%s' because it is associated with a one-time Spot Instance request. You can only stop Spot Instances associated with persistent Spot Instance requests.", id)
 		}
-	}
-	var out []xStateChange
-	for _, id := range ids {
-		in := s.instances[id]
-		prev := in.State
-		if in.State == "running" {
-			in.State = "stopping"
-			in.ephemeralIP = ""
-			in.PublicIP = ""
-			for _, a := range s.addresses {
-				if a.InstanceID == in.ID {
-					in.PublicIP = a.PublicIP
-				}
+		return nil
+	}, func(in *Instance) {
+		if in.State != "running" {
+			return
+		}
+		in.State = "stopping"
+		in.ephemeralIP = ""
+		in.PublicIP = ""
+		for _, a := range s.addresses {
+			if a.InstanceID == in.ID {
+				in.PublicIP = a.PublicIP
 			}
-			in.StateReasonCode, in.StateReasonMessage = "Client.UserInitiatedShutdown", "Client.UserInitiatedShutdown: User initiated shutdown"
 		}
-		out = append(out, xStateChange{InstanceID: id, CurrentState: xState{stateCodes[in.State], in.State}, PreviousState: xState{stateCodes[prev], prev}})
-	}
-	return el("instancesSet", set(out)), nil
+		in.StateReasonCode, in.StateReasonMessage = "Client.UserInitiatedShutdown", "Client.UserInitiatedShutdown: User initiated shutdown"
+	})
 }
 
 // startInstances starts stopped instances: stopped → pending (→ running
@@ -1042,40 +1050,29 @@ func (s *Server) stopInstances(f form) ([]byte, *apiError) {
 // terminated one is IncorrectInstanceState, and a type without capacity
 // InsufficientInstanceCapacity, failing the whole call.
 func (s *Server) startInstances(f form) ([]byte, *apiError) {
-	ids := f.list("InstanceId")
-	if len(ids) == 0 {
-		return nil, errf("MissingParameter", "The request must contain the parameter InstanceId")
-	}
-	for _, id := range ids {
-		in := s.instances[id]
+	return s.changeStates(f, true, func(id string, in *Instance) *apiError {
 		switch {
-		case in == nil:
-			return nil, notFound("InvalidInstanceID.NotFound", id)
 		case in.State != "stopped" && in.State != "pending" && in.State != "running":
-			return nil, errf("IncorrectInstanceState", "The instance '%s' is not in a state from which it can be started.", id)
+			return errf("IncorrectInstanceState", "The instance '%s' is not in a state from which it can be started.", id)
 		case in.State == "stopped" && s.capacity[in.Type]:
-			return nil, &apiError{http.StatusInternalServerError, "InsufficientInstanceCapacity",
+			return &apiError{http.StatusInternalServerError, "InsufficientInstanceCapacity",
 				"We currently do not have sufficient " + in.Type + " capacity in the Availability Zone you requested. Our system will be working on provisioning additional capacity."}
 		}
-	}
-	var out []xStateChange
-	for _, id := range ids {
-		in := s.instances[id]
-		prev := in.State
-		if in.State == "stopped" {
-			in.State = "pending"
-			in.describes = 0
-			in.StateReasonCode, in.StateReasonMessage = "", ""
-			if in.publicAtLaunch {
-				in.ephemeralIP = "198.51.100." + strconv.Itoa(s.seq%250+1)
-				if in.PublicIP == "" {
-					in.PublicIP = in.ephemeralIP
-				}
+		return nil
+	}, func(in *Instance) {
+		if in.State != "stopped" {
+			return
+		}
+		in.State = "pending"
+		in.describes = 0
+		in.StateReasonCode, in.StateReasonMessage = "", ""
+		if in.publicAtLaunch {
+			in.ephemeralIP = "198.51.100." + strconv.Itoa(s.seq%250+1)
+			if in.PublicIP == "" {
+				in.PublicIP = in.ephemeralIP
 			}
 		}
-		out = append(out, xStateChange{InstanceID: id, CurrentState: xState{stateCodes[in.State], in.State}, PreviousState: xState{stateCodes[prev], prev}})
-	}
-	return el("instancesSet", set(out)), nil
+	})
 }
 
 func (s *Server) modifyInstanceAttribute(f form) ([]byte, *apiError) {
