@@ -240,6 +240,9 @@ type Daemon struct {
 	created map[string]time.Time
 	// stopped are the machines of the current step that are stopped.
 	stopped map[string]bool
+	// startAsked is when the daemon asked to start each node it has not
+	// yet seen running work again (the pool's observed start time).
+	startAsked map[string]time.Time
 	busy    bool
 	// learn is what the daemon measures for the automatic policy
 	// between steps (see observe).
@@ -369,6 +372,12 @@ func (d *Daemon) step(ctx context.Context) ([]Action, error) {
 	snap := Snapshot{Now: now, Settings: d.Settings, Pools: append([]Pool(nil), d.Pools...), Queue: view.Queue,
 		Nodes: d.merge(now, machines, view.Nodes), InFlight: inFlight}
 	d.learn.observe(&d.state.History, now, view, snap.Nodes)
+	for _, n := range snap.Nodes {
+		if at, ok := d.startAsked[n.Name]; ok && n.Joined && (n.State == Idle || n.State == Busy) {
+			d.state.History.Started(n.Pool, now.Sub(at))
+			delete(d.startAsked, n.Name)
+		}
+	}
 	d.state.History.FillSnapshot(&snap)
 	policy := d.Policy
 	if policy == nil {
@@ -652,6 +661,10 @@ func (d *Daemon) act(ctx context.Context, now time.Time, a Action) error {
 				return err
 			}
 		}
+		if d.startAsked == nil {
+			d.startAsked = map[string]time.Time{}
+		}
+		d.startAsked[a.Node] = now
 		return d.powerOp(ctx, now, OpStart, a.Node, a.Pool)
 	case ScaleUp:
 		for range a.Count {

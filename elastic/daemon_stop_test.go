@@ -137,6 +137,19 @@ func TestDaemonStopStart(t *testing.T) {
 	if cloud.starts != 2 {
 		t.Errorf("%d starts once running, want 2", cloud.starts)
 	}
+	// It runs work again: the pool's start time is learnt, from the
+	// first request (three steps, 15 s, before), and replaces the
+	// provider's estimate in the next snapshot.
+	q.view.Nodes[2] = QueueNode{Name: "b1", Up: true, Running: 2, Used: Resources{CPUs: 2}, Capacity: Resources{CPUs: 2}}
+	step()
+	if ph := d.state.History.Pools["aws.burst"]; ph == nil || ph.Starts != 1 || ph.Start != 15*time.Second {
+		t.Errorf("pool history %+v, want one start of 15s", ph)
+	}
+	pools := append([]Pool(nil), d.Pools...)
+	d.state.History.Fill(pools)
+	if pools[1].StartTime != 15*time.Second {
+		t.Errorf("policy start time %s, want the observed 15s", pools[1].StartTime)
+	}
 
 	// Stopped for long: destroyed, without a drain to wait for.
 	cloud.set("b1", MachineStopped)

@@ -46,8 +46,12 @@ type PoolHistory struct {
 	// Ready is the mean observed time from a node's create request until
 	// it could run work at full speed (boot, join and the workload's
 	// one-time setup), over Readies nodes.
-	Ready               time.Duration `json:"ready,omitempty"`
-	Readies             int           `json:"readies,omitempty"`
+	Ready   time.Duration `json:"ready,omitempty"`
+	Readies int           `json:"readies,omitempty"`
+	// Start is the mean observed time from a stopped node's start
+	// request until it ran work again, over Starts starts.
+	Start               time.Duration `json:"start,omitempty"`
+	Starts              int           `json:"starts,omitempty"`
 	ConsecutiveFailures int           `json:"consecutive_failures,omitempty"`
 	CapacityErrorAt     time.Time     `json:"capacity_error_at,omitzero"`
 	HeldUntil           time.Time     `json:"held_until,omitzero"`
@@ -90,6 +94,14 @@ func (h *History) Ready(pool string, d time.Duration) {
 	p := h.pool(pool)
 	p.Readies++
 	p.Ready += (d - p.Ready) / time.Duration(min(p.Readies, meanWindow))
+}
+
+// Started records that a stopped node of pool ran work again d after
+// its start was asked for.
+func (h *History) Started(pool string, d time.Duration) {
+	p := h.pool(pool)
+	p.Starts++
+	p.Start += (d - p.Start) / time.Duration(min(p.Starts, meanWindow))
 }
 
 // JobDone records one job's run time.
@@ -135,6 +147,9 @@ func (h *History) Fill(pools []Pool) {
 		if r := h.Pools[pools[i].Name]; r != nil {
 			if r.Readies > 0 {
 				pools[i].Ready, pools[i].ReadyObserved = r.Ready, r.Readies
+			}
+			if r.Starts > 0 && pools[i].StartTime > 0 {
+				pools[i].StartTime = r.Start // observed, not the provider's estimate
 			}
 			pools[i].ConsecutiveFailures = r.ConsecutiveFailures
 			pools[i].CapacityErrorAt = r.CapacityErrorAt

@@ -471,7 +471,7 @@ func (d *decision) scaleUp() {
 			}
 			g.unplaced = d.place(g, g.unplaced, d.plannedIn(pc))
 			for g.unplaced > 0 && len(pc.stopped) > 0 {
-				g.unplaced = d.place(g, g.unplaced, []*capEntry{d.start(pc, g.unplaced)})
+				g.unplaced = d.place(g, g.unplaced, []*capEntry{d.start(pc, fmt.Sprintf("%d queued jobs fit nowhere", g.unplaced))})
 			}
 			for g.unplaced > 0 && pc.size < pc.p.Max && (st.MaxBooting <= 0 || d.booting < st.MaxBooting) && d.paysOff(pc) {
 				e := d.grow(pc, 1)
@@ -494,9 +494,9 @@ func (d *decision) scaleUp() {
 	d.flushUps(reason + d.forecastWhy())
 }
 
-// start starts pc's first stopped node for queued work and returns its
+// start starts pc's first stopped node (for why) and returns its
 // capacity: cheaper and sooner than a new node.
-func (d *decision) start(pc *poolCalc, jobs int) *capEntry {
+func (d *decision) start(pc *poolCalc, why string) *capEntry {
 	n := pc.stopped[0]
 	pc.stopped = pc.stopped[1:]
 	offer := n.Capacity
@@ -509,7 +509,7 @@ func (d *decision) start(pc *poolCalc, jobs int) *capEntry {
 	pc.live++
 	d.fc.coming += float64(max(offer.CPUs, 1))
 	d.starts = append(d.starts, Start{Node: n.Name, Pool: pc.p.Name,
-		Reason: fmt.Sprintf("%d queued jobs fit nowhere: starting a stopped node takes %s, a new one %s", jobs, human(pc.p.StartTime), human(pc.p.Ready))})
+		Reason: fmt.Sprintf("%s: starting a stopped node takes %s, a new one %s", why, human(pc.p.StartTime), human(pc.p.Ready))})
 	return e
 }
 
@@ -576,6 +576,10 @@ func (d *decision) keepIdle() {
 	for _, pc := range d.ordered {
 		if want <= 0 {
 			break
+		}
+		for want > 0 && !pc.held && len(pc.stopped) > 0 {
+			d.start(pc, fmt.Sprintf("keep_idle %d spare nodes", st.KeepIdle))
+			want--
 		}
 		for want > 0 && !pc.held && pc.p.Elastic() && pc.size < pc.p.Max && (st.MaxBooting <= 0 || d.booting < st.MaxBooting) {
 			d.grow(pc, 1)

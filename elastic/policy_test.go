@@ -132,6 +132,15 @@ func TestDecide(t *testing.T) {
 			want: []string{"down aws-1"},
 		},
 		{
+			name: "keep_idle starts a stopped node before it makes one",
+			edit: func(s *Snapshot) {
+				canStop(s, 25*time.Minute, 0.001)
+				s.Settings.KeepIdle = 2
+				s.Nodes = append(s.Nodes, node("aws-1", "aws.burst", Stopped, time.Hour))
+			},
+			want: []string{"start aws-1", "up aws.burst +1"},
+		},
+		{
 			name: "a stopped node that costs nothing is kept",
 			edit: func(s *Snapshot) {
 				canStop(s, 25*time.Minute, 0)
