@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"time"
 
@@ -243,7 +244,7 @@ type Daemon struct {
 	// startAsked is when the daemon asked to start each node it has not
 	// yet seen running work again (the pool's observed start time).
 	startAsked map[string]time.Time
-	busy    bool
+	busy       bool
 	// learn is what the daemon measures for the automatic policy
 	// between steps (see observe).
 	learn learner
@@ -361,6 +362,13 @@ func (d *Daemon) step(ctx context.Context) ([]Action, error) {
 	if err := d.settle(ctx, machines); err != nil {
 		return nil, err
 	}
+	nodes := d.merge(now, machines, view.Nodes)
+	// A reconcile is done once the queue shows its node up again.
+	up := map[string]bool{}
+	for _, n := range nodes {
+		up[n.Name] = n.Joined
+	}
+	d.state.InFlight = slices.DeleteFunc(d.state.InFlight, func(op Operation) bool { return op.Kind == OpReconcile && up[op.Node] })
 	// A start in flight shows as a booting node (merge), not as an
 	// operation that hides the node from the policy.
 	var inFlight []Operation
@@ -370,7 +378,7 @@ func (d *Daemon) step(ctx context.Context) ([]Action, error) {
 		}
 	}
 	snap := Snapshot{Now: now, Settings: d.Settings, Pools: append([]Pool(nil), d.Pools...), Queue: view.Queue,
-		Nodes: d.merge(now, machines, view.Nodes), InFlight: inFlight}
+		Nodes: nodes, InFlight: inFlight}
 	d.learn.observe(&d.state.History, now, view, snap.Nodes)
 	for _, n := range snap.Nodes {
 		if at, ok := d.startAsked[n.Name]; ok && n.Joined && (n.State == Idle || n.State == Busy) {
@@ -484,7 +492,12 @@ func (d *Daemon) settle(ctx context.Context, machines []Machine) error {
 				errs = append(errs, fmt.Errorf("destroy %s: %w", op.Node, err))
 			}
 		case OpReconcile:
-			continue // one step is enough: the next observation tells
+			// In flight until the queue shows the node up (step), the
+			// machine is gone, or boot_timeout passes: then the policy
+			// replaces it.
+			if _, ok := byName[op.Node]; !ok || (d.Settings.BootTimeout > 0 && d.now().Sub(op.Started) > d.Settings.BootTimeout) {
+				continue
+			}
 		case OpStop, OpStart:
 			// Done when the machine shows the state asked for, or is
 			// gone; else asked again (both are idempotent).

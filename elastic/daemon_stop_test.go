@@ -172,3 +172,71 @@ func mustMachines(t *testing.T, c Provisioner) []Machine {
 	}
 	return ms
 }
+
+// restartCloud is a powerCloud that restarts agents (AgentRestarter).
+type restartCloud struct {
+	*powerCloud
+	restarts int
+}
+
+func (c *restartCloud) RestartAgent(context.Context, string) error { c.restarts++; return nil }
+
+// TestDaemonReconcile: a node the queue shows down while the cloud shows
+// it running has its agent restarted once, not once a step, while it
+// comes back; the reconcile ends when the queue shows it up, and a node
+// still down after boot_timeout is replaced.
+func TestDaemonReconcile(t *testing.T) {
+	ctx := context.Background()
+	now := t0
+	cloud := &restartCloud{powerCloud: &powerCloud{fakeCloud: newCloud()}}
+	cloud.machines["b1"] = &Machine{Name: "b1", Pool: "aws.burst", State: MachineRunning, CreatedAt: t0.Add(-time.Hour), Token: "b1"}
+	busy := []QueueNode{
+		{Name: "wn-1", Up: true, Running: 2, Used: Resources{CPUs: 2}, Capacity: Resources{CPUs: 2}},
+		{Name: "wn-2", Up: true, Running: 2, Used: Resources{CPUs: 2}, Capacity: Resources{CPUs: 2}},
+	}
+	q := &fakeQueue{view: QueueView{Nodes: append(busy, QueueNode{Name: "b1", Up: false})}}
+	d := newDaemon(t, t.TempDir(), cloud.fakeCloud, q, &now)
+	d.Cloud = cloud
+	step := func() []string {
+		t.Helper()
+		now = now.Add(5 * time.Second)
+		acts, err := d.step(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, a := range acts {
+			out = append(out, brief(a))
+		}
+		return out
+	}
+	if acts := step(); len(acts) != 1 || acts[0] != "reconcile b1" || cloud.restarts != 1 {
+		t.Fatalf("down: %q, %d restarts; want one reconcile", acts, cloud.restarts)
+	}
+	for range 3 {
+		step()
+	}
+	if cloud.restarts != 1 {
+		t.Errorf("%d restarts while it comes back, want 1", cloud.restarts)
+	}
+	q.view.Nodes[2] = QueueNode{Name: "b1", Up: true, Capacity: Resources{CPUs: 2}}
+	step()
+	if len(d.state.InFlight) != 0 {
+		t.Errorf("in flight once b1 is up: %+v, want nothing", d.state.InFlight)
+	}
+	// Down again, and it stays down past boot_timeout: replaced.
+	q.view.Nodes[2] = QueueNode{Name: "b1", Up: false}
+	step()
+	if cloud.restarts != 2 {
+		t.Fatalf("%d restarts, want 2", cloud.restarts)
+	}
+	now = now.Add(d.Settings.BootTimeout)
+	acts := step()
+	replaced := false
+	for _, a := range acts {
+		replaced = replaced || a == "replace b1"
+	}
+	if !replaced || cloud.restarts != 2 {
+		t.Errorf("down past boot_timeout: %q, %d restarts; want it replaced, not restarted again", acts, cloud.restarts)
+	}
+}

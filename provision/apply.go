@@ -84,7 +84,7 @@ func (e *Engine) Apply(ctx context.Context, st *State, plan *Plan) *ApplyResult 
 				run: func(ctx context.Context) error { return e.awaitReady(ctx, st, c) }})
 			continue
 		}
-		if c.Action == ActionStop || c.Action == ActionStart {
+		if c.Action == ActionStop || c.Action == ActionStart || c.Action == ActionRestart {
 			tasks = append(tasks, &task{id: "power:" + c.Address,
 				run: func(ctx context.Context) error { return e.applyPower(ctx, st, c, res) }})
 			continue
@@ -450,9 +450,9 @@ func (e *Engine) applyDelete(ctx context.Context, st *State, c *Change, res *App
 	return nil
 }
 
-// applyPower stops or starts an instance through its provider's
-// Stopper and records the state it reads back with ("stopped",
-// "running"). Both are idempotent, so a crash before the record is made
+// applyPower stops, starts or restarts (stops, then starts) an instance
+// through its provider's Stopper and records the state it reads back
+// with ("stopped", "running"). Both are idempotent, so a crash before the record is made
 // is mended by the next refresh, which reads the state the machine is in.
 func (e *Engine) applyPower(ctx context.Context, st *State, c *Change, res *ApplyResult) (err error) {
 	p, err := e.provider(c.Provider)
@@ -472,8 +472,10 @@ func (e *Engine) applyPower(ctx context.Context, st *State, c *Change, res *Appl
 	req := &PowerRequest{Address: c.Address, ID: cur.ID, Attrs: cur.Attrs}
 	attrs := Attrs{"state": "stopped"}
 	err = e.call(ctx, c.Provider, func(ctx context.Context) error {
-		if c.Action == ActionStop {
-			return sp.Stop(ctx, req)
+		if c.Action != ActionStart {
+			if err := sp.Stop(ctx, req); err != nil || c.Action == ActionStop {
+				return err
+			}
 		}
 		rr, err := sp.Start(ctx, req)
 		if err == nil && rr != nil {
@@ -484,7 +486,7 @@ func (e *Engine) applyPower(ctx context.Context, st *State, c *Change, res *Appl
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", c.Action, c.Address, err)
 	}
-	if c.Action == ActionStart && attrs["state"] == nil {
+	if c.Action != ActionStop && attrs["state"] == nil {
 		attrs = Attrs{"state": "running"}
 	}
 	if err := e.mergeAttrs(st, c.Address, attrs); err != nil {

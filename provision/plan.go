@@ -20,6 +20,9 @@ const (
 	// (Stopper). Plans never hold them: the elastic daemon does.
 	ActionStop  Action = "stop"
 	ActionStart Action = "start"
+	// ActionRestart is a stop and a start: the machine, its disk and
+	// its identity kept, its processes (the agent) begun again.
+	ActionRestart Action = "restart"
 )
 
 // Change is the planned change of one resource.

@@ -41,14 +41,13 @@ func (e *Engine) PoolCreate(st *State, pl *templates.Pool, idx int, extra Attrs)
 // SLURM gives back).
 func DeleteChange(r *ResourceState) *Change { return deleteChange(r, "") }
 
-// PowerChange stops (on false) or starts (on true) the instance r: the
-// elastic daemon's stop instead of a destroy (Stopper).
-func PowerChange(r *ResourceState, on bool, reason string) *Change {
+// PowerChange stops (ActionStop), starts (ActionStart) or restarts
+// (ActionRestart) the instance r through its provider's Stopper: the
+// elastic daemon's stop instead of a destroy, and its restart of a node
+// whose agent is lost.
+func PowerChange(r *ResourceState, a Action, reason string) *Change {
 	c := deleteChange(r, reason)
-	c.Action = ActionStop
-	if on {
-		c.Action = ActionStart
-	}
+	c.Action = a
 	return c
 }
 

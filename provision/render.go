@@ -353,11 +353,12 @@ type TextUI struct {
 }
 
 var verbs = map[Action][3]string{
-	ActionCreate: {"Creating...", "Still creating...", "Creation complete"},
-	ActionUpdate: {"Modifying...", "Still modifying...", "Modifications complete"},
-	ActionDelete: {"Destroying...", "Still destroying...", "Destruction complete"},
-	ActionStop:   {"Stopping...", "Still stopping...", "Stop complete"},
-	ActionStart:  {"Starting...", "Still starting...", "Start complete"},
+	ActionCreate:  {"Creating...", "Still creating...", "Creation complete"},
+	ActionUpdate:  {"Modifying...", "Still modifying...", "Modifications complete"},
+	ActionDelete:  {"Destroying...", "Still destroying...", "Destruction complete"},
+	ActionStop:    {"Stopping...", "Still stopping...", "Stop complete"},
+	ActionStart:   {"Starting...", "Still starting...", "Start complete"},
+	ActionRestart: {"Restarting...", "Still restarting...", "Restart complete"},
 }
 
 func roundDur(d time.Duration) string { return HumanDuration(d) }

@@ -164,20 +164,35 @@ func (p *Provisioner) Destroy(ctx context.Context, name string) error {
 
 // Stop queues the stop of the node named name (elastic.PowerSwitch);
 // its provider must be a provision.Stopper.
-func (p *Provisioner) Stop(ctx context.Context, name string) error { return p.power(ctx, name, false) }
+func (p *Provisioner) Stop(ctx context.Context, name string) error {
+	return p.power(ctx, name, provision.ActionStop)
+}
 
 // Start queues the start of the stopped node named name
 // (elastic.PowerSwitch).
-func (p *Provisioner) Start(ctx context.Context, name string) error { return p.power(ctx, name, true) }
+func (p *Provisioner) Start(ctx context.Context, name string) error {
+	return p.power(ctx, name, provision.ActionStart)
+}
 
-func (p *Provisioner) power(ctx context.Context, name string, on bool) error {
+// RestartAgent queues a restart of the node named name
+// (elastic.AgentRestarter, the daemon's Reconcile): a stop and a start
+// through its provider's Stopper, so the machine, its disk, address and
+// identity stay and its agent begins again. A provider that cannot stop
+// fails the change (logged); the node is then replaced after
+// boot_timeout.
+func (p *Provisioner) RestartAgent(ctx context.Context, name string) error {
+	return p.power(ctx, name, provision.ActionRestart)
+}
+
+func (p *Provisioner) power(ctx context.Context, name string, a provision.Action) error {
 	p.enqueue(ctx, "", func(c *Cluster, taken map[string]bool) (*provision.Change, error) {
 		for _, r := range c.State.Resources {
 			if r.Kind == provision.KindInstance && manager.MemberID(r.Address) == name && !taken[r.Address] {
-				if st, _ := r.Attrs["state"].(string); (st == "stopped") != on {
+				stopped := r.Attrs["state"] == "stopped"
+				if (a == provision.ActionStop && stopped) || (a == provision.ActionStart && !stopped) {
 					return nil, nil // in that state already
 				}
-				return provision.PowerChange(r, on, "elastic"), nil
+				return provision.PowerChange(r, a, "elastic"), nil
 			}
 		}
 		return nil, nil // gone: nothing to stop or start

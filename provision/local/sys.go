@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -251,8 +252,38 @@ func procStat(pid int) (start uint64, state byte, err error) {
 		return 0, 0, fmt.Errorf("bad /proc/%d/stat", pid)
 	}
 	start, err = strconv.ParseUint(f[19], 10, 64)
-	return start, f[0][0], err
+	// The kernel shows starttime in the reader's time namespace: one
+	// made by a node's agent (a boot time of its own, bootNow) reads
+	// another process's start its boottime offset earlier than the host
+	// does. Recorded and compared as the host sees it, a start is the
+	// same whoever reads it (the elastic daemon runs in the hub's).
+	return uint64(int64(start) - bootOffsetTicks()), f[0][0], err
 }
+
+// userHZ is the unit of /proc/PID/stat's times (USER_HZ: 100 on every
+// architecture Linux supports today).
+const userHZ = 100
+
+// bootOffsetTicks is this process's time namespace boottime offset in
+// USER_HZ ticks (/proc/self/timens_offsets); 0 in the host's namespace
+// or on a kernel without time namespaces.
+var bootOffsetTicks = sync.OnceValue(func() int64 {
+	b, err := os.ReadFile("/proc/self/timens_offsets")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 3 && f[0] == "boottime" {
+			secs, err1 := strconv.ParseInt(f[1], 10, 64)
+			nanos, err2 := strconv.ParseInt(f[2], 10, 64)
+			if err1 == nil && err2 == nil {
+				return secs*userHZ + nanos/(1e9/userHZ)
+			}
+		}
+	}
+	return 0
+})
 
 // statFields are the fields of /proc/PID/stat after the command name
 // (which may hold spaces and parentheses): f[0] is field 3.
