@@ -160,6 +160,12 @@ func TestTemplateGrowsReplicaSet(t *testing.T) {
 	if !hub2 {
 		t.Errorf("the worker's peer set has no cloud.hub2 (the new hub): %+v", ps.Peers)
 	}
+	// Raft elects only a voter whose log is as long as the others': the
+	// primary goes once the new manager has caught up (under load its
+	// replication can lag the configuration change).
+	waitFor(t, "the new manager has the log", 20*time.Second, func() bool {
+		return rs.m2.replica.raft.LastIndex() >= rs.m1.replica.raft.CommitIndex()
+	})
 	rs.m1.Close()
 	waitFor(t, "the new manager leads", 30*time.Second, rs.m2.Leading)
 	if _, err := rs.join(t, rs.m2, "cloud.burst[0]", "site.cloud.pool.burst.node[0]", "cloud", netip.Addr{}); err != nil {
