@@ -1,8 +1,6 @@
 package cli_test
 
 import (
-	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,28 +20,7 @@ import (
 func TestElasticReconcile(t *testing.T) {
 	requireRoot(t)
 	t.Parallel()
-	dir := t.TempDir()
-	tmpl := strings.Replace(elasticTemplate, `idle_time       = "6s"`, `idle_time       = "5m"`, 1)
-	if tmpl == elasticTemplate {
-		t.Fatal("the elastic template's idle_time changed: update this test")
-	}
-	os.WriteFile(filepath.Join(dir, "main.hcl"), []byte(fmt.Sprintf(tmpl, fmt.Sprintf("er%d", rand.IntN(1e6)))), 0o644)
-	t.Cleanup(func() {
-		hv(t, dir, "", "down", "-auto-approve", "main.hcl")
-		local.Cleanup(filepath.Join(dir, ".hvctl"), "")
-	})
-	if r := hv(t, dir, "", "up", "-join-timeout=90s", "main.hcl"); r.code != 0 {
-		t.Fatalf("up: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
-	}
-	log := hubDaemon(t, dir)
-	marks := t.TempDir()
-	burst := func(n int) {
-		t.Helper()
-		r := hv(t, dir, "", append([]string{"submit", "-n", fmt.Sprint(n), "-site", "cloud", "main.hcl", "--"}, markerJob(marks, 1)...)...)
-		if r.code != 0 {
-			t.Fatalf("submit: %s", r.stderr)
-		}
-	}
+	dir, log, burst, marks := upVariant(t, "er", `idle_time       = "6s"`, `idle_time       = "5m"`, 1)
 	burst(2)
 	first := waitEnded(t, dir, 2, 3*time.Minute)
 	checkOnce(t, marks, first)

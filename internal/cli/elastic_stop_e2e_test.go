@@ -30,6 +30,37 @@ func burstItems(t *testing.T, dir string) map[string]local.Item {
 	return out
 }
 
+// upVariant brings up elasticTemplate with old replaced by new (under a
+// cluster name of prefix and a random number), and returns its
+// directory, the hub's daemon log and a submitter of n marker jobs
+// pinned to the cloud site (each sleeping sleep seconds).
+func upVariant(t *testing.T, prefix, old, new string, sleep int) (dir string, log hubLog, burst func(n int), marks string) {
+	t.Helper()
+	dir = t.TempDir()
+	tmpl := strings.Replace(elasticTemplate, old, new, 1)
+	if tmpl == elasticTemplate {
+		t.Fatalf("the elastic template has no %q: update this test", old)
+	}
+	os.WriteFile(filepath.Join(dir, "main.hcl"), []byte(fmt.Sprintf(tmpl, fmt.Sprintf("%s%d", prefix, rand.IntN(1e6)))), 0o644)
+	t.Cleanup(func() {
+		hv(t, dir, "", "down", "-auto-approve", "main.hcl")
+		local.Cleanup(filepath.Join(dir, ".hvctl"), "")
+	})
+	if r := hv(t, dir, "", "up", "-join-timeout=90s", "main.hcl"); r.code != 0 {
+		t.Fatalf("up: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	log = hubDaemon(t, dir)
+	marks = t.TempDir()
+	burst = func(n int) {
+		t.Helper()
+		r := hv(t, dir, "", append([]string{"submit", "-n", fmt.Sprint(n), "-site", "cloud", "main.hcl", "--"}, markerJob(marks, sleep)...)...)
+		if r.code != 0 {
+			t.Fatalf("submit: %s", r.stderr)
+		}
+	}
+	return dir, log, burst, marks
+}
+
 // TestElasticStopStart: with stop_idle on the cloud's provider, the
 // daemon stops the burst nodes once idle instead of destroying them
 // (state "stopped", no process left, namespace and address kept), and
@@ -39,29 +70,8 @@ func burstItems(t *testing.T, dir string) map[string]local.Item {
 func TestElasticStopStart(t *testing.T) {
 	requireRoot(t)
 	t.Parallel()
-	dir := t.TempDir()
-	tmpl := strings.Replace(elasticTemplate, `provider "local" "cloud" { boot_time = "1s" }`,
-		"provider \"local\" \"cloud\" {\n  boot_time = \"1s\"\n  stop_idle = true\n}", 1)
-	if tmpl == elasticTemplate {
-		t.Fatal("the elastic template's cloud provider block changed: update this test")
-	}
-	os.WriteFile(filepath.Join(dir, "main.hcl"), []byte(fmt.Sprintf(tmpl, fmt.Sprintf("es%d", rand.IntN(1e6)))), 0o644)
-	t.Cleanup(func() {
-		hv(t, dir, "", "down", "-auto-approve", "main.hcl")
-		local.Cleanup(filepath.Join(dir, ".hvctl"), "")
-	})
-	if r := hv(t, dir, "", "up", "-join-timeout=90s", "main.hcl"); r.code != 0 {
-		t.Fatalf("up: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
-	}
-	log := hubDaemon(t, dir)
-	marks := t.TempDir()
-	burst := func(n int) {
-		t.Helper()
-		r := hv(t, dir, "", append([]string{"submit", "-n", fmt.Sprint(n), "-site", "cloud", "main.hcl", "--"}, markerJob(marks, 2)...)...)
-		if r.code != 0 {
-			t.Fatalf("submit: %s", r.stderr)
-		}
-	}
+	dir, log, burst, marks := upVariant(t, "es", `provider "local" "cloud" { boot_time = "1s" }`,
+		"provider \"local\" \"cloud\" {\n  boot_time = \"1s\"\n  stop_idle = true\n}", 2)
 
 	burst(6)
 	first := waitEnded(t, dir, 6, 3*time.Minute)
