@@ -613,6 +613,16 @@ func (d *Daemon) sinceOf(now time.Time, name string, st NodeState, q time.Time) 
 	return prev.since
 }
 
+// beginPowerOff records node's pending power-off (a destroy, or a stop
+// when Stopping marks it) and stops placing work on it.
+func (d *Daemon) beginPowerOff(ctx context.Context, now time.Time, node string) error {
+	d.state.PoweringOff[node] = now
+	if dr, ok := d.Queue.(Drainer); ok {
+		return dr.Drain(ctx, node)
+	}
+	return nil
+}
+
 // starting reports whether a start of node is in flight.
 func (d *Daemon) starting(node string) bool {
 	for _, op := range d.state.InFlight {
@@ -658,11 +668,8 @@ func (d *Daemon) act(ctx context.Context, now time.Time, a Action) error {
 	case Stop:
 		// Drained first, like a power-off; stopped at the next step
 		// unless new work cancels it (stopDone).
-		d.state.PoweringOff[a.Node] = now
 		d.state.Stopping[a.Node] = true
-		if dr, ok := d.Queue.(Drainer); ok {
-			return dr.Drain(ctx, a.Node)
-		}
+		return d.beginPowerOff(ctx, now, a.Node)
 	case stopDone:
 		delete(d.state.PoweringOff, a.node)
 		delete(d.state.Stopping, a.node)
@@ -700,10 +707,7 @@ func (d *Daemon) act(ctx context.Context, now time.Time, a Action) error {
 			// A stopped node runs nothing: no drain to wait for.
 			return d.destroy(ctx, now, a.Node, a.Pool)
 		}
-		d.state.PoweringOff[a.Node] = now
-		if dr, ok := d.Queue.(Drainer); ok {
-			return dr.Drain(ctx, a.Node)
-		}
+		return d.beginPowerOff(ctx, now, a.Node)
 	case CancelPowerOff:
 		delete(d.state.PoweringOff, a.Node)
 		delete(d.state.Stopping, a.Node)

@@ -58,7 +58,6 @@ func (q *drainQueue) Resume(_ context.Context, n string) error { delete(q.draine
 // as booting until it runs; a stopped node kept past the stopped limit
 // is destroyed.
 func TestDaemonStopStart(t *testing.T) {
-	ctx := context.Background()
 	dir := t.TempDir()
 	now := t0
 	cloud := &powerCloud{fakeCloud: newCloud()}
@@ -76,19 +75,7 @@ func TestDaemonStopStart(t *testing.T) {
 		return d
 	}
 	d := newD()
-	step := func() []string {
-		t.Helper()
-		now = now.Add(5 * time.Second)
-		acts, err := d.step(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out []string
-		for _, a := range acts {
-			out = append(out, a.String())
-		}
-		return out
-	}
+	step := stepper(t, &d, &now, Action.String)
 	has := func(acts []string, prefix string) bool {
 		for _, a := range acts {
 			if len(a) >= len(prefix) && a[:len(prefix)] == prefix {
@@ -186,7 +173,6 @@ func (c *restartCloud) RestartAgent(context.Context, string) error { c.restarts+
 // comes back; the reconcile ends when the queue shows it up, and a node
 // still down after boot_timeout is replaced.
 func TestDaemonReconcile(t *testing.T) {
-	ctx := context.Background()
 	now := t0
 	cloud := &restartCloud{powerCloud: &powerCloud{fakeCloud: newCloud()}}
 	cloud.machines["b1"] = &Machine{Name: "b1", Pool: "aws.burst", State: MachineRunning, CreatedAt: t0.Add(-time.Hour), Token: "b1"}
@@ -197,19 +183,7 @@ func TestDaemonReconcile(t *testing.T) {
 	q := &fakeQueue{view: QueueView{Nodes: append(busy, QueueNode{Name: "b1", Up: false})}}
 	d := newDaemon(t, t.TempDir(), cloud.fakeCloud, q, &now)
 	d.Cloud = cloud
-	step := func() []string {
-		t.Helper()
-		now = now.Add(5 * time.Second)
-		acts, err := d.step(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out []string
-		for _, a := range acts {
-			out = append(out, brief(a))
-		}
-		return out
-	}
+	step := stepper(t, &d, &now, brief)
 	if acts := step(); len(acts) != 1 || acts[0] != "reconcile b1" || cloud.restarts != 1 {
 		t.Fatalf("down: %q, %d restarts; want one reconcile", acts, cloud.restarts)
 	}
@@ -238,5 +212,24 @@ func TestDaemonReconcile(t *testing.T) {
 	}
 	if !replaced || cloud.restarts != 2 {
 		t.Errorf("down past boot_timeout: %q, %d restarts; want it replaced, not restarted again", acts, cloud.restarts)
+	}
+}
+
+// stepper returns a step of *d five seconds after the last, failing t
+// on an error, that answers the step's actions rendered by show (*d may
+// be replaced between steps: a restart).
+func stepper(t *testing.T, d **Daemon, now *time.Time, show func(Action) string) func() []string {
+	return func() []string {
+		t.Helper()
+		*now = now.Add(5 * time.Second)
+		acts, err := (*d).step(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, a := range acts {
+			out = append(out, show(a))
+		}
+		return out
 	}
 }
